@@ -1,0 +1,45 @@
+// Adam with bias correction (and AdamW's decoupled weight decay when weight_decay > 0) over the
+// whole flat parameter buffer in one dispatch, as torch.optim.Adam/AdamW compute it:
+//   p -= lr * wd * p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
+//   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+// bc1 and bc2 (1 - beta^t) come from the step buffer so many steps share one command buffer.
+// Bindings: 0 params (AdamParams), 1 step (Step), 2 param (read_write), 3 grad (read),
+//           4 m (read_write), 5 v (read_write)
+// Grid: one thread per parameter, 256 per workgroup, folded over x and y.
+
+struct AdamParams {
+    n: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: AdamParams;
+@group(0) @binding(1) var<uniform> step: Step;
+@group(0) @binding(2) var<storage, read_write> param: array<f32>;
+@group(0) @binding(3) var<storage, read> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(256)
+fn adam(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) tid: u32) {
+    let i = linear_workgroup(wid, nwg) * 256u + tid;
+    if i >= p.n {
+        return;
+    }
+    let g = grad[i];
+    var w = param[i];
+    w -= p.lr * p.weight_decay * w;
+    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    let denom = sqrt(vi) / sqrt(step.adam_bc2) + p.eps;
+    param[i] = w - (p.lr / step.adam_bc1) * mi / denom;
+}

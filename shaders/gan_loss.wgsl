@@ -1,0 +1,58 @@
+// The GAN's losses from one discriminator pass over [real; fake], with both gradients and the
+// epoch metrics fused in:
+//   d_loss = (mean BCE(D(x), real_label) + mean BCE(D(G(z)), fake_label)) / 2
+//   g_loss = mean BCE(D(G(z)), 1)          (the non-saturating generator loss)
+// Bindings: 0 params (GanLossParams), 1 logits [2B] (read; real rows, then fake rows),
+//           2 d_grad [2B] (read_write), 3 g_grad [B] (read_write), 4 metrics (read_write)
+// Grid: exactly one 256-thread workgroup; it tree-reduces the four metrics.
+
+struct GanLossParams {
+    batch: u32,
+    real_label: f32,
+    fake_label: f32,
+    metric_slot: u32, // d_loss, g_loss, mean D(x), mean D(G(z)) accumulate at slot..slot+3
+}
+
+@group(0) @binding(0) var<uniform> p: GanLossParams;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> d_grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g_grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> metrics: array<f32>;
+
+fn bce_with_logit(x: f32, t: f32) -> f32 {
+    return max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
+}
+
+@compute @workgroup_size(256)
+fn gan_loss(@builtin(local_invocation_index) tid: u32) {
+    let n = p.batch;
+    let inv_n = 1.0 / f32(n);
+    var d_loss = 0.0;
+    var g_loss = 0.0;
+    var d_real = 0.0;
+    var d_fake = 0.0;
+    for (var i = tid; i < n; i += 256u) {
+        let xr = logits[i];
+        let xf = logits[n + i];
+        let sr = sigmoid(xr);
+        let sf = sigmoid(xf);
+        d_loss += bce_with_logit(xr, p.real_label) + bce_with_logit(xf, p.fake_label);
+        g_loss += bce_with_logit(xf, 1.0);
+        d_real += sr;
+        d_fake += sf;
+        d_grad[i] = (sr - p.real_label) * 0.5 * inv_n;
+        d_grad[n + i] = (sf - p.fake_label) * 0.5 * inv_n;
+        g_grad[i] = (sf - 1.0) * inv_n;
+    }
+    d_loss = workgroup_sum(tid, d_loss);
+    g_loss = workgroup_sum(tid, g_loss);
+    d_real = workgroup_sum(tid, d_real);
+    d_fake = workgroup_sum(tid, d_fake);
+    if tid == 0u {
+        let s = p.metric_slot;
+        metrics[s] += 0.5 * d_loss * inv_n;
+        metrics[s + 1u] += g_loss * inv_n;
+        metrics[s + 2u] += d_real * inv_n;
+        metrics[s + 3u] += d_fake * inv_n;
+    }
+}

@@ -1,0 +1,290 @@
+use std::fmt;
+
+use super::pipelines::Pipelines;
+
+/// Why no usable GPU device could be opened. Each message says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found{backend}. Install a Vulkan driver (on Debian/Ubuntu without a GPU: \
+         `apt-get install mesa-vulkan-drivers libvulkan1` for the lavapipe CPU driver), then run \
+         `wgen devices`"
+    )]
+    NoAdapter { backend: String },
+    #[error("no adapter matches \"{wanted}\" (from --adapter or WGEN_ADAPTER); available: {available}")]
+    NoMatchingAdapter { wanted: String, available: String },
+    #[error("could not open a device on {adapter}: {source}")]
+    RequestDevice {
+        adapter: String,
+        source: wgpu::RequestDeviceError,
+    },
+    #[error(
+        "{what} needs {needed} bytes but this adapter allows at most {limit} ({limit_name}); \
+         use a smaller batch or dataset"
+    )]
+    TooLarge {
+        what: String,
+        needed: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+    #[error("reading back {what} failed: {detail}")]
+    Readback { what: String, detail: String },
+}
+
+/// A graphics API to restrict the adapter search to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+impl BackendChoice {
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            BackendChoice::Vulkan => wgpu::Backends::VULKAN,
+            BackendChoice::Metal => wgpu::Backends::METAL,
+            BackendChoice::Dx12 => wgpu::Backends::DX12,
+            BackendChoice::Gl => wgpu::Backends::GL,
+        }
+    }
+}
+
+/// How to choose the adapter: by default a hardware GPU first, software rasterisers last.
+#[derive(Debug, Clone, Default)]
+pub struct GpuOptions {
+    pub backend: Option<BackendChoice>,
+    /// Case-insensitive substring of the adapter's name.
+    pub adapter: Option<String>,
+}
+
+/// What `wgen devices` prints for each adapter.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub timestamps: bool,
+    pub f16: bool,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}, driver: {}, timestamps: {}, f16: {})",
+            self.name,
+            self.backend,
+            self.device_type,
+            if self.driver.is_empty() { "?" } else { &self.driver },
+            yes_no(self.timestamps),
+            yes_no(self.f16)
+        )
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn instance(backend: Option<BackendChoice>) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if let Some(b) = backend {
+        desc.backends = b.backends();
+    }
+    wgpu::Instance::new(desc)
+}
+
+fn summary(adapter: &wgpu::Adapter) -> AdapterSummary {
+    let info = adapter.get_info();
+    let features = adapter.features();
+    AdapterSummary {
+        name: info.name,
+        backend: format!("{:?}", info.backend).to_lowercase(),
+        device_type: format!("{:?}", info.device_type),
+        driver: [info.driver, info.driver_info]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        f16: features.contains(wgpu::Features::SHADER_F16),
+    }
+}
+
+/// Lower is better: hardware before software, native APIs before GL.
+fn rank(adapter: &wgpu::Adapter) -> (u8, u8) {
+    let info = adapter.get_info();
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let api = u8::from(info.backend == wgpu::Backend::Gl);
+    (kind, api)
+}
+
+/// Every adapter the enabled back ends can see, best first.
+pub fn list_adapters(backend: Option<BackendChoice>) -> Vec<AdapterSummary> {
+    sorted_adapters(&instance(backend)).iter().map(summary).collect()
+}
+
+fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters.sort_by_key(rank);
+    adapters
+}
+
+/// An open device with its queue and the kernels compiled for it.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(super) pipelines: Pipelines,
+}
+
+impl Gpu {
+    pub fn new(options: &GpuOptions) -> Result<Gpu, GpuError> {
+        let instance = instance(options.backend);
+        let adapters = sorted_adapters(&instance);
+        let backend = options
+            .backend
+            .map(|b| format!(" for backend {b:?}").to_lowercase())
+            .unwrap_or_default();
+        if adapters.is_empty() {
+            return Err(GpuError::NoAdapter { backend });
+        }
+        let adapter = match &options.adapter {
+            None => adapters[0].clone(),
+            Some(wanted) => {
+                let needle = wanted.to_lowercase();
+                adapters
+                    .iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+                    .cloned()
+                    .ok_or_else(|| GpuError::NoMatchingAdapter {
+                        wanted: wanted.clone(),
+                        available: adapters
+                            .iter()
+                            .map(|a| a.get_info().name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?
+            }
+        };
+        Self::from_adapter(&adapter)
+    }
+
+    fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu, GpuError> {
+        let info = adapter.get_info();
+        // Timestamps are requested when offered: asking costs nothing, and only `wgen profile`
+        // writes them.
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let features = adapter.features() & wanted;
+        // The defaults are smaller than many adapters offer (lavapipe's storage bindings reach
+        // 128 MiB against the default 128 MiB, buffers 2 GiB against 256 MiB): take what it has.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgen"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|source| GpuError::RequestDevice {
+            adapter: info.name.clone(),
+            source,
+        })?;
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            pipelines: Pipelines::default(),
+        })
+    }
+
+    /// `name (backend)`, for logs and run configs.
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// Refuses a buffer the adapter cannot bind, before any work is done.
+    pub fn check_binding_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
+        let limit = u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(GpuError::TooLarge {
+                what: what.to_string(),
+                needed: bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Blocks until the queue is idle.
+    pub fn wait(&self) {
+        // A lost device surfaces through the device-lost callback; nothing to do here.
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+
+    /// Copies `len` elements of `buffer` from element `offset` back to the host. Not for hot
+    /// paths: it waits for the queue.
+    pub fn read<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<T>, GpuError> {
+        let size = std::mem::size_of::<T>();
+        let bytes = (len * size) as u64;
+        // Copies must be 4-byte multiples; round up and cut afterwards.
+        let padded = bytes.div_ceil(wgpu::COPY_BUFFER_ALIGNMENT) * wgpu::COPY_BUFFER_ALIGNMENT;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: padded.max(4),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(buffer, offset * size as u64, &staging, 0, padded);
+        self.queue.submit(Some(encoder.finish()));
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait();
+        let fail = |detail: String| GpuError::Readback {
+            what: format!("a buffer of {} bytes", buffer.size()),
+            detail,
+        };
+        rx.recv()
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        let view = slice.get_mapped_range().map_err(|e| fail(e.to_string()))?;
+        let out = bytemuck::pod_collect_to_vec::<u8, T>(&view[..bytes as usize]);
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+}

@@ -1,0 +1,12 @@
+//! The GPU runtime: picking an adapter, typed buffers, the pipeline cache and the one place a
+//! dispatch is recorded.
+
+mod context;
+mod dispatch;
+mod pipelines;
+mod tensor;
+
+pub use context::{list_adapters, AdapterSummary, BackendChoice, Gpu, GpuError, GpuOptions};
+pub use dispatch::{grid_1d, grid_rows, Binding, Launch};
+pub use pipelines::{module_source, Kernel, SHADER_FILES};
+pub use tensor::{Tensor, View};

@@ -1,0 +1,118 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::Gpu;
+
+/// The prelude every kernel module starts with: activations, the Step struct, reductions.
+const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
+
+/// Every kernel file in `shaders/`, by name. The prelude is not listed: it is no module alone.
+pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("matmul", include_str!("../../shaders/matmul.wgsl")),
+    ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
+    ("bce_logits", include_str!("../../shaders/bce_logits.wgsl")),
+    ("gan_loss", include_str!("../../shaders/gan_loss.wgsl")),
+    ("reparam_kl", include_str!("../../shaders/reparam_kl.wgsl")),
+    ("sum_accumulate", include_str!("../../shaders/sum_accumulate.wgsl")),
+    ("adam", include_str!("../../shaders/adam.wgsl")),
+    ("random", include_str!("../../shaders/random.wgsl")),
+    ("gather", include_str!("../../shaders/gather.wgsl")),
+];
+
+/// The WGSL a module is compiled from: the prelude, then the kernel file.
+pub fn module_source(file: &str) -> Option<String> {
+    SHADER_FILES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, body)| format!("{PRELUDE}\n{body}"))
+}
+
+/// Every compute entry point wgen dispatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    MatmulForward,
+    MatmulBackwardInput,
+    MatmulBackwardWeight,
+    BatchnormForwardTrain,
+    BatchnormForwardEval,
+    BatchnormBackward,
+    BceLogits,
+    GanLoss,
+    ReparamKlForward,
+    ReparamKlBackward,
+    SumAccumulate,
+    Adam,
+    FillUniform,
+    FillNormal,
+    GatherRows,
+}
+
+impl Kernel {
+    /// (file in shaders/, entry point)
+    pub fn location(self) -> (&'static str, &'static str) {
+        match self {
+            Kernel::MatmulForward => ("matmul", "matmul_forward"),
+            Kernel::MatmulBackwardInput => ("matmul", "matmul_backward_input"),
+            Kernel::MatmulBackwardWeight => ("matmul", "matmul_backward_weight"),
+            Kernel::BatchnormForwardTrain => ("batchnorm", "batchnorm_forward_train"),
+            Kernel::BatchnormForwardEval => ("batchnorm", "batchnorm_forward_eval"),
+            Kernel::BatchnormBackward => ("batchnorm", "batchnorm_backward"),
+            Kernel::BceLogits => ("bce_logits", "bce_logits"),
+            Kernel::GanLoss => ("gan_loss", "gan_loss"),
+            Kernel::ReparamKlForward => ("reparam_kl", "reparam_kl_forward"),
+            Kernel::ReparamKlBackward => ("reparam_kl", "reparam_kl_backward"),
+            Kernel::SumAccumulate => ("sum_accumulate", "sum_accumulate"),
+            Kernel::Adam => ("adam", "adam"),
+            Kernel::FillUniform => ("random", "fill_uniform"),
+            Kernel::FillNormal => ("random", "fill_normal"),
+            Kernel::GatherRows => ("gather", "gather_rows"),
+        }
+    }
+
+    pub fn entry_point(self) -> &'static str {
+        self.location().1
+    }
+}
+
+/// Compiled modules and pipelines, built on first use and kept for the device's lifetime.
+#[derive(Default)]
+pub(crate) struct Pipelines {
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
+}
+
+impl Gpu {
+    /// The pipeline for `kernel`; its bind group layout is derived from what the entry point
+    /// uses, so each launcher binds exactly those slots.
+    pub fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
+        if let Some(p) = self.pipelines.pipelines.lock().unwrap().get(&kernel) {
+            return p.clone();
+        }
+        let (file, entry) = kernel.location();
+        let module = self.module(file);
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        self.pipelines.pipelines.lock().unwrap().insert(kernel, pipeline.clone());
+        pipeline
+    }
+
+    fn module(&self, file: &'static str) -> wgpu::ShaderModule {
+        let mut modules = self.pipelines.modules.lock().unwrap();
+        modules
+            .entry(file)
+            .or_insert_with(|| {
+                let source = module_source(file).expect("every Kernel names a listed shader file");
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(file),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                })
+            })
+            .clone()
+    }
+}

@@ -1,0 +1,105 @@
+use wgpu::util::DeviceExt;
+
+use super::{Gpu, GpuError};
+
+/// A labelled f32 storage buffer with its shape (row-major).
+pub struct Tensor {
+    pub buffer: wgpu::Buffer,
+    pub shape: Vec<usize>,
+    pub label: String,
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Tensor {
+    pub fn zeros(gpu: &Gpu, label: &str, shape: &[usize]) -> Result<Tensor, GpuError> {
+        let len: usize = shape.iter().product();
+        let bytes = (len.max(1) * 4) as u64;
+        gpu.check_binding_size(label, bytes)?;
+        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            buffer,
+            shape: shape.to_vec(),
+            label: label.to_string(),
+        })
+    }
+
+    pub fn from_slice(gpu: &Gpu, label: &str, shape: &[usize], data: &[f32]) -> Result<Tensor, GpuError> {
+        let len: usize = shape.iter().product();
+        assert_eq!(len, data.len(), "{label}: shape {shape:?} does not hold {} values", data.len());
+        Self::from_bytes(gpu, label, shape, bytemuck::cast_slice(data))
+    }
+
+    /// A buffer of raw 32-bit words (u32 indices, packed bytes) with a nominal shape.
+    pub fn from_bytes(gpu: &Gpu, label: &str, shape: &[usize], bytes: &[u8]) -> Result<Tensor, GpuError> {
+        gpu.check_binding_size(label, bytes.len() as u64)?;
+        let mut padded = bytes.to_vec();
+        padded.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
+        let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &padded,
+            usage: USAGE,
+        });
+        Ok(Tensor {
+            buffer,
+            shape: shape.to_vec(),
+            label: label.to_string(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
+        gpu.read(&self.buffer, 0, self.len())
+    }
+
+    pub fn write(&self, gpu: &Gpu, data: &[f32]) {
+        gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+    }
+
+    /// The whole tensor as a matrix view: leading dimension × the rest.
+    pub fn view(&self) -> View<'_> {
+        let rows = self.shape.first().copied().unwrap_or(1);
+        View {
+            buffer: &self.buffer,
+            offset: 0,
+            rows,
+            cols: self.len() / rows.max(1),
+        }
+    }
+}
+
+/// A [rows, cols] row-major window into a buffer, starting `offset` elements in. Lets a layer
+/// read half of a concatenated batch or a parameter inside the flat parameter buffer.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl<'a> View<'a> {
+    /// Rows `start..start + rows` of this view.
+    pub fn rows(self, start: usize, rows: usize) -> View<'a> {
+        assert!(start + rows <= self.rows, "rows {start}..{} of {}", start + rows, self.rows);
+        View {
+            offset: self.offset + start * self.cols,
+            rows,
+            ..self
+        }
+    }
+}

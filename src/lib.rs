@@ -1,0 +1,14 @@
+//! wgen: train MLP GANs and VAEs entirely on the GPU with wgpu and hand-written WGSL kernels.
+//!
+//! Data flows one way through the layers: `gpu` (device, tensors, pipelines, dispatch) →
+//! `nn` (host-side launchers of each kernel) → `models` → `train` → `cli`. `reference` holds
+//! the CPU twin of every kernel under the same name; `data` and `image` sit beside.
+
+pub mod cli;
+pub mod data;
+pub mod gpu;
+pub mod image;
+pub mod models;
+pub mod nn;
+pub mod reference;
+pub mod train;

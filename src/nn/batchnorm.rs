@@ -1,0 +1,109 @@
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid_for, u32_of, Activation};
+use crate::gpu::{Binding, Gpu, Kernel, Launch, View};
+
+/// Twin of `BatchNormParams` in shaders/batchnorm.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct BatchnormParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub act: u32,
+    pub slope: f32,
+    pub eps: f32,
+    pub momentum: f32,
+    pub gamma_off: u32,
+    pub beta_off: u32,
+    pub state_off: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Where one batch-norm layer's tensors live.
+#[derive(Clone, Copy)]
+pub struct BatchnormTensors<'a> {
+    /// The flat parameter buffer holding gamma and beta (and, in `grads`, their gradients).
+    pub weights: &'a wgpu::Buffer,
+    pub gamma_off: usize,
+    pub beta_off: usize,
+    /// saved_mean, saved_invstd, running_mean, running_var, `cols` each, from `state_off`.
+    pub state: &'a wgpu::Buffer,
+    pub state_off: usize,
+    pub eps: f32,
+    pub momentum: f32,
+    pub act: Activation,
+}
+
+impl BatchnormTensors<'_> {
+    fn params(&self, x: View<'_>) -> BatchnormParams {
+        BatchnormParams {
+            rows: u32_of(x.rows),
+            cols: u32_of(x.cols),
+            act: self.act.id(),
+            slope: self.act.slope(),
+            eps: self.eps,
+            momentum: self.momentum,
+            gamma_off: u32_of(self.gamma_off),
+            beta_off: u32_of(self.beta_off),
+            state_off: u32_of(self.state_off),
+            _pad: [0; 3],
+        }
+    }
+}
+
+fn column_grid(gpu: &Gpu, cols: usize) -> [u32; 3] {
+    crate::gpu::grid_1d(u32_of(cols.div_ceil(16)), gpu.limits.max_compute_workgroups_per_dimension)
+}
+
+fn check_whole(label: &str, views: &[View<'_>]) {
+    for v in views {
+        assert_eq!(v.offset, 0, "{label}: batch norm works on whole tensors");
+    }
+}
+
+/// y = act(batchnorm(x)) with batch statistics; updates the running statistics.
+pub fn batchnorm_forward_train(gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>, x: View<'_>, y: View<'_>) -> Launch {
+    check_whole(label, &[x, y]);
+    let bindings = [
+        Binding { slot: 1, buffer: x.buffer },
+        Binding { slot: 2, buffer: bn.weights },
+        Binding { slot: 3, buffer: bn.state },
+        Binding { slot: 4, buffer: y.buffer },
+    ];
+    let n = (x.rows * x.cols) as u64;
+    Launch::new(gpu, Kernel::BatchnormForwardTrain, label, &bn.params(x), &bindings, column_grid(gpu, x.cols))
+        .with_cost(8 * n, 4 * 3 * n)
+}
+
+/// y = act(batchnorm(x)) with the running statistics, for sampling.
+pub fn batchnorm_forward_eval(gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>, x: View<'_>, y: View<'_>) -> Launch {
+    check_whole(label, &[x, y]);
+    let bindings = [
+        Binding { slot: 1, buffer: x.buffer },
+        Binding { slot: 2, buffer: bn.weights },
+        Binding { slot: 3, buffer: bn.state },
+        Binding { slot: 4, buffer: y.buffer },
+    ];
+    let n = x.rows * x.cols;
+    Launch::new(gpu, Kernel::BatchnormForwardEval, label, &bn.params(x), &bindings, grid_for(gpu, n, 256))
+        .with_cost(6 * n as u64, 8 * n as u64)
+}
+
+/// dx, and dgamma/dbeta written into `grads` at gamma's and beta's offsets.
+pub fn batchnorm_backward(
+    gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>, x: View<'_>, y: View<'_>, dy: View<'_>, dx: View<'_>, grads: &wgpu::Buffer,
+) -> Launch {
+    check_whole(label, &[x, y, dy, dx]);
+    let bindings = [
+        Binding { slot: 1, buffer: x.buffer },
+        Binding { slot: 2, buffer: bn.weights },
+        Binding { slot: 3, buffer: bn.state },
+        Binding { slot: 4, buffer: y.buffer },
+        Binding { slot: 5, buffer: dy.buffer },
+        Binding { slot: 6, buffer: dx.buffer },
+        Binding { slot: 7, buffer: grads },
+    ];
+    let n = (x.rows * x.cols) as u64;
+    Launch::new(gpu, Kernel::BatchnormBackward, label, &bn.params(x), &bindings, column_grid(gpu, x.cols))
+        .with_cost(16 * n, 4 * 7 * n)
+}

@@ -1,0 +1,36 @@
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid_for, u32_of};
+use crate::gpu::{Binding, Gpu, Kernel, Launch, View};
+
+/// Twin of `GatherParams` in shaders/gather.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GatherParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub scale: f32,
+    pub shift: f32,
+}
+
+/// out [rows, cols] = data[order[batch_start + r]] · scale + shift, `data` being the packed
+/// bytes of the whole split and `batch_start` read from the step buffer.
+pub fn gather_rows(
+    gpu: &Gpu, label: &str, step: &wgpu::Buffer, data: &wgpu::Buffer, order: &wgpu::Buffer, out: View<'_>, scale: f32, shift: f32,
+) -> Launch {
+    assert_eq!(out.offset, 0, "{label}: gathers into a whole tensor or its first rows");
+    let params = GatherParams {
+        rows: u32_of(out.rows),
+        cols: u32_of(out.cols),
+        scale,
+        shift,
+    };
+    let bindings = [
+        Binding { slot: 1, buffer: step },
+        Binding { slot: 2, buffer: data },
+        Binding { slot: 3, buffer: order },
+        Binding { slot: 4, buffer: out.buffer },
+    ];
+    let n = out.rows * out.cols;
+    Launch::new(gpu, Kernel::GatherRows, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(2 * n as u64, 5 * n as u64)
+}

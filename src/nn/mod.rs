@@ -1,0 +1,29 @@
+//! Host-side launchers: each builds a kernel's params uniform and bind group once and returns a
+//! `Launch` to record every step. Shapes are checked here; a mismatch is a programming error.
+
+mod activations;
+mod adam;
+mod batchnorm;
+mod gather;
+mod linear;
+mod losses;
+mod random;
+mod step;
+
+pub use activations::Activation;
+pub use adam::{adam, AdamConfig, AdamParams};
+pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
+pub use gather::{gather_rows, GatherParams};
+pub use linear::{matmul_backward_input, matmul_backward_weight, matmul_forward, MatmulParams};
+pub use losses::{bce_logits, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
+pub use random::{fill_normal, fill_uniform, RngParams};
+pub use step::{Step, StepBuffer};
+
+/// Workgroups of 256 threads covering `n` items, laid out within the adapter's limits.
+fn grid_for(gpu: &crate::gpu::Gpu, n: usize, per_group: usize) -> [u32; 3] {
+    crate::gpu::grid_1d(n.div_ceil(per_group) as u32, gpu.limits.max_compute_workgroups_per_dimension)
+}
+
+fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).expect("sizes fit in u32: buffers are limited far below 4 G elements")
+}

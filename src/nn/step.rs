@@ -1,0 +1,65 @@
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::gpu::Gpu;
+
+/// Twin of `Step` in shaders/common.wgsl: what changes from one training step to the next.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+pub struct Step {
+    pub t: u32,
+    pub rng_step: u32,
+    pub batch_start: u32,
+    pub _pad0: u32,
+    pub adam_bc1: f32,
+    pub adam_bc2: f32,
+    pub _pad1: [u32; 2],
+}
+
+/// The uniform every step's kernels read, plus a staging table: a submit uploads the Step of
+/// each of its steps at once, and each step begins with a copy of its own entry into the
+/// uniform. So many steps share one command buffer and one upload.
+pub struct StepBuffer {
+    pub uniform: wgpu::Buffer,
+    table: wgpu::Buffer,
+    capacity: usize,
+}
+
+const STEP_BYTES: u64 = std::mem::size_of::<Step>() as u64;
+
+impl StepBuffer {
+    pub fn new(gpu: &Gpu, label: &str, capacity: usize) -> StepBuffer {
+        let uniform = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(&format!("{label}.step")),
+            contents: bytemuck::bytes_of(&Step::default()),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let table = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(&format!("{label}.step_table")),
+            size: STEP_BYTES * capacity.max(1) as u64,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        StepBuffer { uniform, table, capacity: capacity.max(1) }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Sets the uniform directly, for one-off work outside a training submit.
+    pub fn set(&self, gpu: &Gpu, step: &Step) {
+        gpu.queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(step));
+    }
+
+    /// Uploads the steps of the coming submit (at most `capacity`).
+    pub fn stage(&self, gpu: &Gpu, steps: &[Step]) {
+        assert!(steps.len() <= self.capacity, "{} steps staged, room for {}", steps.len(), self.capacity);
+        gpu.queue.write_buffer(&self.table, 0, bytemuck::cast_slice(steps));
+    }
+
+    /// Records the copy that makes staged step `i` current; call outside a compute pass.
+    pub fn select(&self, encoder: &mut wgpu::CommandEncoder, i: usize) {
+        encoder.copy_buffer_to_buffer(&self.table, i as u64 * STEP_BYTES, &self.uniform, 0, STEP_BYTES);
+    }
+}

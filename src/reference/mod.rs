@@ -1,0 +1,18 @@
+//! The CPU twin of every kernel, under the kernel's own name, in f64: the ground truth the GPU
+//! tests compare against and that finite differences check. Written for clarity, not speed.
+
+mod activations;
+mod adam;
+mod batchnorm;
+mod gather;
+mod losses;
+mod matmul;
+mod random;
+
+pub use activations::{activate, activate_grad_from_output, sigmoid};
+pub use adam::adam;
+pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormSaved};
+pub use gather::gather_rows;
+pub use losses::{bce_logits, bce_with_logit, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, GanLossOut};
+pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};
+pub use random::{fill_normal, fill_uniform, philox4x32_10, to_unit};

@@ -1,0 +1,75 @@
+//! Shared by the GPU tests: one device per test binary, seeded data, and a comparison that says
+//! where and by how much a result is off.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use wgen::gpu::{Gpu, GpuOptions, Tensor};
+
+/// The adapter wgen would pick (WGEN_ADAPTER narrows it). No adapter fails the test with the
+/// install hint: CI installs lavapipe, so these never skip silently.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let options = GpuOptions {
+            adapter: std::env::var("WGEN_ADAPTER").ok(),
+            ..GpuOptions::default()
+        };
+        Gpu::new(&options).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+pub fn uniform(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+pub fn f32s(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// The values as the GPU sees them (rounded to f32), back in f64 for the reference.
+pub fn rounded(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x as f32)).collect()
+}
+
+pub fn upload(label: &str, shape: &[usize], v: &[f64]) -> Tensor {
+    Tensor::from_slice(gpu(), label, shape, &f32s(v)).unwrap()
+}
+
+pub fn zeros(label: &str, shape: &[usize]) -> Tensor {
+    Tensor::zeros(gpu(), label, shape).unwrap()
+}
+
+pub fn read(t: &Tensor) -> Vec<f32> {
+    t.read(gpu()).unwrap()
+}
+
+/// |got - want| <= atol + rtol·|want| everywhere, else a failure naming the worst and the
+/// first mismatching indices.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0.0f64);
+    let mut bad = Vec::new();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let diff = (f64::from(g) - w).abs();
+        if diff.is_nan() || diff > atol + rtol * w.abs() {
+            bad.push(i);
+        }
+        if diff.is_nan() || diff > worst.1 {
+            worst = (i, diff);
+        }
+    }
+    if !bad.is_empty() {
+        let first: Vec<String> = bad.iter().take(5).map(|&i| format!("[{i}] got {} want {}", got[i], want[i])).collect();
+        panic!(
+            "{what}: {} of {} values off (atol {atol}, rtol {rtol}); max diff {} at [{}]; first: {}",
+            bad.len(),
+            got.len(),
+            worst.1,
+            worst.0,
+            first.join(", ")
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! Every kernel file is parsed and validated by naga, then translated by the SPIR-V, MSL and
+//! HLSL back ends, so Metal and DX12 users are covered without those GPUs. Needs no adapter.
+
+use wgen::gpu::{module_source, Kernel, SHADER_FILES};
+
+fn validate(name: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let source = module_source(name).unwrap();
+    let module = naga::front::wgsl::parse_str(&source)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(&source)));
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not validate:\n{}", e.emit_to_string(&source)));
+    (module, info)
+}
+
+#[test]
+fn every_shader_validates_with_naga() {
+    for (name, _) in SHADER_FILES {
+        validate(name);
+    }
+}
+
+#[test]
+fn every_shader_translates_to_spirv() {
+    for (name, _) in SHADER_FILES {
+        let (module, info) = validate(name);
+        naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{name}.wgsl → SPIR-V: {e}"));
+    }
+}
+
+#[test]
+fn every_shader_translates_to_msl() {
+    for (name, _) in SHADER_FILES {
+        let (module, info) = validate(name);
+        let pipeline = naga::back::msl::PipelineOptions::default();
+        naga::back::msl::write_string(&module, &info, &naga::back::msl::Options::default(), &pipeline)
+            .unwrap_or_else(|e| panic!("{name}.wgsl → MSL: {e}"));
+    }
+}
+
+#[test]
+fn every_shader_translates_to_hlsl() {
+    for (name, _) in SHADER_FILES {
+        let (module, info) = validate(name);
+        let mut out = String::new();
+        let options = naga::back::hlsl::Options::default();
+        let pipeline = naga::back::hlsl::PipelineOptions::default();
+        naga::back::hlsl::Writer::new(&mut out, &options, &pipeline)
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{name}.wgsl → HLSL: {e}"));
+        assert!(out.contains("numthreads"), "{name}: HLSL has no compute entry point");
+    }
+}
+
+#[test]
+fn every_kernel_names_an_entry_point_of_its_file() {
+    use Kernel::*;
+    let all = [
+        MatmulForward, MatmulBackwardInput, MatmulBackwardWeight, BatchnormForwardTrain, BatchnormForwardEval, BatchnormBackward,
+        BceLogits, GanLoss, ReparamKlForward, ReparamKlBackward, SumAccumulate, Adam, FillUniform, FillNormal, GatherRows,
+    ];
+    for kernel in all {
+        let (file, entry) = kernel.location();
+        let (module, _) = validate(file);
+        assert!(module.entry_points.iter().any(|e| e.name == entry), "{file}.wgsl has no entry point {entry}");
+    }
+}
+
+#[test]
+fn each_shader_begins_with_its_bindings_and_grid() {
+    for (name, body) in SHADER_FILES {
+        let header: String = body.lines().take_while(|l| l.starts_with("//")).collect::<Vec<_>>().join("\n");
+        assert!(header.contains("Bindings:") && header.contains("Grid:"), "{name}.wgsl: header must list bindings and grid");
+    }
+}
