@@ -5,10 +5,13 @@
 //   matmul_backward_input   dX = (dY · W) ⊙ act'(D)     A = dY [rows, out], B = W [out, in]
 //   matmul_backward_weight  dW (+)= dYᵀ · X, db (+)= Σ dY  A = dYᵀ, B = X; db is the extra
 //                           column n == p.n of B taken as all ones, so it costs no dispatch.
+//   matmul_naive            the forward's arithmetic with one thread per output and no
+//                           workgroup memory: the baseline `wgen bench kernels` compares against.
 // Bindings: 0 params (uniform MatmulParams), 1 a (read), 2 b (read; forward also reads the bias
 //           here), 3 c (read_write), 4 d (read; backward_input's activation output, else unused).
 // Grid: workgroup (16, 16); x = ceil(columns / 64), rows tiles = ceil(m / 64) over y (and z).
 // Each thread owns a 4×4 block of a 64×64 output tile; K advances 16 at a time.
+// matmul_naive: x = ceil(n / 16), y (and z) = ceil(m / 16), one output per thread.
 
 struct MatmulParams {
     m: u32,
@@ -187,4 +190,22 @@ fn matmul_backward_weight(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
     }
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = gid.y + gid.z * nwg.y * 16u;
+    let col = gid.x;
+    if row >= p.m || col >= p.n {
+        return;
+    }
+    var acc = 0.0;
+    for (var kk = 0u; kk < p.k; kk++) {
+        acc = fma(load_a(row, kk), load_b(kk, col, false), acc);
+    }
+    if (p.flags & FLAG_BIAS) != 0u {
+        acc += b[p.bias_off + col];
+    }
+    c[p.c_off + row * p.n + col] = activate(acc, p.act, p.slope);
 }

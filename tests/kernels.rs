@@ -330,3 +330,27 @@ fn grids_over_the_per_axis_limit_fold_into_y_and_z() {
     g.run("folded", &[&launch]);
     assert_close("folded fill_uniform", &read(&out), &cpu::fill_uniform(n, 9, 1, 1), 0.0, 0.0);
 }
+
+#[test]
+fn matmul_naive_baseline_matches_reference_in_forward_and_weight_layouts() {
+    let g = gpu();
+    let (n, inp, out) = (37, 70, 29);
+    let x = rounded(&uniform(1100, n * inp, -1.0, 1.0));
+    let wb = rounded(&uniform(1101, out * inp + out, -0.5, 0.5));
+    let (tx, tw, ty) = (upload("x", &[n, inp], &x), upload("w", &[out * inp + out], &wb), zeros("y", &[n, out]));
+    let w = View { buffer: &tw.buffer, offset: 0, rows: out, cols: inp };
+    let act = Activation::Tanh;
+    let p = nn::forward_params("naive", tx.view(), w, Some(out * inp), ty.view(), act);
+    g.run("naive", &[&nn::matmul_naive(g, "naive", p, true, &tx.buffer, &tw.buffer, &ty.buffer)]);
+    let want = cpu::matmul_forward(&x, &wb[..out * inp], Some(&wb[out * inp..]), n, inp, out, act);
+    assert_close("naive forward", &read(&ty), &want, MM_ATOL, MM_RTOL);
+
+    let dy = rounded(&uniform(1102, n * out, -1.0, 1.0));
+    let tdy = upload("dy", &[n, out], &dy);
+    let tdw = zeros("dw", &[out, inp]);
+    let p = nn::backward_weight_params("naive", tdy.view(), tx.view(), tdw.view(), None, false);
+    g.run("naive", &[&nn::matmul_naive(g, "naive", p, false, &tdy.buffer, &tx.buffer, &tdw.buffer)]);
+    let mut want = vec![0.0; out * inp];
+    cpu::matmul_backward_weight(&dy, &x, n, inp, out, &mut want, None, false);
+    assert_close("naive dW layout", &read(&tdw), &want, 1e-4, MM_RTOL);
+}

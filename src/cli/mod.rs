@@ -1,1 +1,67 @@
-//! todo
+//! The command line: flags are parsed by clap, checked into a config, then handed to the work.
+
+mod bench;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::gpu::{list_adapters, BackendChoice, Gpu, GpuOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "wgen", version, about = "Train MLP GANs and VAEs entirely on the GPU with wgpu and WGSL kernels")]
+pub struct Cli {
+    /// Graphics API to use (default: the best adapter of any).
+    #[arg(long, global = true, value_enum)]
+    backend: Option<BackendChoice>,
+    /// Pick the adapter whose name contains this (case-insensitive); see `wgen devices`.
+    #[arg(long, global = true, env = "WGEN_ADAPTER")]
+    adapter: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every GPU adapter wgen can use, best first.
+    Devices,
+    /// Measure kernel and training speed.
+    Bench(bench::BenchArgs),
+}
+
+impl Cli {
+    fn gpu_options(&self) -> GpuOptions {
+        GpuOptions {
+            backend: self.backend,
+            adapter: self.adapter.clone(),
+        }
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Devices => devices(&cli),
+        Command::Bench(args) => {
+            let gpu = Gpu::new(&cli.gpu_options())?;
+            bench::run(&gpu, args)
+        }
+    }
+}
+
+fn devices(cli: &Cli) -> Result<i32> {
+    let adapters = list_adapters(cli.backend);
+    if adapters.is_empty() {
+        return Err(crate::gpu::GpuError::NoAdapter { backend: String::new() }.into());
+    }
+    let chosen = Gpu::new(&cli.gpu_options())
+        .ok()
+        .map(|g| (g.info.name.clone(), format!("{:?}", g.info.backend).to_lowercase()));
+    println!("{} adapter(s), best first; * marks the one wgen uses (--adapter or WGEN_ADAPTER to choose):", adapters.len());
+    for a in &adapters {
+        let is_chosen = chosen.as_ref().is_some_and(|(name, backend)| *name == a.name && *backend == a.backend);
+        let mark = if is_chosen { "*" } else { " " };
+        println!("{mark} {a}");
+    }
+    Ok(0)
+}

@@ -5,8 +5,10 @@ mod context;
 mod dispatch;
 mod pipelines;
 mod tensor;
+mod timing;
 
 pub use context::{list_adapters, AdapterSummary, BackendChoice, Gpu, GpuError, GpuOptions};
 pub use dispatch::{grid_1d, grid_rows, Binding, Launch};
 pub use pipelines::{module_source, Kernel, SHADER_FILES};
 pub use tensor::{Tensor, View};
+pub use timing::{time_launches, Clock};

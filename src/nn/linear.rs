@@ -43,9 +43,20 @@ fn matmul_launch(gpu: &Gpu, kernel: Kernel, label: &str, p: MatmulParams, bindin
 /// y [rows, out] = act(x [rows, in] · wᵀ + b): w is [out, in] in the parameter buffer, the bias
 /// (`out` values) at element `bias` of the same buffer.
 pub fn matmul_forward(gpu: &Gpu, label: &str, x: View<'_>, w: View<'_>, bias: Option<usize>, y: View<'_>, act: Activation) -> Launch {
+    let p = forward_params(label, x, w, bias, y, act);
+    let bindings = [
+        Binding { slot: 1, buffer: x.buffer },
+        Binding { slot: 2, buffer: w.buffer },
+        Binding { slot: 3, buffer: y.buffer },
+    ];
+    matmul_launch(gpu, Kernel::MatmulForward, label, p, &bindings, false)
+}
+
+/// The forward layout's params: A = x, B = wᵀ read through w's strides.
+pub fn forward_params(label: &str, x: View<'_>, w: View<'_>, bias: Option<usize>, y: View<'_>, act: Activation) -> MatmulParams {
     assert_eq!(x.cols, w.cols, "{label}: x has {} columns, w expects {}", x.cols, w.cols);
     assert_eq!((y.rows, y.cols), (x.rows, w.rows), "{label}: output shape");
-    let p = MatmulParams {
+    MatmulParams {
         m: u32_of(x.rows),
         n: u32_of(w.rows),
         k: u32_of(x.cols),
@@ -62,29 +73,36 @@ pub fn matmul_forward(gpu: &Gpu, label: &str, x: View<'_>, w: View<'_>, bias: Op
         flags: if bias.is_some() { FLAG_BIAS } else { 0 },
         slope: act.slope(),
         _pad: 0,
-    };
-    let bindings = [
-        Binding { slot: 1, buffer: x.buffer },
-        Binding { slot: 2, buffer: w.buffer },
-        Binding { slot: 3, buffer: y.buffer },
-    ];
-    matmul_launch(gpu, Kernel::MatmulForward, label, p, &bindings, false)
+    }
 }
 
 /// dx [rows, in] = (dy [rows, out] · w) ⊙ act'(prev), where `prev` is the previous layer's
 /// activated output (the layer's input) and `act` that layer's activation.
 pub fn matmul_backward_input(gpu: &Gpu, label: &str, dy: View<'_>, w: View<'_>, dx: View<'_>, prev: Option<(View<'_>, Activation)>) -> Launch {
+    // Never read with the identity; any read-only buffer fills the slot.
+    let d = prev.map_or(dy.buffer, |(d, _)| d.buffer);
+    let p = backward_input_params(label, dy, w, dx, prev);
+    let bindings = [
+        Binding { slot: 1, buffer: dy.buffer },
+        Binding { slot: 2, buffer: w.buffer },
+        Binding { slot: 3, buffer: dx.buffer },
+        Binding { slot: 4, buffer: d },
+    ];
+    matmul_launch(gpu, Kernel::MatmulBackwardInput, label, p, &bindings, false)
+}
+
+/// The backward-input layout's params: A = dy, B = w as stored.
+pub fn backward_input_params(label: &str, dy: View<'_>, w: View<'_>, dx: View<'_>, prev: Option<(View<'_>, Activation)>) -> MatmulParams {
     assert_eq!(dy.cols, w.rows, "{label}: dy has {} columns, w has {} rows", dy.cols, w.rows);
     assert_eq!((dx.rows, dx.cols), (dy.rows, w.cols), "{label}: dx shape");
-    let (d, act) = match prev {
+    let (d_off, act) = match prev {
         Some((d, act)) => {
             assert_eq!((d.rows, d.cols), (dx.rows, dx.cols), "{label}: activation shape");
-            (d, act)
+            (d.offset, act)
         }
-        // Never read with the identity; any read-only buffer fills the slot.
-        None => (dy, Activation::Identity),
+        None => (0, Activation::Identity),
     };
-    let p = MatmulParams {
+    MatmulParams {
         m: u32_of(dy.rows),
         n: u32_of(w.cols),
         k: u32_of(w.rows),
@@ -96,27 +114,31 @@ pub fn matmul_backward_input(gpu: &Gpu, label: &str, dy: View<'_>, w: View<'_>, 
         a_off: u32_of(dy.offset),
         b_off: u32_of(w.offset),
         c_off: u32_of(dx.offset),
-        d_off: u32_of(d.offset),
+        d_off: u32_of(d_off),
         bias_off: 0,
         flags: 0,
         slope: act.slope(),
         _pad: 0,
-    };
-    let bindings = [
-        Binding { slot: 1, buffer: dy.buffer },
-        Binding { slot: 2, buffer: w.buffer },
-        Binding { slot: 3, buffer: dx.buffer },
-        Binding { slot: 4, buffer: d.buffer },
-    ];
-    matmul_launch(gpu, Kernel::MatmulBackwardInput, label, p, &bindings, false)
+    }
 }
 
 /// dw [out, in] (+)= dyᵀ · x and, with `bias`, db (+)= Σ_rows dy at element `bias` of dw's
 /// buffer, in the same dispatch.
 pub fn matmul_backward_weight(gpu: &Gpu, label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, bias: Option<usize>, accumulate: bool) -> Launch {
+    let p = backward_weight_params(label, dy, x, dw, bias, accumulate);
+    let bindings = [
+        Binding { slot: 1, buffer: dy.buffer },
+        Binding { slot: 2, buffer: x.buffer },
+        Binding { slot: 3, buffer: dw.buffer },
+    ];
+    matmul_launch(gpu, Kernel::MatmulBackwardWeight, label, p, &bindings, bias.is_some())
+}
+
+/// The backward-weight layout's params: A = dyᵀ read through dy's strides, B = x.
+pub fn backward_weight_params(label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, bias: Option<usize>, accumulate: bool) -> MatmulParams {
     assert_eq!(dy.rows, x.rows, "{label}: dy and x rows");
     assert_eq!((dw.rows, dw.cols), (dy.cols, x.cols), "{label}: dw shape");
-    let p = MatmulParams {
+    MatmulParams {
         m: u32_of(dy.cols),
         n: u32_of(x.cols),
         k: u32_of(x.rows),
@@ -133,11 +155,23 @@ pub fn matmul_backward_weight(gpu: &Gpu, label: &str, dy: View<'_>, x: View<'_>,
         flags: if bias.is_some() { FLAG_BIAS } else { 0 } | if accumulate { FLAG_ACCUMULATE } else { 0 },
         slope: 0.0,
         _pad: 0,
-    };
-    let bindings = [
-        Binding { slot: 1, buffer: dy.buffer },
-        Binding { slot: 2, buffer: x.buffer },
-        Binding { slot: 3, buffer: dw.buffer },
-    ];
-    matmul_launch(gpu, Kernel::MatmulBackwardWeight, label, p, &bindings, bias.is_some())
+    }
+}
+
+/// One thread per output and no workgroup memory, in any layout the `*_params` functions
+/// describe: the baseline of `wgen bench kernels`. With `epilogue` it adds the bias and applies
+/// the activation as the forward does; without, it stores the plain product.
+pub fn matmul_naive(gpu: &Gpu, label: &str, mut p: MatmulParams, epilogue: bool, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer) -> Launch {
+    if !epilogue {
+        p.flags = 0;
+        p.act = 0;
+    }
+    let grid = grid_rows(
+        u32_of((p.n as usize).div_ceil(16)),
+        u32_of((p.m as usize).div_ceil(16)),
+        gpu.limits.max_compute_workgroups_per_dimension,
+    );
+    let (m, n, k) = (u64::from(p.m), u64::from(p.n), u64::from(p.k));
+    let bindings = [Binding { slot: 1, buffer: a }, Binding { slot: 2, buffer: b }, Binding { slot: 3, buffer: c }];
+    Launch::new(gpu, Kernel::MatmulNaive, label, &p, &bindings, grid).with_cost(2 * m * n * k, 4 * (m * k + k * n + m * n))
 }

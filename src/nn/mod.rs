@@ -14,7 +14,10 @@ pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
 pub use gather::{gather_rows, GatherParams};
-pub use linear::{matmul_backward_input, matmul_backward_weight, matmul_forward, MatmulParams};
+pub use linear::{
+    backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_weight, matmul_forward, matmul_naive,
+    MatmulParams,
+};
 pub use losses::{bce_logits, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
 pub use random::{fill_normal, fill_uniform, RngParams};
 pub use step::{Step, StepBuffer};

@@ -1,0 +1,166 @@
+//! Every backward reference in `wgen::reference` checked against central finite differences of
+//! its forward reference, in f64. The GPU backward kernels are then held to these references in
+//! tests/kernels.rs. Each scalar loss is L = Σ c ⊙ output with random c, so dL/doutput = c.
+
+mod common;
+
+use common::uniform;
+use wgen::nn::Activation;
+use wgen::reference as cpu;
+
+const H: f64 = 1e-6;
+
+/// Central differences of `loss` at `x`, compared to `analytic` with a relative tolerance.
+fn check(what: &str, x: &[f64], analytic: &[f64], loss: impl Fn(&[f64]) -> f64) {
+    assert_eq!(x.len(), analytic.len(), "{what}: gradient length");
+    let mut probe = x.to_vec();
+    for i in 0..x.len() {
+        probe[i] = x[i] + H;
+        let up = loss(&probe);
+        probe[i] = x[i] - H;
+        let down = loss(&probe);
+        probe[i] = x[i];
+        let numeric = (up - down) / (2.0 * H);
+        let tol = 1e-6 + 1e-5 * numeric.abs().max(analytic[i].abs());
+        assert!(
+            (numeric - analytic[i]).abs() <= tol,
+            "{what}: d/dx[{i}] analytic {} vs numeric {numeric} (tolerance {tol})",
+            analytic[i]
+        );
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Keeps values away from the kinks of ReLU/LeakyReLU, where differences are meaningless.
+fn away_from_zero(v: Vec<f64>) -> Vec<f64> {
+    v.into_iter().map(|x| if x.abs() < 0.05 { x + 0.1f64.copysign(x) } else { x }).collect()
+}
+
+const SMOOTH_OR_KINKED: [Activation; 5] =
+    [Activation::Identity, Activation::Relu, Activation::LeakyRelu(0.2), Activation::Sigmoid, Activation::Tanh];
+
+#[test]
+fn matmul_backward_input_matches_finite_differences_for_every_activation() {
+    let (n, inp, out) = (3, 5, 4);
+    for (i, act) in SMOOTH_OR_KINKED.into_iter().enumerate() {
+        let seed = 10 * i as u64;
+        // u is the previous layer's pre-activation; prev = act(u) feeds this layer.
+        let u = away_from_zero(uniform(seed, n * inp, -2.0, 2.0));
+        let w = uniform(seed + 1, out * inp, -1.0, 1.0);
+        let c = uniform(seed + 2, n * out, -1.0, 1.0);
+        let loss = |u: &[f64]| {
+            let prev: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
+            dot(&c, &cpu::matmul_forward(&prev, &w, None, n, inp, out, Activation::Identity))
+        };
+        let prev: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
+        let analytic = cpu::matmul_backward_input(&c, &w, Some(&prev), n, inp, out, act);
+        check(&format!("matmul_backward_input {act}"), &u, &analytic, loss);
+    }
+}
+
+#[test]
+fn matmul_backward_weight_and_bias_match_finite_differences() {
+    let (n, inp, out) = (4, 3, 5);
+    let x = uniform(1, n * inp, -1.0, 1.0);
+    let wb = uniform(2, out * inp + out, -1.0, 1.0);
+    let c = uniform(3, n * out, -1.0, 1.0);
+    let loss = |wb: &[f64]| dot(&c, &cpu::matmul_forward(&x, &wb[..out * inp], Some(&wb[out * inp..]), n, inp, out, Activation::Identity));
+    let mut analytic = vec![0.0; out * inp + out];
+    let (dw, db) = analytic.split_at_mut(out * inp);
+    cpu::matmul_backward_weight(&c, &x, n, inp, out, dw, Some(db), false);
+    check("matmul_backward_weight", &wb, &analytic, loss);
+}
+
+#[test]
+fn matmul_forward_activation_derivative_matches_finite_differences() {
+    // The forward epilogue act(x·Wᵀ + b) differentiated by the next backward_input through y.
+    let (n, inp, out) = (2, 3, 4);
+    for act in SMOOTH_OR_KINKED {
+        let x = uniform(4, n * inp, -1.0, 1.0);
+        let w = uniform(5, out * inp, -1.0, 1.0);
+        let b = away_from_zero(uniform(6, out, -1.0, 1.0));
+        let c = uniform(7, n * out, -1.0, 1.0);
+        let loss = |b: &[f64]| dot(&c, &cpu::matmul_forward(&x, &w, Some(b), n, inp, out, act));
+        let y = cpu::matmul_forward(&x, &w, Some(&b), n, inp, out, act);
+        let mut db = vec![0.0; out];
+        for r in 0..n {
+            for o in 0..out {
+                db[o] += c[r * out + o] * cpu::activate_grad_from_output(y[r * out + o], act);
+            }
+        }
+        check(&format!("activation {act} through the bias"), &b, &db, loss);
+    }
+}
+
+#[test]
+fn batchnorm_backward_matches_finite_differences() {
+    let (rows, cols) = (6, 3);
+    for (i, act) in [Activation::Identity, Activation::LeakyRelu(0.2), Activation::Tanh, Activation::Sigmoid].into_iter().enumerate() {
+        let seed = 100 + 10 * i as u64;
+        let x = uniform(seed, rows * cols, -2.0, 2.0);
+        let gamma = uniform(seed + 1, cols, 0.5, 1.5);
+        let beta = uniform(seed + 2, cols, -0.5, 0.5);
+        let c = uniform(seed + 3, rows * cols, -1.0, 1.0);
+        let eps = 0.8;
+        let forward = |x: &[f64], gamma: &[f64], beta: &[f64]| {
+            let (mut rm, mut rv) = (vec![0.0; cols], vec![1.0; cols]);
+            cpu::batchnorm_forward_train(x, gamma, beta, rows, cols, eps, 0.1, act, &mut rm, &mut rv)
+        };
+        let (y, saved) = forward(&x, &gamma, &beta);
+        let (dx, dgamma, dbeta) = cpu::batchnorm_backward(&c, &y, &x, &gamma, &saved, rows, cols, act);
+        check(&format!("batchnorm dx {act}"), &x, &dx, |x| dot(&c, &forward(x, &gamma, &beta).0));
+        check(&format!("batchnorm dgamma {act}"), &gamma, &dgamma, |g| dot(&c, &forward(&x, g, &beta).0));
+        check(&format!("batchnorm dbeta {act}"), &beta, &dbeta, |b| dot(&c, &forward(&x, &gamma, b).0));
+    }
+}
+
+#[test]
+fn bce_logits_gradient_matches_finite_differences_with_soft_targets() {
+    let (rows, cols) = (3, 5);
+    let logits = uniform(200, rows * cols, -6.0, 6.0);
+    let targets = uniform(201, rows * cols, 0.0, 1.0);
+    let scale = 1.0 / rows as f64;
+    let loss = |l: &[f64]| cpu::bce_logits(l, &targets, rows, cols, scale).1.iter().sum::<f64>() * scale;
+    let (grad, _) = cpu::bce_logits(&logits, &targets, rows, cols, scale);
+    check("bce_logits", &logits, &grad, loss);
+}
+
+#[test]
+fn gan_loss_gradients_match_finite_differences() {
+    let batch = 4;
+    let logits = uniform(300, 2 * batch, -4.0, 4.0);
+    let out = cpu::gan_loss(&logits, batch, 0.9, 0.1);
+    check("gan d_loss", &logits, &out.d_grad, |l| cpu::gan_loss(l, batch, 0.9, 0.1).metrics[0]);
+    let fake = &logits[batch..];
+    check("gan g_loss", fake, &out.g_grad, |f| {
+        let all: Vec<f64> = logits[..batch].iter().chain(f).copied().collect();
+        cpu::gan_loss(&all, batch, 0.9, 0.1).metrics[1]
+    });
+}
+
+#[test]
+fn reparam_kl_backward_matches_finite_differences() {
+    let (rows, latent) = (3, 4);
+    let stats = uniform(400, rows * 2 * latent, -2.0, 2.0);
+    let eps = uniform(401, rows * latent, -2.0, 2.0);
+    let c = uniform(402, rows * latent, -1.0, 1.0);
+    let s = 0.3;
+    let loss = |st: &[f64]| {
+        let (z, kl) = cpu::reparam_kl_forward(st, &eps, rows, latent);
+        dot(&c, &z) + s * kl.iter().sum::<f64>()
+    };
+    let analytic = cpu::reparam_kl_backward(&stats, &eps, &c, rows, latent, s);
+    check("reparam_kl", &stats, &analytic, loss);
+}
+
+#[test]
+fn finite_difference_check_catches_a_wrong_gradient() {
+    // The checker itself must be able to fail: a gradient off by 1% is refused.
+    let x = uniform(500, 4, -1.0, 1.0);
+    let wrong: Vec<f64> = x.iter().map(|v| 2.0 * v * 1.01).collect();
+    let caught = std::panic::catch_unwind(|| check("x²", &x, &wrong, |x| x.iter().map(|v| v * v).sum()));
+    assert!(caught.is_err());
+}
