@@ -141,3 +141,51 @@ impl Gpu {
         self.wait();
     }
 }
+
+/// A named group of launches, recorded inside a debug group so captures and profiles show
+/// the step's structure (`encoder.forward`, `loss`, `adam`, ...).
+pub struct Phase {
+    pub name: String,
+    pub launches: Vec<Launch>,
+}
+
+/// Everything one training step (or evaluation chunk) dispatches, in order, built once.
+#[derive(Default)]
+pub struct Program {
+    pub phases: Vec<Phase>,
+}
+
+impl Program {
+    pub fn phase(&mut self, name: &str, launches: Vec<Launch>) {
+        self.phases.push(Phase { name: name.to_string(), launches });
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for phase in &self.phases {
+            pass.push_debug_group(&phase.name);
+            for launch in &phase.launches {
+                launch.record(pass);
+            }
+            pass.pop_debug_group();
+        }
+    }
+
+    pub fn launches(&self) -> impl Iterator<Item = &Launch> {
+        self.phases.iter().flat_map(|p| p.launches.iter())
+    }
+
+    pub fn dispatch_count(&self) -> usize {
+        self.launches().count()
+    }
+
+    /// Records, submits and waits: for evaluation and sampling, not the training loop.
+    pub fn run(&self, gpu: &Gpu, label: &str) {
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+            self.record(&mut pass);
+        }
+        gpu.queue.submit(Some(encoder.finish()));
+        gpu.wait();
+    }
+}

@@ -8,7 +8,7 @@ mod tensor;
 mod timing;
 
 pub use context::{list_adapters, AdapterSummary, BackendChoice, Gpu, GpuError, GpuOptions};
-pub use dispatch::{grid_1d, grid_rows, Binding, Launch};
+pub use dispatch::{grid_1d, grid_rows, Binding, Launch, Phase, Program};
 pub use pipelines::{module_source, Kernel, SHADER_FILES};
-pub use tensor::{Tensor, View};
+pub use tensor::{Region, Tensor, View};
 pub use timing::{time_launches, Clock};

@@ -2,7 +2,8 @@ use wgpu::util::DeviceExt;
 
 use super::{Gpu, GpuError};
 
-/// A labelled f32 storage buffer with its shape (row-major).
+/// A labelled f32 storage buffer with its shape (row-major). Cloning shares the buffer.
+#[derive(Clone)]
 pub struct Tensor {
     pub buffer: wgpu::Buffer,
     pub shape: Vec<usize>,
@@ -70,6 +71,12 @@ impl Tensor {
         gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
     }
 
+    /// The whole tensor as an owned region (sharing the buffer).
+    pub fn region(&self) -> Region {
+        let v = self.view();
+        Region { buffer: self.buffer.clone(), offset: 0, rows: v.rows, cols: v.cols }
+    }
+
     /// The whole tensor as a matrix view: leading dimension × the rest.
     pub fn view(&self) -> View<'_> {
         let rows = self.shape.first().copied().unwrap_or(1);
@@ -101,5 +108,26 @@ impl<'a> View<'a> {
             rows,
             ..self
         }
+    }
+}
+
+/// An owned [rows, cols] window of a shared buffer, for graphs that keep views into buffers
+/// other graphs own (the generator writing the fake half of the discriminator's input).
+#[derive(Clone)]
+pub struct Region {
+    pub buffer: wgpu::Buffer,
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Region {
+    pub fn view(&self) -> View<'_> {
+        View { buffer: &self.buffer, offset: self.offset, rows: self.rows, cols: self.cols }
+    }
+
+    pub fn rows(&self, start: usize, rows: usize) -> Region {
+        let v = self.view().rows(start, rows);
+        Region { buffer: self.buffer.clone(), offset: v.offset, rows, cols: self.cols }
     }
 }

@@ -7,7 +7,9 @@ mod batchnorm;
 mod gather;
 mod losses;
 mod matmul;
+mod mlp;
 mod random;
+mod vae_step;
 
 pub use activations::{activate, activate_grad_from_output, sigmoid};
 pub use adam::adam;
@@ -16,3 +18,5 @@ pub use gather::gather_rows;
 pub use losses::{bce_logits, bce_with_logit, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, GanLossOut};
 pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};
 pub use random::{fill_normal, fill_uniform, philox4x32_10, to_unit};
+pub use mlp::{mlp_backward, mlp_forward, MlpForward};
+pub use vae_step::{vae_step, VaeStepOut};

@@ -1,0 +1,149 @@
+//! All parameters of a model live in one flat buffer with named views (as llm.c does): zeroing
+//! is one clear, Adam is one dispatch, a checkpoint is one readback.
+
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+use super::mlp::LayerSpec;
+use crate::gpu::{Gpu, GpuError, Tensor};
+
+/// Where a named tensor sits in a flat buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+impl ParamEntry {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// A flat buffer's named views, in allocation order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParamLayout {
+    pub entries: Vec<ParamEntry>,
+    pub len: usize,
+}
+
+/// Blocks start on 64-element (256-byte) boundaries, the widest storage-offset alignment
+/// WebGPU allows, so any block can also be bound on its own.
+const ALIGN: usize = 64;
+
+impl ParamLayout {
+    /// Places tensors back to back (no padding between them) in a new aligned block; returns
+    /// the block's offset.
+    pub fn push_block(&mut self, tensors: &[(String, Vec<usize>)]) -> usize {
+        let start = self.len.div_ceil(ALIGN) * ALIGN;
+        let mut at = start;
+        for (name, shape) in tensors {
+            assert!(self.find(name).is_none(), "parameter {name} declared twice");
+            self.entries.push(ParamEntry { name: name.clone(), shape: shape.clone(), offset: at });
+            at += shape.iter().product::<usize>();
+        }
+        self.len = at;
+        start
+    }
+
+    pub fn find(&self, name: &str) -> Option<&ParamEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    pub fn get(&self, name: &str) -> &ParamEntry {
+        self.find(name).unwrap_or_else(|| panic!("no parameter named {name}"))
+    }
+}
+
+/// How weights start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// torch.nn.Linear's default: weights and biases U(±1/sqrt(fan_in)).
+    Torch,
+    /// Weights N(0, 2/fan_in) (He), biases zero.
+    KaimingNormal,
+}
+
+/// Initial values of a model's trainable parameters (`params`) and batch-norm statistics
+/// (`state`), as torch would create them, from `seed`.
+pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamLayout, init: Init, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut p = vec![0.0f32; params.len];
+    let mut s = vec![0.0f32; state.len];
+    for layer in layers {
+        for head in layer.head_names() {
+            let bound = 1.0 / (layer.inp as f64).sqrt();
+            let w = params.get(&format!("{head}.weight"));
+            let b = params.get(&format!("{head}.bias"));
+            match init {
+                Init::Torch => {
+                    for v in &mut p[w.range()] {
+                        *v = rng.random_range(-bound..bound) as f32;
+                    }
+                    for v in &mut p[b.range()] {
+                        *v = rng.random_range(-bound..bound) as f32;
+                    }
+                }
+                Init::KaimingNormal => {
+                    let normal = Normal::new(0.0, (2.0 / layer.inp as f64).sqrt()).expect("positive std");
+                    for v in &mut p[w.range()] {
+                        *v = normal.sample(&mut rng) as f32;
+                    }
+                }
+            }
+        }
+        if let Some(bn) = &layer.batchnorm {
+            p[params.get(&format!("{}.weight", bn.name)).range()].fill(1.0);
+            s[state.get(&format!("{}.running_var", bn.name)).range()].fill(1.0);
+        }
+    }
+    (p, s)
+}
+
+/// A model's parameters on the GPU: values, gradients and Adam's moments share one layout;
+/// batch-norm statistics live in `state`.
+pub struct Parameters {
+    pub layout: ParamLayout,
+    pub state_layout: ParamLayout,
+    /// [layout.len]
+    pub values: Tensor,
+    /// [layout.len], overwritten by every backward pass
+    pub grads: Tensor,
+    pub adam_m: Tensor,
+    pub adam_v: Tensor,
+    /// [state_layout.len]: per batch-norm layer saved_mean, saved_invstd, running_mean, running_var
+    pub state: Tensor,
+}
+
+impl Parameters {
+    pub fn new(gpu: &Gpu, model: &str, layout: ParamLayout, state_layout: ParamLayout, values: &[f32], state: &[f32]) -> Result<Parameters, GpuError> {
+        let n = [layout.len];
+        Ok(Parameters {
+            values: Tensor::from_slice(gpu, &format!("{model}.params"), &n, values)?,
+            grads: Tensor::zeros(gpu, &format!("{model}.grads"), &n)?,
+            adam_m: Tensor::zeros(gpu, &format!("{model}.adam_m"), &n)?,
+            adam_v: Tensor::zeros(gpu, &format!("{model}.adam_v"), &n)?,
+            state: Tensor::from_slice(gpu, &format!("{model}.state"), &[state_layout.len.max(1)], &padded(state))?,
+            layout,
+            state_layout,
+        })
+    }
+}
+
+fn padded(state: &[f32]) -> Vec<f32> {
+    if state.is_empty() {
+        vec![0.0]
+    } else {
+        state.to_vec()
+    }
+}

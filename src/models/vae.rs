@@ -1,0 +1,211 @@
+//! The VAE: encoder 784 → 256 → 128 → (mu, logvar) [latent], z = mu + exp(logvar/2)·eps,
+//! decoder latent → 128 → 256 → 784 logits. Loss per image: BCE summed over pixels + KL.
+
+use super::mlp::{BatchnormMode, Backward, Forward, LayerSpec, Mlp};
+use super::params::{initial_values, Init, ParamLayout, Parameters};
+use crate::data::DeviceSplit;
+use crate::gpu::{Gpu, GpuError, Program, Tensor};
+use crate::nn::{self, Activation, AdamConfig};
+
+pub const IMAGE: usize = 784;
+
+/// Metric slots: the training loss parts accumulate over an epoch, the test parts over the test split.
+pub const TRAIN_RECON: usize = 0;
+pub const TRAIN_KL: usize = 1;
+pub const TEST_RECON: usize = 2;
+pub const TEST_KL: usize = 3;
+pub const METRIC_SLOTS: usize = 4;
+
+/// Noise streams: each use site draws independent numbers.
+pub const STREAM_EPS: u32 = 1;
+pub const STREAM_EVAL_EPS: u32 = 3;
+pub const STREAM_SAMPLE: u32 = 4;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VaeConfig {
+    pub hidden: Vec<usize>,
+    pub latent: usize,
+    pub init: Init,
+}
+
+impl Default for VaeConfig {
+    fn default() -> Self {
+        VaeConfig { hidden: vec![256, 128], latent: 32, init: Init::Torch }
+    }
+}
+
+pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
+    let relu = Activation::Relu;
+    let mut encoder = Vec::new();
+    let mut width = IMAGE;
+    for (i, &h) in cfg.hidden.iter().enumerate() {
+        encoder.push(LayerSpec::new(&format!("encoder.fc{}", i + 1), width, h, relu));
+        width = h;
+    }
+    encoder.push(LayerSpec {
+        heads: vec!["encoder.mu".into(), "encoder.logvar".into()],
+        ..LayerSpec::new("encoder.head", width, 2 * cfg.latent, Activation::Identity)
+    });
+    let mut decoder = Vec::new();
+    let mut width = cfg.latent;
+    for (i, &h) in cfg.hidden.iter().rev().enumerate() {
+        decoder.push(LayerSpec::new(&format!("decoder.fc{}", i + 1), width, h, relu));
+        width = h;
+    }
+    decoder.push(LayerSpec::new("decoder.out", width, IMAGE, Activation::Identity));
+    (encoder, decoder)
+}
+
+pub struct Vae {
+    pub config: VaeConfig,
+    pub encoder: Mlp,
+    pub decoder: Mlp,
+    pub params: Parameters,
+}
+
+impl Vae {
+    /// The parameter layout and freshly initialised values for `cfg`.
+    pub fn initial(cfg: &VaeConfig, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
+        let (enc, dec) = layers(cfg);
+        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
+        let all: Vec<LayerSpec> = enc.iter().chain(&dec).cloned().collect();
+        Mlp::allocate(enc, &mut p, &mut s);
+        Mlp::allocate(dec, &mut p, &mut s);
+        let (values, state) = initial_values(&all, &p, &s, cfg.init, seed);
+        (p, s, values, state)
+    }
+
+    /// A VAE on the GPU with the given parameter values (fresh, or from a checkpoint).
+    pub fn new(gpu: &Gpu, cfg: &VaeConfig, values: &[f32], state: &[f32]) -> Result<Vae, GpuError> {
+        let (enc, dec) = layers(cfg);
+        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
+        let encoder = Mlp::allocate(enc, &mut p, &mut s);
+        let decoder = Mlp::allocate(dec, &mut p, &mut s);
+        let params = Parameters::new(gpu, "vae", p, s, values, state)?;
+        Ok(Vae { config: cfg.clone(), encoder, decoder, params })
+    }
+}
+
+/// One forward pass of the whole VAE over `rows` images, with what the loss needs.
+pub struct VaeGraph {
+    pub rows: usize,
+    /// [rows, 784] images in [0, 1]
+    pub x: Tensor,
+    /// [rows, latent]
+    pub eps: Tensor,
+    pub z: Tensor,
+    /// [rows] KL and reconstruction terms per image
+    pub kl_row: Tensor,
+    pub recon_row: Tensor,
+    pub encoder: Forward,
+    pub decoder: Forward,
+    /// Gradients (a training graph backpropagates through them; evaluation leaves them be).
+    pub d_encoder: Backward,
+    pub d_decoder: Backward,
+    /// [rows, latent]
+    pub dz: Tensor,
+}
+
+impl VaeGraph {
+    pub fn new(gpu: &Gpu, vae: &Vae, rows: usize, label: &str) -> Result<VaeGraph, GpuError> {
+        let latent = vae.config.latent;
+        let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, IMAGE])?;
+        let eps = Tensor::zeros(gpu, &format!("{label}.eps"), &[rows, latent])?;
+        let z = Tensor::zeros(gpu, &format!("{label}.z"), &[rows, latent])?;
+        let encoder = vae.encoder.forward_buffers(gpu, x.region(), None)?;
+        let decoder = vae.decoder.forward_buffers(gpu, z.region(), None)?;
+        Ok(VaeGraph {
+            rows,
+            kl_row: Tensor::zeros(gpu, &format!("{label}.kl_row"), &[rows])?,
+            recon_row: Tensor::zeros(gpu, &format!("{label}.recon_row"), &[rows])?,
+            d_encoder: vae.encoder.backward_buffers(gpu, rows)?,
+            d_decoder: vae.decoder.backward_buffers(gpu, rows)?,
+            dz: Tensor::zeros(gpu, &format!("{label}.dz"), &[rows, latent])?,
+            x,
+            eps,
+            z,
+            encoder,
+            decoder,
+        })
+    }
+
+    /// Gather, noise, encoder, reparameterisation, decoder and the loss, accumulating the
+    /// per-image means of the two loss terms into metrics[recon_slot] and [kl_slot] times
+    /// `metric_scale`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_and_loss(
+        &self, gpu: &Gpu, vae: &Vae, program: &mut Program, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, stream: u32,
+        metrics: &Tensor, slots: (usize, usize), metric_scale: f32,
+    ) {
+        let scale = 1.0 / self.rows as f32;
+        program.phase(
+            "data",
+            vec![
+                nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0),
+                nn::fill_normal(gpu, "eps", step, self.eps.view(), stream, seed),
+            ],
+        );
+        program.phase("encoder.forward", vae.encoder.forward_launches(gpu, &vae.params, &self.encoder, BatchnormMode::Train));
+        let stats = self.encoder.output().view();
+        program.phase("reparameterise", vec![nn::reparam_kl_forward(gpu, "latent", stats, self.eps.view(), self.z.view(), self.kl_row.view())]);
+        program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &self.decoder, BatchnormMode::Train));
+        program.phase(
+            "loss",
+            vec![
+                nn::bce_logits(gpu, "recon", self.decoder.output().view(), Ok(self.x.view()), scale, self.d_decoder.d_output().view(), self.recon_row.view()),
+                nn::sum_accumulate(gpu, "recon", self.recon_row.view(), &metrics.buffer, slots.0, metric_scale),
+                nn::sum_accumulate(gpu, "kl", self.kl_row.view(), &metrics.buffer, slots.1, metric_scale),
+            ],
+        );
+    }
+
+    /// One training step: forward, loss (mean over the batch of per-image BCE sum + KL),
+    /// backward and Adam, with no readback.
+    pub fn train_program(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor, adam: &AdamConfig) -> Program {
+        let mut program = Program::default();
+        let scale = 1.0 / self.rows as f32;
+        self.forward_and_loss(gpu, vae, &mut program, split, step, seed, STREAM_EPS, metrics, (TRAIN_RECON, TRAIN_KL), scale);
+        let params = &vae.params;
+        program.phase(
+            "decoder.backward",
+            vae.decoder.backward_launches(gpu, params, &self.decoder, 0, &self.d_decoder, true, Some((self.dz.view(), None))),
+        );
+        let stats = self.encoder.output().view();
+        program.phase(
+            "reparameterise.backward",
+            vec![nn::reparam_kl_backward(gpu, "latent", stats, self.eps.view(), self.dz.view(), self.d_encoder.d_output().view(), scale)],
+        );
+        program.phase("encoder.backward", vae.encoder.backward_launches(gpu, params, &self.encoder, 0, &self.d_encoder, true, None));
+        program.phase(
+            "adam",
+            vec![nn::adam(gpu, "vae", adam, step, params.layout.len, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)],
+        );
+        program
+    }
+
+    /// The test loss of `rows` images (eps drawn per chunk from a fixed key), summed into
+    /// metrics[TEST_RECON] and [TEST_KL].
+    pub fn eval_program(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor) -> Program {
+        let mut program = Program::default();
+        self.forward_and_loss(gpu, vae, &mut program, split, step, seed, STREAM_EVAL_EPS, metrics, (TEST_RECON, TEST_KL), 1.0);
+        program
+    }
+}
+
+/// Decodes `rows` latent vectors drawn from N(0, I) with a fixed key: the sample grids.
+pub struct VaeSampler {
+    pub z: Tensor,
+    pub decoder: Forward,
+    pub program: Program,
+}
+
+impl VaeSampler {
+    pub fn new(gpu: &Gpu, vae: &Vae, rows: usize, step: &wgpu::Buffer, seed: u64) -> Result<VaeSampler, GpuError> {
+        let z = Tensor::zeros(gpu, "sample.z", &[rows, vae.config.latent])?;
+        let decoder = vae.decoder.forward_buffers(gpu, z.region(), None)?;
+        let mut program = Program::default();
+        program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
+        program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &decoder, BatchnormMode::Eval));
+        Ok(VaeSampler { z, decoder, program })
+    }
+}

@@ -1,0 +1,108 @@
+//! The CPU twin of models/mlp.rs: the same layers over the same flat parameter layout, in f64,
+//! built from the reference kernels.
+
+use super::{batchnorm_backward, batchnorm_forward_train, matmul_backward_input, matmul_backward_weight, matmul_forward, BatchnormSaved};
+use crate::models::mlp::LayerSpec;
+use crate::models::ParamLayout;
+use crate::nn::Activation;
+
+/// A layer's offsets in the flat buffers, found by name as the GPU side allocated them.
+struct Offsets {
+    w: usize,
+    b: usize,
+    bn: Option<(usize, usize, usize)>,
+}
+
+fn offsets(spec: &LayerSpec, params: &ParamLayout, state: &ParamLayout) -> Offsets {
+    let head = &spec.head_names()[0];
+    Offsets {
+        w: params.get(&format!("{head}.weight")).offset,
+        b: params.get(&format!("{head}.bias")).offset,
+        bn: spec.batchnorm.as_ref().map(|bn| {
+            (
+                params.get(&format!("{}.weight", bn.name)).offset,
+                params.get(&format!("{}.bias", bn.name)).offset,
+                state.get(&format!("{}.saved_mean", bn.name)).offset,
+            )
+        }),
+    }
+}
+
+pub struct MlpForward {
+    pub pre: Vec<Option<Vec<f64>>>,
+    pub out: Vec<Vec<f64>>,
+    saved: Vec<Option<BatchnormSaved>>,
+}
+
+/// Forward in training mode; batch-norm running statistics in `state` are updated.
+pub fn mlp_forward(layers: &[LayerSpec], params: &ParamLayout, state_layout: &ParamLayout, values: &[f64], state: &mut [f64], x: &[f64], rows: usize) -> MlpForward {
+    let mut fwd = MlpForward { pre: Vec::new(), out: Vec::new(), saved: Vec::new() };
+    for (l, spec) in layers.iter().enumerate() {
+        let o = offsets(spec, params, state_layout);
+        let input = if l == 0 { x } else { &fwd.out[l - 1] };
+        let (w, b) = (&values[o.w..o.w + spec.out * spec.inp], &values[o.b..o.b + spec.out]);
+        match (o.bn, &spec.batchnorm) {
+            (Some((g, be, st)), Some(bn)) => {
+                let pre = matmul_forward(input, w, Some(b), rows, spec.inp, spec.out, Activation::Identity);
+                let n = spec.out;
+                let (rm, rv) = state[st + 2 * n..st + 4 * n].split_at_mut(n);
+                let (y, saved) = batchnorm_forward_train(
+                    &pre, &values[g..g + n], &values[be..be + n], rows, n, f64::from(bn.eps), f64::from(bn.momentum), spec.act, rm, rv,
+                );
+                fwd.pre.push(Some(pre));
+                fwd.out.push(y);
+                fwd.saved.push(Some(saved));
+            }
+            _ => {
+                fwd.pre.push(None);
+                fwd.out.push(matmul_forward(input, w, Some(b), rows, spec.inp, spec.out, spec.act));
+                fwd.saved.push(None);
+            }
+        }
+    }
+    fwd
+}
+
+/// Backpropagates `d_last` (the gradient at the last matmul's output); with `grads`, writes the
+/// parameter gradients there. Returns the gradient at the input, times the derivative of
+/// `input_act` evaluated at the input when given.
+#[allow(clippy::too_many_arguments)]
+pub fn mlp_backward(
+    layers: &[LayerSpec], params: &ParamLayout, state_layout: &ParamLayout, values: &[f64], x: &[f64], fwd: &MlpForward, rows: usize,
+    d_last: Vec<f64>, mut grads: Option<&mut [f64]>, input_act: Option<Activation>,
+) -> Vec<f64> {
+    let mut dy = d_last;
+    for l in (0..layers.len()).rev() {
+        let spec = &layers[l];
+        let o = offsets(spec, params, state_layout);
+        let input = if l == 0 { x } else { &fwd.out[l - 1] };
+        if let Some(g) = grads.as_deref_mut() {
+            let (dw, rest) = g[o.w..].split_at_mut(spec.out * spec.inp);
+            let db = &mut rest[o.b - o.w - spec.out * spec.inp..][..spec.out];
+            matmul_backward_weight(&dy, input, rows, spec.inp, spec.out, dw, Some(db), false);
+        }
+        let w = &values[o.w..o.w + spec.out * spec.inp];
+        if l == 0 {
+            return match input_act {
+                Some(act) => matmul_backward_input(&dy, w, Some(x), rows, spec.inp, spec.out, act),
+                None => matmul_backward_input(&dy, w, None, rows, spec.inp, spec.out, Activation::Identity),
+            };
+        }
+        let p = &layers[l - 1];
+        let po = offsets(p, params, state_layout);
+        dy = match (po.bn, &fwd.saved[l - 1], &fwd.pre[l - 1]) {
+            (Some((gamma, beta, _)), Some(saved), Some(pre)) => {
+                let d_out = matmul_backward_input(&dy, w, None, rows, spec.inp, spec.out, Activation::Identity);
+                let n = p.out;
+                let (dx, dgamma, dbeta) = batchnorm_backward(&d_out, &fwd.out[l - 1], pre, &values[gamma..gamma + n], saved, rows, n, p.act);
+                if let Some(g) = grads.as_deref_mut() {
+                    g[gamma..gamma + n].copy_from_slice(&dgamma);
+                    g[beta..beta + n].copy_from_slice(&dbeta);
+                }
+                dx
+            }
+            _ => matmul_backward_input(&dy, w, Some(&fwd.out[l - 1]), rows, spec.inp, spec.out, p.act),
+        };
+    }
+    unreachable!("the loop returns at layer 0")
+}
