@@ -53,3 +53,44 @@ fn vae_steps_match_cpu_reference_loss_gradients_and_weights() {
         assert_close(&format!("{what} weights"), &read(&vae.params.values), &p, 1e-5, 0.0);
     }
 }
+
+#[test]
+fn gan_steps_match_cpu_reference_for_both_networks_and_batchnorm_state() {
+    use wgen::models::gan::{Gan, GanConfig, GanGraph, IMAGE, METRIC_SLOTS};
+    let g = gpu();
+    let dataset = data::load(None).unwrap();
+    let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();
+    let cfg = GanConfig { label_smoothing: 0.1, ..GanConfig::default() };
+    let (layout, state_layout, values, state) = Gan::initial(&cfg, 3);
+    let gan = Gan::new(g, &cfg, &values, &state).unwrap();
+    let batch = 20;
+    let graph = GanGraph::new(g, &gan, batch).unwrap();
+    let metrics = Tensor::zeros(g, "metrics", &[METRIC_SLOTS]).unwrap();
+    let steps = StepBuffer::new(g, "test", 1);
+    let opt = AdamConfig::new(2e-4, 0.5, 0.999);
+    let program = graph.train_program(g, &gan, &split, &steps.uniform, 11, &metrics, &opt);
+
+    let mut p = widen(&values);
+    let mut s = widen(&state);
+    let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    for t in 1..=3u32 {
+        metrics.write(g, &[0.0; METRIC_SLOTS]);
+        let (bc1, bc2) = opt.bias_corrections(t);
+        let step = Step { t, rng_step: t - 1, batch_start: (t - 1) * batch as u32, adam_bc1: bc1, adam_bc2: bc2, ..Step::default() };
+        submit_steps(g, &program, &steps, &[step]);
+        g.wait();
+        let d_in = widen(&read(&graph.d_in));
+        let (real, z) = (&d_in[..batch * IMAGE], widen(&read(&graph.z)));
+        let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, real, &z, batch, t, &opt);
+        let what = format!("step {t}");
+        // Tolerances as for the VAE; the weights' is 5% of this smaller learning rate (2e-4).
+        assert_close(&format!("{what} G(z)"), &read(&graph.d_in)[batch * IMAGE..], &want.fake, 1e-5, 1e-5);
+        assert_close(&format!("{what} d_loss, g_loss, D(x), D(G(z))"), &read(&metrics), &want.metrics, 1e-5, 1e-5);
+        assert_close(&format!("{what} gradients"), &read(&gan.params.grads), &want.grads, 2e-6, 1e-4);
+        assert_close(&format!("{what} weights"), &read(&gan.params.values), &p, 1e-5, 0.0);
+        let running: Vec<usize> = state_layout.entries.iter().filter(|e| e.name.contains("running")).flat_map(|e| e.range()).collect();
+        let got_state = read(&gan.params.state);
+        let pick = |v: &[f32]| running.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+        assert_close(&format!("{what} batch-norm running statistics"), &pick(&got_state), &running.iter().map(|&i| s[i]).collect::<Vec<_>>(), 1e-5, 1e-5);
+    }
+}

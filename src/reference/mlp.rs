@@ -106,3 +106,16 @@ pub fn mlp_backward(
     }
     unreachable!("the loop returns at layer 0")
 }
+
+impl MlpForward {
+    /// Rows `start..start + rows` of every activation, for a backward pass over part of the
+    /// batch. Batch-normalised layers cannot be split.
+    pub fn rows(&self, start: usize, rows: usize, widths: &[usize]) -> MlpForward {
+        assert!(self.pre.iter().all(Option::is_none), "batch norm couples the rows");
+        MlpForward {
+            pre: vec![None; self.pre.len()],
+            out: self.out.iter().zip(widths).map(|(o, &w)| o[start * w..(start + rows) * w].to_vec()).collect(),
+            saved: (0..self.saved.len()).map(|_| None).collect(),
+        }
+    }
+}

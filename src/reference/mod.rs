@@ -4,6 +4,7 @@
 mod activations;
 mod adam;
 mod batchnorm;
+mod gan_step;
 mod gather;
 mod losses;
 mod matmul;
@@ -20,3 +21,4 @@ pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};
 pub use random::{fill_normal, fill_uniform, philox4x32_10, to_unit};
 pub use mlp::{mlp_backward, mlp_forward, MlpForward};
 pub use vae_step::{vae_step, VaeStepOut};
+pub use gan_step::{gan_step, GanStepOut};
