@@ -1,6 +1,8 @@
 //! The command line: flags are parsed by clap, checked into a config, then handed to the work.
 
 mod bench;
+mod sample;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -24,6 +26,10 @@ pub struct Cli {
 enum Command {
     /// List every GPU adapter wgen can use, best first.
     Devices,
+    /// Train a model on the GPU.
+    Train(train::TrainArgs),
+    /// Draw images from a trained model.
+    Sample(sample::SampleArgs),
     /// Measure kernel and training speed.
     Bench(bench::BenchArgs),
 }
@@ -42,6 +48,8 @@ pub fn run() -> Result<i32> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Devices => devices(&cli),
+        Command::Train(args) => train::run(&Gpu::new(&cli.gpu_options())?, args),
+        Command::Sample(args) => sample::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Bench(args) => {
             let gpu = Gpu::new(&cli.gpu_options())?;
             bench::run(&gpu, args)

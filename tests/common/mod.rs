@@ -73,3 +73,34 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64)
         );
     }
 }
+
+/// Writes an MNIST-format folder with the first `train` and `test` images of the built-in
+/// data (gzip for the images, plain for the labels, as folders in the wild mix them).
+pub fn small_mnist(dir: &std::path::Path, train: usize, test: usize) {
+    use std::io::Write;
+    let data = wgen::data::load(None).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let idx = |dims: &[u32], payload: &[u8]| -> Vec<u8> {
+        let mut out = (0x0800u32 | dims.len() as u32).to_be_bytes().to_vec();
+        for d in dims {
+            out.extend(d.to_be_bytes());
+        }
+        out.extend_from_slice(payload);
+        out
+    };
+    for (name, split, n) in [("train", &data.train, train), ("t10k", &data.test, test)] {
+        let images = idx(&[n as u32, 28, 28], &split.images[..n * 784]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&images).unwrap();
+        std::fs::write(dir.join(format!("{name}-images-idx3-ubyte.gz")), gz.finish().unwrap()).unwrap();
+        std::fs::write(dir.join(format!("{name}-labels-idx1-ubyte")), idx(&[n as u32], &split.labels[..n])).unwrap();
+    }
+}
+
+/// A fresh folder under the system's temp dir, unique per test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgen-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

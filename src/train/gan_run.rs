@@ -1,0 +1,91 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{json, Map, Value};
+
+use super::{metadata, read_rows, round, save_grid, TrainConfig, Trainee};
+use crate::data::DeviceSplit;
+use crate::gpu::{Gpu, Program, Tensor};
+use crate::models::gan::{Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
+use crate::models::ParamLayout;
+use crate::nn::StepBuffer;
+
+pub struct GanRun {
+    gan: Gan,
+    batch: usize,
+    steps: StepBuffer,
+    program: Program,
+    metrics: Tensor,
+    sampler: GanSampler,
+    /// Kept alive for the buffers the program binds.
+    _graph: GanGraph,
+}
+
+impl GanRun {
+    pub fn new(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit) -> Result<GanRun> {
+        let gc = cfg.gan.clone().unwrap_or_default();
+        let (_, _, values, state) = Gan::initial(&gc, cfg.seed);
+        let gan = Gan::new(gpu, &gc, &values, &state)?;
+        let metrics = Tensor::zeros(gpu, "gan.metrics", &[METRIC_SLOTS])?;
+        let steps = StepBuffer::new(gpu, "gan.train", cfg.steps_per_submit);
+        let graph = GanGraph::new(gpu, &gan, cfg.batch)?;
+        let program = graph.train_program(gpu, &gan, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
+        let sample_step = StepBuffer::new(gpu, "gan.sample", 1);
+        let sampler = GanSampler::new(gpu, &gan, 64, &sample_step.uniform, cfg.seed)?;
+        Ok(GanRun { gan, batch: cfg.batch, steps, program, metrics, sampler, _graph: graph })
+    }
+}
+
+impl Trainee for GanRun {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn program(&self) -> &Program {
+        &self.program
+    }
+
+    fn steps(&self) -> &StepBuffer {
+        &self.steps
+    }
+
+    fn metrics(&self) -> &Tensor {
+        &self.metrics
+    }
+
+    fn before_readback(&mut self, _gpu: &Gpu) -> Result<()> {
+        Ok(())
+    }
+
+    fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>> {
+        let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
+        self.sampler.program.run(gpu, "gan.sample");
+        let output = self.gan.config.output;
+        let samples = read_rows(gpu, self.sampler.generator.output(), 64, |v| output.to_unit(v))?;
+        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, 8)?;
+        let mut r = Map::new();
+        r.insert("d_loss".into(), json!(mean(D_LOSS)));
+        r.insert("g_loss".into(), json!(mean(G_LOSS)));
+        r.insert("d_real".into(), json!(mean(D_REAL)));
+        r.insert("d_fake".into(), json!(mean(D_FAKE)));
+        Ok(r)
+    }
+
+    fn export(&self, gpu: &Gpu) -> Result<(ParamLayout, Vec<f32>, ParamLayout, Vec<f32>, HashMap<String, String>)> {
+        let p = &self.gan.params;
+        Ok((p.layout.clone(), p.values.read(gpu)?, p.state_layout.clone(), p.state.read(gpu)?, metadata("gan", &self.gan.config)?))
+    }
+
+    fn summary(r: &Map<String, Value>) -> String {
+        let f = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        format!(
+            "d_loss {:.4}  g_loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:>7.0} img/s",
+            f("d_loss"),
+            f("g_loss"),
+            f("d_real"),
+            f("d_fake"),
+            f("img_per_s")
+        )
+    }
+}

@@ -1,0 +1,136 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{json, Map, Value};
+
+use super::{metadata, read_rows, round, save_grid, submit_steps, TrainConfig, Trainee};
+use crate::data::DeviceSplit;
+use crate::gpu::{Gpu, Program, Tensor};
+use crate::models::vae::{Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
+use crate::models::ParamLayout;
+use crate::nn::{Step, StepBuffer};
+use crate::reference::sigmoid;
+
+/// Test images per evaluation chunk.
+const EVAL_CHUNK: usize = 500;
+
+/// An evaluation graph for chunks of one size, with the Steps that pick its chunks.
+struct EvalPart {
+    graph: VaeGraph,
+    program: Program,
+    chunks: Vec<Step>,
+}
+
+pub struct VaeRun {
+    vae: Vae,
+    batch: usize,
+    steps: StepBuffer,
+    program: Program,
+    metrics: Tensor,
+    eval: Vec<EvalPart>,
+    eval_steps: StepBuffer,
+    test_count: usize,
+    sampler: VaeSampler,
+    /// Kept alive for the buffers the program binds.
+    _graph: VaeGraph,
+}
+
+impl VaeRun {
+    pub fn new(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, test: &DeviceSplit) -> Result<VaeRun> {
+        let vc = cfg.vae.clone().unwrap_or_default();
+        let (_, _, values, state) = Vae::initial(&vc, cfg.seed);
+        let vae = Vae::new(gpu, &vc, &values, &state)?;
+        let metrics = Tensor::zeros(gpu, "vae.metrics", &[METRIC_SLOTS])?;
+        let steps = StepBuffer::new(gpu, "vae.train", cfg.steps_per_submit);
+        let graph = VaeGraph::new(gpu, &vae, cfg.batch, "vae.train")?;
+        let program = graph.train_program(gpu, &vae, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
+
+        // The test split in chunks of one size plus, if it does not divide, one remainder chunk;
+        // each chunk's noise is keyed by its index, so every epoch sees the same eps per image.
+        let size = EVAL_CHUNK.min(test.count);
+        let (full, rest) = (test.count / size, test.count % size);
+        let eval_steps = StepBuffer::new(gpu, "vae.eval", full.max(1));
+        let chunk = |c: usize| Step { t: 1, rng_step: c as u32, batch_start: (c * size) as u32, ..Step::default() };
+        let mut eval = Vec::new();
+        for (rows, chunks) in [(size, (0..full).map(chunk).collect::<Vec<_>>()), (rest, vec![chunk(full)])] {
+            if rows == 0 || chunks.is_empty() {
+                continue;
+            }
+            let g = VaeGraph::new(gpu, &vae, rows, "vae.eval")?;
+            let program = g.eval_program(gpu, &vae, test, &eval_steps.uniform, cfg.seed, &metrics);
+            eval.push(EvalPart { graph: g, program, chunks });
+        }
+        let sample_step = StepBuffer::new(gpu, "vae.sample", 1);
+        let sampler = VaeSampler::new(gpu, &vae, 64, &sample_step.uniform, cfg.seed)?;
+        Ok(VaeRun { vae, batch: cfg.batch, steps, program, metrics, eval, eval_steps, test_count: test.count, sampler, _graph: graph })
+    }
+}
+
+impl Trainee for VaeRun {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn program(&self) -> &Program {
+        &self.program
+    }
+
+    fn steps(&self) -> &StepBuffer {
+        &self.steps
+    }
+
+    fn metrics(&self) -> &Tensor {
+        &self.metrics
+    }
+
+    fn before_readback(&mut self, gpu: &Gpu) -> Result<()> {
+        for part in &self.eval {
+            submit_steps(gpu, &part.program, &self.eval_steps, &part.chunks);
+        }
+        Ok(())
+    }
+
+    fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>> {
+        let n = self.test_count as f64;
+        let (recon, kl) = (f64::from(sums[TEST_RECON]) / n, f64::from(sums[TEST_KL]) / n);
+        let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
+        // Samples from fixed noise, then test images (odd rows) over their reconstructions.
+        self.sampler.program.run(gpu, "vae.sample");
+        let samples = read_rows(gpu, self.sampler.decoder.output(), 64, |v| sigmoid(f64::from(v)) as f32)?;
+        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, 8)?;
+        let part = &self.eval[0].graph;
+        let shown = part.rows.min(32);
+        let originals = read_rows(gpu, &part.x.region(), shown, |v| v)?;
+        let recons = read_rows(gpu, part.decoder.output(), shown, |v| sigmoid(f64::from(v)) as f32)?;
+        let mut pairs = Vec::with_capacity(2 * shown * IMAGE);
+        for row in 0..shown.div_ceil(8) {
+            let range = row * 8 * IMAGE..((row + 1) * 8).min(shown) * IMAGE;
+            pairs.extend_from_slice(&originals[range.clone()]);
+            pairs.extend_from_slice(&recons[range]);
+        }
+        save_grid(&out.join(format!("samples/recon-epoch-{epoch:03}.png")), &pairs, 8)?;
+        let mut r = Map::new();
+        r.insert("train_loss".into(), json!(round(train_loss, 3)));
+        r.insert("test_neg_elbo".into(), json!(round(recon + kl, 3)));
+        r.insert("test_recon".into(), json!(round(recon, 3)));
+        r.insert("test_kl".into(), json!(round(kl, 3)));
+        Ok(r)
+    }
+
+    fn export(&self, gpu: &Gpu) -> Result<(ParamLayout, Vec<f32>, ParamLayout, Vec<f32>, HashMap<String, String>)> {
+        let p = &self.vae.params;
+        Ok((p.layout.clone(), p.values.read(gpu)?, p.state_layout.clone(), p.state.read(gpu)?, metadata("vae", &self.vae.config)?))
+    }
+
+    fn summary(r: &Map<String, Value>) -> String {
+        format!(
+            "train_loss {:>8.3}  test_neg_elbo {:>8.3} (recon {:.3}, kl {:.3})  {:>7.0} img/s",
+            r["train_loss"].as_f64().unwrap_or(f64::NAN),
+            r["test_neg_elbo"].as_f64().unwrap_or(f64::NAN),
+            r["test_recon"].as_f64().unwrap_or(f64::NAN),
+            r["test_kl"].as_f64().unwrap_or(f64::NAN),
+            r.get("img_per_s").and_then(Value::as_f64).unwrap_or(f64::NAN),
+        )
+    }
+}
