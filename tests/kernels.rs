@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use wgen::gpu::{grid_1d, Launch, Kernel, Binding, Tensor, View};
+use wgen::gpu::{grid_1d, Binding, Kernel, Launch, MatmulImpl, Tensor, View};
 use wgen::nn::{self, Activation, AdamConfig, BatchnormTensors, Step, StepBuffer};
 use wgen::reference as cpu;
 
@@ -17,6 +17,11 @@ const MM_ATOL: f64 = 2e-5;
 const MM_RTOL: f64 = 2e-5;
 
 fn check_forward(n: usize, inp: usize, out: usize, act: Activation, seed: u64) {
+    check_forward_with(MatmulImpl::Tiled, n, inp, out, act, seed);
+}
+
+/// Returns the kernel that ran.
+fn check_forward_with(choice: MatmulImpl, n: usize, inp: usize, out: usize, act: Activation, seed: u64) -> Kernel {
     let g = gpu();
     let x = rounded(&uniform(seed, n * inp, -1.0, 1.0));
     let bound = 1.0 / (inp as f64).sqrt();
@@ -26,10 +31,24 @@ fn check_forward(n: usize, inp: usize, out: usize, act: Activation, seed: u64) {
     let tw = upload("w", &[out * inp + out], &wb);
     let ty = zeros("y", &[n, out]);
     let w = View { buffer: &tw.buffer, offset: 0, rows: out, cols: inp };
-    let launch = nn::matmul_forward(g, "test", tx.view(), w, Some(out * inp), ty.view(), act);
+    let launch = nn::matmul_forward_with(g, choice, "test", tx.view(), w, Some(out * inp), ty.view(), act);
     g.run("test", &[&launch]);
     let want = cpu::matmul_forward(&x, &wb[..out * inp], Some(&wb[out * inp..]), n, inp, out, act);
-    assert_close(&format!("matmul_forward {n}x{inp}·{inp}x{out} {act}"), &read(&ty), &want, MM_ATOL, MM_RTOL);
+    assert_close(&format!("{:?} {n}x{inp}·{inp}x{out} {act}", launch.kernel), &read(&ty), &want, MM_ATOL, MM_RTOL);
+    launch.kernel
+}
+
+#[test]
+fn matmul_forward_vec4_handles_rows_and_columns_not_multiple_of_block() {
+    for (i, &(n, inp, out)) in [(1, 4, 1), (7, 100, 65), (65, 784, 7), (100, 256, 257), (33, 32, 130)].iter().enumerate() {
+        let kernel = check_forward_with(MatmulImpl::Vec4, n, inp, out, ACTIVATIONS[i % 5], 50 + i as u64);
+        assert_eq!(kernel, Kernel::MatmulForwardVec4);
+    }
+}
+
+#[test]
+fn vec4_matmul_falls_back_to_tiles_when_k_is_not_a_multiple_of_four() {
+    assert_eq!(check_forward_with(MatmulImpl::Vec4, 9, 7, 5, Activation::Relu, 60), Kernel::MatmulForward);
 }
 
 #[test]
@@ -48,15 +67,22 @@ fn matmul_forward_applies_every_activation() {
 
 #[test]
 fn matmul_forward_without_bias_reads_row_offsets() {
+    for (choice, inp) in [(MatmulImpl::Tiled, 45), (MatmulImpl::Vec4, 44)] {
+        forward_second_half(choice, inp);
+    }
+}
+
+fn forward_second_half(choice: MatmulImpl, inp: usize) {
     let g = gpu();
-    let (rows, inp, out) = (70, 45, 19);
+    let (rows, out) = (70, 19);
     let x = rounded(&uniform(7, 2 * rows * inp, -1.0, 1.0));
     let w = rounded(&uniform(8, out * inp, -0.3, 0.3));
     let tx = upload("x", &[2 * rows, inp], &x);
     let tw = upload("w", &[out, inp], &w);
     let ty = zeros("y", &[2 * rows, out]);
     // The second half of x into the second half of y: the GAN's [real; fake] batch layout.
-    let launch = nn::matmul_forward(g, "test", tx.view().rows(rows, rows), tw.view(), None, ty.view().rows(rows, rows), Activation::Identity);
+    let launch = nn::matmul_forward_with(g, choice, "test", tx.view().rows(rows, rows), tw.view(), None, ty.view().rows(rows, rows), Activation::Identity);
+    assert_eq!(launch.kernel == Kernel::MatmulForwardVec4, choice == MatmulImpl::Vec4);
     g.run("test", &[&launch]);
     let want = cpu::matmul_forward(&x[rows * inp..], &w, None, rows, inp, out, Activation::Identity);
     let got = read(&ty);
@@ -64,10 +90,9 @@ fn matmul_forward_without_bias_reads_row_offsets() {
     assert!(got[..rows * out].iter().all(|&v| v == 0.0), "the first half must stay untouched");
 }
 
-#[test]
-fn matmul_backward_input_handles_shapes_not_multiple_of_tile() {
+fn check_backward_input(choice: MatmulImpl, shapes: &[(usize, usize, usize)], expect: Kernel) {
     let g = gpu();
-    for (i, &(n, inp, out)) in [(1, 1, 1), (7, 65, 63), (65, 7, 100), (100, 784, 257), (64, 257, 65)].iter().enumerate() {
+    for (i, &(n, inp, out)) in shapes.iter().enumerate() {
         let seed = 200 + i as u64;
         let act = ACTIVATIONS[i % 5];
         let dy = rounded(&uniform(seed, n * out, -1.0, 1.0));
@@ -76,17 +101,29 @@ fn matmul_backward_input_handles_shapes_not_multiple_of_tile() {
         let prev = rounded(&uniform(seed + 2, n * inp, -1.0, 1.0).iter().map(|&v| cpu::activate(v * 3.0, act)).collect::<Vec<_>>());
         let (tdy, tw, tprev) = (upload("dy", &[n, out], &dy), upload("w", &[out, inp], &w), upload("prev", &[n, inp], &prev));
         let tdx = zeros("dx", &[n, inp]);
-        let launch = nn::matmul_backward_input(g, "test", tdy.view(), tw.view(), tdx.view(), Some((tprev.view(), act)));
+        let launch = nn::matmul_backward_input_with(g, choice, "test", tdy.view(), tw.view(), tdx.view(), Some((tprev.view(), act)));
+        assert_eq!(launch.kernel, expect);
         g.run("test", &[&launch]);
         let want = cpu::matmul_backward_input(&dy, &w, Some(&prev), n, inp, out, act);
-        assert_close(&format!("matmul_backward_input {n}x{out}·{out}x{inp} {act}"), &read(&tdx), &want, MM_ATOL, MM_RTOL);
+        assert_close(&format!("{expect:?} {n}x{out}·{out}x{inp} {act}"), &read(&tdx), &want, MM_ATOL, MM_RTOL);
     }
 }
 
 #[test]
-fn matmul_backward_weight_fuses_bias_gradient_and_accumulates() {
+fn matmul_backward_input_handles_shapes_not_multiple_of_tile() {
+    let shapes = [(1, 1, 1), (7, 65, 63), (65, 7, 100), (100, 784, 257), (64, 257, 65)];
+    check_backward_input(MatmulImpl::Tiled, &shapes, Kernel::MatmulBackwardInput);
+}
+
+#[test]
+fn matmul_backward_input_vec4_handles_rows_not_multiple_of_block() {
+    let shapes = [(1, 4, 4), (7, 100, 64), (65, 784, 260), (100, 32, 128), (33, 1024, 784)];
+    check_backward_input(MatmulImpl::Vec4, &shapes, Kernel::MatmulBackwardInputVec4);
+}
+
+fn check_backward_weight(choice: MatmulImpl, shapes: &[(usize, usize, usize)], expect: Kernel) {
     let g = gpu();
-    for (i, &(n, inp, out)) in [(1, 1, 1), (7, 63, 65), (100, 65, 7), (257, 784, 100), (64, 100, 257)].iter().enumerate() {
+    for (i, &(n, inp, out)) in shapes.iter().enumerate() {
         for accumulate in [false, true] {
             let seed = 300 + 2 * i as u64 + u64::from(accumulate);
             let dy = rounded(&uniform(seed, n * out, -1.0, 1.0));
@@ -95,16 +132,29 @@ fn matmul_backward_weight_fuses_bias_gradient_and_accumulates() {
             let (tdy, tx) = (upload("dy", &[n, out], &dy), upload("x", &[n, inp], &x));
             let tg = upload("grads", &[out * inp + out], &before);
             let dw = View { buffer: &tg.buffer, offset: 0, rows: out, cols: inp };
-            let launch = nn::matmul_backward_weight(g, "test", tdy.view(), tx.view(), dw, Some(out * inp), accumulate);
+            let launch = nn::matmul_backward_weight_with(g, choice, "test", tdy.view(), tx.view(), dw, Some(out * inp), accumulate);
+            assert_eq!(launch.kernel, expect);
             g.run("test", &[&launch]);
             let mut want = before.clone();
             let (w_part, b_part) = want.split_at_mut(out * inp);
             cpu::matmul_backward_weight(&dy, &x, n, inp, out, w_part, Some(b_part), accumulate);
             // Sums over n rows of products in [-1, 1]: allow for n.
             let atol = 1e-5 * (n as f64).sqrt();
-            assert_close(&format!("matmul_backward_weight {out}x{n}·{n}x{inp} accumulate={accumulate}"), &read(&tg), &want, atol, MM_RTOL);
+            assert_close(&format!("{expect:?} {out}x{n}·{n}x{inp} accumulate={accumulate}"), &read(&tg), &want, atol, MM_RTOL);
         }
     }
+}
+
+#[test]
+fn matmul_backward_weight_fuses_bias_gradient_and_accumulates() {
+    let shapes = [(1, 1, 1), (7, 63, 65), (100, 65, 7), (257, 784, 100), (64, 100, 257)];
+    check_backward_weight(MatmulImpl::Tiled, &shapes, Kernel::MatmulBackwardWeight);
+}
+
+#[test]
+fn matmul_backward_weight_vec4_fuses_bias_gradient_over_odd_batch_sizes() {
+    let shapes = [(1, 4, 4), (7, 100, 64), (257, 784, 260), (63, 32, 128), (128, 1024, 784)];
+    check_backward_weight(MatmulImpl::Vec4, &shapes, Kernel::MatmulBackwardWeightVec4);
 }
 
 fn batchnorm_setup(rows: usize, cols: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {

@@ -57,7 +57,8 @@ fn every_shader_translates_to_hlsl() {
 fn every_kernel_names_an_entry_point_of_its_file() {
     use Kernel::*;
     let all = [
-        MatmulForward, MatmulBackwardInput, MatmulBackwardWeight, MatmulNaive, BatchnormForwardTrain, BatchnormForwardEval, BatchnormBackward,
+        MatmulForward, MatmulBackwardInput, MatmulBackwardWeight, MatmulNaive, MatmulForwardVec4, MatmulBackwardInputVec4,
+        MatmulBackwardWeightVec4, BatchnormForwardTrain, BatchnormForwardEval, BatchnormBackward,
         BceLogits, GanLoss, ReparamKlForward, ReparamKlBackward, SumAccumulate, Adam, FillUniform, FillNormal, GatherRows,
     ];
     for kernel in all {

@@ -145,6 +145,30 @@ fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     adapters
 }
 
+/// Which matmul kernels to prefer. Chosen once per device and never by timing, so a seed
+/// gives the same arithmetic, bit for bit, every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulImpl {
+    /// Workgroup-memory tiles (shaders/matmul.wgsl): the shape GPUs favour.
+    Tiled,
+    /// No workgroup memory, vec4 loads (shaders/matmul_vec4.wgsl): ~3× faster on lavapipe,
+    /// whose barriers are costly. Used where shapes are multiples of 4.
+    Vec4,
+}
+
+impl MatmulImpl {
+    /// `WGEN_MATMUL=tiled|vec4` if set, else vec4 on CPU adapters and tiled elsewhere.
+    fn for_adapter(info: &wgpu::AdapterInfo) -> MatmulImpl {
+        match std::env::var("WGEN_MATMUL").as_deref() {
+            Ok("tiled") => MatmulImpl::Tiled,
+            Ok("vec4") => MatmulImpl::Vec4,
+            _ if info.device_type == wgpu::DeviceType::Cpu => MatmulImpl::Vec4,
+            _ => MatmulImpl::Tiled,
+        }
+    }
+}
+
 /// An open device with its queue and the kernels compiled for it.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -152,6 +176,7 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    pub matmul: MatmulImpl,
     pub(super) pipelines: Pipelines,
 }
 
@@ -213,6 +238,7 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
+            matmul: MatmulImpl::for_adapter(&info),
             info,
             limits,
             features,

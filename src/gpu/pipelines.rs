@@ -9,6 +9,7 @@ const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 /// Every kernel file in `shaders/`, by name. The prelude is not listed: it is no module alone.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
+    ("matmul_vec4", include_str!("../../shaders/matmul_vec4.wgsl")),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("bce_logits", include_str!("../../shaders/bce_logits.wgsl")),
     ("gan_loss", include_str!("../../shaders/gan_loss.wgsl")),
@@ -34,6 +35,9 @@ pub enum Kernel {
     MatmulBackwardInput,
     MatmulBackwardWeight,
     MatmulNaive,
+    MatmulForwardVec4,
+    MatmulBackwardInputVec4,
+    MatmulBackwardWeightVec4,
     BatchnormForwardTrain,
     BatchnormForwardEval,
     BatchnormBackward,
@@ -56,6 +60,9 @@ impl Kernel {
             Kernel::MatmulBackwardInput => ("matmul", "matmul_backward_input"),
             Kernel::MatmulBackwardWeight => ("matmul", "matmul_backward_weight"),
             Kernel::MatmulNaive => ("matmul", "matmul_naive"),
+            Kernel::MatmulForwardVec4 => ("matmul_vec4", "matmul_forward_vec4"),
+            Kernel::MatmulBackwardInputVec4 => ("matmul_vec4", "matmul_backward_input_vec4"),
+            Kernel::MatmulBackwardWeightVec4 => ("matmul_vec4", "matmul_backward_weight_vec4"),
             Kernel::BatchnormForwardTrain => ("batchnorm", "batchnorm_forward_train"),
             Kernel::BatchnormForwardEval => ("batchnorm", "batchnorm_forward_eval"),
             Kernel::BatchnormBackward => ("batchnorm", "batchnorm_backward"),

@@ -1,7 +1,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{u32_of, Activation};
-use crate::gpu::{grid_rows, Binding, Gpu, Kernel, Launch, View};
+use crate::gpu::{grid_rows, Binding, Gpu, Kernel, Launch, MatmulImpl, View};
 
 /// Twin of `MatmulParams` in shaders/matmul.wgsl.
 #[repr(C)]
@@ -29,27 +29,95 @@ const FLAG_BIAS: u32 = 1;
 const FLAG_ACCUMULATE: u32 = 2;
 const TILE: usize = 64;
 
-fn matmul_launch(gpu: &Gpu, kernel: Kernel, label: &str, p: MatmulParams, bindings: &[Binding<'_>], extra_col: bool) -> Launch {
-    let cols = p.n as usize + usize::from(extra_col);
-    let grid = grid_rows(
-        u32_of(cols.div_ceil(TILE)),
-        u32_of((p.m as usize).div_ceil(TILE)),
-        gpu.limits.max_compute_workgroups_per_dimension,
-    );
+/// The tiled kernel of a layout and its vec4 twin.
+struct Kernels {
+    tiled: Kernel,
+    vec4: Kernel,
+}
+
+const FORWARD: Kernels = Kernels { tiled: Kernel::MatmulForward, vec4: Kernel::MatmulForwardVec4 };
+const BACKWARD_INPUT: Kernels = Kernels { tiled: Kernel::MatmulBackwardInput, vec4: Kernel::MatmulBackwardInputVec4 };
+const BACKWARD_WEIGHT: Kernels = Kernels { tiled: Kernel::MatmulBackwardWeight, vec4: Kernel::MatmulBackwardWeightVec4 };
+
+/// Whether the vec4 kernel can run `p`: its vectorised extents, strides and offsets must be
+/// multiples of 4 (shaders/matmul_vec4.wgsl).
+fn vec4_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
+    let fours = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
+    fours(&[p.a_off, p.b_off])
+        && match kernels.tiled {
+            Kernel::MatmulForward => p.a_col == 1 && p.b_row == 1 && fours(&[p.k, p.a_row, p.b_col]),
+            Kernel::MatmulBackwardInput => p.a_col == 1 && p.b_col == 1 && fours(&[p.k, p.n, p.a_row, p.b_row]),
+            _ => p.a_row == 1 && p.b_col == 1 && fours(&[p.m, p.n, p.a_col, p.b_row]),
+        }
+}
+
+fn matmul_launch(gpu: &Gpu, choice: MatmulImpl, kernels: &Kernels, label: &str, p: MatmulParams, bindings: &[Binding<'_>], extra_col: bool) -> Launch {
+    let max = gpu.limits.max_compute_workgroups_per_dimension;
+    let (kernel, grid) = if choice == MatmulImpl::Vec4 && vec4_fits(kernels, &p) {
+        (kernels.vec4, grid_rows(u32_of((p.n as usize).div_ceil(32)), u32_of((p.m as usize).div_ceil(32)), max))
+    } else {
+        let cols = p.n as usize + usize::from(extra_col);
+        (kernels.tiled, grid_rows(u32_of(cols.div_ceil(TILE)), u32_of((p.m as usize).div_ceil(TILE)), max))
+    };
+    let (bytes, detail) = matmul_traffic(kernels.tiled, &p);
+    Launch::new(gpu, kernel, label, &p, bindings, grid).with_cost(matmul_flops(&p), bytes, detail)
+}
+
+/// 2·m·n·k: the products and sums; epilogues are not counted.
+pub fn matmul_flops(p: &MatmulParams) -> u64 {
+    2 * u64::from(p.m) * u64::from(p.n) * u64::from(p.k)
+}
+
+/// Bytes a matmul must move — A, B and C once each, plus what its epilogue touches — and its
+/// shape, `m x k · k x n`.
+pub fn matmul_traffic(layout: Kernel, p: &MatmulParams) -> (u64, String) {
     let (m, n, k) = (u64::from(p.m), u64::from(p.n), u64::from(p.k));
-    Launch::new(gpu, kernel, label, &p, bindings, grid).with_cost(2 * m * n * k, 4 * (m * k + k * n + m * n))
+    let bias = p.flags & FLAG_BIAS != 0;
+    let accumulate = p.flags & FLAG_ACCUMULATE != 0;
+    let act = [Activation::Identity, Activation::Relu, Activation::LeakyRelu(p.slope), Activation::Sigmoid, Activation::Tanh]
+        .into_iter()
+        .find(|a| a.id() == p.act)
+        .unwrap_or(Activation::Identity);
+    let mut elements = m * k + k * n + m * n;
+    let mut detail = format!("{m}x{k}·{k}x{n}");
+    match layout {
+        Kernel::MatmulForward => {
+            elements += if bias { n } else { 0 };
+            detail += &format!(" {act}");
+        }
+        Kernel::MatmulBackwardInput => {
+            if p.act != 0 {
+                elements += m * n;
+                detail += &format!(" ⊙ {act}'");
+            }
+        }
+        _ => {
+            let bias_len = if bias { m } else { 0 };
+            elements += bias_len + if accumulate { m * n + bias_len } else { 0 };
+            if bias {
+                detail += " +db";
+            }
+        }
+    }
+    (4 * elements, detail)
 }
 
 /// y [rows, out] = act(x [rows, in] · wᵀ + b): w is [out, in] in the parameter buffer, the bias
 /// (`out` values) at element `bias` of the same buffer.
 pub fn matmul_forward(gpu: &Gpu, label: &str, x: View<'_>, w: View<'_>, bias: Option<usize>, y: View<'_>, act: Activation) -> Launch {
+    matmul_forward_with(gpu, gpu.matmul, label, x, w, bias, y, act)
+}
+
+/// `matmul_forward` with the kernel family chosen by the caller (tests and benchmarks).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_forward_with(gpu: &Gpu, choice: MatmulImpl, label: &str, x: View<'_>, w: View<'_>, bias: Option<usize>, y: View<'_>, act: Activation) -> Launch {
     let p = forward_params(label, x, w, bias, y, act);
     let bindings = [
         Binding { slot: 1, buffer: x.buffer },
         Binding { slot: 2, buffer: w.buffer },
         Binding { slot: 3, buffer: y.buffer },
     ];
-    matmul_launch(gpu, Kernel::MatmulForward, label, p, &bindings, false)
+    matmul_launch(gpu, choice, &FORWARD, label, p, &bindings, false)
 }
 
 /// The forward layout's params: A = x, B = wᵀ read through w's strides.
@@ -79,6 +147,13 @@ pub fn forward_params(label: &str, x: View<'_>, w: View<'_>, bias: Option<usize>
 /// dx [rows, in] = (dy [rows, out] · w) ⊙ act'(prev), where `prev` is the previous layer's
 /// activated output (the layer's input) and `act` that layer's activation.
 pub fn matmul_backward_input(gpu: &Gpu, label: &str, dy: View<'_>, w: View<'_>, dx: View<'_>, prev: Option<(View<'_>, Activation)>) -> Launch {
+    matmul_backward_input_with(gpu, gpu.matmul, label, dy, w, dx, prev)
+}
+
+/// `matmul_backward_input` with the kernel family chosen by the caller.
+pub fn matmul_backward_input_with(
+    gpu: &Gpu, choice: MatmulImpl, label: &str, dy: View<'_>, w: View<'_>, dx: View<'_>, prev: Option<(View<'_>, Activation)>,
+) -> Launch {
     // Never read with the identity; any read-only buffer fills the slot.
     let d = prev.map_or(dy.buffer, |(d, _)| d.buffer);
     let p = backward_input_params(label, dy, w, dx, prev);
@@ -88,7 +163,7 @@ pub fn matmul_backward_input(gpu: &Gpu, label: &str, dy: View<'_>, w: View<'_>, 
         Binding { slot: 3, buffer: dx.buffer },
         Binding { slot: 4, buffer: d },
     ];
-    matmul_launch(gpu, Kernel::MatmulBackwardInput, label, p, &bindings, false)
+    matmul_launch(gpu, choice, &BACKWARD_INPUT, label, p, &bindings, false)
 }
 
 /// The backward-input layout's params: A = dy, B = w as stored.
@@ -125,13 +200,21 @@ pub fn backward_input_params(label: &str, dy: View<'_>, w: View<'_>, dx: View<'_
 /// dw [out, in] (+)= dyᵀ · x and, with `bias`, db (+)= Σ_rows dy at element `bias` of dw's
 /// buffer, in the same dispatch.
 pub fn matmul_backward_weight(gpu: &Gpu, label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, bias: Option<usize>, accumulate: bool) -> Launch {
+    matmul_backward_weight_with(gpu, gpu.matmul, label, dy, x, dw, bias, accumulate)
+}
+
+/// `matmul_backward_weight` with the kernel family chosen by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_backward_weight_with(
+    gpu: &Gpu, choice: MatmulImpl, label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, bias: Option<usize>, accumulate: bool,
+) -> Launch {
     let p = backward_weight_params(label, dy, x, dw, bias, accumulate);
     let bindings = [
         Binding { slot: 1, buffer: dy.buffer },
         Binding { slot: 2, buffer: x.buffer },
         Binding { slot: 3, buffer: dw.buffer },
     ];
-    matmul_launch(gpu, Kernel::MatmulBackwardWeight, label, p, &bindings, bias.is_some())
+    matmul_launch(gpu, choice, &BACKWARD_WEIGHT, label, p, &bindings, bias.is_some())
 }
 
 /// The backward-weight layout's params: A = dyᵀ read through dy's strides, B = x.
@@ -171,7 +254,8 @@ pub fn matmul_naive(gpu: &Gpu, label: &str, mut p: MatmulParams, epilogue: bool,
         u32_of((p.m as usize).div_ceil(16)),
         gpu.limits.max_compute_workgroups_per_dimension,
     );
-    let (m, n, k) = (u64::from(p.m), u64::from(p.n), u64::from(p.k));
     let bindings = [Binding { slot: 1, buffer: a }, Binding { slot: 2, buffer: b }, Binding { slot: 3, buffer: c }];
-    Launch::new(gpu, Kernel::MatmulNaive, label, &p, &bindings, grid).with_cost(2 * m * n * k, 4 * (m * k + k * n + m * n))
+    let (m, n, k) = (u64::from(p.m), u64::from(p.n), u64::from(p.k));
+    Launch::new(gpu, Kernel::MatmulNaive, label, &p, &bindings, grid).with_cost(matmul_flops(&p), 4 * (m * k + k * n + m * n), format!("{m}x{k}·{k}x{n}"))
 }
+

@@ -15,7 +15,8 @@ pub use adam::{adam, AdamConfig, AdamParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
 pub use gather::{gather_rows, GatherParams};
 pub use linear::{
-    backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_weight, matmul_forward, matmul_naive,
+    backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_input_with, matmul_backward_weight,
+    matmul_backward_weight_with, matmul_forward, matmul_forward_with, matmul_naive,
     MatmulParams,
 };
 pub use losses::{bce_logits, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
