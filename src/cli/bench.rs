@@ -1,16 +1,21 @@
-//! `wgen bench kernels`: matmul throughput on the two models' real layer shapes, the tiled
-//! kernel next to the naive one-thread-per-output baseline, timed in the same run.
+//! `wgen bench`: end-to-end training throughput of both models (`train`) and matmul throughput
+//! on their real layer shapes, the tiled and vec4 kernels next to the naive
+//! one-thread-per-output baseline (`kernels`), all timed in the same run.
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use crate::gpu::{time_launches, Gpu, Launch, Tensor, View};
+use std::time::Instant;
+
+use crate::data::{self, DeviceSplit};
+use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl, Tensor, View};
+use crate::train::{submit_steps, ModelKind, ModelRun, TrainConfig};
 use crate::nn::{self, Activation};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure.
-    #[arg(value_enum, default_value_t = BenchWhat::Kernels)]
+    #[arg(value_enum, default_value_t = BenchWhat::All)]
     what: BenchWhat,
     /// Print one JSON object per case instead of a table.
     #[arg(long)]
@@ -18,14 +23,83 @@ pub struct BenchArgs {
     /// Repetitions per case, recorded into one compute pass.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     reps: u32,
-    /// Batch sizes to measure.
+    /// Batch sizes of the kernel cases.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 128])]
     batch: Vec<usize>,
+    /// Seconds to time each training case for.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BenchWhat {
+    /// Training throughput, then the kernels.
+    All,
+    /// Training steps per second of both models at their default and larger batches.
+    Train,
+    /// Matmul GFLOP/s on the models' layer shapes.
     Kernels,
+}
+
+/// Training cases: each model at its default batch and at larger ones.
+const TRAIN_CASES: &[(ModelKind, usize)] = &[(ModelKind::Gan, 64), (ModelKind::Gan, 256), (ModelKind::Vae, 128), (ModelKind::Vae, 512)];
+
+#[derive(serde::Serialize)]
+struct TrainCase {
+    case: &'static str,
+    model: ModelKind,
+    batch: usize,
+    steps: usize,
+    steps_per_s: f64,
+    img_per_s: f64,
+    dispatches_per_step: usize,
+    adapter: String,
+    matmul: MatmulImpl,
+}
+
+fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
+    let dataset = data::load(None)?;
+    let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
+    let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
+    if !args.json {
+        println!("training steps on {} (built-in data, {:?} matmul, about {} s per case)", gpu.adapter_name(), gpu.matmul, args.seconds);
+        println!("{:<6} {:>6} {:>8} {:>10} {:>10} {:>11}", "model", "batch", "steps", "steps/s", "img/s", "dispatches");
+    }
+    for &(model, batch) in TRAIN_CASES {
+        let mut cfg = TrainConfig::defaults(model);
+        cfg.batch = batch;
+        cfg.steps_per_submit = 16;
+        let run = ModelRun::new(gpu, &cfg, &train, &test)?;
+        let epoch_steps = dataset.train.count / batch;
+        // Two warm-up steps, then submits of 16 steps until the time is up.
+        submit_steps(gpu, run.program(), run.steps(), &cfg.steps(0, 2, epoch_steps));
+        gpu.wait();
+        let start = Instant::now();
+        let mut done = 0usize;
+        while start.elapsed().as_secs_f64() < args.seconds || done == 0 {
+            submit_steps(gpu, run.program(), run.steps(), &cfg.steps(2 + done as u32, 16, epoch_steps));
+            gpu.wait();
+            done += 16;
+        }
+        let per_s = done as f64 / start.elapsed().as_secs_f64();
+        let case = TrainCase {
+            case: "train",
+            model,
+            batch,
+            steps: done,
+            steps_per_s: (per_s * 10.0).round() / 10.0,
+            img_per_s: (per_s * batch as f64).round(),
+            dispatches_per_step: run.program().dispatch_count(),
+            adapter: gpu.adapter_name(),
+            matmul: gpu.matmul,
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&case)?);
+        } else {
+            println!("{:<6} {:>6} {:>8} {:>10.1} {:>10.0} {:>11}", format!("{model:?}").to_lowercase(), batch, done, case.steps_per_s, case.img_per_s, case.dispatches_per_step);
+        }
+    }
+    Ok(())
 }
 
 /// (model, layer, in, out) of every Linear layer of the two models; the VAE's mu and logvar
@@ -48,47 +122,72 @@ pub const LAYER_SHAPES: &[(&str, &str, usize, usize)] = &[
 
 #[derive(serde::Serialize)]
 struct Case {
+    case: &'static str,
     model: &'static str,
     layer: &'static str,
     layout: &'static str,
     batch: usize,
     shape: String,
     tiled_gflops: f64,
+    /// None where the shape is not a multiple of 4 along the vectorised axes.
+    vec4_gflops: Option<f64>,
     naive_gflops: f64,
-    tiled_us: f64,
-    naive_us: f64,
     clock: crate::gpu::Clock,
     adapter: String,
 }
 
 pub fn run(gpu: &Gpu, args: &BenchArgs) -> Result<i32> {
-    let BenchWhat::Kernels = args.what;
+    if args.what != BenchWhat::Kernels {
+        bench_train(gpu, args)?;
+    }
+    if args.what != BenchWhat::Train {
+        bench_kernels(gpu, args)?;
+    }
+    Ok(0)
+}
+
+fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     if !args.json {
         println!("matmul on {} ({} reps per case)", gpu.adapter_name(), args.reps);
-        println!("{:<6} {:<20} {:<9} {:>5} {:<18} {:>11} {:>11} {:>7}", "model", "layer", "layout", "batch", "C = A·B", "tiled GF/s", "naive GF/s", "ratio");
+        println!(
+            "{:<6} {:<20} {:<8} {:>5} {:<18} {:>10} {:>10} {:>10} {:>7} {:>7}",
+            "model", "layer", "layout", "batch", "C = A·B", "tiled GF/s", "vec4 GF/s", "naive GF/s", "best/naive", "vec4/tiled"
+        );
     }
-    let mut ratios = Vec::new();
+    let mut best_over_naive = Vec::new();
+    let mut vec4_over_tiled = Vec::new();
     for &batch in &args.batch {
         for &(model, layer, inp, out) in LAYER_SHAPES {
             for case in measure_layer(gpu, model, layer, batch, inp, out, args.reps as usize)? {
-                ratios.push(case.tiled_gflops / case.naive_gflops);
+                let best = case.vec4_gflops.unwrap_or(0.0).max(case.tiled_gflops);
+                best_over_naive.push(best / case.naive_gflops);
+                if let Some(v) = case.vec4_gflops {
+                    vec4_over_tiled.push(v / case.tiled_gflops);
+                }
                 if args.json {
                     println!("{}", serde_json::to_string(&case)?);
                 } else {
+                    let vec4 = case.vec4_gflops.map_or("-".to_string(), |v| format!("{v:.2}"));
+                    let ratio = case.vec4_gflops.map_or("-".to_string(), |v| format!("{:.1}×", v / case.tiled_gflops));
                     println!(
-                        "{:<6} {:<20} {:<9} {:>5} {:<18} {:>11.2} {:>11.2} {:>6.1}×",
-                        case.model, case.layer, case.layout, case.batch, case.shape, case.tiled_gflops, case.naive_gflops,
-                        case.tiled_gflops / case.naive_gflops
+                        "{:<6} {:<20} {:<8} {:>5} {:<18} {:>10.2} {:>10} {:>10.2} {:>9.1}× {:>7}",
+                        case.model, case.layer, case.layout, case.batch, case.shape, case.tiled_gflops, vec4, case.naive_gflops,
+                        best / case.naive_gflops, ratio
                     );
                 }
             }
         }
     }
-    if !args.json && !ratios.is_empty() {
-        let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-        println!("geometric mean speed-up of tiled over naive: {geo:.2}×");
+    let geo = |r: &[f64]| (r.iter().map(|x| x.ln()).sum::<f64>() / r.len().max(1) as f64).exp();
+    if !args.json {
+        println!(
+            "geometric means: best kernel over naive {:.2}×, vec4 over tiled {:.2}× (where vec4 applies); wgen uses {:?} on this adapter",
+            geo(&best_over_naive),
+            geo(&vec4_over_tiled),
+            gpu.matmul
+        );
     }
-    Ok(0)
+    Ok(())
 }
 
 fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usize, inp: usize, out: usize, reps: usize) -> Result<Vec<Case>> {
@@ -108,34 +207,39 @@ fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usi
     let act = Activation::LeakyRelu(0.2);
     let label = format!("bench.{layer}");
 
-    let forward = nn::matmul_forward(gpu, &label, x.view(), w, Some(out * inp), y.view(), act);
+    let forward = nn::matmul_forward_with(gpu, MatmulImpl::Tiled, &label, x.view(), w, Some(out * inp), y.view(), act);
+    let forward_vec4 = nn::matmul_forward_with(gpu, MatmulImpl::Vec4, &label, x.view(), w, Some(out * inp), y.view(), act);
     let forward_naive = nn::matmul_naive(gpu, &label, nn::forward_params(&label, x.view(), w, Some(out * inp), y.view(), act), true, &x.buffer, &wb.buffer, &y.buffer);
-    let input = nn::matmul_backward_input(gpu, &label, dy.view(), w, dx.view(), Some((x.view(), act)));
+    let input = nn::matmul_backward_input_with(gpu, MatmulImpl::Tiled, &label, dy.view(), w, dx.view(), Some((x.view(), act)));
+    let input_vec4 = nn::matmul_backward_input_with(gpu, MatmulImpl::Vec4, &label, dy.view(), w, dx.view(), Some((x.view(), act)));
     let input_naive = nn::matmul_naive(gpu, &label, nn::backward_input_params(&label, dy.view(), w, dx.view(), None), false, &dy.buffer, &wb.buffer, &dx.buffer);
-    let weight = nn::matmul_backward_weight(gpu, &label, dy.view(), x.view(), dw, Some(out * inp), false);
+    let weight = nn::matmul_backward_weight_with(gpu, MatmulImpl::Tiled, &label, dy.view(), x.view(), dw, Some(out * inp), false);
+    let weight_vec4 = nn::matmul_backward_weight_with(gpu, MatmulImpl::Vec4, &label, dy.view(), x.view(), dw, Some(out * inp), false);
     let weight_naive = nn::matmul_naive(gpu, &label, nn::backward_weight_params(&label, dy.view(), x.view(), dw, None, false), false, &dy.buffer, &x.buffer, &grads.buffer);
 
-    let cases: [(&str, &Launch, &Launch, String); 3] = [
-        ("forward", &forward, &forward_naive, format!("{batch}x{inp}·{inp}x{out}")),
-        ("dX", &input, &input_naive, format!("{batch}x{out}·{out}x{inp}")),
-        ("dW", &weight, &weight_naive, format!("{out}x{batch}·{batch}x{inp}")),
+    let cases: [(&str, &Launch, &Launch, &Launch, String); 3] = [
+        ("forward", &forward, &forward_vec4, &forward_naive, format!("{batch}x{inp}·{inp}x{out}")),
+        ("dX", &input, &input_vec4, &input_naive, format!("{batch}x{out}·{out}x{inp}")),
+        ("dW", &weight, &weight_vec4, &weight_naive, format!("{out}x{batch}·{batch}x{inp}")),
     ];
+    let vec4_kernels = [Kernel::MatmulForwardVec4, Kernel::MatmulBackwardInputVec4, Kernel::MatmulBackwardWeightVec4];
     Ok(cases
         .into_iter()
-        .map(|(layout, tiled, naive, shape)| {
+        .map(|(layout, tiled, vec4, naive, shape)| {
             let (t, clock) = time_launches(gpu, &[tiled], reps);
+            let v = vec4_kernels.contains(&vec4.kernel).then(|| time_launches(gpu, &[vec4], reps).0);
             let (n, _) = time_launches(gpu, &[naive], reps);
             let flops = tiled.flops as f64;
             Case {
+                case: "matmul",
                 model,
                 layer,
                 layout,
                 batch,
                 shape,
                 tiled_gflops: flops / t.as_secs_f64() * 1e-9,
+                vec4_gflops: v.map(|v| flops / v.as_secs_f64() * 1e-9),
                 naive_gflops: flops / n.as_secs_f64() * 1e-9,
-                tiled_us: t.as_secs_f64() * 1e6,
-                naive_us: n.as_secs_f64() * 1e6,
                 clock,
                 adapter: gpu.adapter_name(),
             }

@@ -1,6 +1,7 @@
 //! The command line: flags are parsed by clap, checked into a config, then handed to the work.
 
 mod bench;
+mod profile;
 mod sample;
 mod train;
 
@@ -30,6 +31,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Draw images from a trained model.
     Sample(sample::SampleArgs),
+    /// Time every kernel of real training steps on the GPU.
+    Profile(profile::ProfileArgs),
     /// Measure kernel and training speed.
     Bench(bench::BenchArgs),
 }
@@ -49,6 +52,7 @@ pub fn run() -> Result<i32> {
     match &cli.command {
         Command::Devices => devices(&cli),
         Command::Train(args) => train::run(&Gpu::new(&cli.gpu_options())?, args),
+        Command::Profile(args) => profile::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Sample(args) => sample::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Bench(args) => {
             let gpu = Gpu::new(&cli.gpu_options())?;

@@ -76,9 +76,10 @@ pub struct TrainArgs {
 /// Turns flags into a checked config; every refusal says which flag and why.
 pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     let vae = a.model == ModelKind::Vae;
-    let batch = a.batch.unwrap_or(if vae { 128 } else { 64 });
-    let lr = a.lr.unwrap_or(if vae { 1e-3 } else { 2e-4 });
-    let beta1 = a.beta1.unwrap_or(if vae { 0.9 } else { 0.5 });
+    let defaults = TrainConfig::defaults(a.model);
+    let batch = a.batch.unwrap_or(defaults.batch);
+    let lr = a.lr.unwrap_or(defaults.adam.lr);
+    let beta1 = a.beta1.unwrap_or(defaults.adam.beta1);
     if a.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -121,8 +122,8 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         out,
         checkpoint_every: a.checkpoint_every,
         steps_per_submit: a.steps_per_submit,
-        vae: vae.then(|| VaeConfig { latent: z_dim, init: a.init, ..VaeConfig::default() }),
-        gan: (!vae).then(|| GanConfig {
+        vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init: a.init, ..v }),
+        gan: defaults.gan.map(|g| GanConfig {
             latent: z_dim,
             g_activation: a.g_activation,
             d_activation: a.d_activation,
@@ -130,7 +131,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
             output: a.output,
             label_smoothing: a.label_smoothing,
             init: a.init,
-            ..GanConfig::default()
+            ..g
         }),
     })
 }

@@ -40,9 +40,13 @@ pub struct Launch {
     pub kernel: Kernel,
     /// The layer or tensor it works on, e.g. `gen.fc2`, for labels and profiles.
     pub label: String,
-    /// Floating-point operations and bytes it must move, for the profiler's rates.
+    /// Floating-point operations (an FMA counts 2, exp/log/sqrt/sin/cos 1 each) and the bytes
+    /// it must move at the least (each input read once, each output written once), for the
+    /// profiler's rates. Each launcher states its formula.
     pub flops: u64,
     pub bytes: u64,
+    /// Its shape, e.g. `64x256·256x512 leaky_relu:0.2`.
+    pub detail: String,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     grid: [u32; 3],
@@ -84,6 +88,7 @@ impl Launch {
             label,
             flops: 0,
             bytes: 0,
+            detail: String::new(),
             pipeline,
             bind_group,
             grid,
@@ -92,9 +97,10 @@ impl Launch {
     }
 
     /// Attaches the work counts the profiler turns into GFLOP/s and GB/s.
-    pub fn with_cost(mut self, flops: u64, bytes: u64) -> Launch {
+    pub fn with_cost(mut self, flops: u64, bytes: u64, detail: String) -> Launch {
         self.flops = flops;
         self.bytes = bytes;
+        self.detail = detail;
         self
     }
 
@@ -111,9 +117,9 @@ impl Launch {
         pass.dispatch_workgroups(x, y, z);
     }
 
-    /// `entry_point layer`, e.g. `matmul_forward gen.fc2`.
+    /// `entry_point layer [shape]`, e.g. `matmul_forward generator.fc2 [64x256·256x512 relu]`.
     pub fn name(&self) -> String {
-        format!("{} {}", self.kernel.entry_point(), self.label)
+        format!("{} {} [{}]", self.kernel.entry_point(), self.label, self.detail)
     }
 
     pub fn grid(&self) -> [u32; 3] {

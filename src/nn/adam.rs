@@ -60,5 +60,8 @@ pub fn adam(
         Binding { slot: 4, buffer: m },
         Binding { slot: 5, buffer: v },
     ];
-    Launch::new(gpu, Kernel::Adam, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(12 * n as u64, 28 * n as u64)
+    // Per parameter 13 FLOPs (decay 2, two moments 3 and 4, the step 3 plus a sqrt) and 28
+    // bytes (param, grad, m, v read; param, m, v written).
+    let n64 = n as u64;
+    Launch::new(gpu, Kernel::Adam, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(13 * n64, 28 * n64, format!("{n} params"))
 }

@@ -51,6 +51,10 @@ impl BatchnormTensors<'_> {
     }
 }
 
+fn shape(x: View<'_>, bn: &BatchnormTensors<'_>) -> String {
+    format!("{}x{} {}", x.rows, x.cols, bn.act)
+}
+
 fn column_grid(gpu: &Gpu, cols: usize) -> [u32; 3] {
     crate::gpu::grid_1d(u32_of(cols.div_ceil(16)), gpu.limits.max_compute_workgroups_per_dimension)
 }
@@ -70,9 +74,11 @@ pub fn batchnorm_forward_train(gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>
         Binding { slot: 3, buffer: bn.state },
         Binding { slot: 4, buffer: y.buffer },
     ];
-    let n = (x.rows * x.cols) as u64;
+    // Per element: mean 1, variance 3, normalise and scale 4 FLOPs; x read, y written, and per
+    // column gamma, beta read, four statistics written.
+    let (n, c) = ((x.rows * x.cols) as u64, x.cols as u64);
     Launch::new(gpu, Kernel::BatchnormForwardTrain, label, &bn.params(x), &bindings, column_grid(gpu, x.cols))
-        .with_cost(8 * n, 4 * 3 * n)
+        .with_cost(8 * n, 4 * (2 * n + 6 * c), shape(x, bn))
 }
 
 /// y = act(batchnorm(x)) with the running statistics, for sampling.
@@ -84,9 +90,11 @@ pub fn batchnorm_forward_eval(gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>,
         Binding { slot: 3, buffer: bn.state },
         Binding { slot: 4, buffer: y.buffer },
     ];
-    let n = x.rows * x.cols;
-    Launch::new(gpu, Kernel::BatchnormForwardEval, label, &bn.params(x), &bindings, grid_for(gpu, n, 256))
-        .with_cost(6 * n as u64, 8 * n as u64)
+    // Per element 5 FLOPs (subtract, rsqrt, scale, shift); x read, y written, four per-column
+    // values read.
+    let (n, c) = ((x.rows * x.cols) as u64, x.cols as u64);
+    Launch::new(gpu, Kernel::BatchnormForwardEval, label, &bn.params(x), &bindings, grid_for(gpu, x.rows * x.cols, 256))
+        .with_cost(5 * n, 4 * (2 * n + 4 * c), shape(x, bn))
 }
 
 /// dx, and dgamma/dbeta written into `grads` at gamma's and beta's offsets.
@@ -103,7 +111,9 @@ pub fn batchnorm_backward(
         Binding { slot: 6, buffer: dx.buffer },
         Binding { slot: 7, buffer: grads },
     ];
-    let n = (x.rows * x.cols) as u64;
+    // Per element 14 FLOPs (the incoming gradient 2, two sums 4, xhat 2, dx 6); dy, y, x read
+    // and dx written, and per column gamma and two statistics read, dgamma and dbeta written.
+    let (n, c) = ((x.rows * x.cols) as u64, x.cols as u64);
     Launch::new(gpu, Kernel::BatchnormBackward, label, &bn.params(x), &bindings, column_grid(gpu, x.cols))
-        .with_cost(16 * n, 4 * 7 * n)
+        .with_cost(14 * n, 4 * (4 * n + 5 * c), shape(x, bn))
 }

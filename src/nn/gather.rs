@@ -31,6 +31,9 @@ pub fn gather_rows(
         Binding { slot: 3, buffer: order },
         Binding { slot: 4, buffer: out.buffer },
     ];
+    // Per pixel one FMA (2 FLOPs), one byte read and 4 written; per row one index read.
     let n = out.rows * out.cols;
-    Launch::new(gpu, Kernel::GatherRows, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(2 * n as u64, 5 * n as u64)
+    let (n64, rows) = (n as u64, out.rows as u64);
+    Launch::new(gpu, Kernel::GatherRows, label, &params, &bindings, grid_for(gpu, n, 256))
+        .with_cost(2 * n64, 5 * n64 + 4 * rows, format!("{}x{}", out.rows, out.cols))
 }

@@ -78,9 +78,13 @@ pub fn bce_logits(
         Binding { slot: 3, buffer: grad.buffer },
         Binding { slot: 4, buffer: row_loss.buffer },
     ];
-    let n = (logits.rows * logits.cols) as u64;
+    // Per element 12 FLOPs (the loss 7 with exp and log, sigmoid 3, the scaled gradient 2);
+    // logits (and targets) read and the gradient written, one loss per row written.
+    let (n, rows) = ((logits.rows * logits.cols) as u64, logits.rows as u64);
+    let inputs = if params.use_target_tensor == 1 { 2 } else { 1 };
     let grid = crate::gpu::grid_1d(u32_of(logits.rows), gpu.limits.max_compute_workgroups_per_dimension);
-    Launch::new(gpu, Kernel::BceLogits, label, &params, &bindings, grid).with_cost(8 * n, 12 * n)
+    Launch::new(gpu, Kernel::BceLogits, label, &params, &bindings, grid)
+        .with_cost(12 * n, 4 * ((inputs + 1) * n + rows), format!("{}x{}", logits.rows, logits.cols))
 }
 
 /// The GAN's losses from logits [2B] (real then fake): D's gradient [2B], G's [B], and the four
@@ -106,7 +110,10 @@ pub fn gan_loss(
         Binding { slot: 3, buffer: g_grad.buffer },
         Binding { slot: 4, buffer: metrics },
     ];
-    Launch::new(gpu, Kernel::GanLoss, label, &params, &bindings, [1, 1, 1]).with_cost(30 * batch as u64, 20 * batch as u64)
+    // Per real/fake pair 40 FLOPs (three losses 21, two sigmoids 6, three gradients 9, four
+    // sums 4); 2B logits read, 3B gradients written, four metrics read and written.
+    let b = batch as u64;
+    Launch::new(gpu, Kernel::GanLoss, label, &params, &bindings, [1, 1, 1]).with_cost(40 * b, 4 * (5 * b + 8), format!("2x{batch}"))
 }
 
 fn kl_params(stats: View<'_>, grad_scale: f32) -> KlParams {
@@ -129,8 +136,11 @@ pub fn reparam_kl_forward(gpu: &Gpu, label: &str, stats: View<'_>, eps: View<'_>
         Binding { slot: 4, buffer: kl_row.buffer },
     ];
     let grid = crate::gpu::grid_1d(u32_of(stats.rows), gpu.limits.max_compute_workgroups_per_dimension);
-    let n = (z.rows * z.cols) as u64;
-    Launch::new(gpu, Kernel::ReparamKlForward, label, &kl_params(stats, 0.0), &bindings, grid).with_cost(8 * n, 16 * n)
+    // Per latent element 9 FLOPs (z 3 with an exp, the KL term 6 with an exp); mu, logvar, eps
+    // read and z written, one KL per row written.
+    let (n, rows) = ((z.rows * z.cols) as u64, z.rows as u64);
+    Launch::new(gpu, Kernel::ReparamKlForward, label, &kl_params(stats, 0.0), &bindings, grid)
+        .with_cost(9 * n, 4 * (4 * n + rows), format!("{}x{}", z.rows, z.cols))
 }
 
 /// dstats = [dz + s·mu | dz·eps·exp(logvar/2)/2 + s·(exp(logvar) - 1)/2].
@@ -143,9 +153,11 @@ pub fn reparam_kl_backward(gpu: &Gpu, label: &str, stats: View<'_>, eps: View<'_
         Binding { slot: 3, buffer: dz.buffer },
         Binding { slot: 4, buffer: dstats.buffer },
     ];
+    // Per latent element 12 FLOPs (dmu 2, dlogvar 10 with two exps); mu, logvar, eps, dz read
+    // and dmu, dlogvar written.
     let n = dz.rows * dz.cols;
     Launch::new(gpu, Kernel::ReparamKlBackward, label, &kl_params(stats, grad_scale), &bindings, grid_for(gpu, n, 256))
-        .with_cost(12 * n as u64, 24 * n as u64)
+        .with_cost(12 * n as u64, 24 * n as u64, format!("{}x{}", dz.rows, dz.cols))
 }
 
 /// metrics[slot] += scale · Σ values.
@@ -159,5 +171,6 @@ pub fn sum_accumulate(gpu: &Gpu, label: &str, values: View<'_>, metrics: &wgpu::
         _pad: 0,
     };
     let bindings = [Binding { slot: 1, buffer: values.buffer }, Binding { slot: 2, buffer: metrics }];
-    Launch::new(gpu, Kernel::SumAccumulate, label, &params, &bindings, [1, 1, 1]).with_cost(n as u64, 4 * n as u64)
+    // One add per value; the values read, the slot read and written.
+    Launch::new(gpu, Kernel::SumAccumulate, label, &params, &bindings, [1, 1, 1]).with_cost(n as u64 + 1, 4 * n as u64 + 8, format!("{n}"))
 }

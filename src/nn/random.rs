@@ -23,7 +23,11 @@ fn rng_launch(gpu: &Gpu, kernel: Kernel, label: &str, step: &wgpu::Buffer, out: 
         seed_hi: (seed >> 32) as u32,
     };
     let bindings = [Binding { slot: 1, buffer: step }, Binding { slot: 2, buffer: out.buffer }];
-    Launch::new(gpu, kernel, label, &params, &bindings, grid_for(gpu, n, 1024)).with_cost(60 * n as u64, 4 * n as u64)
+    // Philox is integer work; Box–Muller costs 4 FLOPs per normal (log, sqrt, cos or sin, and a
+    // multiply, shared by pairs: counted as 4), the uniform 2 (a multiply-add). 4 bytes written.
+    let per = if kernel == Kernel::FillNormal { 4 } else { 2 };
+    Launch::new(gpu, kernel, label, &params, &bindings, grid_for(gpu, n, 1024))
+        .with_cost(per * n as u64, 4 * n as u64, format!("{}x{}", out.rows, out.cols))
 }
 
 /// out ~ U(0, 1), keyed by (seed, stream, the step buffer's rng_step, element).

@@ -37,6 +37,12 @@ impl GanRun {
     }
 }
 
+impl GanRun {
+    pub fn parameters(&self) -> &crate::models::Parameters {
+        &self.gan.params
+    }
+}
+
 impl Trainee for GanRun {
     fn batch(&self) -> usize {
         self.batch

@@ -63,6 +63,69 @@ pub struct TrainConfig {
     pub gan: Option<GanConfig>,
 }
 
+impl TrainConfig {
+    /// The defaults of `model`: the recipes (VAE: Adam 1e-3, batch 128; GAN: Adam 2e-4
+    /// with betas (0.5, 0.999), batch 64).
+    pub fn defaults(model: ModelKind) -> TrainConfig {
+        let vae = model == ModelKind::Vae;
+        TrainConfig {
+            model,
+            epochs: 10,
+            batch: if vae { 128 } else { 64 },
+            adam: if vae { AdamConfig::new(1e-3, 0.9, 0.999) } else { AdamConfig::new(2e-4, 0.5, 0.999) },
+            seed: 0,
+            data: None,
+            out: PathBuf::from("runs"),
+            checkpoint_every: 5,
+            steps_per_submit: 32,
+            vae: vae.then(VaeConfig::default),
+            gan: (!vae).then(GanConfig::default),
+        }
+    }
+
+    /// `count` consecutive steps from global step `first` (0-based), batches taken in order
+    /// through an epoch of `epoch_steps` steps.
+    pub fn steps(&self, first: u32, count: usize, epoch_steps: usize) -> Vec<Step> {
+        (0..count as u32)
+            .map(|i| {
+                let t = first + i + 1;
+                let (adam_bc1, adam_bc2) = self.adam.bias_corrections(t);
+                let batch_start = ((t - 1) as usize % epoch_steps.max(1) * self.batch) as u32;
+                Step { t, rng_step: t - 1, batch_start, adam_bc1, adam_bc2, ..Step::default() }
+            })
+            .collect()
+    }
+}
+
+/// Either model, built for training.
+pub enum ModelRun {
+    Vae(VaeRun),
+    Gan(GanRun),
+}
+
+impl ModelRun {
+    pub fn new(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, test: &DeviceSplit) -> Result<ModelRun> {
+        Ok(match cfg.model {
+            ModelKind::Vae => ModelRun::Vae(VaeRun::new(gpu, cfg, train, test)?),
+            ModelKind::Gan => ModelRun::Gan(GanRun::new(gpu, cfg, train)?),
+        })
+    }
+
+    pub fn program(&self) -> &Program {
+        match self {
+            ModelRun::Vae(r) => r.program(),
+            ModelRun::Gan(r) => r.program(),
+        }
+    }
+
+    pub fn steps(&self) -> &StepBuffer {
+        match self {
+            ModelRun::Vae(r) => r.steps(),
+            ModelRun::Gan(r) => r.steps(),
+        }
+    }
+}
+
 /// A model being trained: its step program and what happens around epochs.
 pub trait Trainee {
     fn batch(&self) -> usize;
@@ -126,14 +189,7 @@ fn run<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut traine
         let mut first = 0;
         while first < steps_per_epoch {
             let n = cfg.steps_per_submit.min(steps_per_epoch - first);
-            let chunk: Vec<Step> = (first..first + n)
-                .map(|i| {
-                    let t = global + (i - first) as u32 + 1;
-                    let (adam_bc1, adam_bc2) = cfg.adam.bias_corrections(t);
-                    Step { t, rng_step: t - 1, batch_start: (i * batch) as u32, adam_bc1, adam_bc2, ..Step::default() }
-                })
-                .collect();
-            submit_steps(gpu, trainee.program(), trainee.steps(), &chunk);
+            submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(global, n, steps_per_epoch));
             global += n as u32;
             first += n;
         }

@@ -67,6 +67,12 @@ impl VaeRun {
     }
 }
 
+impl VaeRun {
+    pub fn parameters(&self) -> &crate::models::Parameters {
+        &self.vae.params
+    }
+}
+
 impl Trainee for VaeRun {
     fn batch(&self) -> usize {
         self.batch

@@ -1,0 +1,100 @@
+//! `wgen profile vae|gan`: per-kernel GPU time of real training steps.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::data::{self, DeviceSplit};
+use crate::gpu::{profile, Gpu, ProfileClock, ProfileReport};
+use crate::train::{checkpoint::write_atomically, ModelKind, ModelRun, TrainConfig};
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// The model whose training step to profile.
+    #[arg(value_enum)]
+    model: ModelKind,
+    /// Training steps to time (after 3 unmeasured warm-up steps).
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Images per step [default: the model's training default, 128 for vae, 64 for gan].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Also write a Chrome trace (Perfetto, chrome://tracing) here.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Folder with the four MNIST-format files [default: the built-in digits].
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
+    if a.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let mut cfg = TrainConfig::defaults(a.model);
+    cfg.batch = a.batch.unwrap_or(cfg.batch);
+    cfg.data = a.data.clone();
+    cfg.steps_per_submit = a.steps.min(256);
+    let dataset = data::load(cfg.data.as_deref())?;
+    if cfg.batch == 0 || cfg.batch > dataset.train.count {
+        bail!("--batch must be between 1 and the {} training images", dataset.train.count);
+    }
+    let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
+    let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
+    let run = ModelRun::new(gpu, &cfg, &train, &test)?;
+    let epoch_steps = dataset.train.count / cfg.batch;
+    let warm_up = cfg.steps(0, 3, epoch_steps);
+    crate::train::submit_steps(gpu, run.program(), run.steps(), &warm_up);
+    gpu.wait();
+    let report = profile(gpu, run.program(), run.steps(), &cfg.steps(3, a.steps, epoch_steps));
+    print!("{}", render(&report, &format!("{:?}", a.model).to_lowercase(), cfg.batch, &gpu.adapter_name()));
+    if let Some(path) = &a.trace {
+        let json = serde_json::to_string(&report.trace_json())?;
+        write_atomically(path, json.as_bytes()).with_context(|| format!("writing the trace {}", path.display()))?;
+        println!("trace: {} ({} events; open in https://ui.perfetto.dev or chrome://tracing)", path.display(), report.events.len());
+    }
+    Ok(0)
+}
+
+/// The report as printed: a table sorted by total time, then the whole step.
+pub fn render(r: &ProfileReport, model: &str, batch: usize, adapter: &str) -> String {
+    let how = match r.clock {
+        ProfileClock::InsidePasses => "GPU timestamps between dispatches, one pass per step",
+        ProfileClock::PassBoundaries => "GPU timestamps at pass boundaries, one pass per dispatch (profiling only)",
+        ProfileClock::WallClock => "this adapter has no timestamp queries: whole steps on the wall clock, no per-kernel times",
+    };
+    let mut out = format!("profile of {} {model} training steps, batch {batch}, on {adapter}\n({how})\n", r.steps);
+    let step_ns: f64 = r.rows.iter().map(|k| k.total_ns).sum::<f64>() / r.steps.max(1) as f64;
+    if !r.rows.is_empty() {
+        let width = r.rows.iter().map(|k| k.name.chars().count()).max().unwrap_or(6).max(6);
+        out += &format!("{:<width$} {:>6} {:>10} {:>9} {:>6} {:>8} {:>7}\n", "kernel", "calls", "total ms", "mean µs", "share", "GFLOP/s", "GB/s");
+        for k in &r.rows {
+            let share = k.total_ns / r.steps.max(1) as f64 / step_ns * 100.0;
+            out += &format!(
+                "{:<width$} {:>6} {:>10.2} {:>9.1} {:>5.1}% {:>8.2} {:>7.2}\n",
+                k.name,
+                k.calls,
+                k.total_ns / 1e6,
+                k.mean_us(),
+                share,
+                k.gflops(),
+                k.gbytes_per_s()
+            );
+        }
+    }
+    let wall = r.wall_ns_per_step / 1e6;
+    match r.gpu_ns_per_step {
+        Some(gpu) => {
+            let gpu = gpu / 1e6;
+            out += &format!(
+                "step: {} dispatches; GPU {gpu:.3} ms (kernels {:.3} ms), wall {wall:.3} ms, gap {:.3} ms (CPU/driver overhead)\n",
+                r.dispatches_per_step,
+                step_ns / 1e6,
+                wall - gpu
+            );
+        }
+        None => out += &format!("step: {} dispatches; wall {wall:.3} ms\n", r.dispatches_per_step),
+    }
+    out
+}
