@@ -83,3 +83,100 @@ fn checkpoint_has_pytorch_names_and_shapes() {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     assert_eq!(meta.metadata().as_ref().unwrap()["model"], "vae");
 }
+
+fn record_losses(run: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut r: serde_json::Map<String, serde_json::Value> = serde_json::from_str(l).unwrap();
+            r.remove("img_per_s");
+            r.remove("seconds");
+            serde_json::Value::Object(r).to_string()
+        })
+        .collect()
+}
+
+fn tensors(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut t: Vec<(String, Vec<u8>)> = file.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
+    let dir = temp_dir("resume");
+    small_mnist(&dir.join("data"), 160, 64);
+    let data = dir.join("data");
+    let common = ["--epochs", "3", "--batch", "32", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
+    for model in ["gan", "vae"] {
+        let (whole, cut) = (dir.join(format!("{model}-whole")), dir.join(format!("{model}-cut")));
+        let mut args = vec!["train", model, "--out", whole.to_str().unwrap()];
+        args.extend(common);
+        ok(&args);
+        // 5 steps an epoch: stopping after step 7 leaves epoch 2 half done (at a submit boundary: step 8).
+        let mut args = vec!["train", model, "--out", cut.to_str().unwrap(), "--stop-after-steps", "7"];
+        args.extend(common);
+        let out = wgen(&args);
+        assert_eq!(out.status.code(), Some(130), "an interruption exits 130");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("wgen train --resume {}", cut.display())), "says how to resume: {stderr}");
+        assert_eq!(record_losses(&cut).len(), 1, "epoch 1 recorded before the interruption");
+        ok(&["train", "--resume", cut.to_str().unwrap()]);
+        assert_eq!(record_losses(&cut), record_losses(&whole), "{model}: metrics differ after resuming");
+        assert!(tensors(&cut.join("model.safetensors")) == tensors(&whole.join("model.safetensors")), "{model}: weights differ after resuming");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_with_a_loadable_checkpoint_and_exit_130() {
+    let dir = temp_dir("ctrl-c");
+    small_mnist(&dir.join("data"), 512, 64);
+    let run = dir.join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_wgen"))
+        .args(["train", "gan", "--epochs", "1000", "--batch", "32", "--steps-per-submit", "2", "--data", dir.join("data").to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !run.join("config.json").exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let sample = dir.join("after.png");
+    ok(&["sample", run.join("model.safetensors").to_str().unwrap(), "--n", "4", "--grid", sample.to_str().unwrap()]);
+    assert!(tensors(&run.join("checkpoint.safetensors")).iter().any(|(n, _)| n == "adam.m"));
+}
+
+#[test]
+fn config_file_sets_what_flags_do_not_and_refuses_unknown_keys() {
+    let dir = temp_dir("config");
+    small_mnist(&dir.join("data"), 64, 32);
+    let file = dir.join("run.toml");
+    std::fs::write(&file, format!("model = \"gan\"\nepochs = 1\nbatch = 16\nlabel-smoothing = 0.1\ndata = \"{}\"\n", dir.join("data").display())).unwrap();
+    let run = dir.join("run");
+    ok(&["-q", "train", "--config", file.to_str().unwrap(), "--batch", "32", "--out", run.to_str().unwrap()]);
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["config"]["batch"], 32, "the flag overrides the file");
+    assert_eq!(config["config"]["epochs"], 1, "the file overrides the default");
+    assert!((config["config"]["gan"]["label_smoothing"].as_f64().unwrap() - 0.1).abs() < 1e-6);
+
+    std::fs::write(&file, "model = \"gan\"\nepoch = 3\n").unwrap();
+    let out = wgen(&["train", "--config", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("run.toml") && stderr.contains("epoch"), "names the file and the key: {stderr}");
+    std::fs::write(&file, "model = \"gan\"\nepochs = \"three\"\n").unwrap();
+    let stderr = String::from_utf8_lossy(&wgen(&["train", "--config", file.to_str().unwrap()]).stderr).to_string();
+    assert!(stderr.contains("epochs"), "names the key with the wrong type: {stderr}");
+}

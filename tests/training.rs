@@ -6,7 +6,7 @@ use common::{gpu, small_mnist, temp_dir};
 use wgen::models::gan::GanConfig;
 use wgen::models::vae::VaeConfig;
 use wgen::nn::AdamConfig;
-use wgen::train::{train, ModelKind, TrainConfig};
+use wgen::train::{train, ModelKind, Silent, TrainConfig};
 
 fn config(model: ModelKind, data: &std::path::Path, out: std::path::PathBuf, epochs: u32, batch: usize) -> TrainConfig {
     let vae = model == ModelKind::Vae;
@@ -34,7 +34,7 @@ fn a_few_hundred_vae_steps_bring_the_test_loss_well_down() {
     let dir = temp_dir("vae-loss");
     small_mnist(&dir.join("data"), 3000, 500);
     // 3000 / 32 = 93 steps an epoch, 279 in all.
-    let run = train(gpu(), &config(ModelKind::Vae, &dir.join("data"), dir.join("run"), 3, 32)).unwrap();
+    let run = train(gpu(), &config(ModelKind::Vae, &dir.join("data"), dir.join("run"), 3, 32), &mut Silent).unwrap();
     let elbo: Vec<f64> = run.records.iter().map(|r| value(r, "test_neg_elbo")).collect();
     // Untrained, the decoder's logits are near 0: 784·ln 2 ≈ 543 nats per image.
     assert!(elbo[2] < 0.4 * 543.0, "test negative ELBO per epoch {elbo:?}");
@@ -62,8 +62,8 @@ fn same_seed_same_adapter_repeats_gan_and_vae_runs_bit_for_bit() {
     let dir = temp_dir("repeat");
     small_mnist(&dir.join("data"), 256, 100);
     for (model, batch) in [(ModelKind::Gan, 32), (ModelKind::Vae, 64)] {
-        let a = train(gpu(), &config(model, &dir.join("data"), dir.join("a"), 2, batch)).unwrap();
-        let b = train(gpu(), &config(model, &dir.join("data"), dir.join("b"), 2, batch)).unwrap();
+        let a = train(gpu(), &config(model, &dir.join("data"), dir.join("a"), 2, batch), &mut Silent).unwrap();
+        let b = train(gpu(), &config(model, &dir.join("data"), dir.join("b"), 2, batch), &mut Silent).unwrap();
         assert_eq!(losses(&a), losses(&b), "{model:?}: losses differ between identical runs");
         // Tensors, not file bytes: the header's metadata map has no fixed key order.
         let weights = |run: &str| {

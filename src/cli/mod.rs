@@ -2,6 +2,7 @@
 
 mod bench;
 mod profile;
+mod progress;
 mod sample;
 mod train;
 
@@ -19,6 +20,9 @@ pub struct Cli {
     /// Pick the adapter whose name contains this (case-insensitive); see `wgen devices`.
     #[arg(long, global = true, env = "WGEN_ADAPTER")]
     adapter: Option<String>,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,7 +55,7 @@ pub fn run() -> Result<i32> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Devices => devices(&cli),
-        Command::Train(args) => train::run(&Gpu::new(&cli.gpu_options())?, args),
+        Command::Train(args) => train::run(&Gpu::new(&cli.gpu_options())?, args, cli.quiet),
         Command::Profile(args) => profile::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Sample(args) => sample::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Bench(args) => {

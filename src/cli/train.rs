@@ -1,10 +1,12 @@
-//! `wgen train vae|gan`: flags → a checked TrainConfig → training.
+//! `wgen train vae|gan`: flags, over an optional config file, over the defaults → a checked
+//! TrainConfig → training.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
-use clap::{ArgAction, Args};
+use anyhow::{bail, Context, Result};
+use clap::Args;
 
+use super::progress::Console;
 use crate::gpu::Gpu;
 use crate::models::gan::{GanConfig, Output};
 use crate::models::vae::VaeConfig;
@@ -12,14 +14,24 @@ use crate::models::Init;
 use crate::nn::{Activation, AdamConfig};
 use crate::train::{self, ModelKind, TrainConfig};
 
-#[derive(Args, Debug)]
+/// The settings of a run; each is a flag, or a key of the same name in `--config FILE`.
+#[derive(Args, Debug, Default, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TrainArgs {
-    /// The model to train.
+    /// The model to train (or `model = "vae"` in the config file).
     #[arg(value_enum)]
-    model: ModelKind,
-    /// Passes over the training split.
-    #[arg(long, default_value_t = 10)]
-    epochs: u32,
+    model: Option<ModelKind>,
+    /// Take settings from this TOML file (keys are the flag names); flags override it.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Continue the interrupted or finished run in this folder (only --epochs may change).
+    #[arg(long, value_name = "RUN_DIR")]
+    #[serde(skip)]
+    resume: Option<PathBuf>,
+    /// Passes over the training split [default: 10].
+    #[arg(long)]
+    epochs: Option<u32>,
     /// Images per step [default: 128 for vae, 64 for gan].
     #[arg(long)]
     batch: Option<usize>,
@@ -29,58 +41,87 @@ pub struct TrainArgs {
     /// Adam's beta1 [default: 0.9 for vae, 0.5 for gan].
     #[arg(long)]
     beta1: Option<f32>,
-    /// Adam's beta2.
-    #[arg(long, default_value_t = 0.999)]
-    beta2: f32,
-    /// Decoupled weight decay (AdamW); 0 is plain Adam.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    /// Seed of the weights, the shuffles and every noise draw.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Adam's beta2 [default: 0.999].
+    #[arg(long)]
+    beta2: Option<f32>,
+    /// Decoupled weight decay (AdamW); 0 is plain Adam [default: 0].
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Seed of the weights, the shuffles and every noise draw [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Folder with the four MNIST-format files [default: the built-in 9,000/1,000 MNIST digits].
     #[arg(long)]
     data: Option<PathBuf>,
     /// Output folder [default: runs/<model>-N, the first N not taken].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write model.safetensors every N epochs as well as at the end (0: only at the end).
-    #[arg(long, default_value_t = 5)]
-    checkpoint_every: u32,
-    /// Training steps recorded into one command buffer.
-    #[arg(long, default_value_t = 32)]
-    steps_per_submit: usize,
-    /// Weight initialisation.
-    #[arg(long, value_enum, default_value_t = Init::Torch)]
-    init: Init,
+    /// Write checkpoints every N epochs as well as at the end; 0: only at the end [default: 5].
+    #[arg(long)]
+    checkpoint_every: Option<u32>,
+    /// Training steps recorded into one command buffer [default: 16].
+    #[arg(long)]
+    steps_per_submit: Option<usize>,
+    /// Weight initialisation [default: torch].
+    #[arg(long, value_enum)]
+    init: Option<Init>,
     /// Latent size: the VAE's z or the GAN's noise [default: 32 for vae, 100 for gan].
     #[arg(long)]
     z_dim: Option<usize>,
-    /// GAN: the generator's hidden activation (identity, relu, leaky_relu[:SLOPE], sigmoid, tanh).
-    #[arg(long, default_value = "leaky_relu:0.2")]
-    g_activation: Activation,
-    /// GAN: the discriminator's hidden activation.
-    #[arg(long, default_value = "leaky_relu:0.2")]
-    d_activation: Activation,
-    /// GAN: batch norm after the generator's hidden layers but the first.
-    #[arg(long, default_value_t = true, action = ArgAction::Set)]
-    g_batchnorm: bool,
-    /// GAN: the generator's output (tanh trains on data in [-1, 1], sigmoid on [0, 1]).
-    #[arg(long, value_enum, default_value_t = Output::Tanh)]
-    output: Output,
-    /// GAN: the discriminator's target for real images is 1 - this.
-    #[arg(long, default_value_t = 0.0)]
-    label_smoothing: f32,
+    /// GAN: the generator's hidden activation: identity, relu, leaky_relu[:SLOPE], sigmoid, tanh
+    /// [default: leaky_relu:0.2].
+    #[arg(long)]
+    g_activation: Option<Activation>,
+    /// GAN: the discriminator's hidden activation [default: leaky_relu:0.2].
+    #[arg(long)]
+    d_activation: Option<Activation>,
+    /// GAN: batch norm after the generator's hidden layers but the first [default: true].
+    #[arg(long)]
+    g_batchnorm: Option<bool>,
+    /// GAN: the generator's output; tanh trains on data in [-1, 1], sigmoid on [0, 1]
+    /// [default: tanh].
+    #[arg(long, value_enum)]
+    output: Option<Output>,
+    /// GAN: the discriminator's target for real images is 1 - this [default: 0].
+    #[arg(long)]
+    label_smoothing: Option<f32>,
+    /// Stop as Ctrl-C would once this many steps are done (for tests of resuming).
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    stop_after_steps: Option<u32>,
 }
 
-/// Turns flags into a checked config; every refusal says which flag and why.
+/// Reads a config file: unknown keys and wrong types are refused with the file and key named.
+pub fn read_config_file(path: &Path) -> Result<TrainArgs> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end().replace('\n', " ")))
+}
+
+/// Turns flags (over the config file, over the defaults) into a checked config; every refusal
+/// says which setting and why.
 pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let vae = a.model == ModelKind::Vae;
-    let defaults = TrainConfig::defaults(a.model);
-    let batch = a.batch.unwrap_or(defaults.batch);
-    let lr = a.lr.unwrap_or(defaults.adam.lr);
-    let beta1 = a.beta1.unwrap_or(defaults.adam.beta1);
-    if a.epochs == 0 {
+    let file = match &a.config {
+        Some(path) => read_config_file(path)?,
+        None => TrainArgs::default(),
+    };
+    macro_rules! pick {
+        ($field:ident) => {
+            a.$field.clone().or(file.$field.clone())
+        };
+    }
+    let Some(model) = pick!(model) else {
+        bail!("which model? `wgen train vae` or `wgen train gan` (or `model = \"vae\"` in --config)");
+    };
+    let defaults = TrainConfig::defaults(model);
+    let batch = pick!(batch).unwrap_or(defaults.batch);
+    let lr = pick!(lr).unwrap_or(defaults.adam.lr);
+    let beta1 = pick!(beta1).unwrap_or(defaults.adam.beta1);
+    let beta2 = pick!(beta2).unwrap_or(defaults.adam.beta2);
+    let weight_decay = pick!(weight_decay).unwrap_or(0.0);
+    let epochs = pick!(epochs).unwrap_or(defaults.epochs);
+    let steps_per_submit = pick!(steps_per_submit).unwrap_or(16);
+    let label_smoothing = pick!(label_smoothing).unwrap_or(0.0);
+    if epochs == 0 {
         bail!("--epochs must be at least 1");
     }
     if batch == 0 {
@@ -89,64 +130,91 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if !(lr.is_finite() && lr > 0.0) {
         bail!("--lr must be a positive number, got {lr}");
     }
-    for (name, b) in [("--beta1", beta1), ("--beta2", a.beta2)] {
+    for (name, b) in [("--beta1", beta1), ("--beta2", beta2)] {
         if !(0.0..1.0).contains(&b) {
             bail!("{name} must be in [0, 1), got {b}");
         }
     }
-    if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
-        bail!("--weight-decay must be zero or positive, got {}", a.weight_decay);
+    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+        bail!("--weight-decay must be zero or positive, got {weight_decay}");
     }
-    if !(0.0..1.0).contains(&a.label_smoothing) {
-        bail!("--label-smoothing must be in [0, 1), got {}", a.label_smoothing);
+    if !(0.0..1.0).contains(&label_smoothing) {
+        bail!("--label-smoothing must be in [0, 1), got {label_smoothing}");
     }
-    if a.steps_per_submit == 0 {
-        bail!("--steps-per-submit must be at least 1");
+    if steps_per_submit == 0 || steps_per_submit > 4096 {
+        bail!("--steps-per-submit must be between 1 and 4096");
     }
-    let z_dim = a.z_dim.unwrap_or(if vae { 32 } else { 100 });
+    let vae = model == ModelKind::Vae;
+    let z_dim = pick!(z_dim).unwrap_or(if vae { 32 } else { 100 });
     if z_dim == 0 {
         bail!("--z-dim must be at least 1");
     }
-    let model = if vae { "vae" } else { "gan" };
-    let out = match &a.out {
-        Some(out) => out.clone(),
-        None => (1..).map(|n| PathBuf::from(format!("runs/{model}-{n}"))).find(|p| !p.exists()).expect("some name is free"),
+    let name = if vae { "vae" } else { "gan" };
+    let out = match pick!(out) {
+        Some(out) => out,
+        None => (1..).map(|n| PathBuf::from(format!("runs/{name}-{n}"))).find(|p| !p.exists()).expect("some name is free"),
     };
+    let init = pick!(init).unwrap_or(Init::Torch);
     Ok(TrainConfig {
-        model: a.model,
-        epochs: a.epochs,
+        model,
+        epochs,
         batch,
-        adam: AdamConfig { weight_decay: a.weight_decay, ..AdamConfig::new(lr, beta1, a.beta2) },
-        seed: a.seed,
-        data: a.data.clone(),
+        adam: AdamConfig { weight_decay, ..AdamConfig::new(lr, beta1, beta2) },
+        seed: pick!(seed).unwrap_or(0),
+        data: pick!(data),
         out,
-        checkpoint_every: a.checkpoint_every,
-        steps_per_submit: a.steps_per_submit,
-        vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init: a.init, ..v }),
+        checkpoint_every: pick!(checkpoint_every).unwrap_or(defaults.checkpoint_every),
+        steps_per_submit,
+        vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init, ..v }),
         gan: defaults.gan.map(|g| GanConfig {
             latent: z_dim,
-            g_activation: a.g_activation,
-            d_activation: a.d_activation,
-            g_batchnorm: a.g_batchnorm,
-            output: a.output,
-            label_smoothing: a.label_smoothing,
-            init: a.init,
+            g_activation: pick!(g_activation).unwrap_or(g.g_activation),
+            d_activation: pick!(d_activation).unwrap_or(g.d_activation),
+            g_batchnorm: pick!(g_batchnorm).unwrap_or(g.g_batchnorm),
+            output: pick!(output).unwrap_or(g.output),
+            label_smoothing,
+            init,
             ..g
         }),
     })
 }
 
-pub fn run(gpu: &Gpu, args: &TrainArgs) -> Result<i32> {
-    let cfg = construct_config(args)?;
-    println!(
-        "training {:?} on {} for {} epochs, batch {}, into {}",
-        cfg.model,
-        gpu.adapter_name(),
-        cfg.epochs,
-        cfg.batch,
-        cfg.out.display()
-    );
-    let summary = train::train(gpu, &cfg)?;
-    println!("done: {}/model.safetensors, metrics.jsonl and samples/", summary.out.display());
-    Ok(0)
+pub fn run(gpu: &Gpu, args: &TrainArgs, quiet: bool) -> Result<i32> {
+    let mut console = Console::new(quiet, args.stop_after_steps)?;
+    let result = match &args.resume {
+        Some(dir) => {
+            let others = TrainArgs { resume: None, epochs: None, stop_after_steps: None, ..args.clone() };
+            if others != TrainArgs::default() {
+                bail!("--resume continues with the run's own settings (its config.json); only --epochs may be given with it");
+            }
+            console.say(&format!("resuming {} on {}", dir.display(), gpu.adapter_name()));
+            train::resume(gpu, dir, args.epochs, &mut console)
+        }
+        None => {
+            let cfg = construct_config(args)?;
+            console.say(&format!(
+                "training {:?} on {} for {} epochs, batch {}, into {}",
+                cfg.model,
+                gpu.adapter_name(),
+                cfg.epochs,
+                cfg.batch,
+                cfg.out.display()
+            ));
+            train::train(gpu, &cfg, &mut console)
+        }
+    };
+    console.finish();
+    match result {
+        Ok(summary) => {
+            console.say(&format!("done: {0}/model.safetensors, {0}/curves.png, {0}/samples/", summary.out.display()));
+            Ok(0)
+        }
+        Err(e) => match e.downcast::<train::Interrupted>() {
+            Ok(stop) => {
+                eprintln!("{stop}");
+                Ok(130)
+            }
+            Err(e) => Err(e),
+        },
+    }
 }

@@ -10,8 +10,10 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use super::Position;
+use crate::gpu::Gpu;
 use crate::models::params::ParamEntry;
-use crate::models::ParamLayout;
+use crate::models::{ParamLayout, Parameters};
 
 /// The tensors a checkpoint holds: every parameter, and the batch-norm running statistics (the
 /// saved batch statistics are scratch for the backward pass).
@@ -54,7 +56,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct Checkpoint {
     pub metadata: HashMap<String, String>,
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-    path: String,
+    pub path: String,
 }
 
 impl Checkpoint {
@@ -95,4 +97,53 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// Writes `model.safetensors` (the weights, for PyTorch) and `checkpoint.safetensors` (also
+/// Adam's moments, the batch-norm state, the epoch's metric sums so far and the position), each
+/// atomically, so an interrupted run can resume exactly.
+pub fn save(gpu: &Gpu, out: &Path, params: &Parameters, sums: &[f32], at: &Position, meta: HashMap<String, String>) -> Result<()> {
+    let values = params.values.read(gpu)?;
+    let state = params.state.read(gpu)?;
+    write_safetensors(&out.join("model.safetensors"), &params.layout, &values, &params.state_layout, &state, meta.clone())?;
+    let m = params.adam_m.read(gpu)?;
+    let v = params.adam_v.read(gpu)?;
+    let flat = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
+    let blobs = [("params", flat(&values)), ("state", flat(&state)), ("adam.m", flat(&m)), ("adam.v", flat(&v)), ("metrics", flat(sums))];
+    let tensors: Vec<(String, TensorView<'_>)> = blobs
+        .iter()
+        .map(|(name, bytes)| Ok((name.to_string(), TensorView::new(Dtype::F32, vec![bytes.len() / 4], bytes)?)))
+        .collect::<Result<_>>()?;
+    let mut meta = meta;
+    meta.insert("epoch".into(), at.epoch.to_string());
+    meta.insert("step_in_epoch".into(), at.step_in_epoch.to_string());
+    meta.insert("global_step".into(), at.global.to_string());
+    let bytes = safetensors::tensor::serialize(tensors, Some(meta))?;
+    write_atomically(&out.join("checkpoint.safetensors"), &bytes)
+}
+
+/// Loads a checkpoint written by `save` into the model's buffers; returns where to continue and
+/// the metric sums of the unfinished epoch.
+pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, params: &Parameters, expected: &HashMap<String, String>) -> Result<(Position, Vec<f32>)> {
+    for key in ["model", "config"] {
+        if ckpt.meta(key)? != expected[key] {
+            bail!("{}: written for a different {key} than this run's config.json", ckpt.path);
+        }
+    }
+    let flat = |name: &str, len: usize| -> Result<&Vec<f32>> {
+        let (shape, data) = ckpt.tensors.get(name).with_context(|| format!("{}: missing {name}; is it a wgen checkpoint?", ckpt.path))?;
+        if *shape != [len] {
+            bail!("{}: {name} holds {:?} values, the model needs {len}", ckpt.path, shape);
+        }
+        Ok(data)
+    };
+    let n = params.layout.len;
+    params.values.write(gpu, flat("params", n)?);
+    params.adam_m.write(gpu, flat("adam.m", n)?);
+    params.adam_v.write(gpu, flat("adam.v", n)?);
+    params.state.write(gpu, flat("state", params.state.len())?);
+    let sums = ckpt.tensors.get("metrics").map(|(_, d)| d.clone()).with_context(|| format!("{}: missing metrics", ckpt.path))?;
+    let number = |key: &str| -> Result<u64> { ckpt.meta(key)?.parse().with_context(|| format!("{}: `{key}` is not a number", ckpt.path)) };
+    let at = Position { epoch: number("epoch")? as u32, step_in_epoch: number("step_in_epoch")? as usize, global: number("global_step")? as u32 };
+    Ok((at, sums))
 }

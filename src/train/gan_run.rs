@@ -8,7 +8,7 @@ use super::{metadata, read_rows, round, save_grid, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::gan::{Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
-use crate::models::ParamLayout;
+use crate::models::Parameters;
 use crate::nn::StepBuffer;
 
 pub struct GanRun {
@@ -37,12 +37,6 @@ impl GanRun {
     }
 }
 
-impl GanRun {
-    pub fn parameters(&self) -> &crate::models::Parameters {
-        &self.gan.params
-    }
-}
-
 impl Trainee for GanRun {
     fn batch(&self) -> usize {
         self.batch
@@ -58,6 +52,10 @@ impl Trainee for GanRun {
 
     fn metrics(&self) -> &Tensor {
         &self.metrics
+    }
+
+    fn parameters(&self) -> &Parameters {
+        &self.gan.params
     }
 
     fn before_readback(&mut self, _gpu: &Gpu) -> Result<()> {
@@ -78,12 +76,20 @@ impl Trainee for GanRun {
         Ok(r)
     }
 
-    fn export(&self, gpu: &Gpu) -> Result<(ParamLayout, Vec<f32>, ParamLayout, Vec<f32>, HashMap<String, String>)> {
-        let p = &self.gan.params;
-        Ok((p.layout.clone(), p.values.read(gpu)?, p.state_layout.clone(), p.state.read(gpu)?, metadata("gan", &self.gan.config)?))
+    fn running(&self, sums: &[f32], steps: usize) -> String {
+        let n = steps.max(1) as f32;
+        format!("d_loss {:.3} g_loss {:.3} D(x) {:.2} D(G(z)) {:.2}", sums[D_LOSS] / n, sums[G_LOSS] / n, sums[D_REAL] / n, sums[D_FAKE] / n)
     }
 
-    fn summary(r: &Map<String, Value>) -> String {
+    fn curves(&self) -> Vec<(&'static str, Vec<&'static str>)> {
+        vec![("losses", vec!["d_loss", "g_loss"]), ("discriminator outputs", vec!["d_real", "d_fake"])]
+    }
+
+    fn model_metadata(&self) -> Result<HashMap<String, String>> {
+        metadata("gan", &self.gan.config)
+    }
+
+    fn summary(&self, r: &Map<String, Value>) -> String {
         let f = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
         format!(
             "d_loss {:.4}  g_loss {:.4}  D(x) {:.3}  D(G(z)) {:.3}  {:>7.0} img/s",

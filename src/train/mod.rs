@@ -2,6 +2,7 @@
 //! run's outputs (config, metrics, sample grids, weights).
 
 pub mod checkpoint;
+mod curves;
 mod gan_run;
 mod vae_run;
 
@@ -19,7 +20,7 @@ use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::gan::GanConfig;
 use crate::models::vae::VaeConfig;
-use crate::models::ParamLayout;
+use crate::models::Parameters;
 use crate::nn::{AdamConfig, Step, StepBuffer};
 
 pub use gan_run::GanRun;
@@ -111,6 +112,13 @@ impl ModelRun {
         })
     }
 
+    pub fn parameters(&self) -> &Parameters {
+        match self {
+            ModelRun::Vae(r) => r.parameters(),
+            ModelRun::Gan(r) => r.parameters(),
+        }
+    }
+
     pub fn program(&self) -> &Program {
         match self {
             ModelRun::Vae(r) => r.program(),
@@ -133,16 +141,19 @@ pub trait Trainee {
     /// The step buffer the program was built on.
     fn steps(&self) -> &StepBuffer;
     fn metrics(&self) -> &Tensor;
+    fn parameters(&self) -> &Parameters;
     /// Work after an epoch's steps are submitted and before its metrics are read (evaluation).
     fn before_readback(&mut self, gpu: &Gpu) -> Result<()>;
     /// The epoch's record for metrics.jsonl from the metric sums; also writes sample grids.
     fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>>;
-    /// Parameter layouts and values for the checkpoint, with its metadata.
-    fn export(&self, gpu: &Gpu) -> Result<(ParamLayout, Vec<f32>, ParamLayout, Vec<f32>, HashMap<String, String>)>;
+    /// The running training losses from partial sums, for the progress bar.
+    fn running(&self, sums: &[f32], steps: usize) -> String;
     /// One line for the terminal.
-    fn summary(record: &Map<String, Value>) -> String
-    where
-        Self: Sized;
+    fn summary(&self, record: &Map<String, Value>) -> String;
+    /// Which metrics curves.png plots, in panels of (title, keys).
+    fn curves(&self) -> Vec<(&'static str, Vec<&'static str>)>;
+    /// The model's kind and configuration for the checkpoint's metadata.
+    fn model_metadata(&self) -> Result<HashMap<String, String>>;
 }
 
 /// What a finished run reports.
@@ -151,7 +162,61 @@ pub struct RunSummary {
     pub records: Vec<Map<String, Value>>,
 }
 
-pub fn train(gpu: &Gpu, cfg: &TrainConfig) -> Result<RunSummary> {
+/// What the trainer tells its user, and how the user stops it.
+pub trait Monitor {
+    fn epoch_start(&mut self, _epoch: u32, _epochs: u32, _steps: usize, _done: usize) {}
+    /// Progress within the epoch; `running` is the losses so far (read at most a few times a
+    /// second, and only when `wants_running`).
+    fn tick(&mut self, _done: usize, _running: Option<&str>, _img_per_s: f64) {}
+    fn wants_running(&self) -> bool {
+        false
+    }
+    fn epoch_end(&mut self, _line: &str) {}
+    /// Checked after every submit: true stops training at that step with a checkpoint.
+    fn interrupted(&mut self, _global_step: u32) -> bool {
+        false
+    }
+}
+
+/// A monitor that says nothing and never interrupts.
+pub struct Silent;
+impl Monitor for Silent {}
+
+/// Training stopped on request, with a checkpoint to resume from.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted in epoch {epoch} after step {step}; checkpoint written. Resume with: wgen train --resume {}", out.display())]
+pub struct Interrupted {
+    pub epoch: u32,
+    pub step: u32,
+    pub out: PathBuf,
+}
+
+/// Where a resumed run picks up: the start of `epoch`'s step `step_in_epoch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub epoch: u32,
+    pub step_in_epoch: usize,
+    pub global: u32,
+}
+
+pub fn train(gpu: &Gpu, cfg: &TrainConfig, monitor: &mut dyn Monitor) -> Result<RunSummary> {
+    start(gpu, cfg, None, monitor)
+}
+
+/// Continues the run in `dir` from its checkpoint, for `epochs` epochs in all (None: as planned).
+pub fn resume(gpu: &Gpu, dir: &Path, epochs: Option<u32>, monitor: &mut dyn Monitor) -> Result<RunSummary> {
+    let text = std::fs::read_to_string(dir.join("config.json")).with_context(|| format!("{} holds no run to resume (no config.json)", dir.display()))?;
+    let saved: Value = serde_json::from_str(&text).with_context(|| format!("{}/config.json is unreadable", dir.display()))?;
+    let mut cfg: TrainConfig = serde_json::from_value(saved["config"].clone()).with_context(|| format!("{}/config.json is unreadable", dir.display()))?;
+    cfg.out = dir.to_path_buf();
+    if let Some(e) = epochs {
+        cfg.epochs = e;
+    }
+    let ckpt = checkpoint::Checkpoint::read(&dir.join("checkpoint.safetensors"))?;
+    start(gpu, &cfg, Some(ckpt), monitor)
+}
+
+fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, monitor: &mut dyn Monitor) -> Result<RunSummary> {
     let dataset = data::load(cfg.data.as_deref())?;
     if cfg.batch > dataset.train.count {
         bail!("--batch {} is larger than the {} training images of {}", cfg.batch, dataset.train.count, dataset.source);
@@ -168,30 +233,66 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig) -> Result<RunSummary> {
         "test_images": dataset.test.count,
     });
     checkpoint::write_atomically(&cfg.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
-    match cfg.model {
-        ModelKind::Vae => run(gpu, cfg, &train, VaeRun::new(gpu, cfg, &train, &test)?),
-        ModelKind::Gan => run(gpu, cfg, &train, GanRun::new(gpu, cfg, &train)?),
+    match ModelRun::new(gpu, cfg, &train, &test)? {
+        ModelRun::Vae(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
+        ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
     }
 }
 
-fn run<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut trainee: T) -> Result<RunSummary> {
+fn run_epochs<T: Trainee>(
+    gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut trainee: T, ckpt: Option<checkpoint::Checkpoint>, monitor: &mut dyn Monitor,
+) -> Result<RunSummary> {
     let batch = trainee.batch();
     let steps_per_epoch = train.count / batch;
     let metrics_path = cfg.out.join("metrics.jsonl");
+    let mut records: Vec<Map<String, Value>> = Vec::new();
+    let mut at = Position { epoch: 1, step_in_epoch: 0, global: 0 };
+    let mut resumed_sums = None;
+    if let Some(ckpt) = &ckpt {
+        let (position, sums) = checkpoint::restore(gpu, ckpt, trainee.parameters(), &trainee.model_metadata()?)?;
+        at = position;
+        resumed_sums = Some(sums);
+        // Records of epochs the checkpoint had not finished are dropped: they will be redone.
+        let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
+        records = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Map<String, Value>>(l).ok())
+            .filter(|r| r.get("epoch").and_then(Value::as_u64).is_some_and(|e| e < u64::from(at.epoch)))
+            .collect();
+    }
     let mut metrics_file = std::fs::File::create(&metrics_path).with_context(|| format!("cannot write {}", metrics_path.display()))?;
+    for r in &records {
+        writeln!(metrics_file, "{}", Value::Object(r.clone()))?;
+    }
     let slots = trainee.metrics().len();
-    let mut records = Vec::new();
-    let mut global = 0u32;
-    for epoch in 1..=cfg.epochs {
+    for epoch in at.epoch..=cfg.epochs {
         let start = Instant::now();
         train.set_order(gpu, &epoch_order(train.count, cfg.seed, epoch));
-        trainee.metrics().write(gpu, &vec![0.0; slots]);
-        let mut first = 0;
+        let first_step = if epoch == at.epoch { at.step_in_epoch } else { 0 };
+        trainee.metrics().write(gpu, &resumed_sums.take().unwrap_or_else(|| vec![0.0; slots]));
+        monitor.epoch_start(epoch, cfg.epochs, steps_per_epoch, first_step);
+        let mut first = first_step;
+        let mut last_tick = Instant::now();
         while first < steps_per_epoch {
             let n = cfg.steps_per_submit.min(steps_per_epoch - first);
-            submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(global, n, steps_per_epoch));
-            global += n as u32;
+            submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(at.global, n, steps_per_epoch));
+            at.global += n as u32;
             first += n;
+            let img_per_s = ((first - first_step) * batch) as f64 / start.elapsed().as_secs_f64();
+            if monitor.interrupted(at.global) {
+                gpu.wait();
+                let sums = trainee.metrics().read(gpu)?;
+                let position = Position { epoch, step_in_epoch: first, global: at.global };
+                checkpoint::save(gpu, &cfg.out, trainee.parameters(), &sums, &position, trainee.model_metadata()?)?;
+                return Err(Interrupted { epoch, step: at.global, out: cfg.out.clone() }.into());
+            }
+            if monitor.wants_running() && last_tick.elapsed().as_secs_f64() > 0.25 {
+                let sums = trainee.metrics().read(gpu)?;
+                monitor.tick(first, Some(&trainee.running(&sums, first)), img_per_s);
+                last_tick = Instant::now();
+            } else {
+                monitor.tick(first, None, img_per_s);
+            }
         }
         gpu.wait();
         let train_seconds = start.elapsed().as_secs_f64();
@@ -200,8 +301,8 @@ fn run<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut traine
         if let Some(i) = sums.iter().position(|v| !v.is_finite()) {
             bail!(
                 "training diverged in epoch {epoch} (steps {}..{}): metric {i} is {}; the last good checkpoint is kept in {}. Try a lower --lr",
-                global - steps_per_epoch as u32 + 1,
-                global,
+                at.global + 1 - (steps_per_epoch - first_step) as u32,
+                at.global,
                 sums[i],
                 cfg.out.display()
             );
@@ -209,16 +310,17 @@ fn run<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut traine
         let mut record = Map::new();
         record.insert("epoch".into(), json!(epoch));
         record.extend(trainee.epoch_record(gpu, epoch, &sums, steps_per_epoch, &cfg.out)?);
-        record.insert("img_per_s".into(), json!(round((steps_per_epoch * batch) as f64 / train_seconds, 1)));
+        record.insert("img_per_s".into(), json!(round(((steps_per_epoch - first_step) * batch) as f64 / train_seconds, 1)));
         record.insert("seconds".into(), json!(round(start.elapsed().as_secs_f64(), 2)));
         writeln!(metrics_file, "{}", Value::Object(record.clone()))?;
         metrics_file.flush()?;
-        println!("epoch {epoch:>3}/{}  {}", cfg.epochs, T::summary(&record));
-        if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {
-            let (layout, values, state_layout, state, meta) = trainee.export(gpu)?;
-            checkpoint::write_safetensors(&cfg.out.join("model.safetensors"), &layout, &values, &state_layout, &state, meta)?;
-        }
         records.push(record);
+        curves::draw(&cfg.out.join("curves.png"), &records, &trainee.curves())?;
+        monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}", cfg.epochs, trainee.summary(records.last().expect("just pushed"))));
+        if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {
+            let next = Position { epoch: epoch + 1, step_in_epoch: 0, global: at.global };
+            checkpoint::save(gpu, &cfg.out, trainee.parameters(), &vec![0.0; slots], &next, trainee.model_metadata()?)?;
+        }
     }
     Ok(RunSummary { out: cfg.out.clone(), records })
 }
@@ -246,7 +348,8 @@ pub fn save_grid(path: &Path, images: &[f32], cols: usize) -> Result<()> {
     crate::image::write_png(path, &pixels, w, h)
 }
 
-pub(crate) fn metadata(model: &str, config: &impl serde::Serialize) -> Result<HashMap<String, String>> {
+/// The metadata naming a model in its checkpoints.
+pub fn metadata(model: &str, config: &impl serde::Serialize) -> Result<HashMap<String, String>> {
     Ok(HashMap::from([
         ("model".to_string(), model.to_string()),
         ("config".to_string(), serde_json::to_string(config)?),

@@ -8,7 +8,7 @@ use super::{metadata, read_rows, round, save_grid, submit_steps, TrainConfig, Tr
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::vae::{Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
-use crate::models::ParamLayout;
+use crate::models::Parameters;
 use crate::nn::{Step, StepBuffer};
 use crate::reference::sigmoid;
 
@@ -67,12 +67,6 @@ impl VaeRun {
     }
 }
 
-impl VaeRun {
-    pub fn parameters(&self) -> &crate::models::Parameters {
-        &self.vae.params
-    }
-}
-
 impl Trainee for VaeRun {
     fn batch(&self) -> usize {
         self.batch
@@ -88,6 +82,10 @@ impl Trainee for VaeRun {
 
     fn metrics(&self) -> &Tensor {
         &self.metrics
+    }
+
+    fn parameters(&self) -> &Parameters {
+        &self.vae.params
     }
 
     fn before_readback(&mut self, gpu: &Gpu) -> Result<()> {
@@ -124,12 +122,19 @@ impl Trainee for VaeRun {
         Ok(r)
     }
 
-    fn export(&self, gpu: &Gpu) -> Result<(ParamLayout, Vec<f32>, ParamLayout, Vec<f32>, HashMap<String, String>)> {
-        let p = &self.vae.params;
-        Ok((p.layout.clone(), p.values.read(gpu)?, p.state_layout.clone(), p.state.read(gpu)?, metadata("vae", &self.vae.config)?))
+    fn running(&self, sums: &[f32], steps: usize) -> String {
+        format!("loss {:.2}", f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps.max(1) as f64)
     }
 
-    fn summary(r: &Map<String, Value>) -> String {
+    fn curves(&self) -> Vec<(&'static str, Vec<&'static str>)> {
+        vec![("loss (nats per image)", vec!["train_loss", "test_neg_elbo"]), ("test ELBO parts", vec!["test_recon", "test_kl"])]
+    }
+
+    fn model_metadata(&self) -> Result<HashMap<String, String>> {
+        metadata("vae", &self.vae.config)
+    }
+
+    fn summary(&self, r: &Map<String, Value>) -> String {
         format!(
             "train_loss {:>8.3}  test_neg_elbo {:>8.3} (recon {:.3}, kl {:.3})  {:>7.0} img/s",
             r["train_loss"].as_f64().unwrap_or(f64::NAN),

@@ -1,0 +1,75 @@
+//! `curves.png`: the run's metrics per epoch, redrawn after every epoch.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use serde_json::{Map, Value};
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The font is built in, so registering it cannot fail for want of a file.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+const COLOURS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+
+/// One panel per (title, metric keys), side by side, epochs along x.
+pub fn draw(path: &Path, records: &[Map<String, Value>], panels: &[(&str, Vec<&str>)]) -> Result<()> {
+    register_font();
+    // The backend picks the encoder from the extension, so the temporary name ends in .png.
+    let tmp = path.with_extension("tmp.png");
+    {
+        let root = BitMapBackend::new(&tmp, (480 * panels.len() as u32, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+        for (area, (title, keys)) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+            let series: Vec<(&str, Vec<(f64, f64)>)> = keys
+                .iter()
+                .map(|k| {
+                    let points = records
+                        .iter()
+                        .filter_map(|r| Some((r.get("epoch")?.as_f64()?, r.get(*k)?.as_f64()?)))
+                        .filter(|(_, v)| v.is_finite())
+                        .collect();
+                    (*k, points)
+                })
+                .collect();
+            let all: Vec<f64> = series.iter().flat_map(|(_, p)| p.iter().map(|(_, v)| *v)).collect();
+            let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            if !lo.is_finite() {
+                continue;
+            }
+            let pad = ((hi - lo) * 0.08).max(1e-3);
+            let last = records.len().max(2) as f64;
+            let mut chart = ChartBuilder::on(area)
+                .caption(*title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(55)
+                .build_cartesian_2d(1.0..last, (lo - pad)..(hi + pad))
+                .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+            chart.configure_mesh().x_desc("epoch").draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+            for (i, (name, points)) in series.into_iter().enumerate() {
+                let colour = COLOURS[i % COLOURS.len()];
+                chart
+                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                    .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?
+                    .label(name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+        }
+        root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
