@@ -180,3 +180,43 @@ fn config_file_sets_what_flags_do_not_and_refuses_unknown_keys() {
     let stderr = String::from_utf8_lossy(&wgen(&["train", "--config", file.to_str().unwrap()]).stderr).to_string();
     assert!(stderr.contains("epochs"), "names the key with the wrong type: {stderr}");
 }
+
+fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let info = decoder.read_info().unwrap().info().clone();
+    (info.width, info.height)
+}
+
+fn fails_with(args: &[&str], message: &str) {
+    let out = wgen(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(stderr.contains(message), "{args:?}: expected `{message}` in: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one error line: {stderr}");
+}
+
+#[test]
+fn sample_tools_draw_reconstructions_interpolations_manifolds_and_progressions() {
+    let dir = temp_dir("sample-tools");
+    small_mnist(&dir.join("data"), 128, 64);
+    let data = dir.join("data");
+    let (vae, gan) = (dir.join("vae"), dir.join("gan"));
+    ok(&["-q", "train", "vae", "--z-dim", "2", "--epochs", "2", "--batch", "32", "--data", data.to_str().unwrap(), "--out", vae.to_str().unwrap()]);
+    ok(&["-q", "train", "gan", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", gan.to_str().unwrap()]);
+    let (vae_model, gan_model) = (vae.join("model.safetensors"), gan.join("model.safetensors"));
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+
+    ok(&["sample", vae_model.to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("recon.png")]);
+    assert_eq!(png_size(&dir.join("recon.png")), (8 * 30 + 2, 8 * 30 + 2), "4 pairs of rows of 8");
+    ok(&["sample", vae_model.to_str().unwrap(), "--interpolate", "--rows", "3", "--cols", "5", "--scale", "2", "--pad", "1", "--grid", &out("lerp.png")]);
+    assert_eq!(png_size(&dir.join("lerp.png")), (5 * 57 + 1, 3 * 57 + 1), "5 columns of 2×-scaled images with 1-pixel gaps");
+    ok(&["sample", gan_model.to_str().unwrap(), "--interpolate", "--grid", &out("slerp.png")]);
+    assert_eq!(png_size(&dir.join("slerp.png")), (10 * 30 + 2, 8 * 30 + 2));
+    ok(&["sample", vae_model.to_str().unwrap(), "--manifold", "--rows", "4", "--cols", "4", "--raw", &out("manifold.f32")]);
+    assert_eq!(std::fs::metadata(dir.join("manifold.f32")).unwrap().len(), 16 * 784 * 4);
+    ok(&["sample", "--progression", vae.to_str().unwrap()]);
+    assert_eq!(png_size(&vae.join("progression.png")), (2 * (242 + 8) + 8, 242 + 16), "two epoch grids side by side");
+
+    fails_with(&["sample", gan_model.to_str().unwrap(), "--manifold"], "needs a VAE");
+    fails_with(&["sample", gan_model.to_str().unwrap(), "--recon"], "needs a VAE");
+}

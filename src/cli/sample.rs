@@ -1,77 +1,276 @@
-//! `wgen sample MODEL.safetensors`: images from a trained model.
+//! `wgen sample`: images from a trained model (random grids, VAE reconstructions, latent or
+//! noise interpolations, the 2-D latent manifold) and a run's per-epoch grids side by side.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
 
-use crate::gpu::Gpu;
+use crate::data::{self, DeviceSplit};
+use crate::gpu::{Gpu, Region};
+use crate::image;
 use crate::models::gan::{Gan, GanConfig, GanSampler};
-use crate::models::vae::{Vae, VaeConfig, VaeSampler};
+use crate::models::vae::{Vae, VaeConfig, VaeGraph, VaeSampler, IMAGE};
 use crate::nn::{Step, StepBuffer};
 use crate::reference::sigmoid;
 use crate::train::checkpoint::Checkpoint;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// A model.safetensors written by `wgen train`.
-    model: PathBuf,
-    /// How many images.
-    #[arg(long, default_value_t = 64)]
-    n: usize,
-    /// Write them as a PNG grid here [default: samples.png unless --raw is given].
+    /// A model.safetensors written by `wgen train` (not needed with --progression).
+    #[arg(required_unless_present = "progression")]
+    model: Option<PathBuf>,
+    /// How many images [default: 64, or rows × cols when both are given].
     #[arg(long)]
-    grid: Option<PathBuf>,
-    /// Write them as N×784 little-endian f32 in [0, 1], row-major, no header.
+    n: Option<usize>,
+    /// Grid rows [default: as many as the images need].
     #[arg(long)]
-    raw: Option<PathBuf>,
-    /// Images per grid row [default: the square root of n, rounded up].
+    rows: Option<usize>,
+    /// Grid columns [default: the square root of n, rounded up].
     #[arg(long)]
     cols: Option<usize>,
+    /// Black pixels between and around the images.
+    #[arg(long, default_value_t = 2)]
+    pad: usize,
+    /// Repeat each pixel this many times in both directions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
+    scale: u16,
+    /// Write the grid here [default: samples.png unless --raw is given].
+    #[arg(long)]
+    grid: Option<PathBuf>,
+    /// Write the images as N×784 little-endian f32 in [0, 1], row-major, no header.
+    #[arg(long)]
+    raw: Option<PathBuf>,
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// VAE: test images (odd rows) over their reconstructions from the posterior mean.
+    #[arg(long, conflicts_with_all = ["interpolate", "manifold", "progression"])]
+    recon: bool,
+    /// Each row interpolates between a random pair: the VAE's latent space (linearly) or the
+    /// GAN's noise (spherically).
+    #[arg(long, conflicts_with_all = ["manifold", "progression"])]
+    interpolate: bool,
+    /// VAE trained with --z-dim 2: decode an even grid of the latent plane's quantiles.
+    #[arg(long, conflicts_with = "progression")]
+    manifold: bool,
+    /// One PNG of a run's per-epoch sample grids, in order [output: RUN_DIR/progression.png].
+    #[arg(long, value_name = "RUN_DIR")]
+    progression: Option<PathBuf>,
+    /// With --recon: the folder whose test images to reconstruct [default: the built-in digits].
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+enum Model {
+    Vae(Vae),
+    Gan(Gan),
+}
+
+fn load(gpu: &Gpu, path: &Path) -> Result<Model> {
+    let ckpt = Checkpoint::read(path)?;
+    let config = ckpt.meta("config")?;
+    Ok(match ckpt.meta("model")? {
+        "vae" => {
+            let cfg: VaeConfig = serde_json::from_str(config).with_context(|| format!("{}: the VAE config is unreadable", path.display()))?;
+            let (layout, state_layout, mut values, mut state) = Vae::initial(&cfg, 0);
+            ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
+            Model::Vae(Vae::new(gpu, &cfg, &values, &state)?)
+        }
+        "gan" => {
+            let cfg: GanConfig = serde_json::from_str(config).with_context(|| format!("{}: the GAN config is unreadable", path.display()))?;
+            let (layout, state_layout, mut values, mut state) = Gan::initial(&cfg, 0);
+            ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
+            Model::Gan(Gan::new(gpu, &cfg, &values, &state)?)
+        }
+        other => bail!("{}: model `{other}` is neither vae nor gan", path.display()),
+    })
+}
+
+/// `rows` × `cols` unless --n, --rows or --cols is given.
+fn layout_or(a: &SampleArgs, rows: usize, cols: usize) -> Result<(usize, usize)> {
+    if a.rows.is_none() && a.cols.is_none() && a.n.is_none() {
+        return Ok((rows, cols));
+    }
+    layout(a, rows * cols)
+}
+
+/// (rows, cols) of the grid for `default_n` images unless --n/--rows/--cols say otherwise.
+fn layout(a: &SampleArgs, default_n: usize) -> Result<(usize, usize)> {
+    let (rows, cols) = match (a.rows, a.cols, a.n) {
+        (Some(r), Some(c), _) => (r, c),
+        (Some(r), None, n) => (r, n.unwrap_or(default_n).div_ceil(r.max(1))),
+        (None, Some(c), n) => (n.unwrap_or(default_n).div_ceil(c.max(1)), c),
+        (None, None, n) => {
+            let n = n.unwrap_or(default_n);
+            let c = (n as f64).sqrt().ceil() as usize;
+            (n.div_ceil(c.max(1)), c)
+        }
+    };
+    if rows == 0 || cols == 0 {
+        bail!("--n, --rows and --cols must be at least 1");
+    }
+    Ok((rows, cols))
 }
 
 pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
-    if a.n == 0 {
-        bail!("--n must be at least 1");
+    if let Some(dir) = &a.progression {
+        return progression(a, dir);
     }
-    let ckpt = Checkpoint::read(&a.model)?;
-    let config = ckpt.meta("config")?;
+    let path = a.model.as_ref().expect("clap requires a model unless --progression");
+    let model = load(gpu, path)?;
     let step = StepBuffer::new(gpu, "sample", 1);
     step.set(gpu, &Step::default());
-    let images: Vec<f32> = match ckpt.meta("model")? {
-        "vae" => {
-            let cfg: VaeConfig = serde_json::from_str(config).context("the checkpoint's VAE config is unreadable")?;
-            let (layout, state_layout, mut values, mut state) = Vae::initial(&cfg, 0);
-            ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-            let vae = Vae::new(gpu, &cfg, &values, &state)?;
-            let sampler = VaeSampler::new(gpu, &vae, a.n, &step.uniform, a.seed)?;
-            sampler.program.run(gpu, "sample");
-            crate::train::read_rows(gpu, sampler.decoder.output(), a.n, |v| sigmoid(f64::from(v)) as f32)?
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+    let (images, cols) = if a.recon {
+        let Model::Vae(vae) = &model else { bail!("--recon needs a VAE; {} is a GAN", path.display()) };
+        let (rows, cols) = layout_or(a, 8, 8)?;
+        reconstructions(gpu, vae, a, (rows * cols).div_ceil(2).max(1), cols, &step)?
+    } else if a.interpolate {
+        let (rows, cols) = layout_or(a, 8, 10)?;
+        let dim = match &model {
+            Model::Vae(v) => v.config.latent,
+            Model::Gan(g) => g.config.latent,
+        };
+        let spherical = matches!(model, Model::Gan(_));
+        let mut z = Vec::with_capacity(rows * cols * dim);
+        for _ in 0..rows {
+            let a: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let b: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+            for j in 0..cols {
+                z.extend(between(&a, &b, j as f32 / (cols - 1).max(1) as f32, spherical));
+            }
         }
-        "gan" => {
-            let cfg: GanConfig = serde_json::from_str(config).context("the checkpoint's GAN config is unreadable")?;
-            let (layout, state_layout, mut values, mut state) = Gan::initial(&cfg, 0);
-            ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-            let gan = Gan::new(gpu, &cfg, &values, &state)?;
-            let sampler = GanSampler::new(gpu, &gan, a.n, &step.uniform, a.seed)?;
-            sampler.program.run(gpu, "sample");
-            crate::train::read_rows(gpu, sampler.generator.output(), a.n, |v| cfg.output.to_unit(v))?
+        (decode(gpu, &model, &z, rows * cols, &step)?, cols)
+    } else if a.manifold {
+        let Model::Vae(vae) = &model else { bail!("--manifold needs a VAE; {} is a GAN", path.display()) };
+        if vae.config.latent != 2 {
+            bail!("--manifold needs a 2-D latent space; {} has {} dimensions (train with --z-dim 2)", path.display(), vae.config.latent);
         }
-        other => bail!("{}: model `{other}` is neither vae nor gan", a.model.display()),
+        let (rows, cols) = layout_or(a, 20, 20)?;
+        let q = |i: usize, n: usize| inverse_normal_cdf(0.05 + 0.9 * i as f64 / (n - 1).max(1) as f64) as f32;
+        let z: Vec<f32> = (0..rows).flat_map(|r| (0..cols).flat_map(move |c| [q(c, cols), q(rows - 1 - r, rows)])).collect();
+        (decode(gpu, &model, &z, rows * cols, &step)?, cols)
+    } else {
+        let (rows, cols) = layout(a, 64)?;
+        let n = a.n.unwrap_or(rows * cols);
+        let images = match &model {
+            Model::Vae(vae) => {
+                let s = VaeSampler::new(gpu, vae, n, &step.uniform, a.seed)?;
+                s.program.run(gpu, "sample");
+                rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)?
+            }
+            Model::Gan(gan) => {
+                let s = GanSampler::new(gpu, gan, n, &step.uniform, a.seed)?;
+                s.program.run(gpu, "sample");
+                let out = gan.config.output;
+                rows_of(gpu, s.generator.output(), n, |v| out.to_unit(v))?
+            }
+        };
+        (images, cols)
     };
+    write(a, &images, cols)
+}
+
+fn rows_of(gpu: &Gpu, region: &Region, n: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>> {
+    crate::train::read_rows(gpu, region, n, f)
+}
+
+/// Decodes host-chosen latent vectors (or GAN noise) `z` [n, dim].
+fn decode(gpu: &Gpu, model: &Model, z: &[f32], n: usize, step: &StepBuffer) -> Result<Vec<f32>> {
+    match model {
+        Model::Vae(vae) => {
+            let s = VaeSampler::new(gpu, vae, n, &step.uniform, 0)?;
+            s.z.write(gpu, z);
+            s.decode.run(gpu, "decode");
+            rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)
+        }
+        Model::Gan(gan) => {
+            let s = GanSampler::new(gpu, gan, n, &step.uniform, 0)?;
+            s.z.write(gpu, z);
+            s.decode.run(gpu, "decode");
+            let out = gan.config.output;
+            rows_of(gpu, s.generator.output(), n, |v| out.to_unit(v))
+        }
+    }
+}
+
+/// `n` test images and their reconstructions, interleaved by rows of `cols`.
+fn reconstructions(gpu: &Gpu, vae: &Vae, a: &SampleArgs, n: usize, cols: usize, step: &StepBuffer) -> Result<(Vec<f32>, usize)> {
+    let dataset = data::load(a.data.as_deref())?;
+    let n = n.min(dataset.test.count);
+    let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
+    let graph = VaeGraph::new(gpu, vae, n, "recon")?;
+    graph.reconstruct_program(gpu, vae, &test, &step.uniform).run(gpu, "recon");
+    let originals = rows_of(gpu, &graph.x.region(), n, |v| v)?;
+    let recons = rows_of(gpu, graph.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)?;
+    Ok((image::interleave_rows(&originals, &recons, cols, IMAGE), cols))
+}
+
+/// The point a fraction `t` of the way from `a` to `b`, along the great circle for noise
+/// (whose mass lies near a sphere) or the straight line for a VAE's latents.
+fn between(a: &[f32], b: &[f32], t: f32, spherical: bool) -> Vec<f32> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cos = (a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b))).clamp(-1.0, 1.0);
+    let omega = cos.acos();
+    if !spherical || omega.sin().abs() < 1e-6 {
+        return a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
+    }
+    let (wa, wb) = (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin());
+    a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
+}
+
+/// Φ⁻¹(p) by Acklam's rational approximation (relative error below 1.2e-9).
+pub fn inverse_normal_cdf(p: f64) -> f64 {
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let tail = |q: f64| (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0);
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+fn write(a: &SampleArgs, images: &[f32], cols: usize) -> Result<i32> {
+    let n = images.len() / IMAGE;
     if let Some(raw) = &a.raw {
         let bytes: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(raw, bytes).with_context(|| format!("cannot write {}", raw.display()))?;
-        println!("wrote {} images to {}", a.n, raw.display());
+        println!("wrote {n} images to {}", raw.display());
     }
-    let grid = a.grid.clone().or_else(|| a.raw.is_none().then(|| PathBuf::from("samples.png")));
-    if let Some(path) = grid {
-        let cols = a.cols.unwrap_or((a.n as f64).sqrt().ceil() as usize).max(1);
-        crate::train::save_grid(&path, &images, cols)?;
-        println!("wrote a grid of {} images to {}", a.n, path.display());
+    if let Some(path) = a.grid.clone().or_else(|| a.raw.is_none().then(|| PathBuf::from("samples.png"))) {
+        let (pixels, w, h) = image::grid(images, 28, cols, a.pad, usize::from(a.scale));
+        image::write_png(&path, &pixels, w, h)?;
+        println!("wrote a {w}×{h} grid of {n} images to {}", path.display());
     }
+    Ok(0)
+}
+
+/// The run's `samples/epoch-*.png` side by side, in epoch order.
+fn progression(a: &SampleArgs, dir: &Path) -> Result<i32> {
+    let samples = dir.join("samples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&samples)
+        .with_context(|| format!("{} has no samples/ folder; is it a wgen run?", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("epoch-") && n.ends_with(".png")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no epoch-*.png grids yet", samples.display());
+    }
+    let pictures = files.iter().map(|f| image::read_png(f)).collect::<Result<Vec<_>>>()?;
+    let (pixels, w, h) = image::tile(&pictures, a.cols.unwrap_or(10), 8);
+    let out = a.grid.clone().unwrap_or_else(|| dir.join("progression.png"));
+    image::write_png(&out, &pixels, w, h)?;
+    println!("wrote {} epoch grids ({w}×{h}) to {}", files.len(), out.display());
     Ok(0)
 }

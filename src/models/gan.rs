@@ -231,11 +231,13 @@ impl GanGraph {
     }
 }
 
-/// Generates `rows` images from noise drawn with a fixed key, batch norm on running statistics.
+/// Generates `rows` images from noise drawn with a fixed key (`program`) or placed in `z` by
+/// the host (`decode`), batch norm on running statistics.
 pub struct GanSampler {
     pub z: Tensor,
     pub generator: Forward,
     pub program: Program,
+    pub decode: Program,
 }
 
 impl GanSampler {
@@ -245,6 +247,8 @@ impl GanSampler {
         let mut program = Program::default();
         program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
         program.phase("generator.forward", gan.generator.forward_launches(gpu, &gan.params, &generator, BatchnormMode::Eval));
-        Ok(GanSampler { z, generator, program })
+        let mut decode = Program::default();
+        decode.phase("generator.forward", gan.generator.forward_launches(gpu, &gan.params, &generator, BatchnormMode::Eval));
+        Ok(GanSampler { z, generator, program, decode })
     }
 }

@@ -183,6 +183,17 @@ impl VaeGraph {
         program
     }
 
+    /// Reconstructions of `rows` images of `split` from their posterior means (eps stays 0).
+    pub fn reconstruct_program(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer) -> Program {
+        let mut program = Program::default();
+        program.phase("data", vec![nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0)]);
+        program.phase("encoder.forward", vae.encoder.forward_launches(gpu, &vae.params, &self.encoder, BatchnormMode::Eval));
+        let stats = self.encoder.output().view();
+        program.phase("reparameterise", vec![nn::reparam_kl_forward(gpu, "latent", stats, self.eps.view(), self.z.view(), self.kl_row.view())]);
+        program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &self.decoder, BatchnormMode::Eval));
+        program
+    }
+
     /// The test loss of `rows` images (eps drawn per chunk from a fixed key), summed into
     /// metrics[TEST_RECON] and [TEST_KL].
     pub fn eval_program(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor) -> Program {
@@ -192,11 +203,13 @@ impl VaeGraph {
     }
 }
 
-/// Decodes `rows` latent vectors drawn from N(0, I) with a fixed key: the sample grids.
+/// Decodes `rows` latent vectors drawn from N(0, I) with a fixed key (`program`), or placed in
+/// `z` by the host (`decode`): sample grids, interpolations, the manifold.
 pub struct VaeSampler {
     pub z: Tensor,
     pub decoder: Forward,
     pub program: Program,
+    pub decode: Program,
 }
 
 impl VaeSampler {
@@ -206,6 +219,8 @@ impl VaeSampler {
         let mut program = Program::default();
         program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
         program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &decoder, BatchnormMode::Eval));
-        Ok(VaeSampler { z, decoder, program })
+        let mut decode = Program::default();
+        decode.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &decoder, BatchnormMode::Eval));
+        Ok(VaeSampler { z, decoder, program, decode })
     }
 }

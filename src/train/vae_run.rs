@@ -107,12 +107,7 @@ impl Trainee for VaeRun {
         let shown = part.rows.min(32);
         let originals = read_rows(gpu, &part.x.region(), shown, |v| v)?;
         let recons = read_rows(gpu, part.decoder.output(), shown, |v| sigmoid(f64::from(v)) as f32)?;
-        let mut pairs = Vec::with_capacity(2 * shown * IMAGE);
-        for row in 0..shown.div_ceil(8) {
-            let range = row * 8 * IMAGE..((row + 1) * 8).min(shown) * IMAGE;
-            pairs.extend_from_slice(&originals[range.clone()]);
-            pairs.extend_from_slice(&recons[range]);
-        }
+        let pairs = crate::image::interleave_rows(&originals, &recons, 8, IMAGE);
         save_grid(&out.join(format!("samples/recon-epoch-{epoch:03}.png")), &pairs, 8)?;
         let mut r = Map::new();
         r.insert("train_loss".into(), json!(round(train_loss, 3)));
