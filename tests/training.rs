@@ -62,17 +62,18 @@ fn same_seed_same_adapter_repeats_gan_and_vae_runs_bit_for_bit() {
     let dir = temp_dir("repeat");
     small_mnist(&dir.join("data"), 256, 100);
     for (model, batch) in [(ModelKind::Gan, 32), (ModelKind::Vae, 64)] {
-        let a = train(gpu(), &config(model, &dir.join("data"), dir.join("a"), 2, batch), &mut Silent).unwrap();
-        let b = train(gpu(), &config(model, &dir.join("data"), dir.join("b"), 2, batch), &mut Silent).unwrap();
+        let (a_dir, b_dir) = (dir.join(format!("{model:?}-a")), dir.join(format!("{model:?}-b")));
+        let a = train(gpu(), &config(model, &dir.join("data"), a_dir.clone(), 2, batch), &mut Silent).unwrap();
+        let b = train(gpu(), &config(model, &dir.join("data"), b_dir.clone(), 2, batch), &mut Silent).unwrap();
         assert_eq!(losses(&a), losses(&b), "{model:?}: losses differ between identical runs");
         // Tensors, not file bytes: the header's metadata map has no fixed key order.
-        let weights = |run: &str| {
-            let bytes = std::fs::read(dir.join(run).join("model.safetensors")).unwrap();
+        let weights = |run: &std::path::Path| {
+            let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
             let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
             let mut tensors: Vec<(String, Vec<u8>)> = file.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
             tensors.sort();
             tensors
         };
-        assert!(weights("a") == weights("b"), "{model:?}: final weights differ between identical runs");
+        assert!(weights(&a_dir) == weights(&b_dir), "{model:?}: final weights differ between identical runs");
     }
 }

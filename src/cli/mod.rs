@@ -32,6 +32,7 @@ enum Command {
     /// List every GPU adapter wgen can use, best first.
     Devices,
     /// Train a model on the GPU.
+    #[command(allow_negative_numbers = true)]
     Train(train::TrainArgs),
     /// Draw images from a trained model.
     Sample(sample::SampleArgs),
@@ -52,7 +53,18 @@ impl Cli {
 
 /// Runs the command line; returns the process exit code.
 pub fn run() -> Result<i32> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            e.print()?;
+            return Ok(0);
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e.to_string()));
+            return Ok(2);
+        }
+    };
     match &cli.command {
         Command::Devices => devices(&cli),
         Command::Train(args) => train::run(&Gpu::new(&cli.gpu_options())?, args, cli.quiet),
@@ -63,6 +75,12 @@ pub fn run() -> Result<i32> {
             bench::run(&gpu, args)
         }
     }
+}
+
+/// clap's first paragraph on one line: the usage block that follows is for --help.
+fn one_line(message: &str) -> String {
+    let first: Vec<&str> = message.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+    format!("{} (see --help)", first.join(" "))
 }
 
 fn devices(cli: &Cli) -> Result<i32> {

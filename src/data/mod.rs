@@ -111,6 +111,13 @@ fn read_file(dir: &Path, name: &str) -> Result<(String, Vec<u8>), DataError> {
     Err(DataError::MissingFile { dir: dir.to_path_buf(), name: name.to_string() })
 }
 
+/// Decodes one IDX file's bytes, gzip or plain: (count, rows, cols, payload).
+pub fn decode_idx(name: &str, bytes: Vec<u8>, dims: usize) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
+    let raw = gunzip_if_needed(name, bytes)?;
+    let (count, rows, cols, payload) = parse_idx(name, &raw, dims)?;
+    Ok((count, rows, cols, payload.to_vec()))
+}
+
 /// Gzip is recognised by its magic bytes, whatever the file is called.
 fn gunzip_if_needed(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {

@@ -30,6 +30,8 @@ pub enum GpuError {
     },
     #[error("reading back {what} failed: {detail}")]
     Readback { what: String, detail: String },
+    #[error("the GPU device was lost ({reason}); the last checkpoint in {kept} is kept. Resume with `wgen train --resume {kept}`")]
+    Lost { reason: String, kept: String },
 }
 
 /// A graphics API to restrict the adapter search to.
@@ -178,6 +180,8 @@ pub struct Gpu {
     pub features: wgpu::Features,
     pub matmul: MatmulImpl,
     pub(super) pipelines: Pipelines,
+    /// Set by wgpu's device-lost callback.
+    lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Gpu {
@@ -235,7 +239,13 @@ impl Gpu {
             adapter: info.name.clone(),
             source,
         })?;
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{reason:?}: {message}"));
+        });
         Ok(Gpu {
+            lost,
             device,
             queue,
             matmul: MatmulImpl::for_adapter(&info),
@@ -263,6 +273,19 @@ impl Gpu {
             });
         }
         Ok(())
+    }
+
+    /// Why the device was lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// An error naming the kept checkpoint folder once the device is lost.
+    pub fn check_lost(&self, kept: &std::path::Path) -> Result<(), GpuError> {
+        match self.lost() {
+            Some(reason) => Err(GpuError::Lost { reason, kept: kept.display().to_string() }),
+            None => Ok(()),
+        }
     }
 
     /// Blocks until the queue is idle.

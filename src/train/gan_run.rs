@@ -89,6 +89,10 @@ impl Trainee for GanRun {
         metadata("gan", &self.gan.config)
     }
 
+    fn metric_names(&self) -> &'static [&'static str] {
+        &["discriminator loss", "generator loss", "mean D(x)", "mean D(G(z))"]
+    }
+
     fn summary(&self, r: &Map<String, Value>) -> String {
         let f = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
         format!(

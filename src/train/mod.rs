@@ -150,6 +150,8 @@ pub trait Trainee {
     fn running(&self, sums: &[f32], steps: usize) -> String;
     /// One line for the terminal.
     fn summary(&self, record: &Map<String, Value>) -> String;
+    /// What each metric slot holds, for messages.
+    fn metric_names(&self) -> &'static [&'static str];
     /// Which metrics curves.png plots, in panels of (title, keys).
     fn curves(&self) -> Vec<(&'static str, Vec<&'static str>)>;
     /// The model's kind and configuration for the checkpoint's metadata.
@@ -200,6 +202,12 @@ pub struct Position {
 }
 
 pub fn train(gpu: &Gpu, cfg: &TrainConfig, monitor: &mut dyn Monitor) -> Result<RunSummary> {
+    if cfg.out.join("config.json").exists() {
+        bail!(
+            "{0} already holds a run; choose another --out, or continue it with `wgen train --resume {0}`",
+            cfg.out.display()
+        );
+    }
     start(gpu, cfg, None, monitor)
 }
 
@@ -295,16 +303,22 @@ fn run_epochs<T: Trainee>(
             }
         }
         gpu.wait();
+        gpu.check_lost(&cfg.out)?;
         let train_seconds = start.elapsed().as_secs_f64();
         trainee.before_readback(gpu)?;
         let sums = trainee.metrics().read(gpu)?;
         if let Some(i) = sums.iter().position(|v| !v.is_finite()) {
+            let kept = if cfg.out.join("checkpoint.safetensors").exists() {
+                format!("the last good checkpoint is kept in {}", cfg.out.display())
+            } else {
+                "no checkpoint had been written yet".to_string()
+            };
             bail!(
-                "training diverged in epoch {epoch} (steps {}..{}): metric {i} is {}; the last good checkpoint is kept in {}. Try a lower --lr",
+                "training diverged in epoch {epoch} (steps {}..{}): the {} is {}; {kept}. Try a lower --lr",
                 at.global + 1 - (steps_per_epoch - first_step) as u32,
                 at.global,
+                trainee.metric_names()[i],
                 sums[i],
-                cfg.out.display()
             );
         }
         let mut record = Map::new();

@@ -129,6 +129,10 @@ impl Trainee for VaeRun {
         metadata("vae", &self.vae.config)
     }
 
+    fn metric_names(&self) -> &'static [&'static str] {
+        &["training reconstruction loss", "training KL term", "test reconstruction loss", "test KL term"]
+    }
+
     fn summary(&self, r: &Map<String, Value>) -> String {
         format!(
             "train_loss {:>8.3}  test_neg_elbo {:>8.3} (recon {:.3}, kl {:.3})  {:>7.0} img/s",
