@@ -164,3 +164,21 @@ fn finite_difference_check_catches_a_wrong_gradient() {
     let caught = std::panic::catch_unwind(|| check("x²", &x, &wrong, |x| x.iter().map(|v| v * v).sum()));
     assert!(caught.is_err());
 }
+
+#[test]
+fn softmax_cross_entropy_gradient_matches_finite_differences() {
+    let (rows, classes) = (3, 7);
+    let logits = uniform(600, rows * classes, -3.0, 3.0);
+    let labels = vec![2, 0, 6];
+    let scale = 1.0 / rows as f64;
+    let loss = |l: &[f64]| cpu::softmax_cross_entropy(l, &labels, rows, classes, scale).1.iter().sum::<f64>() * scale;
+    let (grad, _, _) = cpu::softmax_cross_entropy(&logits, &labels, rows, classes, scale);
+    check("softmax_cross_entropy", &logits, &grad, loss);
+}
+
+#[test]
+fn logsumexp_is_stable_and_exact_on_known_values() {
+    // log mean exp of {0, ln 3} = ln 2; shifting every value by 1000 shifts the result by 1000.
+    let got = cpu::logsumexp_groups(&[0.0, 3f64.ln(), 1000.0, 1000.0 + 3f64.ln()], 2);
+    assert!((got[0] - 2f64.ln()).abs() < 1e-12 && (got[1] - 1000.0 - 2f64.ln()).abs() < 1e-9, "{got:?}");
+}

@@ -404,3 +404,64 @@ fn matmul_naive_baseline_matches_reference_in_forward_and_weight_layouts() {
     cpu::matmul_backward_weight(&dy, &x, n, inp, out, &mut want, None, false);
     assert_close("naive dW layout", &read(&tdw), &want, 1e-4, MM_RTOL);
 }
+
+#[test]
+fn softmax_cross_entropy_matches_reference_with_ties_and_extreme_logits() {
+    let g = gpu();
+    for (i, &(rows, classes)) in [(1usize, 2usize), (7, 10), (130, 10), (3, 100)].iter().enumerate() {
+        let mut logits = rounded(&uniform(1200 + i as u64, rows * classes, -5.0, 5.0));
+        logits[0] = 80.0; // exp(80) overflows f32 unless the max is subtracted
+        if classes > 2 {
+            logits[classes + 1] = logits[classes]; // a tie: the lower index wins
+        }
+        let labels: Vec<usize> = (0..rows).map(|r| (r * 7 + i) % classes).collect();
+        let labels_f: Vec<f64> = labels.iter().map(|&l| l as f64).collect();
+        let (tl, tlab) = (upload("logits", &[rows, classes], &logits), upload("labels", &[rows], &labels_f));
+        let (tg, tloss, tc) = (zeros("grad", &[rows, classes]), zeros("loss", &[rows]), zeros("correct", &[rows]));
+        let scale = 1.0 / rows as f32;
+        let xent = nn::softmax_cross_entropy(g, "xent", tl.view(), tlab.view(), scale, tg.view(), tloss.view(), tc.view());
+        g.run("xent", &[&xent]);
+        let (grad, loss, correct) = cpu::softmax_cross_entropy(&logits, &labels, rows, classes, f64::from(scale));
+        assert_close("xent grad", &read(&tg), &grad, 1e-6, 1e-5);
+        assert_close("xent loss", &read(&tloss), &loss, 1e-5, 1e-5);
+        assert_close("xent correct", &read(&tc), &correct, 0.0, 0.0);
+        let tp = zeros("probs", &[rows, classes]);
+        g.run("softmax", &[&nn::softmax_rows(g, "softmax", tl.view(), tp.view())]);
+        assert_close("softmax", &read(&tp), &cpu::softmax_rows(&logits, rows, classes), 1e-6, 1e-5);
+    }
+}
+
+#[test]
+fn gather_labels_follows_the_permutation() {
+    let g = gpu();
+    let labels: Vec<u8> = (0..37u8).map(|i| i % 10).collect();
+    let order: Vec<u32> = (0..37u32).map(|i| (i * 11) % 37).collect();
+    let tl = Tensor::from_bytes(g, "labels", &[37], &labels).unwrap();
+    let to = Tensor::from_bytes(g, "order", &[37], bytemuck::cast_slice(&order)).unwrap();
+    let out = zeros("out", &[13]);
+    let steps = StepBuffer::new(g, "labels", 1);
+    steps.set(g, &Step { batch_start: 9, ..Step::default() });
+    g.run("labels", &[&nn::gather_labels(g, "labels", &steps.uniform, &tl.buffer, &to.buffer, out.view())]);
+    assert_close("gathered labels", &read(&out), &cpu::gather_labels(&labels, &order, 9, 13), 0.0, 0.0);
+}
+
+#[test]
+fn iwae_weights_and_logsumexp_match_reference_for_spread_out_values() {
+    let g = gpu();
+    let (images, k, latent) = (5usize, 300usize, 7usize); // k above one workgroup
+    let rows = images * k;
+    let stats = rounded(&uniform(1300, rows * 2 * latent, -2.0, 2.0));
+    let eps = rounded(&uniform(1301, rows * latent, -2.0, 2.0));
+    let z = rounded(&uniform(1302, rows * latent, -3.0, 3.0));
+    // Reconstruction losses spread over hundreds of nats: exp() of them would underflow.
+    let recon = rounded(&uniform(1303, rows, 80.0, 400.0));
+    let (ts, te, tz, tr) = (upload("stats", &[rows, 2 * latent], &stats), upload("eps", &[rows, latent], &eps), upload("z", &[rows, latent], &z), upload("recon", &[rows], &recon));
+    let (tw, tout) = (zeros("w", &[rows]), zeros("lse", &[images]));
+    let weights = nn::iwae_log_weight(g, "iwae", ts.view(), te.view(), tz.view(), tr.view(), tw.view());
+    let lse = nn::logsumexp_groups(g, "iwae", tw.view(), k, tout.view());
+    g.run("iwae", &[&weights, &lse]);
+    let w = cpu::iwae_log_weight(&stats, &eps, &z, &recon, rows, latent);
+    assert_close("iwae log weights", &read(&tw), &w, 1e-4, 1e-6);
+    let w_gpu: Vec<f64> = read(&tw).iter().map(|&v| f64::from(v)).collect();
+    assert_close("log-sum-exp per group", &read(&tout), &cpu::logsumexp_groups(&w_gpu, k), 1e-4, 1e-6);
+}

@@ -60,6 +60,7 @@ fn every_kernel_names_an_entry_point_of_its_file() {
         MatmulForward, MatmulBackwardInput, MatmulBackwardWeight, MatmulNaive, MatmulForwardVec4, MatmulBackwardInputVec4,
         MatmulBackwardWeightVec4, BatchnormForwardTrain, BatchnormForwardEval, BatchnormBackward,
         BceLogits, GanLoss, ReparamKlForward, ReparamKlBackward, SumAccumulate, Adam, FillUniform, FillNormal, GatherRows,
+        GatherLabels, SoftmaxCrossEntropy, SoftmaxRows, IwaeLogWeight, LogsumexpGroups,
     ];
     for kernel in all {
         let (file, entry) = kernel.location();

@@ -18,6 +18,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("adam", include_str!("../../shaders/adam.wgsl")),
     ("random", include_str!("../../shaders/random.wgsl")),
     ("gather", include_str!("../../shaders/gather.wgsl")),
+    ("softmax_xent", include_str!("../../shaders/softmax_xent.wgsl")),
+    ("iwae", include_str!("../../shaders/iwae.wgsl")),
 ];
 
 /// The WGSL a module is compiled from: the prelude, then the kernel file.
@@ -50,6 +52,11 @@ pub enum Kernel {
     FillUniform,
     FillNormal,
     GatherRows,
+    GatherLabels,
+    SoftmaxCrossEntropy,
+    SoftmaxRows,
+    IwaeLogWeight,
+    LogsumexpGroups,
 }
 
 impl Kernel {
@@ -75,6 +82,11 @@ impl Kernel {
             Kernel::FillUniform => ("random", "fill_uniform"),
             Kernel::FillNormal => ("random", "fill_normal"),
             Kernel::GatherRows => ("gather", "gather_rows"),
+            Kernel::GatherLabels => ("gather", "gather_labels"),
+            Kernel::SoftmaxCrossEntropy => ("softmax_xent", "softmax_cross_entropy"),
+            Kernel::SoftmaxRows => ("softmax_xent", "softmax_rows"),
+            Kernel::IwaeLogWeight => ("iwae", "iwae_log_weight"),
+            Kernel::LogsumexpGroups => ("iwae", "logsumexp_groups"),
         }
     }
 

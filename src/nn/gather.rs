@@ -37,3 +37,18 @@ pub fn gather_rows(
     Launch::new(gpu, Kernel::GatherRows, label, &params, &bindings, grid_for(gpu, n, 256))
         .with_cost(2 * n64, 5 * n64 + 4 * rows, format!("{}x{}", out.rows, out.cols))
 }
+
+/// labels [rows] = the label of image order[batch_start + r], as an f32 class index.
+pub fn gather_labels(gpu: &Gpu, label: &str, step: &wgpu::Buffer, labels: &wgpu::Buffer, order: &wgpu::Buffer, out: View<'_>) -> Launch {
+    assert_eq!(out.offset, 0, "{label}: gathers into a whole tensor");
+    let rows = out.rows * out.cols;
+    let params = GatherParams { rows: u32_of(rows), cols: 1, scale: 1.0, shift: 0.0 };
+    let bindings = [
+        Binding { slot: 1, buffer: step },
+        Binding { slot: 2, buffer: labels },
+        Binding { slot: 3, buffer: order },
+        Binding { slot: 4, buffer: out.buffer },
+    ];
+    // No arithmetic; per row an index and a label byte read, a float written.
+    Launch::new(gpu, Kernel::GatherLabels, label, &params, &bindings, grid_for(gpu, rows, 256)).with_cost(0, 9 * rows as u64, format!("{rows}"))
+}

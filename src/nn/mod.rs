@@ -4,6 +4,7 @@
 mod activations;
 mod adam;
 mod batchnorm;
+mod classify;
 mod gather;
 mod linear;
 mod losses;
@@ -13,7 +14,8 @@ mod step;
 pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
-pub use gather::{gather_rows, GatherParams};
+pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
+pub use gather::{gather_labels, gather_rows, GatherParams};
 pub use linear::{
     backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_input_with, matmul_backward_weight,
     matmul_backward_weight_with, matmul_forward, matmul_forward_with, matmul_naive,

@@ -4,6 +4,7 @@
 mod activations;
 mod adam;
 mod batchnorm;
+mod classify;
 mod gan_step;
 mod gather;
 mod losses;
@@ -22,3 +23,4 @@ pub use random::{fill_normal, fill_uniform, philox4x32_10, to_unit};
 pub use mlp::{mlp_backward, mlp_forward, MlpForward};
 pub use vae_step::{vae_step, VaeStepOut};
 pub use gan_step::{gan_step, GanStepOut};
+pub use classify::{gather_labels, iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows};
