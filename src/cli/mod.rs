@@ -1,6 +1,7 @@
 //! The command line: flags are parsed by clap, checked into a config, then handed to the work.
 
 mod bench;
+mod eval;
 mod profile;
 mod progress;
 mod sample;
@@ -36,6 +37,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Draw images from a trained model.
     Sample(sample::SampleArgs),
+    /// Quality numbers of a trained model: ELBO and IWAE bound (VAE), FD, IS, class coverage.
+    Eval(eval::EvalArgs),
     /// Time every kernel of real training steps on the GPU.
     Profile(profile::ProfileArgs),
     /// Measure kernel and training speed.
@@ -68,6 +71,7 @@ pub fn run() -> Result<i32> {
     match &cli.command {
         Command::Devices => devices(&cli),
         Command::Train(args) => train::run(&Gpu::new(&cli.gpu_options())?, args, cli.quiet),
+        Command::Eval(args) => eval::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Profile(args) => profile::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Sample(args) => sample::run(&Gpu::new(&cli.gpu_options())?, args),
         Command::Bench(args) => {

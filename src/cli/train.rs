@@ -149,7 +149,11 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if z_dim == 0 {
         bail!("--z-dim must be at least 1");
     }
-    let name = if vae { "vae" } else { "gan" };
+    let name = match model {
+        ModelKind::Vae => "vae",
+        ModelKind::Gan => "gan",
+        ModelKind::Classifier => "classifier",
+    };
     let out = match pick!(out) {
         Some(out) => out,
         None => (1..).map(|n| PathBuf::from(format!("runs/{name}-{n}"))).find(|p| !p.exists()).expect("some name is free"),
@@ -176,6 +180,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
             init,
             ..g
         }),
+        classifier: defaults.classifier.map(|c| crate::models::classifier::ClassifierConfig { init, ..c }),
     })
 }
 

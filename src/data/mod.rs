@@ -169,6 +169,8 @@ pub struct DeviceSplit {
     pub pixels: crate::gpu::Tensor,
     /// [count] u32 image indices
     pub order: crate::gpu::Tensor,
+    /// [count] label bytes, four to a u32
+    pub labels: crate::gpu::Tensor,
     pub count: usize,
     pub pixels_per_image: usize,
 }
@@ -179,6 +181,7 @@ impl DeviceSplit {
         Ok(DeviceSplit {
             pixels: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.pixels"), &[split.count, split.pixels()], &split.images)?,
             order: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.order"), &[split.count], bytemuck::cast_slice(&identity))?,
+            labels: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.labels"), &[split.count], &split.labels)?,
             count: split.count,
             pixels_per_image: split.pixels(),
         })

@@ -20,6 +20,7 @@ pub const METRIC_SLOTS: usize = 4;
 pub const STREAM_EPS: u32 = 1;
 pub const STREAM_EVAL_EPS: u32 = 3;
 pub const STREAM_SAMPLE: u32 = 4;
+pub const STREAM_IWAE: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VaeConfig {
@@ -191,6 +192,28 @@ impl VaeGraph {
         let stats = self.encoder.output().view();
         program.phase("reparameterise", vec![nn::reparam_kl_forward(gpu, "latent", stats, self.eps.view(), self.z.view(), self.kl_row.view())]);
         program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &self.decoder, BatchnormMode::Eval));
+        program
+    }
+
+    /// The importance-weighted bound over `rows` = images × k rows (each image repeated k times
+    /// by `split`'s order): log (1/k Σ_k w) per image, summed into metrics[slot].
+    #[allow(clippy::too_many_arguments)]
+    pub fn iwae_program(
+        &self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, k: usize, weights: &Tensor, per_image: &Tensor,
+        metrics: &Tensor, slot: usize,
+    ) -> Program {
+        let mut program = Program::default();
+        // Its loss parts land in slots 0 and 1, which the caller leaves unread.
+        self.forward_and_loss(gpu, vae, &mut program, split, step, seed, STREAM_IWAE, metrics, (0, 1), 1.0);
+        let stats = self.encoder.output().view();
+        program.phase(
+            "importance weights",
+            vec![
+                nn::iwae_log_weight(gpu, "iwae", stats, self.eps.view(), self.z.view(), self.recon_row.view(), weights.view()),
+                nn::logsumexp_groups(gpu, "iwae", weights.view(), k, per_image.view()),
+                nn::sum_accumulate(gpu, "iwae", per_image.view(), &metrics.buffer, slot, 1.0),
+            ],
+        );
         program
     }
 

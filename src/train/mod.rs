@@ -2,6 +2,7 @@
 //! run's outputs (config, metrics, sample grids, weights).
 
 pub mod checkpoint;
+mod classifier_run;
 mod curves;
 mod gan_run;
 mod vae_run;
@@ -18,11 +19,13 @@ use serde_json::{json, Map, Value};
 
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
+use crate::models::classifier::ClassifierConfig;
 use crate::models::gan::GanConfig;
 use crate::models::vae::VaeConfig;
 use crate::models::Parameters;
 use crate::nn::{AdamConfig, Step, StepBuffer};
 
+pub use classifier_run::ClassifierRun;
 pub use gan_run::GanRun;
 pub use vae_run::VaeRun;
 
@@ -44,6 +47,8 @@ pub fn submit_steps(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[
 pub enum ModelKind {
     Vae,
     Gan,
+    /// The digit classifier that `wgen eval` measures samples with.
+    Classifier,
 }
 
 /// Every setting of a run, checked; written to `config.json`.
@@ -62,6 +67,8 @@ pub struct TrainConfig {
     pub steps_per_submit: usize,
     pub vae: Option<VaeConfig>,
     pub gan: Option<GanConfig>,
+    #[serde(default)]
+    pub classifier: Option<ClassifierConfig>,
 }
 
 impl TrainConfig {
@@ -69,18 +76,20 @@ impl TrainConfig {
     /// with betas (0.5, 0.999), batch 64).
     pub fn defaults(model: ModelKind) -> TrainConfig {
         let vae = model == ModelKind::Vae;
+        let gan = model == ModelKind::Gan;
         TrainConfig {
             model,
             epochs: 10,
-            batch: if vae { 128 } else { 64 },
-            adam: if vae { AdamConfig::new(1e-3, 0.9, 0.999) } else { AdamConfig::new(2e-4, 0.5, 0.999) },
+            batch: if gan { 64 } else { 128 },
+            adam: if gan { AdamConfig::new(2e-4, 0.5, 0.999) } else { AdamConfig::new(1e-3, 0.9, 0.999) },
             seed: 0,
             data: None,
             out: PathBuf::from("runs"),
             checkpoint_every: 5,
             steps_per_submit: 32,
             vae: vae.then(VaeConfig::default),
-            gan: (!vae).then(GanConfig::default),
+            gan: (model == ModelKind::Gan).then(GanConfig::default),
+            classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
         }
     }
 
@@ -102,6 +111,7 @@ impl TrainConfig {
 pub enum ModelRun {
     Vae(VaeRun),
     Gan(GanRun),
+    Classifier(ClassifierRun),
 }
 
 impl ModelRun {
@@ -109,6 +119,7 @@ impl ModelRun {
         Ok(match cfg.model {
             ModelKind::Vae => ModelRun::Vae(VaeRun::new(gpu, cfg, train, test)?),
             ModelKind::Gan => ModelRun::Gan(GanRun::new(gpu, cfg, train)?),
+            ModelKind::Classifier => ModelRun::Classifier(ClassifierRun::new(gpu, cfg, train, test)?),
         })
     }
 
@@ -116,6 +127,7 @@ impl ModelRun {
         match self {
             ModelRun::Vae(r) => r.parameters(),
             ModelRun::Gan(r) => r.parameters(),
+            ModelRun::Classifier(r) => r.parameters(),
         }
     }
 
@@ -123,6 +135,7 @@ impl ModelRun {
         match self {
             ModelRun::Vae(r) => r.program(),
             ModelRun::Gan(r) => r.program(),
+            ModelRun::Classifier(r) => r.program(),
         }
     }
 
@@ -130,6 +143,7 @@ impl ModelRun {
         match self {
             ModelRun::Vae(r) => r.steps(),
             ModelRun::Gan(r) => r.steps(),
+            ModelRun::Classifier(r) => r.steps(),
         }
     }
 }
@@ -244,6 +258,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     match ModelRun::new(gpu, cfg, &train, &test)? {
         ModelRun::Vae(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
+        ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
     }
 }
 
@@ -337,6 +352,22 @@ fn run_epochs<T: Trainee>(
         }
     }
     Ok(RunSummary { out: cfg.out.clone(), records })
+}
+
+/// Images per evaluation chunk.
+pub const EVAL_CHUNK: usize = 500;
+
+/// How to cover `count` test images in chunks: (rows, the Steps selecting each chunk) for
+/// the full chunks and, when the count does not divide, one remainder chunk. Each chunk's
+/// noise is keyed by its index, so every epoch sees the same noise per image.
+pub fn eval_chunks(count: usize) -> Vec<(usize, Vec<Step>)> {
+    let size = EVAL_CHUNK.min(count);
+    let (full, rest) = (count / size, count % size);
+    let chunk = |c: usize| Step { t: 1, rng_step: c as u32, batch_start: (c * size) as u32, ..Step::default() };
+    [(size, (0..full).map(chunk).collect::<Vec<_>>()), (rest, vec![chunk(full)])]
+        .into_iter()
+        .filter(|(rows, chunks)| *rows > 0 && !chunks.is_empty())
+        .collect()
 }
 
 /// The epoch's shuffle: a pure function of (seed, epoch), so runs repeat exactly.

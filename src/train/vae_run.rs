@@ -4,16 +4,13 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{metadata, read_rows, round, save_grid, submit_steps, TrainConfig, Trainee};
+use super::{eval_chunks, metadata, read_rows, round, save_grid, submit_steps, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::vae::{Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
 use crate::models::Parameters;
 use crate::nn::{Step, StepBuffer};
 use crate::reference::sigmoid;
-
-/// Test images per evaluation chunk.
-const EVAL_CHUNK: usize = 500;
 
 /// An evaluation graph for chunks of one size, with the Steps that pick its chunks.
 struct EvalPart {
@@ -46,17 +43,10 @@ impl VaeRun {
         let graph = VaeGraph::new(gpu, &vae, cfg.batch, "vae.train")?;
         let program = graph.train_program(gpu, &vae, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
 
-        // The test split in chunks of one size plus, if it does not divide, one remainder chunk;
-        // each chunk's noise is keyed by its index, so every epoch sees the same eps per image.
-        let size = EVAL_CHUNK.min(test.count);
-        let (full, rest) = (test.count / size, test.count % size);
-        let eval_steps = StepBuffer::new(gpu, "vae.eval", full.max(1));
-        let chunk = |c: usize| Step { t: 1, rng_step: c as u32, batch_start: (c * size) as u32, ..Step::default() };
+        let parts = eval_chunks(test.count);
+        let eval_steps = StepBuffer::new(gpu, "vae.eval", parts[0].1.len());
         let mut eval = Vec::new();
-        for (rows, chunks) in [(size, (0..full).map(chunk).collect::<Vec<_>>()), (rest, vec![chunk(full)])] {
-            if rows == 0 || chunks.is_empty() {
-                continue;
-            }
+        for (rows, chunks) in parts {
             let g = VaeGraph::new(gpu, &vae, rows, "vae.eval")?;
             let program = g.eval_program(gpu, &vae, test, &eval_steps.uniform, cfg.seed, &metrics);
             eval.push(EvalPart { graph: g, program, chunks });

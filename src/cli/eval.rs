@@ -1,0 +1,161 @@
+//! `wgen eval`: the quality numbers of a trained model, and the calibration that gives them
+//! meaning.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::data::{self, DeviceSplit};
+use crate::eval::{score, vae_scores, Features, SampleScores};
+use crate::gpu::Gpu;
+use crate::models::gan::{Gan, GanConfig, GanSampler};
+use crate::models::vae::{Vae, VaeConfig, VaeSampler, IMAGE};
+use crate::nn::{Step, StepBuffer};
+use crate::reference::sigmoid;
+use crate::train::checkpoint::{write_atomically, Checkpoint};
+use crate::train::read_rows;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run folder (runs/NAME) or a model.safetensors.
+    #[arg(required_unless_present = "calibrate")]
+    target: Option<PathBuf>,
+    /// A classifier's model.safetensors (from `wgen train classifier`), for FD, IS and coverage.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Samples drawn for FD, IS and coverage.
+    #[arg(long, default_value_t = 5000)]
+    samples: usize,
+    /// VAE: importance samples per test image for the IWAE bound.
+    #[arg(long, default_value_t = 100)]
+    iw_samples: usize,
+    /// Folder with the four MNIST-format files [default: the run's own data, else the built-in digits].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seed of the evaluation's noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also score references (the training images, uniform noise, blank images, one repeated
+    /// digit) against the test split, to show what the numbers mean.
+    #[arg(long, requires = "classifier")]
+    calibrate: bool,
+}
+
+/// The checkpoint, its run folder (if any) and the data folder the run trained on.
+fn locate(target: &Path) -> Result<(PathBuf, PathBuf, Option<PathBuf>)> {
+    if target.is_dir() {
+        let model = target.join("model.safetensors");
+        let config = std::fs::read_to_string(target.join("config.json")).with_context(|| format!("{} holds no run (no config.json)", target.display()))?;
+        let json: Value = serde_json::from_str(&config)?;
+        let data = json["config"]["data"].as_str().map(PathBuf::from);
+        Ok((model, target.to_path_buf(), data))
+    } else {
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        Ok((target.to_path_buf(), dir, None))
+    }
+}
+
+pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
+    if a.samples == 0 || a.iw_samples == 0 {
+        bail!("--samples and --iw-samples must be at least 1");
+    }
+    let located = a.target.as_deref().map(locate).transpose()?;
+    let data_dir = a.data.clone().or_else(|| located.as_ref().and_then(|l| l.2.clone()));
+    let dataset = data::load(data_dir.as_deref())?;
+    let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
+    let test_images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
+    let mut report = serde_json::Map::new();
+    report.insert("data".into(), json!(dataset.source));
+    report.insert("test_images".into(), json!(dataset.test.count));
+
+    let features = a.classifier.as_deref().map(|p| Features::load(gpu, p)).transpose()?;
+    let reference = match &features {
+        Some(f) => {
+            let (feat, probs) = f.of(gpu, &test_images)?;
+            let correct = probs.chunks(10).zip(&dataset.test.labels).filter(|(p, &l)| p.iter().enumerate().fold(0, |b, (c, &v)| if v > p[b] { c } else { b }) == usize::from(l)).count();
+            let accuracy = correct as f64 / dataset.test.count as f64;
+            println!("classifier {} : test accuracy {:.2}%", a.classifier.as_ref().expect("features came from it").display(), 100.0 * accuracy);
+            report.insert("classifier_test_accuracy".into(), json!(accuracy));
+            Some(feat)
+        }
+        None => None,
+    };
+
+    if let Some((model_path, dir, _)) = &located {
+        let ckpt = Checkpoint::read(model_path)?;
+        let kind = ckpt.meta("model")?.to_string();
+        println!("evaluating {} ({kind}) on the test split of {} ({} images)", model_path.display(), dataset.source, dataset.test.count);
+        report.insert("model".into(), json!(kind));
+        let step = StepBuffer::new(gpu, "eval.sample", 1);
+        step.set(gpu, &Step::default());
+        let samples: Vec<f32> = match kind.as_str() {
+            "vae" => {
+                let cfg: VaeConfig = serde_json::from_str(ckpt.meta("config")?)?;
+                let (layout, state_layout, mut values, mut state) = Vae::initial(&cfg, 0);
+                ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
+                let vae = Vae::new(gpu, &cfg, &values, &state)?;
+                let s = vae_scores(gpu, &vae, &test, a.iw_samples, a.seed)?;
+                println!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl);
+                println!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim);
+                report.insert("vae".into(), serde_json::to_value(&s)?);
+                if reference.is_none() {
+                    Vec::new()
+                } else {
+                    let sampler = VaeSampler::new(gpu, &vae, a.samples, &step.uniform, a.seed)?;
+                    sampler.program.run(gpu, "eval.sample");
+                    read_rows(gpu, sampler.decoder.output(), a.samples, |v| sigmoid(f64::from(v)) as f32)?
+                }
+            }
+            "gan" => {
+                let cfg: GanConfig = serde_json::from_str(ckpt.meta("config")?)?;
+                let (layout, state_layout, mut values, mut state) = Gan::initial(&cfg, 0);
+                ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
+                let gan = Gan::new(gpu, &cfg, &values, &state)?;
+                if reference.is_none() {
+                    bail!("a GAN is scored through a classifier: pass --classifier runs/NAME/model.safetensors (from `wgen train classifier`)");
+                }
+                let sampler = GanSampler::new(gpu, &gan, a.samples, &step.uniform, a.seed)?;
+                sampler.program.run(gpu, "eval.sample");
+                read_rows(gpu, sampler.generator.output(), a.samples, |v| cfg.output.to_unit(v))?
+            }
+            other => bail!("{}: `wgen eval` scores a vae or a gan, not a {other}", model_path.display()),
+        };
+        if let (Some(f), Some(r)) = (&features, &reference) {
+            let s = score(f, gpu, &samples, r)?;
+            print_scores(&format!("{kind} samples ({})", a.samples), &s);
+            report.insert("samples".into(), serde_json::to_value(&s)?);
+        }
+        let path = dir.join("eval.json");
+        write_atomically(&path, serde_json::to_string_pretty(&Value::Object(report.clone()))?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+
+    if a.calibrate {
+        let (f, r) = (features.as_ref().expect("clap requires --classifier"), reference.as_ref().expect("with the classifier"));
+        let n = a.samples.min(dataset.train.count);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+        let train: Vec<f32> = dataset.train.images[..n * IMAGE].iter().map(|&b| f32::from(b) / 255.0).collect();
+        let noise: Vec<f32> = (0..n * IMAGE).map(|_| rng.random::<f32>()).collect();
+        let blank = vec![0.0f32; n * IMAGE];
+        let one: Vec<f32> = test_images[..IMAGE].iter().copied().cycle().take(n * IMAGE).collect();
+        println!("calibration against the {} test images ({} images each):", dataset.test.count, n);
+        let mut table = serde_json::Map::new();
+        for (name, images) in [("training images (the floor)", &train), ("uniform noise", &noise), ("blank images", &blank), ("one test digit repeated", &one)] {
+            let s = score(f, gpu, images, r)?;
+            print_scores(name, &s);
+            table.insert(name.into(), serde_json::to_value(&s)?);
+        }
+        let path = located.as_ref().map_or_else(|| PathBuf::from("calibration.json"), |l| l.1.join("calibration.json"));
+        write_atomically(&path, serde_json::to_string_pretty(&Value::Object(table))?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(0)
+}
+
+fn print_scores(name: &str, s: &SampleScores) {
+    let shares: Vec<String> = s.class_shares.iter().enumerate().map(|(c, v)| format!("{c}:{:.0}%", 100.0 * v)).collect();
+    println!("  {name:<30} FD {:>9.3}  IS {:>6.3}  classes ≥5%: {:>2}/10  [{}]", s.fd, s.inception_score, s.modes, shares.join(" "));
+}

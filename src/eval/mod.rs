@@ -1,0 +1,206 @@
+//! Quality numbers: a VAE's test ELBO and importance-weighted log-likelihood bound, computed on
+//! the GPU; and, for samples of either model, the Fréchet distance and Inception Score in the
+//! feature space of wgen's own digit classifier, with the share of each predicted class.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+
+use crate::data::DeviceSplit;
+use crate::gpu::{Gpu, Program, Tensor};
+use crate::models::classifier::{Classifier, ClassifierConfig, ClassifierGraph, CLASSES, IMAGE};
+use crate::models::vae::{Vae, VaeGraph, METRIC_SLOTS, TEST_KL, TEST_RECON};
+use crate::nn::{Step, StepBuffer};
+use crate::train::checkpoint::Checkpoint;
+use crate::train::{eval_chunks, read_rows, submit_steps};
+
+/// Images a classifier pass takes at once.
+const CHUNK: usize = 500;
+
+/// The classifier's features (last hidden layer) and class probabilities of any images.
+pub struct Features {
+    pub classifier: Classifier,
+    graph: ClassifierGraph,
+    program: Program,
+}
+
+impl Features {
+    pub fn load(gpu: &Gpu, path: &Path) -> Result<Features> {
+        let ckpt = Checkpoint::read(path)?;
+        if ckpt.meta("model")? != "classifier" {
+            bail!("{} is a {}, not a classifier; train one with `wgen train classifier`", path.display(), ckpt.meta("model")?);
+        }
+        let cfg: ClassifierConfig = serde_json::from_str(ckpt.meta("config")?)?;
+        let (layout, state_layout, mut values, mut state) = Classifier::initial(&cfg, 0);
+        ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
+        let classifier = Classifier::new(gpu, &cfg, &values, &state)?;
+        let graph = ClassifierGraph::new(gpu, &classifier, CHUNK, "features")?;
+        let program = graph.features_program(gpu, &classifier);
+        Ok(Features { classifier, graph, program })
+    }
+
+    /// (features [n, width], probabilities [n, 10]) of images [n, 784] in [0, 1].
+    pub fn of(&self, gpu: &Gpu, images: &[f32]) -> Result<(Vec<f64>, Vec<f64>)> {
+        let (mut features, mut probs) = (Vec::new(), Vec::new());
+        for chunk in images.chunks(CHUNK * IMAGE) {
+            let rows = chunk.len() / IMAGE;
+            self.graph.x.write(gpu, chunk);
+            self.program.run(gpu, "features");
+            features.extend(read_rows(gpu, self.graph.features(), rows, |v| v)?.into_iter().map(f64::from));
+            probs.extend(read_rows(gpu, &self.graph.probs.region(), rows, |v| v)?.into_iter().map(f64::from));
+        }
+        Ok((features, probs))
+    }
+
+    pub fn width(&self) -> usize {
+        self.classifier.feature_width()
+    }
+}
+
+fn moments(x: &[f64], dim: usize) -> (DVector<f64>, DMatrix<f64>) {
+    let n = x.len() / dim;
+    let data = DMatrix::from_row_slice(n, dim, x);
+    let mean = DVector::from_iterator(dim, (0..dim).map(|j| data.column(j).mean()));
+    let centred = DMatrix::from_fn(n, dim, |i, j| data[(i, j)] - mean[j]);
+    let cov = centred.transpose() * &centred / (n.max(2) - 1) as f64;
+    (mean, cov)
+}
+
+/// |μ1 - μ2|² + tr(Σ1 + Σ2 - 2 (Σ1 Σ2)^½), with tr (Σ1 Σ2)^½ taken as the sum of the square
+/// roots of the eigenvalues of the symmetric Σ1^½ Σ2 Σ1^½ (they are the same), in f64.
+pub fn frechet_from_moments(mu1: &DVector<f64>, s1: &DMatrix<f64>, mu2: &DVector<f64>, s2: &DMatrix<f64>) -> f64 {
+    let root = |m: &DMatrix<f64>| {
+        let e = SymmetricEigen::new(m.clone());
+        let d = DMatrix::from_diagonal(&e.eigenvalues.map(|v| v.max(0.0).sqrt()));
+        &e.eigenvectors * d * e.eigenvectors.transpose()
+    };
+    let r1 = root(s1);
+    let middle = &r1 * s2 * &r1;
+    let middle = (&middle + middle.transpose()) / 2.0;
+    let tr_root: f64 = SymmetricEigen::new(middle).eigenvalues.iter().map(|v| v.max(0.0).sqrt()).sum();
+    (mu1 - mu2).norm_squared() + s1.trace() + s2.trace() - 2.0 * tr_root
+}
+
+/// The Fréchet distance between two sets of `dim`-wide features.
+pub fn frechet_distance(a: &[f64], b: &[f64], dim: usize) -> f64 {
+    let (m1, s1) = moments(a, dim);
+    let (m2, s2) = moments(b, dim);
+    frechet_from_moments(&m1, &s1, &m2, &s2)
+}
+
+/// exp(E_x KL(p(y|x) || p(y))) over rows of class probabilities.
+pub fn inception_score(probs: &[f64], classes: usize) -> f64 {
+    let n = probs.len() / classes;
+    let marginal: Vec<f64> = (0..classes).map(|c| (0..n).map(|i| probs[i * classes + c]).sum::<f64>() / n as f64).collect();
+    let kl: f64 = (0..n)
+        .map(|i| {
+            (0..classes)
+                .map(|c| {
+                    let p = probs[i * classes + c];
+                    if p > 0.0 {
+                        p * (p.ln() - marginal[c].max(1e-300).ln())
+                    } else {
+                        0.0
+                    }
+                })
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / n as f64;
+    kl.exp()
+}
+
+/// The share of images whose most probable class is each class.
+pub fn class_shares(probs: &[f64], classes: usize) -> Vec<f64> {
+    let n = probs.len() / classes;
+    let mut counts = vec![0usize; classes];
+    for row in probs.chunks(classes) {
+        let best = row.iter().enumerate().fold(0, |b, (c, &p)| if p > row[b] { c } else { b });
+        counts[best] += 1;
+    }
+    counts.iter().map(|&c| c as f64 / n.max(1) as f64).collect()
+}
+
+/// Scores of a set of images against reference features.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SampleScores {
+    pub fd: f64,
+    pub inception_score: f64,
+    pub class_shares: Vec<f64>,
+    /// Classes with at least 5% of the images.
+    pub modes: usize,
+}
+
+pub fn score(features: &Features, gpu: &Gpu, images: &[f32], reference: &[f64]) -> Result<SampleScores> {
+    let (f, p) = features.of(gpu, images)?;
+    let shares = class_shares(&p, CLASSES);
+    Ok(SampleScores {
+        fd: frechet_distance(&f, reference, features.width()),
+        inception_score: inception_score(&p, CLASSES),
+        modes: shares.iter().filter(|&&s| s >= 0.05).count(),
+        class_shares: shares,
+    })
+}
+
+/// A VAE's test likelihood figures, in nats per image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VaeScores {
+    pub test_neg_elbo: f64,
+    pub test_recon: f64,
+    pub test_kl: f64,
+    pub iw_samples: usize,
+    /// -log p(x) by the importance-weighted bound with `iw_samples` samples.
+    pub iwae_nll: f64,
+    pub bits_per_dim: f64,
+}
+
+/// The test split's ELBO (eps keyed per chunk by `seed`, as training's evaluation draws it) and
+/// the IWAE bound with k samples per image, all on the GPU.
+pub fn vae_scores(gpu: &Gpu, vae: &Vae, test: &DeviceSplit, k: usize, seed: u64) -> Result<VaeScores> {
+    let n = test.count;
+    let metrics = Tensor::zeros(gpu, "eval.metrics", &[METRIC_SLOTS])?;
+    let parts = eval_chunks(n);
+    let steps = StepBuffer::new(gpu, "eval", parts[0].1.len());
+    for (rows, chunks) in &parts {
+        let graph = VaeGraph::new(gpu, vae, *rows, "eval")?;
+        submit_steps(gpu, &graph.eval_program(gpu, vae, test, &steps.uniform, seed, &metrics), &steps, chunks);
+    }
+    let sums = metrics.read(gpu)?;
+    let (recon, kl) = (f64::from(sums[TEST_RECON]) / n as f64, f64::from(sums[TEST_KL]) / n as f64);
+
+    // Each image k times down the batch; chunks of about 5,000 rows.
+    let repeated: Vec<u32> = (0..n as u32).flat_map(|i| std::iter::repeat_n(i, k)).collect();
+    let split = DeviceSplit {
+        order: Tensor::from_bytes(gpu, "iwae.order", &[n * k], bytemuck::cast_slice(&repeated))?,
+        pixels: test.pixels.clone(),
+        labels: test.labels.clone(),
+        count: n * k,
+        pixels_per_image: test.pixels_per_image,
+    };
+    let images = (5000 / k).clamp(1, n);
+    let (full, rest) = (n / images, n % images);
+    let iw = Tensor::zeros(gpu, "iwae.metrics", &[METRIC_SLOTS])?;
+    let iw_steps = StepBuffer::new(gpu, "iwae", full.max(1));
+    let chunk = |c: usize| Step { t: 1, rng_step: c as u32, batch_start: (c * images * k) as u32, ..Step::default() };
+    for (g, chunks) in [(images, (0..full).map(chunk).collect::<Vec<_>>()), (rest, vec![chunk(full)])] {
+        if g == 0 || chunks.is_empty() {
+            continue;
+        }
+        let graph = VaeGraph::new(gpu, vae, g * k, "iwae")?;
+        let weights = Tensor::zeros(gpu, "iwae.weights", &[g * k])?;
+        let per_image = Tensor::zeros(gpu, "iwae.per_image", &[g])?;
+        let program = graph.iwae_program(gpu, vae, &split, &iw_steps.uniform, seed, k, &weights, &per_image, &iw, 2);
+        submit_steps(gpu, &program, &iw_steps, &chunks);
+        gpu.wait();
+    }
+    let nll = -f64::from(iw.read(gpu)?[2]) / n as f64;
+    Ok(VaeScores {
+        test_neg_elbo: recon + kl,
+        test_recon: recon,
+        test_kl: kl,
+        iw_samples: k,
+        iwae_nll: nll,
+        bits_per_dim: nll / (IMAGE as f64 * std::f64::consts::LN_2),
+    })
+}

@@ -1,0 +1,104 @@
+//! The evaluation's numbers: the Fréchet distance and Inception Score on known answers, the
+//! classifier it rests on, and the VAE's ELBO as PyTorch would compute it.
+
+mod common;
+
+use common::{gpu, small_mnist, temp_dir};
+use nalgebra::{DMatrix, DVector};
+use wgen::data::{self, DeviceSplit};
+use wgen::eval::{class_shares, frechet_distance, frechet_from_moments, inception_score, vae_scores};
+use wgen::models::vae::{layers, Vae, VaeConfig, IMAGE, STREAM_EVAL_EPS};
+use wgen::models::ParamLayout;
+use wgen::reference as cpu;
+use wgen::train::{eval_chunks, train, ModelKind, Silent, TrainConfig};
+
+#[test]
+fn frechet_distance_matches_closed_forms_for_gaussians() {
+    // Same eigenbasis, eigenvalues (1, 4) and (9, 16): tr = 5 + 25 - 2(3 + 8) = 8, plus |Δμ|² = 5.
+    let r = DMatrix::from_row_slice(2, 2, &[0.6, -0.8, 0.8, 0.6]);
+    let s1 = &r * DMatrix::from_diagonal(&DVector::from_vec(vec![1.0, 4.0])) * r.transpose();
+    let s2 = &r * DMatrix::from_diagonal(&DVector::from_vec(vec![9.0, 16.0])) * r.transpose();
+    let (m1, m2) = (DVector::from_vec(vec![1.0, 2.0]), DVector::from_vec(vec![2.0, 0.0]));
+    let fd = frechet_from_moments(&m1, &s1, &m2, &s2);
+    assert!((fd - 13.0).abs() < 1e-9, "{fd}");
+    // Non-commuting covariances: FD is symmetric and zero only between equal Gaussians.
+    let s3 = DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]);
+    assert!((frechet_from_moments(&m1, &s1, &m2, &s3) - frechet_from_moments(&m2, &s3, &m1, &s1)).abs() < 1e-9);
+    assert!(frechet_from_moments(&m1, &s3, &m1, &s3).abs() < 1e-9);
+    // From samples: a set against itself is 0; shifted by 3 in every one of 4 dimensions, 36.
+    let x: Vec<f64> = common::uniform(3, 4000 * 4, -1.0, 1.0);
+    let shifted: Vec<f64> = x.iter().map(|v| v + 3.0).collect();
+    assert!(frechet_distance(&x, &x, 4).abs() < 1e-9);
+    assert!((frechet_distance(&x, &shifted, 4) - 36.0).abs() < 1e-6);
+}
+
+#[test]
+fn inception_score_and_coverage_on_known_distributions() {
+    let uniform = vec![0.1; 100 * 10];
+    assert!((inception_score(&uniform, 10) - 1.0).abs() < 1e-12, "uncertain predictions score 1");
+    let spread: Vec<f64> = (0..100).flat_map(|i| (0..10).map(move |c| f64::from(u8::from(c == i % 10)))).collect();
+    assert!((inception_score(&spread, 10) - 10.0).abs() < 1e-9, "confident and balanced over 10 classes scores 10");
+    let collapsed: Vec<f64> = (0..100).flat_map(|_| (0..10).map(|c| f64::from(u8::from(c == 3)))).collect();
+    assert!((inception_score(&collapsed, 10) - 1.0).abs() < 1e-12, "one class scores 1");
+    assert_eq!(class_shares(&collapsed, 10)[3], 1.0);
+    assert!(class_shares(&spread, 10).iter().all(|&s| (s - 0.1).abs() < 1e-12));
+}
+
+#[test]
+fn the_classifier_learns_the_digits() {
+    let dir = temp_dir("classifier");
+    small_mnist(&dir.join("data"), 3000, 500);
+    let mut cfg = TrainConfig::defaults(ModelKind::Classifier);
+    cfg.epochs = 2;
+    cfg.data = Some(dir.join("data"));
+    cfg.out = dir.join("run");
+    let run = train(gpu(), &cfg, &mut Silent).unwrap();
+    let acc = run.records[1]["test_acc"].as_f64().unwrap();
+    assert!(acc > 0.85, "test accuracy {acc} after 2 epochs on 3,000 digits");
+}
+
+#[test]
+fn vae_elbo_on_the_gpu_equals_the_cpu_reference_within_a_thousandth() {
+    let dir = temp_dir("elbo");
+    small_mnist(&dir.join("data"), 256, 700); // 700 test images: one chunk of 500 and one of 200
+    let mut cfg = TrainConfig::defaults(ModelKind::Vae);
+    cfg.epochs = 1;
+    cfg.batch = 32;
+    cfg.data = Some(dir.join("data"));
+    cfg.out = dir.join("run");
+    train(gpu(), &cfg, &mut Silent).unwrap();
+    // The checkpoint as PyTorch would load it, read back by name.
+    let ckpt = wgen::train::checkpoint::Checkpoint::read(&dir.join("run/model.safetensors")).unwrap();
+    let vc = VaeConfig::default();
+    let (layout, state_layout, mut values, mut state) = Vae::initial(&vc, 0);
+    ckpt.fill(&layout, &mut values, &state_layout, &mut state).unwrap();
+    let vae = Vae::new(gpu(), &vc, &values, &state).unwrap();
+    let dataset = data::load(Some(&dir.join("data"))).unwrap();
+    let test = DeviceSplit::upload(gpu(), "test", &dataset.test).unwrap();
+    let seed = 4;
+    let got = vae_scores(gpu(), &vae, &test, 20, seed).unwrap();
+
+    // The reference: the same eps (the CPU twin of the GPU's generator, same keys), f64 throughout.
+    let p: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+    let (enc, dec) = layers(&vc);
+    let none = ParamLayout::default();
+    let mut total = 0.0;
+    for (rows, chunks) in eval_chunks(dataset.test.count) {
+        for step in chunks {
+            let start = step.batch_start as usize;
+            let x: Vec<f64> = dataset.test.images[start * IMAGE..(start + rows) * IMAGE].iter().map(|&b| f64::from(b) / 255.0).collect();
+            let eps = cpu::fill_normal(rows * vc.latent, STREAM_EVAL_EPS, step.rng_step, seed);
+            let ef = cpu::mlp_forward(&enc, &layout, &none, &p, &mut [], &x, rows);
+            let (z, kl) = cpu::reparam_kl_forward(ef.out.last().unwrap(), &eps, rows, vc.latent);
+            let df = cpu::mlp_forward(&dec, &layout, &none, &p, &mut [], &z, rows);
+            let (_, recon) = cpu::bce_logits(df.out.last().unwrap(), &x, rows, IMAGE, 1.0);
+            total += recon.iter().sum::<f64>() + kl.iter().sum::<f64>();
+        }
+    }
+    let want = total / dataset.test.count as f64;
+    let rel = (got.test_neg_elbo - want).abs() / want;
+    assert!(rel < 1e-3, "GPU {} vs reference {want}: relative difference {rel}", got.test_neg_elbo);
+    // The importance-weighted bound is tighter than the ELBO, and bits/dim follow from it.
+    assert!(got.iwae_nll < got.test_neg_elbo, "{got:?}");
+    assert!((got.bits_per_dim - got.iwae_nll / (784.0 * std::f64::consts::LN_2)).abs() < 1e-12);
+}
