@@ -102,3 +102,55 @@ fn vae_elbo_on_the_gpu_equals_the_cpu_reference_within_a_thousandth() {
     assert!(got.iwae_nll < got.test_neg_elbo, "{got:?}");
     assert!((got.bits_per_dim - got.iwae_nll / (784.0 * std::f64::consts::LN_2)).abs() < 1e-12);
 }
+
+fn wgen(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?} panicked");
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = wgen(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn eval_writes_eval_json_and_a_calibration_that_orders_the_references() {
+    let dir = temp_dir("eval-cli");
+    small_mnist(&dir.join("data"), 1000, 200);
+    let data = dir.join("data");
+    let d = data.to_str().unwrap();
+    let (clf, gan, vae) = (dir.join("clf"), dir.join("gan"), dir.join("vae"));
+    ok(&["-q", "train", "classifier", "--epochs", "2", "--data", d, "--out", clf.to_str().unwrap()]);
+    let clf_model = clf.join("model.safetensors");
+    let c = clf_model.to_str().unwrap();
+    ok(&["-q", "train", "gan", "--epochs", "2", "--batch", "50", "--eval-every", "1", "--classifier", c, "--data", d, "--out", gan.to_str().unwrap()]);
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(gan.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(records.iter().all(|r| r["fd"].as_f64().is_some() && r["modes"].as_u64().is_some()), "--eval-every 1 scores every epoch: {records:?}");
+
+    ok(&["eval", gan.to_str().unwrap(), "--classifier", c, "--samples", "300", "--calibrate"]);
+    let e = json(&gan.join("eval.json"));
+    assert!(e["samples"]["fd"].as_f64().is_some() && e["samples"]["class_shares"].as_array().unwrap().len() == 10, "{e}");
+    let cal = json(&gan.join("calibration.json"));
+    let fd = |k: &str| cal[k]["fd"].as_f64().unwrap();
+    assert!(fd("training images (the floor)") < fd("uniform noise") && fd("training images (the floor)") < fd("blank images"), "{cal}");
+    assert_eq!(cal["one test digit repeated"]["modes"], 1, "mode collapse covers one class");
+    assert!(cal["one test digit repeated"]["inception_score"].as_f64().unwrap() < 1.01);
+
+    ok(&["-q", "train", "vae", "--epochs", "1", "--batch", "50", "--data", d, "--out", vae.to_str().unwrap()]);
+    ok(&["eval", vae.to_str().unwrap(), "--iw-samples", "5"]);
+    let v = json(&vae.join("eval.json"));
+    assert!(v["vae"]["iwae_nll"].as_f64().unwrap() < v["vae"]["test_neg_elbo"].as_f64().unwrap(), "{v}");
+
+    let refused = wgen(&["eval", clf.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("scores a vae or a gan"));
+    let refused = wgen(&["train", "gan", "--eval-every", "1", "--data", d, "--out", dir.join("x").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--eval-every needs --classifier"));
+}

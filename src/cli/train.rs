@@ -59,6 +59,12 @@ pub struct TrainArgs {
     /// Write checkpoints every N epochs as well as at the end; 0: only at the end [default: 5].
     #[arg(long)]
     checkpoint_every: Option<u32>,
+    /// Score 5,000 samples every N epochs (FD, IS, classes covered) with --classifier [default: 0, never].
+    #[arg(long)]
+    eval_every: Option<u32>,
+    /// A classifier's model.safetensors (from `wgen train classifier`), for --eval-every.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
     /// Training steps recorded into one command buffer [default: 16].
     #[arg(long)]
     steps_per_submit: Option<usize>,
@@ -168,6 +174,8 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         data: pick!(data),
         out,
         checkpoint_every: pick!(checkpoint_every).unwrap_or(defaults.checkpoint_every),
+        eval_every: pick!(eval_every).unwrap_or(0),
+        classifier_path: pick!(classifier),
         steps_per_submit,
         vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init, ..v }),
         gan: defaults.gan.map(|g| GanConfig {

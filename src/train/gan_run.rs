@@ -18,6 +18,8 @@ pub struct GanRun {
     program: Program,
     metrics: Tensor,
     sampler: GanSampler,
+    sample_step: StepBuffer,
+    seed: u64,
     /// Kept alive for the buffers the program binds.
     _graph: GanGraph,
 }
@@ -33,7 +35,7 @@ impl GanRun {
         let program = graph.train_program(gpu, &gan, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
         let sample_step = StepBuffer::new(gpu, "gan.sample", 1);
         let sampler = GanSampler::new(gpu, &gan, 64, &sample_step.uniform, cfg.seed)?;
-        Ok(GanRun { gan, batch: cfg.batch, steps, program, metrics, sampler, _graph: graph })
+        Ok(GanRun { gan, batch: cfg.batch, steps, program, metrics, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
 }
 
@@ -87,6 +89,13 @@ impl Trainee for GanRun {
 
     fn model_metadata(&self) -> Result<HashMap<String, String>> {
         metadata("gan", &self.gan.config)
+    }
+
+    fn samples(&self, gpu: &Gpu, n: usize) -> Result<Option<Vec<f32>>> {
+        let sampler = GanSampler::new(gpu, &self.gan, n, &self.sample_step.uniform, self.seed)?;
+        sampler.program.run(gpu, "gan.eval-samples");
+        let output = self.gan.config.output;
+        Ok(Some(read_rows(gpu, sampler.generator.output(), n, |v| output.to_unit(v))?))
     }
 
     fn metric_names(&self) -> &'static [&'static str] {

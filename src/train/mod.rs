@@ -64,6 +64,12 @@ pub struct TrainConfig {
     pub out: PathBuf,
     /// Also write model.safetensors every this many epochs (0: only at the end).
     pub checkpoint_every: u32,
+    /// Score 5,000 samples with the classifier every this many epochs (0: never).
+    #[serde(default)]
+    pub eval_every: u32,
+    /// The classifier's model.safetensors, for `eval_every`.
+    #[serde(default)]
+    pub classifier_path: Option<PathBuf>,
     pub steps_per_submit: usize,
     pub vae: Option<VaeConfig>,
     pub gan: Option<GanConfig>,
@@ -86,6 +92,8 @@ impl TrainConfig {
             data: None,
             out: PathBuf::from("runs"),
             checkpoint_every: 5,
+            eval_every: 0,
+            classifier_path: None,
             steps_per_submit: 32,
             vae: vae.then(VaeConfig::default),
             gan: (model == ModelKind::Gan).then(GanConfig::default),
@@ -170,7 +178,21 @@ pub trait Trainee {
     fn curves(&self) -> Vec<(&'static str, Vec<&'static str>)>;
     /// The model's kind and configuration for the checkpoint's metadata.
     fn model_metadata(&self) -> Result<HashMap<String, String>>;
+    /// `n` images in [0, 1] from fixed noise, for scoring; None for models that make none.
+    fn samples(&self, _gpu: &Gpu, _n: usize) -> Result<Option<Vec<f32>>> {
+        Ok(None)
+    }
 }
+
+/// Samples scored by a classifier every few epochs.
+struct SampleEval {
+    features: crate::eval::Features,
+    reference: Vec<f64>,
+    every: u32,
+}
+
+/// How many samples `--eval-every` scores.
+pub const EVAL_SAMPLES: usize = 5000;
 
 /// What a finished run reports.
 pub struct RunSummary {
@@ -288,6 +310,21 @@ fn run_epochs<T: Trainee>(
         writeln!(metrics_file, "{}", Value::Object(r.clone()))?;
     }
     let slots = trainee.metrics().len();
+    let sample_eval = match (cfg.eval_every, &cfg.classifier_path) {
+        (0, _) => None,
+        (_, None) => bail!("--eval-every needs --classifier PATH (a model.safetensors from `wgen train classifier`)"),
+        (every, Some(path)) => {
+            let features = crate::eval::Features::load(gpu, path)?;
+            let test = data::load(cfg.data.as_deref())?.test;
+            let images: Vec<f32> = test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
+            let (reference, _) = features.of(gpu, &images)?;
+            Some(SampleEval { features, reference, every })
+        }
+    };
+    let mut panels = trainee.curves();
+    if sample_eval.is_some() {
+        panels.push(("FD to the test split", vec!["fd"]));
+    }
     for epoch in at.epoch..=cfg.epochs {
         let start = Instant::now();
         train.set_order(gpu, &epoch_order(train.count, cfg.seed, epoch));
@@ -339,12 +376,20 @@ fn run_epochs<T: Trainee>(
         let mut record = Map::new();
         record.insert("epoch".into(), json!(epoch));
         record.extend(trainee.epoch_record(gpu, epoch, &sums, steps_per_epoch, &cfg.out)?);
+        if let Some(se) = sample_eval.as_ref().filter(|se| epoch % se.every == 0) {
+            if let Some(images) = trainee.samples(gpu, EVAL_SAMPLES)? {
+                let s = crate::eval::score(&se.features, gpu, &images, &se.reference)?;
+                record.insert("fd".into(), json!(round(s.fd, 3)));
+                record.insert("inception_score".into(), json!(round(s.inception_score, 3)));
+                record.insert("modes".into(), json!(s.modes));
+            }
+        }
         record.insert("img_per_s".into(), json!(round(((steps_per_epoch - first_step) * batch) as f64 / train_seconds, 1)));
         record.insert("seconds".into(), json!(round(start.elapsed().as_secs_f64(), 2)));
         writeln!(metrics_file, "{}", Value::Object(record.clone()))?;
         metrics_file.flush()?;
         records.push(record);
-        curves::draw(&cfg.out.join("curves.png"), &records, &trainee.curves())?;
+        curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
         monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}", cfg.epochs, trainee.summary(records.last().expect("just pushed"))));
         if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {
             let next = Position { epoch: epoch + 1, step_in_epoch: 0, global: at.global };

@@ -29,6 +29,8 @@ pub struct VaeRun {
     eval_steps: StepBuffer,
     test_count: usize,
     sampler: VaeSampler,
+    sample_step: StepBuffer,
+    seed: u64,
     /// Kept alive for the buffers the program binds.
     _graph: VaeGraph,
 }
@@ -53,7 +55,7 @@ impl VaeRun {
         }
         let sample_step = StepBuffer::new(gpu, "vae.sample", 1);
         let sampler = VaeSampler::new(gpu, &vae, 64, &sample_step.uniform, cfg.seed)?;
-        Ok(VaeRun { vae, batch: cfg.batch, steps, program, metrics, eval, eval_steps, test_count: test.count, sampler, _graph: graph })
+        Ok(VaeRun { vae, batch: cfg.batch, steps, program, metrics, eval, eval_steps, test_count: test.count, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
 }
 
@@ -117,6 +119,12 @@ impl Trainee for VaeRun {
 
     fn model_metadata(&self) -> Result<HashMap<String, String>> {
         metadata("vae", &self.vae.config)
+    }
+
+    fn samples(&self, gpu: &Gpu, n: usize) -> Result<Option<Vec<f32>>> {
+        let sampler = VaeSampler::new(gpu, &self.vae, n, &self.sample_step.uniform, self.seed)?;
+        sampler.program.run(gpu, "vae.eval-samples");
+        Ok(Some(read_rows(gpu, sampler.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)?))
     }
 
     fn metric_names(&self) -> &'static [&'static str] {
