@@ -212,7 +212,7 @@ fn the_idx_and_checkpoint_readers_survive_random_and_mutated_bytes() {
             2 => b.extend((0..rng.random_range(1..64)).map(|_| rng.random::<u8>())),
             3 => b = (0..rng.random_range(0..256)).map(|_| rng.random::<u8>()).collect(),
             _ => {
-                let i = rng.random_range(0..b.len().min(16).max(1));
+                let i = rng.random_range(0..b.len().clamp(1, 16));
                 if i < b.len() {
                     b[i] = 0xff;
                 }

@@ -3,26 +3,10 @@
 mod common;
 
 use common::{gpu, small_mnist, temp_dir};
-use wgen::models::gan::GanConfig;
-use wgen::models::vae::VaeConfig;
-use wgen::nn::AdamConfig;
 use wgen::train::{train, ModelKind, Silent, TrainConfig};
 
 fn config(model: ModelKind, data: &std::path::Path, out: std::path::PathBuf, epochs: u32, batch: usize) -> TrainConfig {
-    let vae = model == ModelKind::Vae;
-    TrainConfig {
-        model,
-        epochs,
-        batch,
-        adam: if vae { AdamConfig::new(1e-3, 0.9, 0.999) } else { AdamConfig::new(2e-4, 0.5, 0.999) },
-        seed: 5,
-        data: Some(data.to_path_buf()),
-        out,
-        checkpoint_every: 0,
-        steps_per_submit: 7,
-        vae: vae.then(VaeConfig::default),
-        gan: (!vae).then(GanConfig::default),
-    }
+    TrainConfig { epochs, batch, seed: 5, data: Some(data.to_path_buf()), out, checkpoint_every: 0, steps_per_submit: 7, ..TrainConfig::defaults(model) }
 }
 
 fn value(record: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {

@@ -13,7 +13,7 @@ use crate::models::classifier::{Classifier, ClassifierConfig, ClassifierGraph, C
 use crate::models::vae::{Vae, VaeGraph, METRIC_SLOTS, TEST_KL, TEST_RECON};
 use crate::nn::{Step, StepBuffer};
 use crate::train::checkpoint::Checkpoint;
-use crate::train::{eval_chunks, read_rows, submit_steps};
+use crate::train::{read_rows, submit_steps, EvalParts};
 
 /// Images a classifier pass takes at once.
 const CHUNK: usize = 500;
@@ -160,12 +160,12 @@ pub struct VaeScores {
 pub fn vae_scores(gpu: &Gpu, vae: &Vae, test: &DeviceSplit, k: usize, seed: u64) -> Result<VaeScores> {
     let n = test.count;
     let metrics = Tensor::zeros(gpu, "eval.metrics", &[METRIC_SLOTS])?;
-    let parts = eval_chunks(n);
-    let steps = StepBuffer::new(gpu, "eval", parts[0].1.len());
-    for (rows, chunks) in &parts {
-        let graph = VaeGraph::new(gpu, vae, *rows, "eval")?;
-        submit_steps(gpu, &graph.eval_program(gpu, vae, test, &steps.uniform, seed, &metrics), &steps, chunks);
-    }
+    let elbo = EvalParts::new(gpu, "eval", n, |rows, step| {
+        let graph = VaeGraph::new(gpu, vae, rows, "eval")?;
+        let program = graph.eval_program(gpu, vae, test, step, seed, &metrics);
+        Ok((graph, program))
+    })?;
+    elbo.submit(gpu);
     let sums = metrics.read(gpu)?;
     let (recon, kl) = (f64::from(sums[TEST_RECON]) / n as f64, f64::from(sums[TEST_KL]) / n as f64);
 

@@ -263,7 +263,7 @@ impl Gpu {
 
     /// Refuses a buffer the adapter cannot bind, before any work is done.
     pub fn check_binding_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
-        let limit = u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         if bytes > limit {
             return Err(GpuError::TooLarge {
                 what: what.to_string(),

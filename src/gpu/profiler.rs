@@ -92,7 +92,7 @@ pub fn profile(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]
         ProfileClock::PassBoundaries => 2 * launches.len(),
         ProfileClock::WallClock => 0,
     };
-    let chunk = if per_step == 0 { buffer.capacity() } else { (MAX_QUERIES / per_step).clamp(1, buffer.capacity()) };
+    let chunk = MAX_QUERIES.checked_div(per_step).map_or(buffer.capacity(), |c| c.clamp(1, buffer.capacity()));
     let queries = (per_step > 0).then(|| {
         gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: (per_step * chunk) as u32 })
     });

@@ -100,6 +100,7 @@ impl ClassifierGraph {
     }
 
     /// Gather, forward and the loss, the loss and correct counts added to the slots × `scale`.
+    #[allow(clippy::too_many_arguments)]
     fn forward_and_loss(&self, gpu: &Gpu, c: &Classifier, program: &mut Program, split: &DeviceSplit, step: &wgpu::Buffer, metrics: &Tensor, slots: (usize, usize), scale: f32) {
         program.phase(
             "data",

@@ -179,6 +179,7 @@ impl GanGraph {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn train_program(&self, gpu: &Gpu, gan: &Gan, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor, adam: &AdamConfig) -> Program {
         let cfg = &gan.config;
         let b = self.batch;

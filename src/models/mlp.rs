@@ -211,6 +211,7 @@ impl Mlp {
     /// `start..start + bwd's rows`. With `weights`, parameter gradients are written to
     /// `params.grads`; with `input_grad`, the gradient at the input is written there, times the
     /// derivative of the activation that produced the input when one is given.
+    #[allow(clippy::too_many_arguments)]
     pub fn backward_launches(
         &self, gpu: &Gpu, params: &Parameters, fwd: &Forward, start: usize, bwd: &Backward, weights: bool,
         input_grad: Option<(View<'_>, Option<(View<'_>, Activation)>)>,

@@ -162,6 +162,7 @@ impl VaeGraph {
 
     /// One training step: forward, loss (mean over the batch of per-image BCE sum + KL),
     /// backward and Adam, with no readback.
+    #[allow(clippy::too_many_arguments)]
     pub fn train_program(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor, adam: &AdamConfig) -> Program {
         let mut program = Program::default();
         let scale = 1.0 / self.rows as f32;

@@ -98,6 +98,7 @@ pub fn batchnorm_forward_eval(gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>,
 }
 
 /// dx, and dgamma/dbeta written into `grads` at gamma's and beta's offsets.
+#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>, x: View<'_>, y: View<'_>, dy: View<'_>, dx: View<'_>, grads: &wgpu::Buffer,
 ) -> Launch {

@@ -83,7 +83,7 @@ pub fn iwae_log_weight(gpu: &Gpu, label: &str, stats: View<'_>, eps: View<'_>, z
 /// out [rows / k] = log (1/k Σ exp values[g k .. g k + k]), stably.
 pub fn logsumexp_groups(gpu: &Gpu, label: &str, values: View<'_>, k: usize, out: View<'_>) -> Launch {
     let rows = values.rows * values.cols;
-    assert!(k > 0 && rows % k == 0, "{label}: {rows} values do not split into groups of {k}");
+    assert!(k > 0 && rows.is_multiple_of(k), "{label}: {rows} values do not split into groups of {k}");
     assert_eq!(out.rows * out.cols, rows / k, "{label}: one output per group");
     let params = IwaeParams { rows: u32_of(rows), latent: 0, k: u32_of(k), _pad: 0 };
     let bindings = [Binding { slot: 4, buffer: values.buffer }, Binding { slot: 5, buffer: out.buffer }];

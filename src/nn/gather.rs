@@ -15,6 +15,7 @@ pub struct GatherParams {
 
 /// out [rows, cols] = data[order[batch_start + r]] · scale + shift, `data` being the packed
 /// bytes of the whole split and `batch_start` read from the step buffer.
+#[allow(clippy::too_many_arguments)]
 pub fn gather_rows(
     gpu: &Gpu, label: &str, step: &wgpu::Buffer, data: &wgpu::Buffer, order: &wgpu::Buffer, out: View<'_>, scale: f32, shift: f32,
 ) -> Launch {

@@ -9,10 +9,10 @@ pub fn bce_with_logit(x: f64, t: f64) -> f64 {
 pub fn bce_logits(logits: &[f64], targets: &[f64], rows: usize, cols: usize, grad_scale: f64) -> (Vec<f64>, Vec<f64>) {
     let mut grad = vec![0.0; rows * cols];
     let mut row_loss = vec![0.0; rows];
-    for r in 0..rows {
+    for (r, loss) in row_loss.iter_mut().enumerate() {
         for c in 0..cols {
             let at = r * cols + c;
-            row_loss[r] += bce_with_logit(logits[at], targets[at]);
+            *loss += bce_with_logit(logits[at], targets[at]);
             grad[at] = (sigmoid(logits[at]) - targets[at]) * grad_scale;
         }
     }

@@ -35,6 +35,7 @@ pub fn matmul_backward_input(dy: &[f64], w: &[f64], d: Option<&[f64]>, n: usize,
 
 /// dw [out, in] = dyᵀ · x and db [out] = Σ_rows dy, added to what dw and db hold when
 /// `accumulate`, else replacing it.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_backward_weight(dy: &[f64], x: &[f64], n: usize, inp: usize, out: usize, dw: &mut [f64], db: Option<&mut [f64]>, accumulate: bool) {
     for o in 0..out {
         for k in 0..inp {

@@ -4,21 +4,17 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{eval_chunks, metadata, round, submit_steps, TrainConfig, Trainee};
+use super::{metadata, round, EvalParts, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
-use crate::gpu::{Gpu, Program, Tensor};
+use crate::gpu::{Gpu, Tensor};
 use crate::models::classifier::{Classifier, ClassifierGraph, METRIC_SLOTS, TEST_CORRECT, TEST_LOSS, TRAIN_CORRECT, TRAIN_LOSS};
 use crate::models::Parameters;
-use crate::nn::{Step, StepBuffer};
+use crate::nn::StepBuffer;
 
 pub struct ClassifierRun {
     classifier: Classifier,
-    batch: usize,
-    steps: StepBuffer,
-    program: Program,
-    metrics: Tensor,
-    eval: Vec<(ClassifierGraph, Program, Vec<Step>)>,
-    eval_steps: StepBuffer,
+    core: StepCore,
+    eval: EvalParts<ClassifierGraph>,
     test_count: usize,
     _graph: ClassifierGraph,
 }
@@ -32,33 +28,19 @@ impl ClassifierRun {
         let steps = StepBuffer::new(gpu, "classifier.train", cfg.steps_per_submit);
         let graph = ClassifierGraph::new(gpu, &classifier, cfg.batch, "classifier.train")?;
         let program = graph.train_program(gpu, &classifier, train, &steps.uniform, &metrics, &cfg.adam);
-        let parts = eval_chunks(test.count);
-        let eval_steps = StepBuffer::new(gpu, "classifier.eval", parts[0].1.len());
-        let mut eval = Vec::new();
-        for (rows, chunks) in parts {
+        let eval = EvalParts::new(gpu, "classifier.eval", test.count, |rows, step| {
             let g = ClassifierGraph::new(gpu, &classifier, rows, "classifier.eval")?;
-            let p = g.eval_program(gpu, &classifier, test, &eval_steps.uniform, &metrics);
-            eval.push((g, p, chunks));
-        }
-        Ok(ClassifierRun { classifier, batch: cfg.batch, steps, program, metrics, eval, eval_steps, test_count: test.count, _graph: graph })
+            let p = g.eval_program(gpu, &classifier, test, step, &metrics);
+            Ok((g, p))
+        })?;
+        let core = StepCore { batch: cfg.batch, steps, program, metrics };
+        Ok(ClassifierRun { classifier, core, eval, test_count: test.count, _graph: graph })
     }
 }
 
 impl Trainee for ClassifierRun {
-    fn batch(&self) -> usize {
-        self.batch
-    }
-
-    fn program(&self) -> &Program {
-        &self.program
-    }
-
-    fn steps(&self) -> &StepBuffer {
-        &self.steps
-    }
-
-    fn metrics(&self) -> &Tensor {
-        &self.metrics
+    fn core(&self) -> &StepCore {
+        &self.core
     }
 
     fn parameters(&self) -> &Parameters {
@@ -66,9 +48,7 @@ impl Trainee for ClassifierRun {
     }
 
     fn before_readback(&mut self, gpu: &Gpu) -> Result<()> {
-        for (_, program, chunks) in &self.eval {
-            submit_steps(gpu, program, &self.eval_steps, chunks);
-        }
+        self.eval.submit(gpu);
         Ok(())
     }
 

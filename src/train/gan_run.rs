@@ -4,19 +4,16 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{metadata, read_rows, round, save_grid, TrainConfig, Trainee};
+use super::{metadata, read_rows, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
-use crate::gpu::{Gpu, Program, Tensor};
+use crate::gpu::{Gpu, Tensor};
 use crate::models::gan::{Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
 use crate::models::Parameters;
 use crate::nn::StepBuffer;
 
 pub struct GanRun {
     gan: Gan,
-    batch: usize,
-    steps: StepBuffer,
-    program: Program,
-    metrics: Tensor,
+    core: StepCore,
     sampler: GanSampler,
     sample_step: StepBuffer,
     seed: u64,
@@ -35,25 +32,14 @@ impl GanRun {
         let program = graph.train_program(gpu, &gan, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
         let sample_step = StepBuffer::new(gpu, "gan.sample", 1);
         let sampler = GanSampler::new(gpu, &gan, 64, &sample_step.uniform, cfg.seed)?;
-        Ok(GanRun { gan, batch: cfg.batch, steps, program, metrics, sampler, sample_step, seed: cfg.seed, _graph: graph })
+        let core = StepCore { batch: cfg.batch, steps, program, metrics };
+        Ok(GanRun { gan, core, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
 }
 
 impl Trainee for GanRun {
-    fn batch(&self) -> usize {
-        self.batch
-    }
-
-    fn program(&self) -> &Program {
-        &self.program
-    }
-
-    fn steps(&self) -> &StepBuffer {
-        &self.steps
-    }
-
-    fn metrics(&self) -> &Tensor {
-        &self.metrics
+    fn core(&self) -> &StepCore {
+        &self.core
     }
 
     fn parameters(&self) -> &Parameters {

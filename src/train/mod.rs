@@ -115,7 +115,8 @@ impl TrainConfig {
     }
 }
 
-/// Either model, built for training.
+/// Any model, built for training; one exists per process, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ModelRun {
     Vae(VaeRun),
     Gan(GanRun),
@@ -156,13 +157,56 @@ impl ModelRun {
     }
 }
 
+/// What every training run has: its batch size, its step program, the step buffer the program
+/// was built on and the metrics it accumulates into.
+pub struct StepCore {
+    pub batch: usize,
+    pub steps: StepBuffer,
+    pub program: Program,
+    pub metrics: Tensor,
+}
+
+/// Evaluation over a split in chunks (see `eval_chunks`): a graph and program per chunk size.
+pub struct EvalParts<G> {
+    pub parts: Vec<(G, Program, Vec<Step>)>,
+    steps: StepBuffer,
+}
+
+impl<G> EvalParts<G> {
+    /// Builds a graph and its program for each chunk size, on a step buffer of their own.
+    pub fn new(gpu: &Gpu, label: &str, count: usize, mut build: impl FnMut(usize, &wgpu::Buffer) -> Result<(G, Program)>) -> Result<EvalParts<G>> {
+        let chunks = eval_chunks(count);
+        let steps = StepBuffer::new(gpu, label, chunks[0].1.len());
+        let parts = chunks
+            .into_iter()
+            .map(|(rows, chunks)| build(rows, &steps.uniform).map(|(g, p)| (g, p, chunks)))
+            .collect::<Result<_>>()?;
+        Ok(EvalParts { parts, steps })
+    }
+
+    /// Submits every chunk; the results land in the programs' metrics.
+    pub fn submit(&self, gpu: &Gpu) {
+        for (_, program, chunks) in &self.parts {
+            submit_steps(gpu, program, &self.steps, chunks);
+        }
+    }
+}
+
 /// A model being trained: its step program and what happens around epochs.
 pub trait Trainee {
-    fn batch(&self) -> usize;
-    fn program(&self) -> &Program;
-    /// The step buffer the program was built on.
-    fn steps(&self) -> &StepBuffer;
-    fn metrics(&self) -> &Tensor;
+    fn core(&self) -> &StepCore;
+    fn batch(&self) -> usize {
+        self.core().batch
+    }
+    fn program(&self) -> &Program {
+        &self.core().program
+    }
+    fn steps(&self) -> &StepBuffer {
+        &self.core().steps
+    }
+    fn metrics(&self) -> &Tensor {
+        &self.core().metrics
+    }
     fn parameters(&self) -> &Parameters;
     /// Work after an epoch's steps are submitted and before its metrics are read (evaluation).
     fn before_readback(&mut self, gpu: &Gpu) -> Result<()>;

@@ -4,29 +4,18 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{eval_chunks, metadata, read_rows, round, save_grid, submit_steps, TrainConfig, Trainee};
+use super::{metadata, read_rows, round, save_grid, EvalParts, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
-use crate::gpu::{Gpu, Program, Tensor};
+use crate::gpu::{Gpu, Tensor};
 use crate::models::vae::{Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
 use crate::models::Parameters;
-use crate::nn::{Step, StepBuffer};
+use crate::nn::StepBuffer;
 use crate::reference::sigmoid;
-
-/// An evaluation graph for chunks of one size, with the Steps that pick its chunks.
-struct EvalPart {
-    graph: VaeGraph,
-    program: Program,
-    chunks: Vec<Step>,
-}
 
 pub struct VaeRun {
     vae: Vae,
-    batch: usize,
-    steps: StepBuffer,
-    program: Program,
-    metrics: Tensor,
-    eval: Vec<EvalPart>,
-    eval_steps: StepBuffer,
+    core: StepCore,
+    eval: EvalParts<VaeGraph>,
     test_count: usize,
     sampler: VaeSampler,
     sample_step: StepBuffer,
@@ -45,35 +34,21 @@ impl VaeRun {
         let graph = VaeGraph::new(gpu, &vae, cfg.batch, "vae.train")?;
         let program = graph.train_program(gpu, &vae, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
 
-        let parts = eval_chunks(test.count);
-        let eval_steps = StepBuffer::new(gpu, "vae.eval", parts[0].1.len());
-        let mut eval = Vec::new();
-        for (rows, chunks) in parts {
+        let eval = EvalParts::new(gpu, "vae.eval", test.count, |rows, step| {
             let g = VaeGraph::new(gpu, &vae, rows, "vae.eval")?;
-            let program = g.eval_program(gpu, &vae, test, &eval_steps.uniform, cfg.seed, &metrics);
-            eval.push(EvalPart { graph: g, program, chunks });
-        }
+            let p = g.eval_program(gpu, &vae, test, step, cfg.seed, &metrics);
+            Ok((g, p))
+        })?;
         let sample_step = StepBuffer::new(gpu, "vae.sample", 1);
         let sampler = VaeSampler::new(gpu, &vae, 64, &sample_step.uniform, cfg.seed)?;
-        Ok(VaeRun { vae, batch: cfg.batch, steps, program, metrics, eval, eval_steps, test_count: test.count, sampler, sample_step, seed: cfg.seed, _graph: graph })
+        let core = StepCore { batch: cfg.batch, steps, program, metrics };
+        Ok(VaeRun { vae, core, eval, test_count: test.count, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
 }
 
 impl Trainee for VaeRun {
-    fn batch(&self) -> usize {
-        self.batch
-    }
-
-    fn program(&self) -> &Program {
-        &self.program
-    }
-
-    fn steps(&self) -> &StepBuffer {
-        &self.steps
-    }
-
-    fn metrics(&self) -> &Tensor {
-        &self.metrics
+    fn core(&self) -> &StepCore {
+        &self.core
     }
 
     fn parameters(&self) -> &Parameters {
@@ -81,9 +56,7 @@ impl Trainee for VaeRun {
     }
 
     fn before_readback(&mut self, gpu: &Gpu) -> Result<()> {
-        for part in &self.eval {
-            submit_steps(gpu, &part.program, &self.eval_steps, &part.chunks);
-        }
+        self.eval.submit(gpu);
         Ok(())
     }
 
@@ -95,7 +68,7 @@ impl Trainee for VaeRun {
         self.sampler.program.run(gpu, "vae.sample");
         let samples = read_rows(gpu, self.sampler.decoder.output(), 64, |v| sigmoid(f64::from(v)) as f32)?;
         save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, 8)?;
-        let part = &self.eval[0].graph;
+        let part = &self.eval.parts[0].0;
         let shown = part.rows.min(32);
         let originals = read_rows(gpu, &part.x.region(), shown, |v| v)?;
         let recons = read_rows(gpu, part.decoder.output(), shown, |v| sigmoid(f64::from(v)) as f32)?;
