@@ -50,7 +50,6 @@ pub struct Launch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     grid: [u32; 3],
-    params: wgpu::Buffer,
 }
 
 impl Launch {
@@ -92,7 +91,6 @@ impl Launch {
             pipeline,
             bind_group,
             grid,
-            params: params_buffer,
         }
     }
 
@@ -102,11 +100,6 @@ impl Launch {
         self.bytes = bytes;
         self.detail = detail;
         self
-    }
-
-    /// Replaces the params uniform's contents (takes effect at the next submit).
-    pub fn set_params<P: Pod>(&self, gpu: &Gpu, params: &P) {
-        gpu.queue.write_buffer(&self.params, 0, bytemuck::bytes_of(params));
     }
 
     /// The one place a dispatch is recorded.
