@@ -1,7 +1,7 @@
-//! Per-kernel GPU time of a program run for many steps. With timestamps allowed inside passes,
-//! one is written between consecutive dispatches of the step's single pass; with pass-boundary
-//! timestamps only, each dispatch gets its own pass (in profiling runs alone); with none, the
-//! wall clock times whole steps. Timestamps never change what is computed.
+//! Per-kernel GPU time of a program run for many steps, through wgpu-profiler. With timestamps
+//! allowed inside passes, a scope wraps each dispatch of the step's single pass; with
+//! pass-boundary timestamps only, each dispatch gets its own pass (in profiling runs alone);
+//! with none, the wall clock times whole steps. Timestamps never change what is computed.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -74,10 +74,11 @@ pub struct ProfileReport {
     pub events: Vec<TraceEvent>,
 }
 
-/// wgpu's cap on one query set.
-const MAX_QUERIES: usize = 4096;
+/// Steps recorded per profiled submit.
+const STEPS_PER_SUBMIT: usize = 16;
 
-/// Runs `steps` (one program run each, as training records them) with timestamps.
+/// Runs `steps` (one program run each, as training records them) with a wgpu-profiler scope
+/// around every dispatch.
 pub fn profile(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]) -> ProfileReport {
     let launches: Vec<&Launch> = program.launches().collect();
     let clock = if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES) {
@@ -87,106 +88,85 @@ pub fn profile(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]
     } else {
         ProfileClock::WallClock
     };
-    let per_step = match clock {
-        ProfileClock::InsidePasses => launches.len() + 1,
-        ProfileClock::PassBoundaries => 2 * launches.len(),
-        ProfileClock::WallClock => 0,
+    let settings = wgpu_profiler::GpuProfilerSettings {
+        enable_timer_queries: clock != ProfileClock::WallClock,
+        enable_debug_groups: false,
+        ..Default::default()
     };
-    let chunk = MAX_QUERIES.checked_div(per_step).map_or(buffer.capacity(), |c| c.clamp(1, buffer.capacity()));
-    let queries = (per_step > 0).then(|| {
-        gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: (per_step * chunk) as u32 })
-    });
-    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("profile.resolve"),
-        size: (8 * per_step * chunk).max(8) as u64,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let period = f64::from(gpu.queue.get_timestamp_period());
-    let mut totals = vec![0.0f64; launches.len()];
+    let mut profiler = wgpu_profiler::GpuProfiler::new(&gpu.device, settings).expect("valid profiler settings");
+    let period = gpu.queue.get_timestamp_period();
+    let mut by_name: HashMap<String, f64> = HashMap::new();
     let mut events = Vec::new();
     let mut gpu_step_ns = 0.0;
     let mut wall_ns = 0.0;
     let origin = Instant::now();
-    let mut gpu_origin: Option<u64> = None;
-    for (c, group) in steps.chunks(chunk).enumerate() {
+    let mut gpu_origin: Option<f64> = None;
+    for (c, group) in steps.chunks(STEPS_PER_SUBMIT.min(buffer.capacity())).enumerate() {
         let host_start = origin.elapsed().as_nanos() as f64;
         buffer.stage(gpu, group);
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         for i in 0..group.len() {
             buffer.select(&mut encoder, i);
-            let base = (i * per_step) as u32;
-            match (&queries, clock) {
-                (Some(q), ProfileClock::InsidePasses) => {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
-                    pass.write_timestamp(q, base);
-                    for (j, launch) in launches.iter().enumerate() {
-                        launch.record(&mut pass);
-                        pass.write_timestamp(q, base + j as u32 + 1);
-                    }
-                }
-                (Some(q), _) => {
-                    for (j, launch) in launches.iter().enumerate() {
-                        let at = base + 2 * j as u32;
+            if clock == ProfileClock::PassBoundaries {
+                for launch in &launches {
+                    let query = profiler.begin_pass_query(launch.name(), &mut encoder);
+                    {
                         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                             label: Some(&launch.label),
-                            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                                query_set: q,
-                                beginning_of_pass_write_index: Some(at),
-                                end_of_pass_write_index: Some(at + 1),
-                            }),
+                            timestamp_writes: query.compute_pass_timestamp_writes(),
                         });
                         launch.record(&mut pass);
                     }
+                    profiler.end_query(&mut encoder, query);
                 }
-                (None, _) => {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
-                    program.record(&mut pass);
+            } else {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+                for launch in &launches {
+                    let mut scope = profiler.scope(launch.name(), &mut pass);
+                    launch.record(&mut scope);
                 }
             }
         }
-        let used = (per_step * group.len()) as u32;
-        if let Some(q) = &queries {
-            encoder.resolve_query_set(q, 0..used, &resolve, 0);
-        }
+        profiler.resolve_queries(&mut encoder);
         let recorded = origin.elapsed().as_nanos() as f64;
         let submitted = Instant::now();
         gpu.queue.submit(Some(encoder.finish()));
+        // Every scope was closed above, so ending the frame cannot fail.
+        let _ = profiler.end_frame();
         gpu.wait();
         wall_ns += submitted.elapsed().as_nanos() as f64 + (recorded - host_start);
         let host_end = origin.elapsed().as_nanos() as f64;
         events.push(TraceEvent { name: format!("record {} steps", group.len()), track: Track::Host, start_ns: host_start, dur_ns: recorded - host_start });
         events.push(TraceEvent { name: format!("submit and wait (chunk {c})"), track: Track::Host, start_ns: recorded, dur_ns: host_end - recorded });
-        if queries.is_none() {
+        let Some(results) = profiler.process_finished_frame(period) else { continue };
+        let spans: Vec<(String, f64, f64)> = results
+            .into_iter()
+            .filter_map(|r| r.time.map(|t| (r.label, t.start * 1e9, t.end * 1e9)))
+            .collect();
+        if spans.is_empty() {
             continue;
         }
-        let Ok(ticks) = gpu.read::<u64>(&resolve, 0, used as usize) else { continue };
-        let first = *gpu_origin.get_or_insert(ticks[0]);
-        let ns = |t: u64| t.wrapping_sub(first) as f64 * period;
-        for i in 0..group.len() {
-            let t = &ticks[i * per_step..(i + 1) * per_step];
-            for (j, launch) in launches.iter().enumerate() {
-                let (start, end) = match clock {
-                    ProfileClock::InsidePasses => (t[j], t[j + 1]),
-                    _ => (t[2 * j], t[2 * j + 1]),
-                };
-                let dur = end.wrapping_sub(start) as f64 * period;
-                totals[j] += dur;
-                events.push(TraceEvent { name: launch.name(), track: Track::Gpu, start_ns: ns(start), dur_ns: dur });
-            }
-            gpu_step_ns += t[per_step - 1].wrapping_sub(t[0]) as f64 * period;
+        let first = *gpu_origin.get_or_insert(spans.iter().map(|s| s.1).fold(f64::INFINITY, f64::min));
+        let (lo, hi) = spans.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| (lo.min(s.1), hi.max(s.2)));
+        gpu_step_ns += hi - lo;
+        for (name, start, end) in spans {
+            *by_name.entry(name.clone()).or_default() += end - start;
+            events.push(TraceEvent { name, track: Track::Gpu, start_ns: start - first, dur_ns: end - start });
         }
     }
     let mut rows: Vec<KernelRow> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (j, launch) in launches.iter().enumerate() {
+    for launch in &launches {
         let name = launch.name();
-        let at = *index.entry(name.clone()).or_insert_with(|| {
-            rows.push(KernelRow { name, calls: 0, total_ns: 0.0, flops: launch.flops, bytes: launch.bytes });
-            rows.len() - 1
-        });
-        rows[at].calls += steps.len() as u64;
-        rows[at].total_ns += totals[j];
+        match rows.iter_mut().find(|r| r.name == name) {
+            Some(row) => row.calls += steps.len() as u64,
+            None => rows.push(KernelRow {
+                total_ns: by_name.get(&name).copied().unwrap_or(0.0),
+                name,
+                calls: steps.len() as u64,
+                flops: launch.flops,
+                bytes: launch.bytes,
+            }),
+        }
     }
     if clock == ProfileClock::WallClock {
         rows.clear();
