@@ -220,3 +220,23 @@ fn sample_tools_draw_reconstructions_interpolations_manifolds_and_progressions()
     fails_with(&["sample", gan_model.to_str().unwrap(), "--manifold"], "needs a VAE");
     fails_with(&["sample", gan_model.to_str().unwrap(), "--recon"], "needs a VAE");
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar_with_running_losses_and_a_line_per_epoch() {
+    let dir = temp_dir("tty");
+    small_mnist(&dir.join("data"), 512, 64);
+    let run = dir.join("run");
+    let command = format!(
+        "{} train gan --epochs 1 --batch 32 --steps-per-submit 1 --data {} --out {}",
+        env!("CARGO_BIN_EXE_wgen"),
+        dir.join("data").display(),
+        run.display()
+    );
+    // util-linux's `script` runs the command on a pseudo-terminal, as a user's shell would.
+    let out = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("`script` (util-linux) runs the command on a terminal");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("epoch 1/1 [") && screen.contains("/16") && screen.contains("img/s"), "no progress bar drawn: {screen}");
+    assert!(screen.contains("d_loss") && screen.contains("ETA"), "the bar shows running losses and an ETA: {screen}");
+    assert!(screen.contains("epoch   1/1  d_loss"), "the epoch's summary line stays: {screen}");
+}
