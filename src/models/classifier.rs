@@ -2,8 +2,8 @@
 //! 784 → 512 → 256 → 10 trained with softmax cross-entropy. Its features are the last hidden
 //! layer (256 values after ReLU).
 
-use super::mlp::{Backward, BatchnormMode, Forward, LayerSpec, Mlp};
-use super::params::{initial_values, Init, ParamLayout, Parameters};
+use super::mlp::{allocate_all, initial_all, Backward, BatchnormMode, Forward, LayerSpec, Mlp};
+use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
 use crate::nn::{self, Activation, AdamConfig};
@@ -49,16 +49,12 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn initial(cfg: &ClassifierConfig, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
-        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
-        let specs = layers(cfg);
-        Mlp::allocate(specs.clone(), &mut p, &mut s);
-        let (values, state) = initial_values(&specs, &p, &s, cfg.init, seed);
-        (p, s, values, state)
+        initial_all(vec![layers(cfg)], cfg.init, seed)
     }
 
     pub fn new(gpu: &Gpu, cfg: &ClassifierConfig, values: &[f32], state: &[f32]) -> Result<Classifier, GpuError> {
-        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
-        let net = Mlp::allocate(layers(cfg), &mut p, &mut s);
+        let (mut nets, p, s) = allocate_all(vec![layers(cfg)]);
+        let net = nets.pop().expect("one network");
         let params = Parameters::new(gpu, "classifier", p, s, values, state)?;
         Ok(Classifier { config: cfg.clone(), net, params })
     }

@@ -6,8 +6,8 @@
 //! [real; fake] serves both losses; D's gradient from G's loss is discarded as
 //! `optimizer_D.zero_grad()` discards it there.
 
-use super::mlp::{Backward, BatchnormMode, BatchnormSpec, Forward, LayerSpec, Mlp};
-use super::params::{initial_values, Init, ParamLayout, Parameters};
+use super::mlp::{allocate_all, initial_all, Backward, BatchnormMode, BatchnormSpec, Forward, LayerSpec, Mlp};
+use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
 use crate::nn::{self, Activation, AdamConfig};
@@ -127,19 +127,14 @@ pub struct Gan {
 impl Gan {
     pub fn initial(cfg: &GanConfig, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
         let (g, d) = layers(cfg);
-        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
-        let all: Vec<LayerSpec> = g.iter().chain(&d).cloned().collect();
-        Mlp::allocate(g, &mut p, &mut s);
-        Mlp::allocate(d, &mut p, &mut s);
-        let (values, state) = initial_values(&all, &p, &s, cfg.init, seed);
-        (p, s, values, state)
+        initial_all(vec![g, d], cfg.init, seed)
     }
 
     pub fn new(gpu: &Gpu, cfg: &GanConfig, values: &[f32], state: &[f32]) -> Result<Gan, GpuError> {
         let (g, d) = layers(cfg);
-        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
-        let generator = Mlp::allocate(g, &mut p, &mut s);
-        let discriminator = Mlp::allocate(d, &mut p, &mut s);
+        let (mut nets, p, s) = allocate_all(vec![g, d]);
+        let discriminator = nets.pop().expect("two networks");
+        let generator = nets.pop().expect("two networks");
         let params = Parameters::new(gpu, "gan", p, s, values, state)?;
         Ok(Gan { config: cfg.clone(), generator, discriminator, params })
     }

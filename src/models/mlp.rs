@@ -103,6 +103,21 @@ pub enum BatchnormMode {
     Eval,
 }
 
+/// Allocates networks into one flat parameter layout (and one state layout), in order.
+pub fn allocate_all(nets: Vec<Vec<LayerSpec>>) -> (Vec<Mlp>, ParamLayout, ParamLayout) {
+    let (mut params, mut state) = (ParamLayout::default(), ParamLayout::default());
+    let mlps = nets.into_iter().map(|layers| Mlp::allocate(layers, &mut params, &mut state)).collect();
+    (mlps, params, state)
+}
+
+/// The layouts of `nets` and their initial values, as torch would create them from `seed`.
+pub fn initial_all(nets: Vec<Vec<LayerSpec>>, init: super::Init, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
+    let all: Vec<LayerSpec> = nets.iter().flatten().cloned().collect();
+    let (_, params, state) = allocate_all(nets);
+    let (values, state_values) = super::params::initial_values(&all, &params, &state, init, seed);
+    (params, state, values, state_values)
+}
+
 impl Mlp {
     /// Allocates the layers' parameters (and batch-norm state) in the layouts.
     pub fn allocate(layers: Vec<LayerSpec>, params: &mut ParamLayout, state: &mut ParamLayout) -> Mlp {

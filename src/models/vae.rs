@@ -1,8 +1,8 @@
 //! The VAE: encoder 784 → 256 → 128 → (mu, logvar) [latent], z = mu + exp(logvar/2)·eps,
 //! decoder latent → 128 → 256 → 784 logits. Loss per image: BCE summed over pixels + KL.
 
-use super::mlp::{BatchnormMode, Backward, Forward, LayerSpec, Mlp};
-use super::params::{initial_values, Init, ParamLayout, Parameters};
+use super::mlp::{allocate_all, initial_all, BatchnormMode, Backward, Forward, LayerSpec, Mlp};
+use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
 use crate::nn::{self, Activation, AdamConfig};
@@ -68,20 +68,15 @@ impl Vae {
     /// The parameter layout and freshly initialised values for `cfg`.
     pub fn initial(cfg: &VaeConfig, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
         let (enc, dec) = layers(cfg);
-        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
-        let all: Vec<LayerSpec> = enc.iter().chain(&dec).cloned().collect();
-        Mlp::allocate(enc, &mut p, &mut s);
-        Mlp::allocate(dec, &mut p, &mut s);
-        let (values, state) = initial_values(&all, &p, &s, cfg.init, seed);
-        (p, s, values, state)
+        initial_all(vec![enc, dec], cfg.init, seed)
     }
 
     /// A VAE on the GPU with the given parameter values (fresh, or from a checkpoint).
     pub fn new(gpu: &Gpu, cfg: &VaeConfig, values: &[f32], state: &[f32]) -> Result<Vae, GpuError> {
         let (enc, dec) = layers(cfg);
-        let (mut p, mut s) = (ParamLayout::default(), ParamLayout::default());
-        let encoder = Mlp::allocate(enc, &mut p, &mut s);
-        let decoder = Mlp::allocate(dec, &mut p, &mut s);
+        let (mut nets, p, s) = allocate_all(vec![enc, dec]);
+        let decoder = nets.pop().expect("two networks");
+        let encoder = nets.pop().expect("two networks");
         let params = Parameters::new(gpu, "vae", p, s, values, state)?;
         Ok(Vae { config: cfg.clone(), encoder, decoder, params })
     }
