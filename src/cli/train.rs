@@ -100,7 +100,11 @@ pub struct TrainArgs {
 /// Reads a config file: unknown keys and wrong types are refused with the file and key named.
 pub fn read_config_file(path: &Path) -> Result<TrainArgs> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end().replace('\n', " ")))
+    toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(1, |span| text[..span.start].matches('\n').count() + 1);
+        let source = text.lines().nth(line - 1).unwrap_or("").trim();
+        anyhow::anyhow!("{}: line {line} (`{source}`): {}", path.display(), e.message())
+    })
 }
 
 /// Turns flags (over the config file, over the defaults) into a checked config; every refusal
