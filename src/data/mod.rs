@@ -38,10 +38,6 @@ impl Split {
     pub fn pixels(&self) -> usize {
         self.rows * self.cols
     }
-
-    pub fn image(&self, i: usize) -> &[u8] {
-        &self.images[i * self.pixels()..(i + 1) * self.pixels()]
-    }
 }
 
 pub struct Dataset {
@@ -172,7 +168,6 @@ pub struct DeviceSplit {
     /// [count] label bytes, four to a u32
     pub labels: crate::gpu::Tensor,
     pub count: usize,
-    pub pixels_per_image: usize,
 }
 
 impl DeviceSplit {
@@ -183,7 +178,6 @@ impl DeviceSplit {
             order: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.order"), &[split.count], bytemuck::cast_slice(&identity))?,
             labels: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.labels"), &[split.count], &split.labels)?,
             count: split.count,
-            pixels_per_image: split.pixels(),
         })
     }
 

@@ -176,7 +176,6 @@ pub fn vae_scores(gpu: &Gpu, vae: &Vae, test: &DeviceSplit, k: usize, seed: u64)
         pixels: test.pixels.clone(),
         labels: test.labels.clone(),
         count: n * k,
-        pixels_per_image: test.pixels_per_image,
     };
     let images = (5000 / k).clamp(1, n);
     let (full, rest) = (n / images, n % images);
