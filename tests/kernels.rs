@@ -52,6 +52,20 @@ fn vec4_matmul_falls_back_to_tiles_when_k_is_not_a_multiple_of_four() {
 }
 
 #[test]
+fn matmul_forward_subgroup_handles_rows_not_multiple_of_16_and_a_single_output() {
+    let shapes = [(1, 4, 1), (7, 100, 65), (65, 784, 7), (100, 256, 257), (33, 32, 130), (64, 256, 1), (9, 12, 33), (20, 64, 48)];
+    for (i, &(n, inp, out)) in shapes.iter().enumerate() {
+        let kernel = check_forward_with(MatmulImpl::Subgroup, n, inp, out, ACTIVATIONS[i % 5], 70 + i as u64);
+        assert_eq!(kernel, Kernel::MatmulForwardSubgroup);
+    }
+}
+
+#[test]
+fn subgroup_matmul_falls_back_to_tiles_when_k_is_not_a_multiple_of_four() {
+    assert_eq!(check_forward_with(MatmulImpl::Subgroup, 9, 7, 5, Activation::Tanh, 61), Kernel::MatmulForward);
+}
+
+#[test]
 fn matmul_forward_handles_shapes_not_multiple_of_tile() {
     for (i, &(n, inp, out)) in [(1, 7, 1), (7, 63, 65), (65, 100, 7), (100, 257, 63), (64, 784, 257), (128, 65, 784)].iter().enumerate() {
         check_forward(n, inp, out, ACTIVATIONS[i % 5], i as u64);
@@ -67,7 +81,7 @@ fn matmul_forward_applies_every_activation() {
 
 #[test]
 fn matmul_forward_without_bias_reads_row_offsets() {
-    for (choice, inp) in [(MatmulImpl::Tiled, 45), (MatmulImpl::Vec4, 44)] {
+    for (choice, inp) in [(MatmulImpl::Tiled, 45), (MatmulImpl::Vec4, 44), (MatmulImpl::Subgroup, 44)] {
         forward_second_half(choice, inp);
     }
 }
@@ -82,7 +96,12 @@ fn forward_second_half(choice: MatmulImpl, inp: usize) {
     let ty = zeros("y", &[2 * rows, out]);
     // The second half of x into the second half of y: the GAN's [real; fake] batch layout.
     let launch = nn::matmul_forward_with(g, choice, "test", tx.view().rows(rows, rows), tw.view(), None, ty.view().rows(rows, rows), Activation::Identity);
-    assert_eq!(launch.kernel == Kernel::MatmulForwardVec4, choice == MatmulImpl::Vec4);
+    let expect = match choice {
+        MatmulImpl::Tiled => Kernel::MatmulForward,
+        MatmulImpl::Vec4 => Kernel::MatmulForwardVec4,
+        MatmulImpl::Subgroup => Kernel::MatmulForwardSubgroup,
+    };
+    assert_eq!(launch.kernel, expect);
     g.run("test", &[&launch]);
     let want = cpu::matmul_forward(&x[rows * inp..], &w, None, rows, inp, out, Activation::Identity);
     let got = read(&ty);
@@ -121,10 +140,20 @@ fn matmul_backward_input_vec4_handles_rows_not_multiple_of_block() {
     check_backward_input(MatmulImpl::Vec4, &shapes, Kernel::MatmulBackwardInputVec4);
 }
 
+#[test]
+fn matmul_backward_input_subgroup_handles_any_k_and_rows_not_multiple_of_16() {
+    let shapes = [(1, 4, 1), (7, 100, 63), (65, 784, 1), (100, 32, 129), (33, 1024, 784), (9, 256, 7), (9, 256, 8), (70, 100, 64)];
+    check_backward_input(MatmulImpl::Subgroup, &shapes, Kernel::MatmulBackwardInputSubgroup);
+}
+
 fn check_backward_weight(choice: MatmulImpl, shapes: &[(usize, usize, usize)], expect: Kernel) {
+    check_backward_weight_modes(choice, shapes, &[false, true], expect);
+}
+
+fn check_backward_weight_modes(choice: MatmulImpl, shapes: &[(usize, usize, usize)], modes: &[bool], expect: Kernel) {
     let g = gpu();
     for (i, &(n, inp, out)) in shapes.iter().enumerate() {
-        for accumulate in [false, true] {
+        for &accumulate in modes {
             let seed = 300 + 2 * i as u64 + u64::from(accumulate);
             let dy = rounded(&uniform(seed, n * out, -1.0, 1.0));
             let x = rounded(&uniform(seed + 1, n * inp, -1.0, 1.0));
@@ -155,6 +184,17 @@ fn matmul_backward_weight_fuses_bias_gradient_and_accumulates() {
 fn matmul_backward_weight_vec4_fuses_bias_gradient_over_odd_batch_sizes() {
     let shapes = [(1, 4, 4), (7, 100, 64), (257, 784, 260), (63, 32, 128), (128, 1024, 784)];
     check_backward_weight(MatmulImpl::Vec4, &shapes, Kernel::MatmulBackwardWeightVec4);
+}
+
+#[test]
+fn matmul_backward_weight_subgroup_fuses_bias_gradient_for_any_out_batch_and_alignment() {
+    let shapes = [(1, 4, 1), (7, 100, 63), (257, 784, 1), (63, 32, 129), (128, 1024, 784), (13, 256, 9), (13, 100, 20), (70, 32, 64)];
+    check_backward_weight_modes(MatmulImpl::Subgroup, &shapes, &[false], Kernel::MatmulBackwardWeightSubgroup);
+}
+
+#[test]
+fn subgroup_backward_weight_falls_back_to_vec4_when_accumulating() {
+    check_backward_weight_modes(MatmulImpl::Subgroup, &[(7, 100, 64), (63, 32, 128)], &[true], Kernel::MatmulBackwardWeightVec4);
 }
 
 fn batchnorm_setup(rows: usize, cols: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {

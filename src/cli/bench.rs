@@ -129,9 +129,13 @@ struct Case {
     batch: usize,
     shape: String,
     tiled_gflops: f64,
-    /// None where the shape is not a multiple of 4 along the vectorised axes.
+    /// None where the shape does not fit the family (it would fall back to another).
     vec4_gflops: Option<f64>,
+    subgroup_gflops: Option<f64>,
     naive_gflops: f64,
+    /// The family wgen trains with on this adapter, after its fallbacks.
+    wgen_kernel: Kernel,
+    wgen_gflops: f64,
     clock: crate::gpu::Clock,
     adapter: String,
 }
@@ -148,44 +152,43 @@ pub fn run(gpu: &Gpu, args: &BenchArgs) -> Result<i32> {
 
 fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     if !args.json {
-        println!("matmul on {} ({} reps per case)", gpu.adapter_name(), args.reps);
+        println!("matmul on {} ({} reps per case; wgen trains with {:?} and its fallbacks)", gpu.adapter_name(), args.reps, gpu.matmul);
         println!(
-            "{:<6} {:<20} {:<8} {:>5} {:<18} {:>10} {:>10} {:>10} {:>7} {:>7}",
-            "model", "layer", "layout", "batch", "C = A·B", "tiled GF/s", "vec4 GF/s", "naive GF/s", "best/naive", "vec4/tiled"
+            "{:<6} {:<20} {:<7} {:>5} {:<17} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>10}",
+            "model", "layer", "layout", "batch", "C = A·B", "tiled", "vec4", "subgrp", "naive", "wgen", "wgen/tiled", "wgen/naive"
         );
     }
-    let mut best_over_naive = Vec::new();
-    let mut vec4_over_tiled = Vec::new();
+    let mut over_tiled = Vec::new();
+    let mut over_naive = Vec::new();
+    let mut slowest: Option<Case> = None;
     for &batch in &args.batch {
         for &(model, layer, inp, out) in LAYER_SHAPES {
             for case in measure_layer(gpu, model, layer, batch, inp, out, args.reps as usize)? {
-                let best = case.vec4_gflops.unwrap_or(0.0).max(case.tiled_gflops);
-                best_over_naive.push(best / case.naive_gflops);
-                if let Some(v) = case.vec4_gflops {
-                    vec4_over_tiled.push(v / case.tiled_gflops);
-                }
+                over_tiled.push(case.wgen_gflops / case.tiled_gflops);
+                over_naive.push(case.wgen_gflops / case.naive_gflops);
                 if args.json {
                     println!("{}", serde_json::to_string(&case)?);
                 } else {
-                    let vec4 = case.vec4_gflops.map_or("-".to_string(), |v| format!("{v:.2}"));
-                    let ratio = case.vec4_gflops.map_or("-".to_string(), |v| format!("{:.1}×", v / case.tiled_gflops));
+                    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
                     println!(
-                        "{:<6} {:<20} {:<8} {:>5} {:<18} {:>10.2} {:>10} {:>10.2} {:>9.1}× {:>7}",
-                        case.model, case.layer, case.layout, case.batch, case.shape, case.tiled_gflops, vec4, case.naive_gflops,
-                        best / case.naive_gflops, ratio
+                        "{:<6} {:<20} {:<7} {:>5} {:<17} {:>7.2} {:>7} {:>7} {:>7.2} {:>7.2} {:>9.1}× {:>9.1}×",
+                        case.model, case.layer, case.layout, case.batch, case.shape, case.tiled_gflops, opt(case.vec4_gflops),
+                        opt(case.subgroup_gflops), case.naive_gflops, case.wgen_gflops, case.wgen_gflops / case.tiled_gflops,
+                        case.wgen_gflops / case.naive_gflops
                     );
+                }
+                if slowest.as_ref().is_none_or(|s| case.wgen_gflops < s.wgen_gflops) {
+                    slowest = Some(case);
                 }
             }
         }
     }
     let geo = |r: &[f64]| (r.iter().map(|x| x.ln()).sum::<f64>() / r.len().max(1) as f64).exp();
     if !args.json {
-        println!(
-            "geometric means: best kernel over naive {:.2}×, vec4 over tiled {:.2}× (where vec4 applies); wgen uses {:?} on this adapter",
-            geo(&best_over_naive),
-            geo(&vec4_over_tiled),
-            gpu.matmul
-        );
+        println!("geometric means of wgen's kernels: {:.2}× the tiled kernel, {:.2}× the naive one", geo(&over_tiled), geo(&over_naive));
+        if let Some(s) = slowest {
+            println!("slowest case for wgen: {} {} {} batch {} ({}) at {:.2} GF/s", s.model, s.layer, s.layout, s.batch, s.shape, s.wgen_gflops);
+        }
     }
     Ok(())
 }
@@ -207,29 +210,33 @@ fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usi
     let act = Activation::LeakyRelu(0.2);
     let label = format!("bench.{layer}");
 
-    let forward = nn::matmul_forward_with(gpu, MatmulImpl::Tiled, &label, x.view(), w, Some(out * inp), y.view(), act);
-    let forward_vec4 = nn::matmul_forward_with(gpu, MatmulImpl::Vec4, &label, x.view(), w, Some(out * inp), y.view(), act);
+    let families = [MatmulImpl::Tiled, MatmulImpl::Vec4, MatmulImpl::Subgroup];
+    let forward = families.map(|f| nn::matmul_forward_with(gpu, f, &label, x.view(), w, Some(out * inp), y.view(), act));
     let forward_naive = nn::matmul_naive(gpu, &label, nn::forward_params(&label, x.view(), w, Some(out * inp), y.view(), act), true, &x.buffer, &wb.buffer, &y.buffer);
-    let input = nn::matmul_backward_input_with(gpu, MatmulImpl::Tiled, &label, dy.view(), w, dx.view(), Some((x.view(), act)));
-    let input_vec4 = nn::matmul_backward_input_with(gpu, MatmulImpl::Vec4, &label, dy.view(), w, dx.view(), Some((x.view(), act)));
+    let input = families.map(|f| nn::matmul_backward_input_with(gpu, f, &label, dy.view(), w, dx.view(), Some((x.view(), act))));
     let input_naive = nn::matmul_naive(gpu, &label, nn::backward_input_params(&label, dy.view(), w, dx.view(), None), false, &dy.buffer, &wb.buffer, &dx.buffer);
-    let weight = nn::matmul_backward_weight_with(gpu, MatmulImpl::Tiled, &label, dy.view(), x.view(), dw, Some(out * inp), false);
-    let weight_vec4 = nn::matmul_backward_weight_with(gpu, MatmulImpl::Vec4, &label, dy.view(), x.view(), dw, Some(out * inp), false);
+    let weight = families.map(|f| nn::matmul_backward_weight_with(gpu, f, &label, dy.view(), x.view(), dw, Some(out * inp), false));
     let weight_naive = nn::matmul_naive(gpu, &label, nn::backward_weight_params(&label, dy.view(), x.view(), dw, None, false), false, &dy.buffer, &x.buffer, &grads.buffer);
 
-    let cases: [(&str, &Launch, &Launch, &Launch, String); 3] = [
-        ("forward", &forward, &forward_vec4, &forward_naive, format!("{batch}x{inp}·{inp}x{out}")),
-        ("dX", &input, &input_vec4, &input_naive, format!("{batch}x{out}·{out}x{inp}")),
-        ("dW", &weight, &weight_vec4, &weight_naive, format!("{out}x{batch}·{batch}x{inp}")),
+    let cases: [(&str, &[Launch; 3], &Launch, String); 3] = [
+        ("forward", &forward, &forward_naive, format!("{batch}x{inp}·{inp}x{out}")),
+        ("dX", &input, &input_naive, format!("{batch}x{out}·{out}x{inp}")),
+        ("dW", &weight, &weight_naive, format!("{out}x{batch}·{batch}x{inp}")),
     ];
-    let vec4_kernels = [Kernel::MatmulForwardVec4, Kernel::MatmulBackwardInputVec4, Kernel::MatmulBackwardWeightVec4];
+    let used = families.iter().position(|&f| f == gpu.matmul).unwrap_or(0);
     Ok(cases
         .into_iter()
-        .map(|(layout, tiled, vec4, naive, shape)| {
-            let (t, clock) = time_launches(gpu, &[tiled], reps);
-            let v = vec4_kernels.contains(&vec4.kernel).then(|| time_launches(gpu, &[vec4], reps).0);
-            let (n, _) = time_launches(gpu, &[naive], reps);
-            let flops = tiled.flops as f64;
+        .map(|(layout, launches, naive, shape)| {
+            let flops = launches[0].flops as f64;
+            let rate = |launch: &Launch| flops / time_launches(gpu, &[launch], reps).0.as_secs_f64() * 1e-9;
+            let (tiled, clock) = time_launches(gpu, &[&launches[0]], reps);
+            let tiled = flops / tiled.as_secs_f64() * 1e-9;
+            // A family is timed only where it runs its own kernel rather than a fallback.
+            let own = |i: usize| (launches[i].kernel != launches[i - 1].kernel && launches[i].kernel != launches[0].kernel).then(|| rate(&launches[i]));
+            let (vec4, subgroup) = (own(1), own(2));
+            let rates = [Some(tiled), vec4, subgroup];
+            // wgen's own choice is the last family at or below it that runs its own kernel.
+            let wgen = (0..=used).rev().find_map(|i| rates[i]).unwrap_or(tiled);
             Case {
                 case: "matmul",
                 model,
@@ -237,9 +244,12 @@ fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usi
                 layout,
                 batch,
                 shape,
-                tiled_gflops: flops / t.as_secs_f64() * 1e-9,
-                vec4_gflops: v.map(|v| flops / v.as_secs_f64() * 1e-9),
-                naive_gflops: flops / n.as_secs_f64() * 1e-9,
+                tiled_gflops: tiled,
+                vec4_gflops: vec4,
+                subgroup_gflops: subgroup,
+                naive_gflops: rate(naive),
+                wgen_kernel: launches[used].kernel,
+                wgen_gflops: wgen,
                 clock,
                 adapter: gpu.adapter_name(),
             }

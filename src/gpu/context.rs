@@ -32,6 +32,8 @@ pub enum GpuError {
     Readback { what: String, detail: String },
     #[error("the GPU device was lost ({reason}); the last checkpoint in {kept} is kept. Resume with `wgen train --resume {kept}`")]
     Lost { reason: String, kept: String },
+    #[error("{what}; {fix}")]
+    Unsupported { what: String, fix: String },
 }
 
 /// A graphics API to restrict the adapter search to.
@@ -154,21 +156,49 @@ fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 pub enum MatmulImpl {
     /// Workgroup-memory tiles (shaders/matmul.wgsl): the shape GPUs favour.
     Tiled,
-    /// No workgroup memory, vec4 loads (shaders/matmul_vec4.wgsl): ~3× faster on lavapipe,
-    /// whose barriers are costly. Used where shapes are multiples of 4.
+    /// No workgroup memory, vec4 loads (shaders/matmul_vec4.wgsl): ~3× the tiled kernel on
+    /// lavapipe, whose barriers are costly. Used where shapes are multiples of 4.
     Vec4,
+    /// 8-lane subgroups sharing loads by broadcast (shaders/matmul_subgroup.wgsl): ~2× vec4
+    /// on lavapipe, whose every load is a loop over the lanes. Falls back to vec4, then tiled,
+    /// where a shape does not fit.
+    Subgroup,
 }
 
 impl MatmulImpl {
-    /// `WGEN_MATMUL=tiled|vec4` if set, else vec4 on CPU adapters and tiled elsewhere.
-    fn for_adapter(info: &wgpu::AdapterInfo) -> MatmulImpl {
+    /// `WGEN_MATMUL=tiled|vec4|subgroup` if set, else subgroup on CPU adapters that can run it,
+    /// vec4 on other CPU adapters and tiled elsewhere.
+    fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Result<MatmulImpl, GpuError> {
+        let subgroup_ok = subgroups_fit(info, features);
         match std::env::var("WGEN_MATMUL").as_deref() {
-            Ok("tiled") => MatmulImpl::Tiled,
-            Ok("vec4") => MatmulImpl::Vec4,
-            _ if info.device_type == wgpu::DeviceType::Cpu => MatmulImpl::Vec4,
-            _ => MatmulImpl::Tiled,
+            Ok("tiled") => Ok(MatmulImpl::Tiled),
+            Ok("vec4") => Ok(MatmulImpl::Vec4),
+            Ok("subgroup") if subgroup_ok => Ok(MatmulImpl::Subgroup),
+            Ok("subgroup") => Err(GpuError::Unsupported {
+                what: format!(
+                    "WGEN_MATMUL=subgroup needs subgroups exactly 8 lanes wide; {} has {}..={} lanes{}",
+                    info.name,
+                    info.subgroup_min_size,
+                    info.subgroup_max_size,
+                    if features.contains(wgpu::Features::SUBGROUP) { "" } else { " and no subgroup support" }
+                ),
+                fix: "unset WGEN_MATMUL or set it to tiled or vec4".into(),
+            }),
+            Ok(other) if !other.is_empty() => Err(GpuError::Unsupported {
+                what: format!("WGEN_MATMUL={other} names no matmul kernel family"),
+                fix: "set it to tiled, vec4 or subgroup, or unset it".into(),
+            }),
+            _ if info.device_type == wgpu::DeviceType::Cpu && subgroup_ok => Ok(MatmulImpl::Subgroup),
+            _ if info.device_type == wgpu::DeviceType::Cpu => Ok(MatmulImpl::Vec4),
+            _ => Ok(MatmulImpl::Tiled),
         }
     }
+}
+
+/// Whether shaders/matmul_subgroup.wgsl can run: its one-subgroup workgroups of 8 lanes
+/// broadcast from lanes 0..7.
+fn subgroups_fit(info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
+    features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8
 }
 
 /// An open device with its queue and the kernels compiled for it.
@@ -179,6 +209,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub matmul: MatmulImpl,
+    /// Whether shaders/matmul_subgroup.wgsl can run here (8-lane subgroups).
+    pub subgroup_matmul: bool,
     pub(super) pipelines: Pipelines,
     /// Set by wgpu's device-lost callback.
     lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -218,11 +250,12 @@ impl Gpu {
 
     fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu, GpuError> {
         let info = adapter.get_info();
-        // Timestamps are requested when offered: asking costs nothing, and only `wgen profile`
-        // writes them.
+        // Timestamps and subgroups are requested when offered: asking costs nothing; only
+        // `wgen profile` writes timestamps, only the subgroup matmul uses subgroups.
         let wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
-            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         // The defaults are smaller than many adapters offer (lavapipe's storage bindings reach
         // 128 MiB against the default 128 MiB, buffers 2 GiB against 256 MiB): take what it has.
@@ -239,6 +272,7 @@ impl Gpu {
             adapter: info.name.clone(),
             source,
         })?;
+        let matmul = MatmulImpl::for_adapter(&info, features)?;
         let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -248,7 +282,8 @@ impl Gpu {
             lost,
             device,
             queue,
-            matmul: MatmulImpl::for_adapter(&info),
+            matmul,
+            subgroup_matmul: subgroups_fit(&info, features),
             info,
             limits,
             features,

@@ -10,6 +10,7 @@ const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("matmul_vec4", include_str!("../../shaders/matmul_vec4.wgsl")),
+    ("matmul_subgroup", include_str!("../../shaders/matmul_subgroup.wgsl")),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("bce_logits", include_str!("../../shaders/bce_logits.wgsl")),
     ("gan_loss", include_str!("../../shaders/gan_loss.wgsl")),
@@ -31,7 +32,7 @@ pub fn module_source(file: &str) -> Option<String> {
 }
 
 /// Every compute entry point wgen dispatches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Kernel {
     MatmulForward,
     MatmulBackwardInput,
@@ -40,6 +41,9 @@ pub enum Kernel {
     MatmulForwardVec4,
     MatmulBackwardInputVec4,
     MatmulBackwardWeightVec4,
+    MatmulForwardSubgroup,
+    MatmulBackwardInputSubgroup,
+    MatmulBackwardWeightSubgroup,
     BatchnormForwardTrain,
     BatchnormForwardEval,
     BatchnormBackward,
@@ -70,6 +74,9 @@ impl Kernel {
             Kernel::MatmulForwardVec4 => ("matmul_vec4", "matmul_forward_vec4"),
             Kernel::MatmulBackwardInputVec4 => ("matmul_vec4", "matmul_backward_input_vec4"),
             Kernel::MatmulBackwardWeightVec4 => ("matmul_vec4", "matmul_backward_weight_vec4"),
+            Kernel::MatmulForwardSubgroup => ("matmul_subgroup", "matmul_forward_subgroup"),
+            Kernel::MatmulBackwardInputSubgroup => ("matmul_subgroup", "matmul_backward_input_subgroup"),
+            Kernel::MatmulBackwardWeightSubgroup => ("matmul_subgroup", "matmul_backward_weight_subgroup"),
             Kernel::BatchnormForwardTrain => ("batchnorm", "batchnorm_forward_train"),
             Kernel::BatchnormForwardEval => ("batchnorm", "batchnorm_forward_eval"),
             Kernel::BatchnormBackward => ("batchnorm", "batchnorm_backward"),

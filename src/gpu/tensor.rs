@@ -14,10 +14,16 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
+/// Buffers are whole vec4s: kernels that bind them as `array<vec4<f32>>` see every element,
+/// the last partial vec4 included, and no binding is below the 16-byte minimum.
+fn padded_size(bytes: usize) -> usize {
+    bytes.div_ceil(16).max(1) * 16
+}
+
 impl Tensor {
     pub fn zeros(gpu: &Gpu, label: &str, shape: &[usize]) -> Result<Tensor, GpuError> {
         let len: usize = shape.iter().product();
-        let bytes = (len.max(1) * 4) as u64;
+        let bytes = padded_size(len * 4) as u64;
         gpu.check_binding_size(label, bytes)?;
         let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -42,7 +48,7 @@ impl Tensor {
     pub fn from_bytes(gpu: &Gpu, label: &str, shape: &[usize], bytes: &[u8]) -> Result<Tensor, GpuError> {
         gpu.check_binding_size(label, bytes.len() as u64)?;
         let mut padded = bytes.to_vec();
-        padded.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
+        padded.resize(padded_size(bytes.len()), 0);
         let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: &padded,

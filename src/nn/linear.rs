@@ -27,17 +27,28 @@ pub struct MatmulParams {
 
 const FLAG_BIAS: u32 = 1;
 const FLAG_ACCUMULATE: u32 = 2;
+/// Subgroup kernels only: A is read as vec4s.
+const FLAG_A_VEC4: u32 = 4;
 const TILE: usize = 64;
 
-/// The tiled kernel of a layout and its vec4 twin.
+/// The tiled kernel of a layout and its vec4 and subgroup twins.
 struct Kernels {
     tiled: Kernel,
     vec4: Kernel,
+    subgroup: Kernel,
 }
 
-const FORWARD: Kernels = Kernels { tiled: Kernel::MatmulForward, vec4: Kernel::MatmulForwardVec4 };
-const BACKWARD_INPUT: Kernels = Kernels { tiled: Kernel::MatmulBackwardInput, vec4: Kernel::MatmulBackwardInputVec4 };
-const BACKWARD_WEIGHT: Kernels = Kernels { tiled: Kernel::MatmulBackwardWeight, vec4: Kernel::MatmulBackwardWeightVec4 };
+const FORWARD: Kernels = Kernels { tiled: Kernel::MatmulForward, vec4: Kernel::MatmulForwardVec4, subgroup: Kernel::MatmulForwardSubgroup };
+const BACKWARD_INPUT: Kernels = Kernels {
+    tiled: Kernel::MatmulBackwardInput,
+    vec4: Kernel::MatmulBackwardInputVec4,
+    subgroup: Kernel::MatmulBackwardInputSubgroup,
+};
+const BACKWARD_WEIGHT: Kernels = Kernels {
+    tiled: Kernel::MatmulBackwardWeight,
+    vec4: Kernel::MatmulBackwardWeightVec4,
+    subgroup: Kernel::MatmulBackwardWeightSubgroup,
+};
 
 /// Whether the vec4 kernel can run `p`: its vectorised extents, strides and offsets must be
 /// multiples of 4 (shaders/matmul_vec4.wgsl).
@@ -51,14 +62,50 @@ fn vec4_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
         }
 }
 
-fn matmul_launch(gpu: &Gpu, choice: MatmulImpl, kernels: &Kernels, label: &str, p: MatmulParams, bindings: &[Binding<'_>], extra_col: bool) -> Launch {
+/// Whether the subgroup kernel can run `p` (shaders/matmul_subgroup.wgsl): B is read as vec4s
+/// along k in the forward and along n in the backward layouts; the forward reads A as vec4s
+/// along k; the backward layouts write C (and read D) a vec4 per row; dW does not accumulate.
+fn subgroup_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
+    let fours = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
+    p.b_off % 4 == 0
+        && match kernels.tiled {
+            Kernel::MatmulForward => p.a_col == 1 && p.b_row == 1 && fours(&[p.k, p.a_row, p.a_off, p.b_col]),
+            Kernel::MatmulBackwardInput => p.b_col == 1 && fours(&[p.n, p.b_row, p.c_off, p.d_off]),
+            _ => p.b_col == 1 && p.flags & FLAG_ACCUMULATE == 0 && fours(&[p.n, p.b_row, p.c_off]),
+        }
+}
+
+/// Whether A's contiguous axis, row stride and offset are multiples of 4, so the subgroup
+/// kernels read it as vec4s (FLAG_A_VEC4).
+fn subgroup_a_vec4(kernels: &Kernels, p: &MatmulParams) -> bool {
+    let fours = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
+    match kernels.tiled {
+        Kernel::MatmulBackwardWeight => p.a_row == 1 && fours(&[p.m, p.a_col, p.a_off]),
+        _ => p.a_col == 1 && fours(&[p.k, p.a_row, p.a_off]),
+    }
+}
+
+/// The kernel `choice` runs `p` with, falling back subgroup → vec4 → tiled where a shape
+/// does not fit, and its grid.
+fn pick(gpu: &Gpu, choice: MatmulImpl, kernels: &Kernels, p: &MatmulParams, extra_col: bool) -> (Kernel, [u32; 3]) {
     let max = gpu.limits.max_compute_workgroups_per_dimension;
-    let (kernel, grid) = if choice == MatmulImpl::Vec4 && vec4_fits(kernels, &p) {
-        (kernels.vec4, grid_rows(u32_of((p.n as usize).div_ceil(32)), u32_of((p.m as usize).div_ceil(32)), max))
-    } else {
-        let cols = p.n as usize + usize::from(extra_col);
-        (kernels.tiled, grid_rows(u32_of(cols.div_ceil(TILE)), u32_of((p.m as usize).div_ceil(TILE)), max))
-    };
+    let (m, n) = (p.m as usize, p.n as usize);
+    if choice == MatmulImpl::Subgroup && gpu.subgroup_matmul && subgroup_fits(kernels, p) {
+        return (kernels.subgroup, grid_rows(u32_of(n.div_ceil(32)), u32_of(m.div_ceil(16)), max));
+    }
+    if choice != MatmulImpl::Tiled && vec4_fits(kernels, p) {
+        return (kernels.vec4, grid_rows(u32_of(n.div_ceil(32)), u32_of(m.div_ceil(32)), max));
+    }
+    let cols = n + usize::from(extra_col);
+    (kernels.tiled, grid_rows(u32_of(cols.div_ceil(TILE)), u32_of(m.div_ceil(TILE)), max))
+}
+
+fn matmul_launch(gpu: &Gpu, choice: MatmulImpl, kernels: &Kernels, label: &str, p: MatmulParams, bindings: &[Binding<'_>], extra_col: bool) -> Launch {
+    let (kernel, grid) = pick(gpu, choice, kernels, &p, extra_col);
+    let mut p = p;
+    if kernel == kernels.subgroup && subgroup_a_vec4(kernels, &p) {
+        p.flags |= FLAG_A_VEC4;
+    }
     let (bytes, detail) = matmul_traffic(kernels.tiled, &p);
     Launch::new(gpu, kernel, label, &p, bindings, grid).with_cost(matmul_flops(&p), bytes, detail)
 }
