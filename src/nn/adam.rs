@@ -63,5 +63,5 @@ pub fn adam(
     // Per parameter 13 FLOPs (decay 2, two moments 3 and 4, the step 3 plus a sqrt) and 28
     // bytes (param, grad, m, v read; param, m, v written).
     let n64 = n as u64;
-    Launch::new(gpu, Kernel::Adam, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(13 * n64, 28 * n64, format!("{n} params"))
+    Launch::new(gpu, Kernel::Adam, label, &params, &bindings, grid_for(gpu, n.div_ceil(4), 256)).with_cost(13 * n64, 28 * n64, format!("{n} params"))
 }
