@@ -49,54 +49,72 @@ struct TrainCase {
     case: &'static str,
     model: ModelKind,
     batch: usize,
+    matmul: MatmulImpl,
+    /// True for the family wgen trains with on this adapter.
+    default: bool,
     steps: usize,
     steps_per_s: f64,
     img_per_s: f64,
+    /// img/s over the tiled family's in the same run.
+    over_tiled: f64,
     dispatches_per_step: usize,
     adapter: String,
-    matmul: MatmulImpl,
 }
 
+/// Each model at each batch, once per matmul family the adapter can run, the families
+/// interleaved case by case so drift in the machine's speed hits them alike.
 fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let dataset = data::load(None)?;
     let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
     let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
+    let families: Vec<(MatmulImpl, Gpu)> = gpu.matmul_families().into_iter().map(|f| (f, gpu.with_matmul(f))).collect();
     if !args.json {
-        println!("training steps on {} (built-in data, {:?} matmul, about {} s per case)", gpu.adapter_name(), gpu.matmul, args.seconds);
-        println!("{:<6} {:>6} {:>8} {:>10} {:>10} {:>11}", "model", "batch", "steps", "steps/s", "img/s", "dispatches");
+        println!("training steps on {} (built-in data, about {} s per case; * marks the matmul family wgen uses)", gpu.adapter_name(), args.seconds);
+        println!("{:<6} {:>6} {:<10} {:>7} {:>9} {:>9} {:>8} {:>11}", "model", "batch", "matmul", "steps", "steps/s", "img/s", "× tiled", "dispatches");
     }
     for &(model, batch) in TRAIN_CASES {
         let mut cfg = TrainConfig::defaults(model);
         cfg.batch = batch;
         cfg.steps_per_submit = 16;
-        let run = ModelRun::new(gpu, &cfg, &train, &test)?;
         let epoch_steps = dataset.train.count / batch;
-        // Two warm-up steps, then submits of 16 steps until the time is up.
-        submit_steps(gpu, run.program(), run.steps(), &cfg.steps(0, 2, epoch_steps));
-        gpu.wait();
-        let start = Instant::now();
-        let mut done = 0usize;
-        while start.elapsed().as_secs_f64() < args.seconds || done == 0 {
-            submit_steps(gpu, run.program(), run.steps(), &cfg.steps(2 + done as u32, 16, epoch_steps));
-            gpu.wait();
-            done += 16;
-        }
-        let per_s = done as f64 / start.elapsed().as_secs_f64();
-        let case = TrainCase {
-            case: "train",
-            model,
-            batch,
-            steps: done,
-            steps_per_s: (per_s * 10.0).round() / 10.0,
-            img_per_s: (per_s * batch as f64).round(),
-            dispatches_per_step: run.program().dispatch_count(),
-            adapter: gpu.adapter_name(),
-            matmul: gpu.matmul,
-        };
-        if args.json {
-            println!("{}", serde_json::to_string(&case)?);
-        } else {
-            println!("{:<6} {:>6} {:>8} {:>10.1} {:>10.0} {:>11}", format!("{model:?}").to_lowercase(), batch, done, case.steps_per_s, case.img_per_s, case.dispatches_per_step);
+        let mut tiled_rate = None;
+        for (family, fgpu) in &families {
+            let run = ModelRun::new(fgpu, &cfg, &train, &test)?;
+            // Two warm-up steps, then submits of 16 steps until the time is up.
+            submit_steps(fgpu, run.program(), run.steps(), &cfg.steps(0, 2, epoch_steps));
+            fgpu.wait();
+            let start = Instant::now();
+            let mut done = 0usize;
+            while start.elapsed().as_secs_f64() < args.seconds || done == 0 {
+                submit_steps(fgpu, run.program(), run.steps(), &cfg.steps(2 + done as u32, 16, epoch_steps));
+                fgpu.wait();
+                done += 16;
+            }
+            let per_s = done as f64 / start.elapsed().as_secs_f64();
+            let img_per_s = per_s * batch as f64;
+            let tiled = *tiled_rate.get_or_insert(img_per_s);
+            let case = TrainCase {
+                case: "train",
+                model,
+                batch,
+                matmul: *family,
+                default: *family == gpu.matmul,
+                steps: done,
+                steps_per_s: (per_s * 10.0).round() / 10.0,
+                img_per_s: img_per_s.round(),
+                over_tiled: (img_per_s / tiled * 100.0).round() / 100.0,
+                dispatches_per_step: run.program().dispatch_count(),
+                adapter: gpu.adapter_name(),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&case)?);
+            } else {
+                let name = format!("{}{}", format!("{family:?}").to_lowercase(), if case.default { "*" } else { "" });
+                println!(
+                    "{:<6} {:>6} {:<10} {:>7} {:>9.1} {:>9.0} {:>7.2}× {:>11}",
+                    format!("{model:?}").to_lowercase(), batch, name, done, case.steps_per_s, case.img_per_s, case.over_tiled, case.dispatches_per_step
+                );
+            }
         }
     }
     Ok(())

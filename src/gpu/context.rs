@@ -291,6 +291,31 @@ impl Gpu {
         })
     }
 
+    /// The same device with another matmul family and its own pipeline cache, for benchmarks
+    /// that compare the families side by side in one run.
+    pub fn with_matmul(&self, matmul: MatmulImpl) -> Gpu {
+        Gpu {
+            device: self.device.clone(),
+            queue: self.queue.clone(),
+            info: self.info.clone(),
+            limits: self.limits.clone(),
+            features: self.features,
+            matmul,
+            subgroup_matmul: self.subgroup_matmul,
+            pipelines: Pipelines::default(),
+            lost: self.lost.clone(),
+        }
+    }
+
+    /// The matmul families this adapter can run, tiled first.
+    pub fn matmul_families(&self) -> Vec<MatmulImpl> {
+        let mut all = vec![MatmulImpl::Tiled, MatmulImpl::Vec4];
+        if self.subgroup_matmul {
+            all.push(MatmulImpl::Subgroup);
+        }
+        all
+    }
+
     /// `name (backend)`, for logs and run configs.
     pub fn adapter_name(&self) -> String {
         format!("{} ({:?})", self.info.name, self.info.backend)
