@@ -5,8 +5,9 @@
 // Bindings: 0 params (KlParams), 1 stats [rows, 2*latent] (read), 2 eps [rows, latent] (read),
 //           3 z [rows, latent] (read_write: forward writes z, backward reads dz from it),
 //           4 out (read_write: forward kl_row [rows], backward dstats [rows, 2*latent])
-// Grid: forward one 256-thread workgroup per row; backward one thread per (row, latent) element,
-//       256 per workgroup. Both fold rows over x and y.
+// Grid: forward one thread per row (latent sizes are small: a workgroup reduction per row was
+//       9 barriers for 32 values), 64 per workgroup; backward one thread per (row, latent)
+//       element, 256 per workgroup. Both fold over x and y.
 
 struct KlParams {
     rows: u32,
@@ -21,24 +22,22 @@ struct KlParams {
 @group(0) @binding(3) var<storage, read_write> z: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn reparam_kl_forward(@builtin(workgroup_id) wid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) tid: u32) {
-    let row = linear_workgroup(wid, nwg);
-    var partial = 0.0;
-    if row < p.rows {
-        for (var j = tid; j < p.latent; j += 256u) {
-            let mu = stats[row * 2u * p.latent + j];
-            let lv = stats[row * 2u * p.latent + p.latent + j];
-            z[row * p.latent + j] = mu + exp(0.5 * lv) * eps[row * p.latent + j];
-            partial += 1.0 + lv - mu * mu - exp(lv);
-        }
+    let row = linear_workgroup(wid, nwg) * 64u + tid;
+    if row >= p.rows {
+        return;
     }
-    let total = workgroup_sum(tid, partial);
-    if row < p.rows && tid == 0u {
-        out[row] = -0.5 * total;
+    var total = 0.0;
+    for (var j = 0u; j < p.latent; j++) {
+        let mu = stats[row * 2u * p.latent + j];
+        let lv = stats[row * 2u * p.latent + p.latent + j];
+        z[row * p.latent + j] = mu + exp(0.5 * lv) * eps[row * p.latent + j];
+        total += 1.0 + lv - mu * mu - exp(lv);
     }
+    out[row] = -0.5 * total;
 }
 
 @compute @workgroup_size(256)

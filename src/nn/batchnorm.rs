@@ -56,7 +56,7 @@ fn shape(x: View<'_>, bn: &BatchnormTensors<'_>) -> String {
 }
 
 fn column_grid(gpu: &Gpu, cols: usize) -> [u32; 3] {
-    crate::gpu::grid_1d(u32_of(cols.div_ceil(16)), gpu.limits.max_compute_workgroups_per_dimension)
+    grid_for(gpu, cols, 64)
 }
 
 fn check_whole(label: &str, views: &[View<'_>]) {
