@@ -12,7 +12,7 @@
 //           4 y (read_write), 5 dy (read), 6 dx (read_write), 7 grads (read_write)
 // Grid: train and backward: one thread per column, 64 per workgroup, folded over x and y; each
 //       thread walks its column's rows (a batch: tens to hundreds), so there is no barrier. A
-//       column shared by 16 lanes and tree-reduced took 12 barriers per workgroup, and was 4×
+//       column shared by 16 lanes and tree-reduced took 12 barriers per workgroup, and was 3×
 //       slower on lavapipe.
 //       eval: one thread per element, 256 per workgroup, folded over x and y.
 

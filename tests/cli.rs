@@ -240,3 +240,48 @@ fn a_terminal_gets_a_progress_bar_with_running_losses_and_a_line_per_epoch() {
     assert!(screen.contains("d_loss") && screen.contains("ETA"), "the bar shows running losses and an ETA: {screen}");
     assert!(screen.contains("epoch   1/1  d_loss"), "the epoch's summary line stays: {screen}");
 }
+
+#[test]
+fn matmul_tuning_is_remembered_per_adapter_and_recorded_in_the_run() {
+    let dir = temp_dir("cli-tune");
+    small_mnist(&dir.join("data"), 128, 64);
+    let cache = dir.join("cache");
+    let train = |env_matmul: Option<&str>, out: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wgen"));
+        cmd.env("XDG_CACHE_HOME", &cache).env_remove("WGEN_MATMUL");
+        if let Some(m) = env_matmul {
+            cmd.env("WGEN_MATMUL", m);
+        }
+        let (run, data) = (dir.join(out), dir.join("data"));
+        let args = ["train", "vae", "--epochs", "1", "--batch", "64", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
+        let output = cmd.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.success(), "wgen {args:?} failed:\n{stderr}");
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        (config["matmul"].as_str().unwrap().to_string(), stderr)
+    };
+    let (tuned, stderr) = train(Some("tune"), "run1");
+    assert!(stderr.contains("timed the matmul kernels"), "{stderr}");
+    let file = cache.join("wgen").join("matmul.json");
+    let mut entries: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(entries.len(), 1);
+    let entry = entries.values_mut().next().unwrap();
+    assert_eq!(entry["matmul"], tuned.as_str());
+    assert!(["tiled", "vec4"].iter().all(|f| entry["ms"][*f].as_f64().is_some_and(|ms| ms > 0.0)), "{entry}");
+
+    // A later run reads the entry instead of timing again, even on a CPU adapter.
+    let other = if tuned == "vec4" { "tiled" } else { "vec4" };
+    entry["matmul"] = other.into();
+    std::fs::write(&file, serde_json::to_string(&entries).unwrap()).unwrap();
+    let (used, stderr) = train(None, "run2");
+    assert_eq!(used, other);
+    assert!(!stderr.contains("timed the matmul kernels"), "{stderr}");
+}
+
+#[test]
+fn profile_times_a_single_step_after_its_warm_up() {
+    let dir = temp_dir("cli-profile");
+    small_mnist(&dir.join("data"), 128, 64);
+    let out = ok(&["profile", "gan", "--steps", "1", "--batch", "32", "--data", dir.join("data").to_str().unwrap()]);
+    assert!(out.contains("profile of 1 gan training steps") && out.contains("adam"), "{out}");
+}

@@ -8,9 +8,10 @@ use clap::{Args, ValueEnum};
 use std::time::Instant;
 
 use crate::data::{self, DeviceSplit};
-use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl, Tensor, View};
+use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl};
 use crate::train::{submit_steps, ModelKind, ModelRun, TrainConfig};
-use crate::nn::{self, Activation};
+use crate::models::LAYER_SHAPES;
+use crate::nn::LayerOperands;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -120,23 +121,6 @@ fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// (model, layer, in, out) of every Linear layer of the two models; the VAE's mu and logvar
-/// heads run as one 128 → 64 matmul.
-pub const LAYER_SHAPES: &[(&str, &str, usize, usize)] = &[
-    ("gan", "generator.fc1", 100, 256),
-    ("gan", "generator.fc2", 256, 512),
-    ("gan", "generator.fc3", 512, 1024),
-    ("gan", "generator.fc4", 1024, 784),
-    ("gan", "discriminator.fc1", 784, 512),
-    ("gan", "discriminator.fc2", 512, 256),
-    ("gan", "discriminator.fc3", 256, 1),
-    ("vae", "encoder.fc1", 784, 256),
-    ("vae", "encoder.fc2", 256, 128),
-    ("vae", "encoder.mu|logvar", 128, 64),
-    ("vae", "decoder.fc1", 32, 128),
-    ("vae", "decoder.fc2", 128, 256),
-    ("vae", "decoder.out", 256, 784),
-];
 
 #[derive(serde::Serialize)]
 struct Case {
@@ -212,49 +196,27 @@ fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
 }
 
 fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usize, inp: usize, out: usize, reps: usize) -> Result<Vec<Case>> {
-    let fill = |label: &str, shape: &[usize]| -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5).collect();
-        Ok(Tensor::from_slice(gpu, label, shape, &values)?)
-    };
-    let x = fill("bench.x", &[batch, inp])?;
-    let wb = fill("bench.weights", &[out * inp + out])?;
-    let y = fill("bench.y", &[batch, out])?;
-    let dy = fill("bench.dy", &[batch, out])?;
-    let dx = fill("bench.dx", &[batch, inp])?;
-    let grads = fill("bench.grads", &[out * inp + out])?;
-    let w = View { buffer: &wb.buffer, offset: 0, rows: out, cols: inp };
-    let dw = View { buffer: &grads.buffer, offset: 0, rows: out, cols: inp };
-    let act = Activation::LeakyRelu(0.2);
-    let label = format!("bench.{layer}");
-
+    let operands = LayerOperands::new(gpu, layer, batch, inp, out)?;
     let families = [MatmulImpl::Tiled, MatmulImpl::Vec4, MatmulImpl::Subgroup];
-    let forward = families.map(|f| nn::matmul_forward_with(gpu, f, &label, x.view(), w, Some(out * inp), y.view(), act));
-    let forward_naive = nn::matmul_naive(gpu, &label, nn::forward_params(&label, x.view(), w, Some(out * inp), y.view(), act), true, &x.buffer, &wb.buffer, &y.buffer);
-    let input = families.map(|f| nn::matmul_backward_input_with(gpu, f, &label, dy.view(), w, dx.view(), Some((x.view(), act))));
-    let input_naive = nn::matmul_naive(gpu, &label, nn::backward_input_params(&label, dy.view(), w, dx.view(), None), false, &dy.buffer, &wb.buffer, &dx.buffer);
-    let weight = families.map(|f| nn::matmul_backward_weight_with(gpu, f, &label, dy.view(), x.view(), dw, Some(out * inp), false));
-    let weight_naive = nn::matmul_naive(gpu, &label, nn::backward_weight_params(&label, dy.view(), x.view(), dw, None, false), false, &dy.buffer, &x.buffer, &grads.buffer);
-
-    let cases: [(&str, &[Launch; 3], &Launch, String); 3] = [
-        ("forward", &forward, &forward_naive, format!("{batch}x{inp}·{inp}x{out}")),
-        ("dX", &input, &input_naive, format!("{batch}x{out}·{out}x{inp}")),
-        ("dW", &weight, &weight_naive, format!("{out}x{batch}·{batch}x{inp}")),
-    ];
+    let launches = families.map(|f| operands.launches(gpu, f));
+    let naive = operands.naive(gpu);
     let used = families.iter().position(|&f| f == gpu.matmul).unwrap_or(0);
-    Ok(cases
+    Ok(["forward", "dX", "dW"]
         .into_iter()
-        .map(|(layout, launches, naive, shape)| {
-            let flops = launches[0].flops as f64;
+        .zip(operands.shapes())
+        .enumerate()
+        .map(|(i, (layout, shape))| {
+            let [tiled, vec4, subgroup] = [&launches[0][i], &launches[1][i], &launches[2][i]];
+            let flops = tiled.flops as f64;
             let rate = |launch: &Launch| flops / time_launches(gpu, &[launch], reps).0.as_secs_f64() * 1e-9;
-            let (tiled, clock) = time_launches(gpu, &[&launches[0]], reps);
-            let tiled = flops / tiled.as_secs_f64() * 1e-9;
+            let (t, clock) = time_launches(gpu, &[tiled], reps);
+            let tiled_rate = flops / t.as_secs_f64() * 1e-9;
             // A family is timed only where it runs its own kernel rather than a fallback.
-            let own = |i: usize| (launches[i].kernel != launches[i - 1].kernel && launches[i].kernel != launches[0].kernel).then(|| rate(&launches[i]));
-            let (vec4, subgroup) = (own(1), own(2));
-            let rates = [Some(tiled), vec4, subgroup];
+            let vec4_rate = (vec4.kernel != tiled.kernel).then(|| rate(vec4));
+            let subgroup_rate = (subgroup.kernel != vec4.kernel && subgroup.kernel != tiled.kernel).then(|| rate(subgroup));
+            let rates = [Some(tiled_rate), vec4_rate, subgroup_rate];
             // wgen's own choice is the last family at or below it that runs its own kernel.
-            let wgen = (0..=used).rev().find_map(|i| rates[i]).unwrap_or(tiled);
+            let wgen = (0..=used).rev().find_map(|f| rates[f]).unwrap_or(tiled_rate);
             Case {
                 case: "matmul",
                 model,
@@ -262,11 +224,11 @@ fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usi
                 layout,
                 batch,
                 shape,
-                tiled_gflops: tiled,
-                vec4_gflops: vec4,
-                subgroup_gflops: subgroup,
-                naive_gflops: rate(naive),
-                wgen_kernel: launches[used].kernel,
+                tiled_gflops: tiled_rate,
+                vec4_gflops: vec4_rate,
+                subgroup_gflops: subgroup_rate,
+                naive_gflops: rate(&naive[i]),
+                wgen_kernel: launches[used][i].kernel,
                 wgen_gflops: wgen,
                 clock,
                 adapter: gpu.adapter_name(),

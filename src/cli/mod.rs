@@ -11,6 +11,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::gpu::{list_adapters, BackendChoice, Gpu, GpuOptions};
+use crate::train::{settle_matmul, MatmulSource};
 
 #[derive(Parser, Debug)]
 #[command(name = "wgen", version, about = "Train MLP GANs and VAEs entirely on the GPU with wgpu and WGSL kernels")]
@@ -70,15 +71,24 @@ pub fn run() -> Result<i32> {
     };
     match &cli.command {
         Command::Devices => devices(&cli),
-        Command::Train(args) => train::run(&Gpu::new(&cli.gpu_options())?, args, cli.quiet),
-        Command::Eval(args) => eval::run(&Gpu::new(&cli.gpu_options())?, args),
-        Command::Profile(args) => profile::run(&Gpu::new(&cli.gpu_options())?, args),
-        Command::Sample(args) => sample::run(&Gpu::new(&cli.gpu_options())?, args),
-        Command::Bench(args) => {
-            let gpu = Gpu::new(&cli.gpu_options())?;
-            bench::run(&gpu, args)
+        Command::Train(args) => train::run(&open_gpu(&cli)?, args, cli.quiet),
+        Command::Eval(args) => eval::run(&open_gpu(&cli)?, args),
+        Command::Profile(args) => profile::run(&open_gpu(&cli)?, args),
+        Command::Sample(args) => sample::run(&open_gpu(&cli)?, args),
+        Command::Bench(args) => bench::run(&open_gpu(&cli)?, args),
+    }
+}
+
+/// The chosen adapter with its matmul family settled (tuned on first use where that applies).
+fn open_gpu(cli: &Cli) -> Result<Gpu> {
+    let mut gpu = Gpu::new(&cli.gpu_options())?;
+    if let MatmulSource::Tuned { cached } = settle_matmul(&mut gpu)? {
+        if !cli.quiet {
+            let kept = cached.map_or("not cached".to_string(), |f| format!("remembered in {}", f.display()));
+            eprintln!("wgen: timed the matmul kernels on {}: {:?} is fastest ({kept})", gpu.adapter_name(), gpu.matmul);
         }
     }
+    Ok(gpu)
 }
 
 /// clap's first paragraph on one line: the usage block that follows is for --help.

@@ -35,7 +35,8 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     let mut cfg = TrainConfig::defaults(a.model);
     cfg.batch = a.batch.unwrap_or(cfg.batch);
     cfg.data = a.data.clone();
-    cfg.steps_per_submit = a.steps.min(256);
+    // Room for the 3 warm-up steps too: they go in one submit.
+    cfg.steps_per_submit = a.steps.clamp(3, 256);
     let dataset = data::load(cfg.data.as_deref())?;
     if cfg.batch == 0 || cfg.batch > dataset.train.count {
         bail!("--batch must be between 1 and the {} training images", dataset.train.count);

@@ -151,7 +151,7 @@ fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 
 /// Which matmul kernels to prefer. Chosen once per device and never by timing, so a seed
 /// gives the same arithmetic, bit for bit, every run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatmulImpl {
     /// Workgroup-memory tiles (shaders/matmul.wgsl): the shape GPUs favour.
@@ -167,7 +167,8 @@ pub enum MatmulImpl {
 
 impl MatmulImpl {
     /// `WGEN_MATMUL=tiled|vec4|subgroup` if set, else subgroup on CPU adapters that can run it,
-    /// vec4 on other CPU adapters and tiled elsewhere.
+    /// vec4 on other CPU adapters and tiled elsewhere, until the tuner (src/train/tune.rs)
+    /// settles it.
     fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Result<MatmulImpl, GpuError> {
         let subgroup_ok = subgroups_fit(info, features);
         match std::env::var("WGEN_MATMUL").as_deref() {
@@ -184,9 +185,9 @@ impl MatmulImpl {
                 ),
                 fix: "unset WGEN_MATMUL or set it to tiled or vec4".into(),
             }),
-            Ok(other) if !other.is_empty() => Err(GpuError::Unsupported {
+            Ok(other) if !other.is_empty() && other != "tune" => Err(GpuError::Unsupported {
                 what: format!("WGEN_MATMUL={other} names no matmul kernel family"),
-                fix: "set it to tiled, vec4 or subgroup, or unset it".into(),
+                fix: "set it to tiled, vec4, subgroup or tune, or unset it".into(),
             }),
             _ if info.device_type == wgpu::DeviceType::Cpu && subgroup_ok => Ok(MatmulImpl::Subgroup),
             _ if info.device_type == wgpu::DeviceType::Cpu => Ok(MatmulImpl::Vec4),

@@ -8,3 +8,22 @@ pub mod params;
 pub mod vae;
 
 pub use params::{Init, ParamLayout, Parameters};
+
+/// (model, layer, in, out) of every Linear layer of the two models; the VAE's mu and logvar
+/// heads run as one 128 → 64 matmul.
+pub const LAYER_SHAPES: &[(&str, &str, usize, usize)] = &[
+    ("gan", "generator.fc1", 100, 256),
+    ("gan", "generator.fc2", 256, 512),
+    ("gan", "generator.fc3", 512, 1024),
+    ("gan", "generator.fc4", 1024, 784),
+    ("gan", "discriminator.fc1", 784, 512),
+    ("gan", "discriminator.fc2", 512, 256),
+    ("gan", "discriminator.fc3", 256, 1),
+    ("vae", "encoder.fc1", 784, 256),
+    ("vae", "encoder.fc2", 256, 128),
+    ("vae", "encoder.mu|logvar", 128, 64),
+    ("vae", "decoder.fc1", 32, 128),
+    ("vae", "decoder.fc2", 128, 256),
+    ("vae", "decoder.out", 256, 784),
+];
+

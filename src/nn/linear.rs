@@ -1,7 +1,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{u32_of, Activation};
-use crate::gpu::{grid_rows, Binding, Gpu, Kernel, Launch, MatmulImpl, View};
+use crate::gpu::{grid_rows, Binding, Gpu, GpuError, Kernel, Launch, MatmulImpl, Tensor, View};
 
 /// Twin of `MatmulParams` in shaders/matmul.wgsl.
 #[repr(C)]
@@ -67,7 +67,7 @@ fn vec4_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
 /// along k; the backward layouts write C (and read D) a vec4 per row; dW does not accumulate.
 fn subgroup_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
     let fours = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
-    p.b_off % 4 == 0
+    p.b_off.is_multiple_of(4)
         && match kernels.tiled {
             Kernel::MatmulForward => p.a_col == 1 && p.b_row == 1 && fours(&[p.k, p.a_row, p.a_off, p.b_col]),
             Kernel::MatmulBackwardInput => p.b_col == 1 && fours(&[p.n, p.b_row, p.c_off, p.d_off]),
@@ -306,3 +306,82 @@ pub fn matmul_naive(gpu: &Gpu, label: &str, mut p: MatmulParams, epilogue: bool,
     Launch::new(gpu, Kernel::MatmulNaive, label, &p, &bindings, grid).with_cost(matmul_flops(&p), 4 * (m * k + k * n + m * n), format!("{m}x{k}·{k}x{n}"))
 }
 
+
+/// One Linear layer's operands at a batch size, filled with a fixed pattern: what
+/// `wgen bench kernels` and the matmul tuner time its three matmuls on.
+pub struct LayerOperands {
+    label: String,
+    batch: usize,
+    inp: usize,
+    out: usize,
+    /// [batch, inp]
+    x: Tensor,
+    /// [out, inp] weights, then the bias
+    weights: Tensor,
+    /// [batch, out]
+    y: Tensor,
+    /// [batch, out]
+    dy: Tensor,
+    /// [batch, inp]
+    dx: Tensor,
+    /// [out, inp] gradient, then the bias gradient
+    grads: Tensor,
+}
+
+const BENCH_ACT: Activation = Activation::LeakyRelu(0.2);
+
+impl LayerOperands {
+    pub fn new(gpu: &Gpu, layer: &str, batch: usize, inp: usize, out: usize) -> Result<LayerOperands, GpuError> {
+        let fill = |name: &str, shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5).collect();
+            Tensor::from_slice(gpu, &format!("bench.{layer}.{name}"), shape, &values)
+        };
+        Ok(LayerOperands {
+            label: format!("bench.{layer}"),
+            batch,
+            inp,
+            out,
+            x: fill("x", &[batch, inp])?,
+            weights: fill("weights", &[out * inp + out])?,
+            y: fill("y", &[batch, out])?,
+            dy: fill("dy", &[batch, out])?,
+            dx: fill("dx", &[batch, inp])?,
+            grads: fill("grads", &[out * inp + out])?,
+        })
+    }
+
+    fn w(&self) -> View<'_> {
+        View { buffer: &self.weights.buffer, offset: 0, rows: self.out, cols: self.inp }
+    }
+
+    fn dw(&self) -> View<'_> {
+        View { buffer: &self.grads.buffer, offset: 0, rows: self.out, cols: self.inp }
+    }
+
+    /// The forward, dX and dW launches `family` runs (after its fallbacks), with their epilogues.
+    pub fn launches(&self, gpu: &Gpu, family: MatmulImpl) -> [Launch; 3] {
+        let (label, bias) = (&self.label, Some(self.out * self.inp));
+        [
+            matmul_forward_with(gpu, family, label, self.x.view(), self.w(), bias, self.y.view(), BENCH_ACT),
+            matmul_backward_input_with(gpu, family, label, self.dy.view(), self.w(), self.dx.view(), Some((self.x.view(), BENCH_ACT))),
+            matmul_backward_weight_with(gpu, family, label, self.dy.view(), self.x.view(), self.dw(), bias, false),
+        ]
+    }
+
+    /// The naive kernel in the same three layouts (the forward with its epilogue).
+    pub fn naive(&self, gpu: &Gpu) -> [Launch; 3] {
+        let (label, bias) = (&self.label, Some(self.out * self.inp));
+        [
+            matmul_naive(gpu, label, forward_params(label, self.x.view(), self.w(), bias, self.y.view(), BENCH_ACT), true, &self.x.buffer, &self.weights.buffer, &self.y.buffer),
+            matmul_naive(gpu, label, backward_input_params(label, self.dy.view(), self.w(), self.dx.view(), None), false, &self.dy.buffer, &self.weights.buffer, &self.dx.buffer),
+            matmul_naive(gpu, label, backward_weight_params(label, self.dy.view(), self.x.view(), self.dw(), None, false), false, &self.dy.buffer, &self.x.buffer, &self.grads.buffer),
+        ]
+    }
+
+    /// `m x k · k x n` of the forward, dX and dW.
+    pub fn shapes(&self) -> [String; 3] {
+        let (b, i, o) = (self.batch, self.inp, self.out);
+        [format!("{b}x{i}·{i}x{o}"), format!("{b}x{o}·{o}x{i}"), format!("{o}x{b}·{b}x{i}")]
+    }
+}

@@ -19,7 +19,7 @@ pub use gather::{gather_labels, gather_rows, GatherParams};
 pub use linear::{
     backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_input_with, matmul_backward_weight,
     matmul_backward_weight_with, matmul_forward, matmul_forward_with, matmul_naive,
-    MatmulParams,
+    LayerOperands, MatmulParams,
 };
 pub use losses::{bce_logits, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
 pub use random::{fill_normal, fill_uniform, RngParams};

@@ -5,6 +5,7 @@ pub mod checkpoint;
 mod classifier_run;
 mod curves;
 mod gan_run;
+mod tune;
 mod vae_run;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::nn::{AdamConfig, Step, StepBuffer};
 
 pub use classifier_run::ClassifierRun;
 pub use gan_run::GanRun;
+pub use tune::{settle_matmul, MatmulSource};
 pub use vae_run::VaeRun;
 
 /// Records `steps` consecutive training steps into one command buffer and submits it without
@@ -315,6 +317,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     let config = json!({
         "config": cfg,
         "adapter": gpu.adapter_name(),
+        "matmul": gpu.matmul,
         "wgen_version": env!("CARGO_PKG_VERSION"),
         "data_source": dataset.source,
         "train_images": dataset.train.count,

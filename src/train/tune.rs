@@ -1,0 +1,121 @@
+//! Which matmul family an adapter trains with. CPU adapters follow a fixed rule (the subgroup
+//! kernels where subgroups are 8 wide, else vec4: measured on lavapipe, see `wgen bench`). On
+//! any other adapter wgen times every family once on the models' layer shapes and keeps the
+//! fastest, remembered per adapter, driver and wgen version in the user's cache folder: every
+//! later run on that machine uses the same kernels, so a seed still repeats bit for bit.
+//! `WGEN_MATMUL=tiled|vec4|subgroup` overrides; `WGEN_MATMUL=tune` times again on any adapter
+//! and rewrites the entry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::gpu::{time_launches, Gpu, MatmulImpl};
+use crate::models::LAYER_SHAPES;
+use crate::nn::LayerOperands;
+
+/// Where the family in use came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulSource {
+    /// WGEN_MATMUL named it.
+    Environment,
+    /// The fixed rule for CPU adapters.
+    Rule,
+    /// An earlier tuning on this adapter, read from this file.
+    Cache(PathBuf),
+    /// Timed just now; `cached` is where it was remembered (None if the cache is unwritable).
+    Tuned { cached: Option<PathBuf> },
+}
+
+/// One adapter's tuning result.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Entry {
+    matmul: MatmulImpl,
+    /// Milliseconds each family took for the forward, dX and dW of every layer once.
+    ms: BTreeMap<String, f64>,
+}
+
+/// Sets `gpu.matmul` as the module documentation says, tuning if needed.
+pub fn settle_matmul(gpu: &mut Gpu) -> Result<MatmulSource> {
+    let wanted = std::env::var("WGEN_MATMUL").unwrap_or_default();
+    if !wanted.is_empty() && wanted != "tune" {
+        return Ok(MatmulSource::Environment);
+    }
+    let file = cache_file();
+    let key = adapter_key(gpu);
+    if wanted.is_empty() {
+        if let Some(entry) = file.as_deref().and_then(|f| read_cache(f).remove(&key)) {
+            if gpu.matmul_families().contains(&entry.matmul) {
+                gpu.matmul = entry.matmul;
+                return Ok(MatmulSource::Cache(file.expect("an entry came from the file")));
+            }
+        }
+        if gpu.info.device_type == wgpu::DeviceType::Cpu {
+            return Ok(MatmulSource::Rule);
+        }
+    }
+    let entry = tune(gpu)?;
+    gpu.matmul = entry.matmul;
+    let cached = file.filter(|f| {
+        let mut all = read_cache(f);
+        all.insert(key, entry);
+        write_cache(f, &all).map_err(|e| eprintln!("wgen: matmul choice not cached: {e:#}")).is_ok()
+    });
+    Ok(MatmulSource::Tuned { cached })
+}
+
+/// Times every family the adapter runs on the forward, dX and dW of every layer of both models
+/// at their default batch sizes, and picks the least total time: the share each layer has in a
+/// training step.
+fn tune(gpu: &Gpu) -> Result<Entry> {
+    let mut operands = Vec::new();
+    for &(model, layer, inp, out) in LAYER_SHAPES {
+        let batch = if model == "gan" { 64 } else { 128 };
+        operands.push(LayerOperands::new(gpu, layer, batch, inp, out)?);
+    }
+    let mut ms = BTreeMap::new();
+    let mut best: Option<(MatmulImpl, f64)> = None;
+    for family in gpu.matmul_families() {
+        let fgpu = gpu.with_matmul(family);
+        let mut total = 0.0;
+        for op in &operands {
+            for launch in &op.launches(&fgpu, family) {
+                total += time_launches(&fgpu, &[launch], 3).0.as_secs_f64() * 1e3;
+            }
+        }
+        ms.insert(format!("{family:?}").to_lowercase(), (total * 1e3).round() / 1e3);
+        if best.is_none_or(|(_, t)| total < t) {
+            best = Some((family, total));
+        }
+    }
+    let (matmul, _) = best.context("the adapter runs no matmul family")?;
+    Ok(Entry { matmul, ms })
+}
+
+/// Adapter, backend, driver and wgen version: a new driver or wgen may change the answer.
+fn adapter_key(gpu: &Gpu) -> String {
+    let i = &gpu.info;
+    format!("{} | {:?} | {} {} | wgen {}", i.name, i.backend, i.driver, i.driver_info, env!("CARGO_PKG_VERSION"))
+}
+
+/// `$XDG_CACHE_HOME/wgen/matmul.json`, else `~/.cache/wgen/matmul.json`.
+fn cache_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wgen").join("matmul.json"))
+}
+
+/// A missing or unreadable cache is an empty one: the worst case is one more tuning.
+fn read_cache(file: &Path) -> BTreeMap<String, Entry> {
+    std::fs::read(file).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+}
+
+fn write_cache(file: &Path, all: &BTreeMap<String, Entry>) -> Result<()> {
+    let dir = file.parent().context("the cache file has a folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    super::checkpoint::write_atomically(file, serde_json::to_string_pretty(all)?.as_bytes())
+}
