@@ -10,8 +10,8 @@
 //   matmul_forward_subgroup          Y = act(X · Wᵀ + b)      A = X, B = Wᵀ: vec4s along k
 //   matmul_backward_input_subgroup   dX = (dY · W) ⊙ act'(D)  A = dY along k, B = W along n
 //   matmul_backward_weight_subgroup  dW = dYᵀ · X, db = Σ dY     A = dYᵀ along m, B = X along n;
-//                                    accumulating into dW runs matmul_vec4.wgsl instead: here
-//                                    even an untaken branch that reads C cost 4× the speed
+//                                    accumulating into dW runs matmul_vec4.wgsl instead: a
+//                                    branch here that read C, even untaken, made it 4× slower
 // The launcher picks these kernels only where the adapter's subgroups are exactly 8 wide and B,
 // C (and D) are vec4-aligned (see subgroup_fits in src/nn/linear.rs; else matmul_vec4.wgsl or
 // matmul.wgsl runs). A must be aligned in the forward; in the backward layouts an unaligned A

@@ -159,7 +159,7 @@ pub enum MatmulImpl {
     /// No workgroup memory, vec4 loads (shaders/matmul_vec4.wgsl): ~3× the tiled kernel on
     /// lavapipe, whose barriers are costly. Used where shapes are multiples of 4.
     Vec4,
-    /// 8-lane subgroups sharing loads by broadcast (shaders/matmul_subgroup.wgsl): ~2× vec4
+    /// 8-lane subgroups sharing loads by broadcast (shaders/matmul_subgroup.wgsl): ~3× vec4
     /// on lavapipe, whose every load is a loop over the lanes. Falls back to vec4, then tiled,
     /// where a shape does not fit.
     Subgroup,
