@@ -130,6 +130,8 @@ struct Case {
     layout: &'static str,
     batch: usize,
     shape: String,
+    /// 2·m·n·k / 1e6
+    mflop: f64,
     tiled_gflops: f64,
     /// None where the shape does not fit the family (it would fall back to another).
     vec4_gflops: Option<f64>,
@@ -152,6 +154,9 @@ pub fn run(gpu: &Gpu, args: &BenchArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The performance issue's lavapipe goal for every layer shape and layout.
+const GOAL_GFLOPS: f64 = 15.0;
+
 fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     if !args.json {
         println!("matmul on {} ({} reps per case; wgen trains with {:?} and its fallbacks)", gpu.adapter_name(), args.reps, gpu.matmul);
@@ -163,6 +168,8 @@ fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let mut over_tiled = Vec::new();
     let mut over_naive = Vec::new();
     let mut slowest: Option<Case> = None;
+    // (cases at the goal, cases, the largest case in MFLOP that falls short)
+    let mut goal = (0usize, 0usize, 0.0f64);
     for &batch in &args.batch {
         for &(model, layer, inp, out) in LAYER_SHAPES {
             for case in measure_layer(gpu, model, layer, batch, inp, out, args.reps as usize)? {
@@ -179,6 +186,12 @@ fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
                         case.wgen_gflops / case.naive_gflops
                     );
                 }
+                goal.1 += 1;
+                if case.wgen_gflops >= GOAL_GFLOPS {
+                    goal.0 += 1;
+                } else {
+                    goal.2 = goal.2.max(case.mflop);
+                }
                 if slowest.as_ref().is_none_or(|s| case.wgen_gflops < s.wgen_gflops) {
                     slowest = Some(case);
                 }
@@ -188,6 +201,12 @@ fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let geo = |r: &[f64]| (r.iter().map(|x| x.ln()).sum::<f64>() / r.len().max(1) as f64).exp();
     if !args.json {
         println!("geometric means of wgen's kernels: {:.2}× the tiled kernel, {:.2}× the naive one", geo(&over_tiled), geo(&over_naive));
+        println!(
+            "cases at {GOAL_GFLOPS} GF/s or more: {} of {}{}",
+            goal.0,
+            goal.1,
+            if goal.0 < goal.1 { format!("; every case above {:.1} MFLOP reaches it", goal.2) } else { String::new() }
+        );
         if let Some(s) = slowest {
             println!("slowest case for wgen: {} {} {} batch {} ({}) at {:.2} GF/s", s.model, s.layer, s.layout, s.batch, s.shape, s.wgen_gflops);
         }
@@ -224,6 +243,7 @@ fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usi
                 layout,
                 batch,
                 shape,
+                mflop: flops * 1e-6,
                 tiled_gflops: tiled_rate,
                 vec4_gflops: vec4_rate,
                 subgroup_gflops: subgroup_rate,
