@@ -7,6 +7,34 @@ const ACT_LEAKY_RELU: u32 = 2u;
 const ACT_SIGMOID: u32 = 3u;
 const ACT_TANH: u32 = 4u;
 
+// The parameters of every matmul kernel (matmul.wgsl, matmul_vec4.wgsl, matmul_subgroup.wgsl);
+// twin of nn::linear::MatmulParams. C[m, n] = sum_k A(m, k) * B(k, n), A and B read through
+// strides so one layout description serves the forward and both backward products.
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    act: u32,
+    a_row: u32,     // A(m, k) = a[a_off + m * a_row + k * a_col]
+    a_col: u32,
+    b_row: u32,     // B(k, n) = b[b_off + k * b_row + n * b_col]
+    b_col: u32,
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,     // C and D are row-major with row length n
+    d_off: u32,
+    bias_off: u32,  // forward: bias in b; backward_weight: bias gradient in c
+    flags: u32,     // FLAG_BIAS | FLAG_ACCUMULATE | FLAG_A_VEC4
+    slope: f32,
+    _pad: u32,
+}
+
+const FLAG_BIAS: u32 = 1u;
+const FLAG_ACCUMULATE: u32 = 2u;
+// Subgroup kernels only: A's contiguous axis (k in the forward and backward_input, m in
+// backward_weight), its row stride and its offset are multiples of 4.
+const FLAG_A_VEC4: u32 = 4u;
+
 // The per-step values every kernel of a training step may read. One buffer, refreshed by a
 // buffer copy before each step's pass, so many steps can share one command buffer.
 struct Step {

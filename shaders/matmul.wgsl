@@ -7,33 +7,11 @@
 //                           column n == p.n of B taken as all ones, so it costs no dispatch.
 //   matmul_naive            the forward's arithmetic with one thread per output and no
 //                           workgroup memory: the baseline `wgen bench kernels` compares against.
-// Bindings: 0 params (uniform MatmulParams), 1 a (read), 2 b (read; forward also reads the bias
+// Bindings: 0 params (uniform MatmulParams, in common.wgsl), 1 a (read), 2 b (read; forward also reads the bias
 //           here), 3 c (read_write), 4 d (read; backward_input's activation output, else unused).
 // Grid: workgroup (16, 16); x = ceil(columns / 64), rows tiles = ceil(m / 64) over y (and z).
 // Each thread owns a 4×4 block of a 64×64 output tile; K advances 16 at a time.
 // matmul_naive: x = ceil(n / 16), y (and z) = ceil(m / 16), one output per thread.
-
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,
-    a_row: u32,     // A(m, k) = a[a_off + m * a_row + k * a_col]
-    a_col: u32,
-    b_row: u32,     // B(k, n) = b[b_off + k * b_row + n * b_col]
-    b_col: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,     // C and D are row-major with row length n
-    d_off: u32,
-    bias_off: u32,  // forward: bias in b; backward_weight: bias gradient in c
-    flags: u32,     // FLAG_BIAS | FLAG_ACCUMULATE
-    slope: f32,
-    _pad: u32,
-}
-
-const FLAG_BIAS: u32 = 1u;
-const FLAG_ACCUMULATE: u32 = 2u;
 
 const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;

@@ -17,34 +17,10 @@
 // matmul.wgsl runs). A must be aligned in the forward; in the backward layouts an unaligned A
 // (the 1-wide output layer's dY) takes a slower path that reads it one value at a time
 // (FLAG_A_VEC4 clear).
-// Bindings: 0 params (uniform MatmulParams), 1 a (read), 2 b (read; the forward's bias too),
+// Bindings: 0 params (uniform MatmulParams, in common.wgsl), 1 a (read), 2 b (read; the forward's bias too),
 //           3 c (read_write), 4 d (read; backward_input's activation output); all vec4 arrays
 // Grid: workgroup (8) = one subgroup owning a 16 × 32 block of C, each lane 16 rows × 4
 //       columns; x = ceil(n / 32), row blocks = ceil(m / 16) over y (and z).
-
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,
-    a_row: u32,     // A(m, k) = a[a_off + m * a_row + k * a_col]
-    a_col: u32,
-    b_row: u32,     // B(k, n) = b[b_off + k * b_row + n * b_col]
-    b_col: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,     // C and D are row-major with row length n
-    d_off: u32,
-    bias_off: u32,  // forward: bias in b; backward_weight: bias gradient in c
-    flags: u32,     // FLAG_BIAS | FLAG_A_VEC4 (FLAG_ACCUMULATE = 2 never reaches these kernels)
-    slope: f32,
-    _pad: u32,
-}
-
-const FLAG_BIAS: u32 = 1u;
-/// A's contiguous axis (k in the forward and backward_input, m in backward_weight), its row
-/// stride and its offset are multiples of 4.
-const FLAG_A_VEC4: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -66,7 +42,7 @@ struct Block {
 /// The finished block as an array, for the epilogues' loops.
 fn rows_of(acc: Block) -> array<vec4<f32>, 16> {
     return array<vec4<f32>, 16>(acc.r0, acc.r1, acc.r2, acc.r3, acc.r4, acc.r5, acc.r6, acc.r7,
-                                acc.r8, acc.r9, acc.r10, acc.r11, acc.r12, acc.r13, acc.r14, acc.r15);
+                            acc.r8, acc.r9, acc.r10, acc.r11, acc.r12, acc.r13, acc.r14, acc.r15);
 }
 
 /// First row and this lane's first column of the subgroup's block.
@@ -201,8 +177,9 @@ struct Product {
 
 /// Eight k of the backward layouts, k0..k0+7: lane l's s holds A(row0..row0+15, k0 + l), brow
 /// indexes this lane's B(k0, j..j+3); `left` (uniform) stops at k, so B rows past it are never
-/// read. The broadcasts are named before use: naga 30's SPIR-V writer loses subgroup results
-/// passed straight into a call inside an `if`.
+/// read. Unrolled because subgroupBroadcast takes only a constant lane. The broadcasts are
+/// named before use: naga 30's SPIR-V writer loses subgroup results passed straight into a call
+/// inside an `if`.
 fn eight_k(acc: ptr<function, Block>, s: array<vec4<f32>, 4>, brow: u32, bstride: u32, left: u32) {
     let x0_0 = subgroupBroadcast(s[0], 0u);
     let x0_1 = subgroupBroadcast(s[1], 0u);
@@ -311,22 +288,22 @@ fn product_rows_shared(row0: u32, col0: u32, lane: u32) -> array<vec4<f32>, 16> 
         let b1 = b[brow + bstride];
         let b2 = b[brow + 2u * bstride];
         let b3 = b[brow + 3u * bstride];
-            acc.r0 += combine(subgroupBroadcast(lo, 0u), b0, b1, b2, b3);
-            acc.r1 += combine(subgroupBroadcast(lo, 1u), b0, b1, b2, b3);
-            acc.r2 += combine(subgroupBroadcast(lo, 2u), b0, b1, b2, b3);
-            acc.r3 += combine(subgroupBroadcast(lo, 3u), b0, b1, b2, b3);
-            acc.r4 += combine(subgroupBroadcast(lo, 4u), b0, b1, b2, b3);
-            acc.r5 += combine(subgroupBroadcast(lo, 5u), b0, b1, b2, b3);
-            acc.r6 += combine(subgroupBroadcast(lo, 6u), b0, b1, b2, b3);
-            acc.r7 += combine(subgroupBroadcast(lo, 7u), b0, b1, b2, b3);
-            acc.r8 += combine(subgroupBroadcast(hi, 0u), b0, b1, b2, b3);
-            acc.r9 += combine(subgroupBroadcast(hi, 1u), b0, b1, b2, b3);
-            acc.r10 += combine(subgroupBroadcast(hi, 2u), b0, b1, b2, b3);
-            acc.r11 += combine(subgroupBroadcast(hi, 3u), b0, b1, b2, b3);
-            acc.r12 += combine(subgroupBroadcast(hi, 4u), b0, b1, b2, b3);
-            acc.r13 += combine(subgroupBroadcast(hi, 5u), b0, b1, b2, b3);
-            acc.r14 += combine(subgroupBroadcast(hi, 6u), b0, b1, b2, b3);
-            acc.r15 += combine(subgroupBroadcast(hi, 7u), b0, b1, b2, b3);
+        acc.r0 += combine(subgroupBroadcast(lo, 0u), b0, b1, b2, b3);
+        acc.r1 += combine(subgroupBroadcast(lo, 1u), b0, b1, b2, b3);
+        acc.r2 += combine(subgroupBroadcast(lo, 2u), b0, b1, b2, b3);
+        acc.r3 += combine(subgroupBroadcast(lo, 3u), b0, b1, b2, b3);
+        acc.r4 += combine(subgroupBroadcast(lo, 4u), b0, b1, b2, b3);
+        acc.r5 += combine(subgroupBroadcast(lo, 5u), b0, b1, b2, b3);
+        acc.r6 += combine(subgroupBroadcast(lo, 6u), b0, b1, b2, b3);
+        acc.r7 += combine(subgroupBroadcast(lo, 7u), b0, b1, b2, b3);
+        acc.r8 += combine(subgroupBroadcast(hi, 0u), b0, b1, b2, b3);
+        acc.r9 += combine(subgroupBroadcast(hi, 1u), b0, b1, b2, b3);
+        acc.r10 += combine(subgroupBroadcast(hi, 2u), b0, b1, b2, b3);
+        acc.r11 += combine(subgroupBroadcast(hi, 3u), b0, b1, b2, b3);
+        acc.r12 += combine(subgroupBroadcast(hi, 4u), b0, b1, b2, b3);
+        acc.r13 += combine(subgroupBroadcast(hi, 5u), b0, b1, b2, b3);
+        acc.r14 += combine(subgroupBroadcast(hi, 6u), b0, b1, b2, b3);
+        acc.r15 += combine(subgroupBroadcast(hi, 7u), b0, b1, b2, b3);
     }
     return rows_of(acc);
 }

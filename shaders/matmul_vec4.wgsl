@@ -7,28 +7,9 @@
 //                                the threads of the first column block also sum db.
 // The launcher picks them only when the vectorised extents, the row strides and the offsets
 // are multiples of 4 (else matmul.wgsl runs).
-// Bindings: 0 params (uniform MatmulParams), 1 a (read, vec4), 2 b (read, vec4; the forward's
+// Bindings: 0 params (uniform MatmulParams, in common.wgsl), 1 a (read, vec4), 2 b (read, vec4; the forward's
 //           bias too), 3 c (read_write), 4 d (read; backward_input's activation output)
 // Grid: workgroup (8, 8): x = ceil(n / 32), y (and z) = ceil(m / 32).
-
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,
-    a_row: u32,
-    a_col: u32,
-    b_row: u32,
-    b_col: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,
-    d_off: u32,
-    bias_off: u32,
-    flags: u32,
-    slope: f32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -78,7 +59,7 @@ fn matmul_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
             let col = col0 + j;
             if row < p.m && col < p.n {
                 var v = acc[i][j];
-                if (p.flags & 1u) != 0u {
+                if (p.flags & FLAG_BIAS) != 0u {
                     v += bias_at(col);
                 }
                 c[p.c_off + row * p.n + col] = activate(v, p.act, p.slope);
@@ -145,7 +126,7 @@ fn matmul_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let bstride = p.b_row / 4u;
     let a0 = (p.a_off + row0) / 4u;
     let b0 = (p.b_off + col0) / 4u;
-    let bias_here = (p.flags & 1u) != 0u && col0 == 0u;
+    let bias_here = (p.flags & FLAG_BIAS) != 0u && col0 == 0u;
     var acc: array<vec4<f32>, 4>;
     var bias = vec4<f32>(0.0);
     for (var kk = 0u; kk < p.k; kk++) {
@@ -157,7 +138,7 @@ fn matmul_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
         acc[3] += av.w * bv;
         bias += av;
     }
-    let accumulate = (p.flags & 2u) != 0u;
+    let accumulate = (p.flags & FLAG_ACCUMULATE) != 0u;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
         for (var j = 0u; j < 4u; j++) {

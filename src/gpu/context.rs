@@ -149,8 +149,9 @@ fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     adapters
 }
 
-/// Which matmul kernels to prefer. Chosen once per device and never by timing, so a seed
-/// gives the same arithmetic, bit for bit, every run.
+/// Which matmul kernels to prefer. Fixed per adapter (by rule, or by a one-time timing that
+/// is remembered: src/train/tune.rs), so a seed gives the same arithmetic, bit for bit, every
+/// run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatmulImpl {
@@ -169,8 +170,7 @@ impl MatmulImpl {
     /// `WGEN_MATMUL=tiled|vec4|subgroup` if set, else subgroup on CPU adapters that can run it,
     /// vec4 on other CPU adapters and tiled elsewhere, until the tuner (src/train/tune.rs)
     /// settles it.
-    fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Result<MatmulImpl, GpuError> {
-        let subgroup_ok = subgroups_fit(info, features);
+    fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, subgroup_ok: bool) -> Result<MatmulImpl, GpuError> {
         match std::env::var("WGEN_MATMUL").as_deref() {
             Ok("tiled") => Ok(MatmulImpl::Tiled),
             Ok("vec4") => Ok(MatmulImpl::Vec4),
@@ -273,7 +273,8 @@ impl Gpu {
             adapter: info.name.clone(),
             source,
         })?;
-        let matmul = MatmulImpl::for_adapter(&info, features)?;
+        let subgroup_matmul = subgroups_fit(&info, features);
+        let matmul = MatmulImpl::for_adapter(&info, features, subgroup_matmul)?;
         let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -284,7 +285,7 @@ impl Gpu {
             device,
             queue,
             matmul,
-            subgroup_matmul: subgroups_fit(&info, features),
+            subgroup_matmul,
             info,
             limits,
             features,

@@ -46,9 +46,10 @@ impl Tensor {
 
     /// A buffer of raw 32-bit words (u32 indices, packed bytes) with a nominal shape.
     pub fn from_bytes(gpu: &Gpu, label: &str, shape: &[usize], bytes: &[u8]) -> Result<Tensor, GpuError> {
-        gpu.check_binding_size(label, bytes.len() as u64)?;
+        let size = padded_size(bytes.len());
+        gpu.check_binding_size(label, size as u64)?;
         let mut padded = bytes.to_vec();
-        padded.resize(padded_size(bytes.len()), 0);
+        padded.resize(size, 0);
         let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: &padded,

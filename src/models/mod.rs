@@ -26,4 +26,3 @@ pub const LAYER_SHAPES: &[(&str, &str, usize, usize)] = &[
     ("vae", "decoder.fc2", 128, 256),
     ("vae", "decoder.out", 256, 784),
 ];
-

@@ -3,7 +3,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{u32_of, Activation};
 use crate::gpu::{grid_rows, Binding, Gpu, GpuError, Kernel, Launch, MatmulImpl, Tensor, View};
 
-/// Twin of `MatmulParams` in shaders/matmul.wgsl.
+/// Twin of `MatmulParams` in shaders/common.wgsl.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct MatmulParams {
@@ -31,6 +31,10 @@ const FLAG_ACCUMULATE: u32 = 2;
 const FLAG_A_VEC4: u32 = 4;
 const TILE: usize = 64;
 
+fn fours(values: &[u32]) -> bool {
+    values.iter().all(|v| v % 4 == 0)
+}
+
 /// The tiled kernel of a layout and its vec4 and subgroup twins.
 struct Kernels {
     tiled: Kernel,
@@ -53,7 +57,6 @@ const BACKWARD_WEIGHT: Kernels = Kernels {
 /// Whether the vec4 kernel can run `p`: its vectorised extents, strides and offsets must be
 /// multiples of 4 (shaders/matmul_vec4.wgsl).
 fn vec4_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
-    let fours = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
     fours(&[p.a_off, p.b_off])
         && match kernels.tiled {
             Kernel::MatmulForward => p.a_col == 1 && p.b_row == 1 && fours(&[p.k, p.a_row, p.b_col]),
@@ -66,8 +69,7 @@ fn vec4_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
 /// along k in the forward and along n in the backward layouts; the forward reads A as vec4s
 /// along k; the backward layouts write C (and read D) a vec4 per row; dW does not accumulate.
 fn subgroup_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
-    let fours = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
-    p.b_off.is_multiple_of(4)
+    fours(&[p.b_off])
         && match kernels.tiled {
             Kernel::MatmulForward => p.a_col == 1 && p.b_row == 1 && fours(&[p.k, p.a_row, p.a_off, p.b_col]),
             Kernel::MatmulBackwardInput => p.b_col == 1 && fours(&[p.n, p.b_row, p.c_off, p.d_off]),
@@ -78,7 +80,6 @@ fn subgroup_fits(kernels: &Kernels, p: &MatmulParams) -> bool {
 /// Whether A's contiguous axis, row stride and offset are multiples of 4, so the subgroup
 /// kernels read it as vec4s (FLAG_A_VEC4).
 fn subgroup_a_vec4(kernels: &Kernels, p: &MatmulParams) -> bool {
-    let fours = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
     match kernels.tiled {
         Kernel::MatmulBackwardWeight => p.a_row == 1 && fours(&[p.m, p.a_col, p.a_off]),
         _ => p.a_col == 1 && fours(&[p.k, p.a_row, p.a_off]),
@@ -100,9 +101,8 @@ fn pick(gpu: &Gpu, choice: MatmulImpl, kernels: &Kernels, p: &MatmulParams, extr
     (kernels.tiled, grid_rows(u32_of(cols.div_ceil(TILE)), u32_of(m.div_ceil(TILE)), max))
 }
 
-fn matmul_launch(gpu: &Gpu, choice: MatmulImpl, kernels: &Kernels, label: &str, p: MatmulParams, bindings: &[Binding<'_>], extra_col: bool) -> Launch {
+fn matmul_launch(gpu: &Gpu, choice: MatmulImpl, kernels: &Kernels, label: &str, mut p: MatmulParams, bindings: &[Binding<'_>], extra_col: bool) -> Launch {
     let (kernel, grid) = pick(gpu, choice, kernels, &p, extra_col);
-    let mut p = p;
     if kernel == kernels.subgroup && subgroup_a_vec4(kernels, &p) {
         p.flags |= FLAG_A_VEC4;
     }
@@ -305,7 +305,6 @@ pub fn matmul_naive(gpu: &Gpu, label: &str, mut p: MatmulParams, epilogue: bool,
     let (m, n, k) = (u64::from(p.m), u64::from(p.n), u64::from(p.k));
     Launch::new(gpu, Kernel::MatmulNaive, label, &p, &bindings, grid).with_cost(matmul_flops(&p), 4 * (m * k + k * n + m * n), format!("{m}x{k}·{k}x{n}"))
 }
-
 
 /// One Linear layer's operands at a batch size, filled with a fixed pattern: what
 /// `wgen bench kernels` and the matmul tuner time its three matmuls on.

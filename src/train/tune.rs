@@ -46,10 +46,11 @@ pub fn settle_matmul(gpu: &mut Gpu) -> Result<MatmulSource> {
     let file = cache_file();
     let key = adapter_key(gpu);
     if wanted.is_empty() {
-        if let Some(entry) = file.as_deref().and_then(|f| read_cache(f).remove(&key)) {
-            if gpu.matmul_families().contains(&entry.matmul) {
-                gpu.matmul = entry.matmul;
-                return Ok(MatmulSource::Cache(file.expect("an entry came from the file")));
+        if let Some(f) = &file {
+            let entry = read_cache(f).remove(&key);
+            if let Some(matmul) = entry.map(|e| e.matmul).filter(|m| gpu.matmul_families().contains(m)) {
+                gpu.matmul = matmul;
+                return Ok(MatmulSource::Cache(f.clone()));
             }
         }
         if gpu.info.device_type == wgpu::DeviceType::Cpu {
