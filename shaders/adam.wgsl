@@ -1,12 +1,14 @@
-// Adam with bias correction (and AdamW's decoupled weight decay when weight_decay > 0) over the
-// whole flat parameter buffer in one dispatch, as torch.optim.Adam/AdamW compute it:
+// Adam with bias correction (and AdamW's decoupled weight decay when weight_decay > 0) over
+// n parameters of the flat buffer from `offset` (the whole buffer, or one network's block) in
+// one dispatch, as torch.optim.Adam/AdamW compute it:
 //   p -= lr * wd * p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
 //   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
 // bc1 and bc2 (1 - beta^t) come from the step buffer so many steps share one command buffer.
 // Each thread updates a vec4 of parameters: 7 memory accesses per 4 parameters instead of per
 // parameter, which is what Adam's time is on lavapipe (every access is a loop over the lanes)
-// and its bandwidth on a GPU. The buffers are whole vec4s (wgen pads every tensor); the up to
-// 3 elements past n are padding, always zero, and stay zero.
+// and its bandwidth on a GPU. The buffers are whole vec4s (wgen pads every tensor) and blocks
+// start on 64-element boundaries; the up to 3 elements past n are padding, always zero, and
+// stay zero.
 // Bindings: 0 params (AdamParams), 1 step (Step), 2 param (read_write), 3 grad (read),
 //           4 m (read_write), 5 v (read_write), all vec4 arrays
 // Grid: one thread per 4 parameters, 256 per workgroup, folded over x and y.
@@ -18,8 +20,8 @@ struct AdamParams {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
-    _pad0: u32,
-    _pad1: u32,
+    offset: u32, // first parameter, a multiple of 4
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: AdamParams;
@@ -33,10 +35,11 @@ struct AdamParams {
 fn adam(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) tid: u32) {
-    let i = linear_workgroup(wid, nwg) * 256u + tid;
-    if i >= (p.n + 3u) / 4u {
+    let k = linear_workgroup(wid, nwg) * 256u + tid;
+    if k >= (p.n + 3u) / 4u {
         return;
     }
+    let i = p.offset / 4u + k;
     let g = grad[i];
     var w = param[i];
     w -= p.lr * p.weight_decay * w;

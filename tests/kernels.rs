@@ -270,21 +270,31 @@ fn bce_logits_handles_soft_and_constant_targets_and_extreme_logits() {
 }
 
 #[test]
-fn gan_loss_matches_reference_for_batches_above_one_workgroup() {
+fn gan_loss_matches_reference_for_batches_above_one_workgroup_in_every_part() {
+    use nn::GanLossParts::{Both, Discriminator, Generator};
     let g = gpu();
     for (i, &batch) in [1usize, 64, 300].iter().enumerate() {
         let logits = rounded(&uniform(800 + i as u64, 2 * batch, -6.0, 6.0));
-        let tl = upload("logits", &[2 * batch], &logits);
-        let (td, tg) = (zeros("d_grad", &[2 * batch]), zeros("g_grad", &[batch]));
-        let metrics = upload("metrics", &[6], &[0.5, 1.0, 1.5, 2.0, 2.5, 3.0]);
-        let launch = nn::gan_loss(g, "gan", tl.view(), 0.9, 0.0, td.view(), tg.view(), &metrics.buffer, 1);
-        g.run("gan", &[&launch]);
         let want = cpu::gan_loss(&logits, batch, f64::from(0.9f32), 0.0);
-        assert_close("gan d_grad", &read(&td), &want.d_grad, 1e-7, 1e-5);
-        assert_close("gan g_grad", &read(&tg), &want.g_grad, 1e-7, 1e-5);
         let m = want.metrics;
-        let want_metrics = [0.5, 1.0 + m[0], 1.5 + m[1], 2.0 + m[2], 2.5 + m[3], 3.0];
-        assert_close("gan metrics (accumulated at slot 1)", &read(&metrics), &want_metrics, 1e-5, 1e-5);
+        let start = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0];
+        // A part leaves the other's gradient (here a sentinel 7) and metrics alone.
+        for parts in [Both, Discriminator, Generator] {
+            let (with_d, with_g) = (parts != Generator, parts != Discriminator);
+            let what = format!("batch {batch}, {parts:?}");
+            let tl = if with_d { upload("logits", &[2 * batch], &logits) } else { upload("logits", &[batch], &logits[batch..]) };
+            let (td, tg) = (upload("d_grad", &[2 * batch], &vec![7.0; 2 * batch]), upload("g_grad", &[batch], &vec![7.0; batch]));
+            let metrics = upload("metrics", &[6], &start);
+            let launch = nn::gan_loss(g, "gan", parts, tl.view(), 0.9, 0.0, td.view(), tg.view(), &metrics.buffer, 1);
+            g.run("gan", &[&launch]);
+            let d_want = if with_d { want.d_grad.clone() } else { vec![7.0; 2 * batch] };
+            let g_want = if with_g { want.g_grad.clone() } else { vec![7.0; batch] };
+            assert_close(&format!("{what}: d_grad"), &read(&td), &d_want, 1e-7, 1e-5);
+            assert_close(&format!("{what}: g_grad"), &read(&tg), &g_want, 1e-7, 1e-5);
+            let (d, gm) = (f64::from(u8::from(with_d)), f64::from(u8::from(with_g)));
+            let want_metrics = [0.5, 1.0 + d * m[0], 1.5 + gm * m[1], 2.0 + d * m[2], 2.5 + d * m[3], 3.0];
+            assert_close(&format!("{what}: metrics (accumulated at slot 1)"), &read(&metrics), &want_metrics, 1e-5, 1e-5);
+        }
     }
 }
 
@@ -326,29 +336,34 @@ fn sum_accumulate_reduces_lengths_not_multiple_of_workgroup() {
 }
 
 #[test]
-fn adam_matches_torch_formula_over_several_steps_with_and_without_decay() {
+fn adam_matches_torch_formula_over_several_steps_with_and_without_decay_and_on_a_block() {
     let g = gpu();
-    for (i, cfg) in [AdamConfig::new(1e-3, 0.9, 0.999), AdamConfig { weight_decay: 0.01, ..AdamConfig::new(2e-4, 0.5, 0.999) }].iter().enumerate() {
-        // 1037 ends in a partial vec4: the padding lanes must leave real parameters alone.
-        let n = 1000 + 37 * i;
+    let plain = AdamConfig::new(1e-3, 0.9, 0.999);
+    let decay = AdamConfig { weight_decay: 0.01, ..AdamConfig::new(2e-4, 0.5, 0.999) };
+    // 1037 ends in a partial vec4: the padding lanes must leave real parameters alone. 64..1037
+    // is one network's block (the GAN's D-first order): parameters outside it must not move.
+    for (i, (cfg, range)) in [(plain, 0..1000), (decay, 0..1037), (plain, 64..1037)].into_iter().enumerate() {
+        let n = range.end;
         let mut p = rounded(&uniform(1000 + i as u64, n, -1.0, 1.0));
         let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
         let (tp, tm, tv) = (upload("p", &[n], &p), zeros("m", &[n]), zeros("v", &[n]));
         let tgrad = zeros("grad", &[n]);
         let steps = StepBuffer::new(g, "adam", 1);
-        let launch = nn::adam(g, "adam", cfg, &steps.uniform, n, &tp.buffer, &tgrad.buffer, &tm.buffer, &tv.buffer);
+        let launch = nn::adam(g, "adam", &cfg, &steps.uniform, range.clone(), &tp.buffer, &tgrad.buffer, &tm.buffer, &tv.buffer);
         for t in 1..=5u32 {
             let grad = rounded(&uniform(2000 + u64::from(t), n, -1.0, 1.0));
             tgrad.write(g, &f32s(&grad));
             let (bc1, bc2) = cfg.bias_corrections(t);
             steps.set(g, &Step { t, adam_bc1: bc1, adam_bc2: bc2, ..Step::default() });
             g.run("adam", &[&launch]);
-            cpu::adam(&mut p, &grad, &mut m, &mut v, t, cfg);
+            let r = range.clone();
+            cpu::adam(&mut p[r.clone()], &grad[r.clone()], &mut m[r.clone()], &mut v[r], t, &cfg);
         }
         // Each step moves a parameter by at most ~lr; f32 rounding of O(1) values dominates.
-        assert_close("adam params after 5 steps", &read(&tp), &p, 1e-6, 1e-6);
-        assert_close("adam m", &read(&tm), &m, 1e-6, 1e-5);
-        assert_close("adam v", &read(&tv), &v, 1e-7, 1e-5);
+        let what = format!("adam over {range:?}");
+        assert_close(&format!("{what}: params after 5 steps"), &read(&tp), &p, 1e-6, 1e-6);
+        assert_close(&format!("{what}: m"), &read(&tm), &m, 1e-6, 1e-5);
+        assert_close(&format!("{what}: v"), &read(&tv), &v, 1e-7, 1e-5);
     }
 }
 

@@ -35,7 +35,7 @@ fn kernel_costs_match_hand_counts() {
     // Adam over 1000 parameters: 13 FLOPs and 7 floats each.
     let p = zeros("p", &[1000]);
     let steps = StepBuffer::new(g, "t", 1);
-    let adam = nn::adam(g, "adam", &AdamConfig::new(1e-3, 0.9, 0.999), &steps.uniform, 1000, &p.buffer, &p.buffer, &p.buffer, &p.buffer);
+    let adam = nn::adam(g, "adam", &AdamConfig::new(1e-3, 0.9, 0.999), &steps.uniform, 0..1000, &p.buffer, &p.buffer, &p.buffer, &p.buffer);
     assert_eq!((adam.flops, adam.bytes), (13_000, 28_000));
     // BCE on 128x784 logits against a target tensor: 12 FLOPs, 3 floats per element, 1 per row.
     let logits = upload("l", &[128, 784], &vec![0.0; 128 * 784]);

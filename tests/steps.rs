@@ -55,12 +55,21 @@ fn vae_steps_match_cpu_reference_loss_gradients_and_weights() {
 }
 
 #[test]
-fn gan_steps_match_cpu_reference_for_both_networks_and_batchnorm_state() {
+fn gan_steps_updating_d_first_match_cpu_reference_for_both_networks_and_batchnorm_state() {
+    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::DFirst);
+}
+
+#[test]
+fn gan_steps_updating_g_first_match_cpu_reference_for_both_networks_and_batchnorm_state() {
+    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::GFirst);
+}
+
+fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder) {
     use wgen::models::gan::{Gan, GanConfig, GanGraph, IMAGE, METRIC_SLOTS};
     let g = gpu();
     let dataset = data::load(None).unwrap();
     let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();
-    let cfg = GanConfig { label_smoothing: 0.1, ..GanConfig::default() };
+    let cfg = GanConfig { label_smoothing: 0.1, update_order, ..GanConfig::default() };
     let (layout, state_layout, values, state) = Gan::initial(&cfg, 3);
     let gan = Gan::new(g, &cfg, &values, &state).unwrap();
     let batch = 20;
@@ -82,7 +91,7 @@ fn gan_steps_match_cpu_reference_for_both_networks_and_batchnorm_state() {
         let d_in = widen(&read(&graph.d_in));
         let (real, z) = (&d_in[..batch * IMAGE], widen(&read(&graph.z)));
         let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, real, &z, batch, t, &opt);
-        let what = format!("step {t}");
+        let what = format!("{update_order:?} step {t}");
         // Tolerances as for the VAE; the weights' is 5% of this smaller learning rate (2e-4).
         assert_close(&format!("{what} G(z)"), &read(&graph.d_in)[batch * IMAGE..], &want.fake, 1e-5, 1e-5);
         assert_close(&format!("{what} d_loss, g_loss, D(x), D(G(z))"), &read(&metrics), &want.metrics, 1e-5, 1e-5);

@@ -1,16 +1,18 @@
 //! The GAN: generator z[100] → 256 → 512 → 1024 → 784, discriminator 784 → 512 → 256 → 1
 //! logit, trained with the non-saturating BCE loss.
 //!
-//! One step updates G then D as PyTorch-GAN's recipe does: G's loss is D(G(z)) judged by the
-//! not-yet-updated D, and D's loss sees the same G(z) detached, so one discriminator pass over
-//! [real; fake] serves both losses; D's gradient from G's loss is discarded as
-//! `optimizer_D.zero_grad()` discards it there.
+//! A step updates the two networks in one of two orders (`UpdateOrder`). D first (the default,
+//! as pytorch/examples' DCGAN): D learns from [real; G(z).detach()], then G from the updated D's
+//! verdict on the same G(z), which takes a second, fake-only discriminator pass. G first (as
+//! PyTorch-GAN's recipe): G's loss is D(G(z)) judged by the not-yet-updated D and D's loss sees
+//! the same G(z) detached, so one discriminator pass over [real; fake] serves both losses. In
+//! both, D's gradient from G's loss is discarded as `optimizer_D.zero_grad()` discards it.
 
 use super::mlp::{allocate_all, initial_all, Backward, BatchnormMode, BatchnormSpec, Forward, LayerSpec, Mlp};
 use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
-use crate::nn::{self, Activation, AdamConfig};
+use crate::nn::{self, Activation, AdamConfig, GanLossParts};
 
 pub const IMAGE: usize = 784;
 
@@ -20,6 +22,23 @@ pub const G_LOSS: usize = 1;
 pub const D_REAL: usize = 2;
 pub const D_FAKE: usize = 3;
 pub const METRIC_SLOTS: usize = 4;
+
+/// Which network a training step updates first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// D on [real; G(z)], then G against the updated D: every digit class is drawn.
+    DFirst,
+    /// G against the old D, then D: PyTorch-GAN's loop; under-covers some digits.
+    GFirst,
+}
+
+impl UpdateOrder {
+    /// Runs written before the option existed were trained G first.
+    fn before_the_option() -> UpdateOrder {
+        UpdateOrder::GFirst
+    }
+}
 
 pub const STREAM_Z: u32 = 2;
 pub const STREAM_SAMPLE: u32 = 4;
@@ -74,6 +93,8 @@ pub struct GanConfig {
     /// D's target for real images is 1 - label_smoothing.
     pub label_smoothing: f32,
     pub init: Init,
+    #[serde(default = "UpdateOrder::before_the_option")]
+    pub update_order: UpdateOrder,
 }
 
 impl Default for GanConfig {
@@ -90,6 +111,7 @@ impl Default for GanConfig {
             output: Output::Tanh,
             label_smoothing: 0.0,
             init: Init::Torch,
+            update_order: UpdateOrder::DFirst,
         }
     }
 }
@@ -138,6 +160,17 @@ impl Gan {
         let params = Parameters::new(gpu, "gan", p, s, values, state)?;
         Ok(Gan { config: cfg.clone(), generator, discriminator, params })
     }
+
+    /// The parameter ranges of G and of D in the flat buffer: G's blocks come first.
+    pub fn ranges(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        network_ranges(&self.params.layout)
+    }
+}
+
+/// G's and D's parameter ranges in a GAN's layout; D's starts at its first block (aligned).
+pub fn network_ranges(layout: &ParamLayout) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let d = layout.entries.iter().find(|e| e.name.starts_with("discriminator.")).expect("a GAN has a discriminator").offset;
+    (0..d, d..layout.len)
 }
 
 /// The buffers of one GAN training step over a batch of B real images.
@@ -149,6 +182,8 @@ pub struct GanGraph {
     pub d_in: Tensor,
     pub generator: Forward,
     pub discriminator: Forward,
+    /// D-first order only: the updated D's pass over the B fake rows, which G learns from
+    pub discriminator_fake: Option<Forward>,
     /// D's gradients from its own loss, over all 2B rows
     pub d_disc: Backward,
     /// D's input gradients from G's loss, over the B fake rows only
@@ -162,6 +197,10 @@ impl GanGraph {
         let d_in = Tensor::zeros(gpu, "discriminator.input", &[2 * batch, IMAGE])?;
         let generator = gan.generator.forward_buffers(gpu, z.region(), Some(d_in.region().rows(batch, batch)))?;
         let discriminator = gan.discriminator.forward_buffers(gpu, d_in.region(), None)?;
+        let discriminator_fake = match gan.config.update_order {
+            UpdateOrder::DFirst => Some(gan.discriminator.forward_buffers(gpu, d_in.region().rows(batch, batch), None)?),
+            UpdateOrder::GFirst => None,
+        };
         Ok(GanGraph {
             batch,
             d_disc: gan.discriminator.backward_buffers(gpu, 2 * batch)?,
@@ -171,6 +210,7 @@ impl GanGraph {
             d_in,
             generator,
             discriminator,
+            discriminator_fake,
         })
     }
 
@@ -190,39 +230,39 @@ impl GanGraph {
         );
         program.phase("generator.forward", gan.generator.forward_launches(gpu, params, &self.generator, BatchnormMode::Train));
         program.phase("discriminator.forward", gan.discriminator.forward_launches(gpu, params, &self.discriminator, BatchnormMode::Train));
-        program.phase(
-            "loss",
-            vec![nn::gan_loss(
-                gpu,
-                "gan",
-                self.discriminator.output().view(),
-                1.0 - cfg.label_smoothing,
-                0.0,
-                self.d_disc.d_output().view(),
-                self.d_disc_for_g.d_output().view(),
-                &metrics.buffer,
-                D_LOSS,
-            )],
-        );
-        program.phase("discriminator.backward", gan.discriminator.backward_launches(gpu, params, &self.discriminator, 0, &self.d_disc, true, None));
+        let real_label = 1.0 - cfg.label_smoothing;
+        let loss = |parts, logits: &Forward| {
+            let (d_grad, g_grad) = (self.d_disc.d_output().view(), self.d_disc_for_g.d_output().view());
+            vec![nn::gan_loss(gpu, "gan", parts, logits.output().view(), real_label, 0.0, d_grad, g_grad, &metrics.buffer, D_LOSS)]
+        };
+        let adam_over = |label, range| {
+            vec![nn::adam(gpu, label, adam, step, range, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)]
+        };
+        let (g_range, d_range) = gan.ranges();
+        // G's gradient reaches G(z) through D's input gradient on the fake rows, times tanh′.
         let fake = self.d_in.view().rows(b, b);
-        program.phase(
-            "generator.loss.backward",
-            gan.discriminator.backward_launches(
-                gpu,
-                params,
-                &self.discriminator,
-                b,
-                &self.d_disc_for_g,
-                false,
-                Some((self.d_generator.d_output().view(), Some((fake, cfg.output.activation())))),
-            ),
-        );
-        program.phase("generator.backward", gan.generator.backward_launches(gpu, params, &self.generator, 0, &self.d_generator, true, None));
-        program.phase(
-            "adam",
-            vec![nn::adam(gpu, "gan", adam, step, params.layout.len, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)],
-        );
+        let into_generator = Some((self.d_generator.d_output().view(), Some((fake, cfg.output.activation()))));
+        match &self.discriminator_fake {
+            None => {
+                program.phase("loss", loss(GanLossParts::Both, &self.discriminator));
+                program.phase("discriminator.backward", gan.discriminator.backward_launches(gpu, params, &self.discriminator, 0, &self.d_disc, true, None));
+                let to_g = gan.discriminator.backward_launches(gpu, params, &self.discriminator, b, &self.d_disc_for_g, false, into_generator);
+                program.phase("generator.loss.backward", to_g);
+                program.phase("generator.backward", gan.generator.backward_launches(gpu, params, &self.generator, 0, &self.d_generator, true, None));
+                program.phase("adam", adam_over("gan", 0..params.layout.len));
+            }
+            Some(judged) => {
+                program.phase("discriminator.loss", loss(GanLossParts::Discriminator, &self.discriminator));
+                program.phase("discriminator.backward", gan.discriminator.backward_launches(gpu, params, &self.discriminator, 0, &self.d_disc, true, None));
+                program.phase("discriminator.adam", adam_over("gan.discriminator", d_range));
+                program.phase("discriminator.forward.fake", gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
+                program.phase("generator.loss", loss(GanLossParts::Generator, judged));
+                let to_g = gan.discriminator.backward_launches(gpu, params, judged, 0, &self.d_disc_for_g, false, into_generator);
+                program.phase("generator.loss.backward", to_g);
+                program.phase("generator.backward", gan.generator.backward_launches(gpu, params, &self.generator, 0, &self.d_generator, true, None));
+                program.phase("generator.adam", adam_over("gan.generator", g_range));
+            }
+        }
         program
     }
 }

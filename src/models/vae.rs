@@ -175,7 +175,7 @@ impl VaeGraph {
         program.phase("encoder.backward", vae.encoder.backward_launches(gpu, params, &self.encoder, 0, &self.d_encoder, true, None));
         program.phase(
             "adam",
-            vec![nn::adam(gpu, "vae", adam, step, params.layout.len, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)],
+            vec![nn::adam(gpu, "vae", adam, step, 0..params.layout.len, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)],
         );
         program
     }

@@ -35,15 +35,20 @@ pub struct AdamParams {
     pub beta2: f32,
     pub eps: f32,
     pub weight_decay: f32,
-    pub _pad: [u32; 2],
+    /// First parameter updated, a multiple of 4 (a whole vec4)
+    pub offset: u32,
+    pub _pad: u32,
 }
 
-/// One Adam step over all `n` parameters of the flat buffers.
+/// One Adam step over the parameters `range` of the flat buffers: a whole model, or one of its
+/// networks when they are updated one after the other (the GAN's D-first order).
 #[allow(clippy::too_many_arguments)]
 pub fn adam(
-    gpu: &Gpu, label: &str, cfg: &AdamConfig, step: &wgpu::Buffer, n: usize, param: &wgpu::Buffer, grad: &wgpu::Buffer, m: &wgpu::Buffer,
-    v: &wgpu::Buffer,
+    gpu: &Gpu, label: &str, cfg: &AdamConfig, step: &wgpu::Buffer, range: std::ops::Range<usize>, param: &wgpu::Buffer, grad: &wgpu::Buffer,
+    m: &wgpu::Buffer, v: &wgpu::Buffer,
 ) -> Launch {
+    assert_eq!(range.start % 4, 0, "{label}: Adam's range starts on a whole vec4");
+    let n = range.len();
     let params = AdamParams {
         n: u32_of(n),
         lr: cfg.lr,
@@ -51,7 +56,8 @@ pub fn adam(
         beta2: cfg.beta2,
         eps: cfg.eps,
         weight_decay: cfg.weight_decay,
-        _pad: [0; 2],
+        offset: u32_of(range.start),
+        _pad: 0,
     };
     let bindings = [
         Binding { slot: 1, buffer: step },

@@ -25,6 +25,20 @@ pub struct GanLossParams {
     pub real_label: f32,
     pub fake_label: f32,
     pub metric_slot: u32,
+    pub parts: u32,
+    pub g_off: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Which of the GAN's two losses one `gan_loss` dispatch computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GanLossParts {
+    /// Both from logits [2B] of one pass over [real; fake] (G-first order).
+    Both,
+    /// D's loss and the metrics D(x), D(G(z)) from logits [2B].
+    Discriminator,
+    /// G's loss from logits [B] of the fake rows alone (D-first order, after D's update).
+    Generator,
 }
 
 /// Twin of `KlParams` in shaders/reparam_kl.wgsl.
@@ -87,22 +101,30 @@ pub fn bce_logits(
         .with_cost(12 * n, 4 * ((inputs + 1) * n + rows), format!("{}x{}", logits.rows, logits.cols))
 }
 
-/// The GAN's losses from logits [2B] (real then fake): D's gradient [2B], G's [B], and the four
-/// metrics accumulated at `metric_slot`.
+/// The GAN's losses from D's logits: D's gradient [2B], G's [B], and the metrics (d_loss,
+/// g_loss, mean D(x), mean D(G(z))) accumulated at `metric_slot`, for the `parts` asked.
 #[allow(clippy::too_many_arguments)]
 pub fn gan_loss(
-    gpu: &Gpu, label: &str, logits: View<'_>, real_label: f32, fake_label: f32, d_grad: View<'_>, g_grad: View<'_>, metrics: &wgpu::Buffer,
-    metric_slot: usize,
+    gpu: &Gpu, label: &str, parts: GanLossParts, logits: View<'_>, real_label: f32, fake_label: f32, d_grad: View<'_>, g_grad: View<'_>,
+    metrics: &wgpu::Buffer, metric_slot: usize,
 ) -> Launch {
-    let batch = logits.rows * logits.cols / 2;
+    let batch = g_grad.rows * g_grad.cols;
     assert_eq!(logits.offset, 0, "{label}: whole logits");
     assert_eq!(d_grad.rows * d_grad.cols, 2 * batch, "{label}: d_grad holds 2B");
-    assert_eq!(g_grad.rows * g_grad.cols, batch, "{label}: g_grad holds B");
+    let (bits, g_off, logit_rows) = match parts {
+        GanLossParts::Both => (3, batch, 2 * batch),
+        GanLossParts::Discriminator => (1, 0, 2 * batch),
+        GanLossParts::Generator => (2, 0, batch),
+    };
+    assert_eq!(logits.rows * logits.cols, logit_rows, "{label}: logits for {parts:?}");
     let params = GanLossParams {
         batch: u32_of(batch),
         real_label,
         fake_label,
         metric_slot: u32_of(metric_slot),
+        parts: bits,
+        g_off: u32_of(g_off),
+        _pad: [0; 2],
     };
     let bindings = [
         Binding { slot: 1, buffer: logits.buffer },
@@ -110,10 +132,16 @@ pub fn gan_loss(
         Binding { slot: 3, buffer: g_grad.buffer },
         Binding { slot: 4, buffer: metrics },
     ];
-    // Per real/fake pair 40 FLOPs (three losses 21, two sigmoids 6, three gradients 9, four
-    // sums 4); 2B logits read, 3B gradients written, four metrics read and written.
+    // Per real/fake pair, D's part 29 FLOPs (two losses 14, two sigmoids 6, two gradients 6,
+    // three sums 3; 2 logits read, 2 gradients written) and G's 14 (a loss 7, a sigmoid 3, a
+    // gradient 3, a sum; 1 logit read, 1 gradient written); the metrics read and written.
     let b = batch as u64;
-    Launch::new(gpu, Kernel::GanLoss, label, &params, &bindings, [1, 1, 1]).with_cost(40 * b, 4 * (5 * b + 8), format!("2x{batch}"))
+    let (flops, words) = match parts {
+        GanLossParts::Both => (40 * b, 5 * b + 8),
+        GanLossParts::Discriminator => (29 * b, 4 * b + 6),
+        GanLossParts::Generator => (14 * b, 2 * b + 2),
+    };
+    Launch::new(gpu, Kernel::GanLoss, label, &params, &bindings, [1, 1, 1]).with_cost(flops, 4 * words, format!("{logit_rows}"))
 }
 
 fn kl_params(stats: View<'_>, grad_scale: f32) -> KlParams {

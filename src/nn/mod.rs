@@ -21,7 +21,7 @@ pub use linear::{
     matmul_backward_weight_with, matmul_forward, matmul_forward_with, matmul_naive,
     LayerOperands, MatmulParams,
 };
-pub use losses::{bce_logits, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
+pub use losses::{bce_logits, gan_loss, GanLossParts, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
 pub use random::{fill_normal, fill_uniform, RngParams};
 pub use step::{Step, StepBuffer};
 
