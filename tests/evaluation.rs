@@ -103,10 +103,16 @@ fn vae_elbo_on_the_gpu_equals_the_cpu_reference_within_a_thousandth() {
     assert!((got.bits_per_dim - got.iwae_nll / (784.0 * std::f64::consts::LN_2)).abs() < 1e-12);
 }
 
-fn wgen(args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).output().unwrap();
+/// Runs wgen with its cache folder in `cache`, so classifiers it trains stay in the test.
+fn wgen_cached(cache: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgen")).env("XDG_CACHE_HOME", cache).args(args).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?} panicked");
     out
+}
+
+/// Runs wgen with an empty cache folder of the test process's own (nothing is trained into it).
+fn wgen(args: &[&str]) -> std::process::Output {
+    wgen_cached(&std::env::temp_dir().join(format!("wgen-test-no-cache-{}", std::process::id())), args)
 }
 
 fn ok(args: &[&str]) -> String {
@@ -144,13 +150,95 @@ fn eval_writes_eval_json_and_a_calibration_that_orders_the_references() {
     assert!(cal["one test digit repeated"]["inception_score"].as_f64().unwrap() < 1.01);
 
     ok(&["-q", "train", "vae", "--epochs", "1", "--batch", "50", "--data", d, "--out", vae.to_str().unwrap()]);
-    ok(&["eval", vae.to_str().unwrap(), "--iw-samples", "5"]);
+    ok(&["eval", vae.to_str().unwrap(), "--iw-samples", "5", "--classifier", c]);
     let v = json(&vae.join("eval.json"));
     assert!(v["vae"]["iwae_nll"].as_f64().unwrap() < v["vae"]["test_neg_elbo"].as_f64().unwrap(), "{v}");
 
     let refused = wgen(&["eval", clf.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("scores a vae or a gan"));
-    let refused = wgen(&["train", "gan", "--eval-every", "1", "--data", d, "--out", dir.join("x").to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--eval-every needs --classifier"));
+}
+
+#[test]
+fn data_without_a_classifier_gets_one_trained_once_and_cached_by_its_fingerprint() {
+    let dir = temp_dir("eval-cache");
+    let cache = dir.join("cache");
+    small_mnist(&dir.join("data"), 600, 100);
+    let d = dir.join("data");
+    let (run, again) = (dir.join("vae"), dir.join("vae-again"));
+    // Asked to score with no classifier at hand, wgen trains one for this data and keeps it.
+    let out = wgen_cached(&cache, &["train", "vae", "--epochs", "1", "--batch", "50", "--eval-every", "1", "--data", d.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("has no classifier yet: training one"), "{said}");
+    let fingerprint = data::load(Some(&d)).unwrap().fingerprint();
+    assert!(cache.join("wgen/classifiers").join(&fingerprint).join("model.safetensors").is_file(), "{said}");
+    assert!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().contains("\"fd\""));
+    // The same data again, in a copy of the folder: the cached one serves, nothing is trained,
+    // and scoring is on by default.
+    let copy = dir.join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in std::fs::read_dir(&d).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    let out = wgen_cached(&cache, &["train", "vae", "--epochs", "1", "--batch", "50", "--data", copy.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !said.contains("training one"), "{said}");
+    assert!(said.contains("(trained for this data)"), "{said}");
+    let out = wgen_cached(&cache, &["eval", again.to_str().unwrap(), "--iw-samples", "2", "--samples", "300"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !said.contains("training one") && said.contains("FD"), "{said}");
+}
+
+/// A model.safetensors of untrained weights on the built-in digits (what `wgen train` writes).
+fn untrained(dir: &std::path::Path, model: &str) -> std::path::PathBuf {
+    use wgen::models::gan::{Gan, GanConfig};
+    let path = dir.join(format!("{model}.safetensors"));
+    let (layout, state_layout, values, state, config) = match model {
+        "gan" => {
+            let (l, s, v, st) = Gan::initial(&GanConfig::default(), 0);
+            (l, s, v, st, serde_json::to_string(&GanConfig::default()).unwrap())
+        }
+        _ => {
+            let (l, s, v, st) = Vae::initial(&VaeConfig::default(), 0);
+            (l, s, v, st, serde_json::to_string(&VaeConfig::default()).unwrap())
+        }
+    };
+    let meta = std::collections::HashMap::from([("model".to_string(), model.to_string()), ("config".to_string(), config)]);
+    wgen::train::checkpoint::write_safetensors(&path, &layout, &values, &state_layout, &state, meta).unwrap();
+    path
+}
+
+#[test]
+fn eval_scores_gan_and_vae_samples_of_the_built_in_digits_with_no_flags() {
+    let dir = temp_dir("eval-no-flags");
+    for model in ["gan", "vae"] {
+        let path = untrained(&dir, model);
+        let said = ok(&["eval", path.to_str().unwrap()]);
+        assert!(said.contains("classifier: the built-in digit classifier"), "{said}");
+        let line = said.lines().find(|l| l.contains(&format!("{model} samples (5000)"))).unwrap_or_else(|| panic!("{said}"));
+        assert!(line.contains("FD") && line.contains("IS") && line.contains("classes ≥5%"), "{line}");
+        let e = json(&dir.join("eval.json"));
+        assert!(e["samples"]["fd"].as_f64().unwrap() > 0.0 && e["samples"]["class_shares"].as_array().unwrap().len() == 10, "{e}");
+    }
+}
+
+#[test]
+fn the_built_in_classifier_scores_the_accuracy_its_note_states() {
+    let note = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/README.md")).unwrap();
+    let stated: f64 = note
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy: ")?.strip_suffix('%')?.parse().ok())
+        .expect("the note has a `test accuracy: N%` line");
+    let g = gpu();
+    let dataset = data::load(None).unwrap();
+    let features = wgen::train::Judge::Shipped.load(g).unwrap();
+    let images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
+    let (_, probs) = features.of(g, &images).unwrap();
+    let correct = probs.chunks(10).zip(&dataset.test.labels).filter(|(p, &l)| wgen::eval::argmax(p) == usize::from(l)).count();
+    let measured = 100.0 * correct as f64 / dataset.test.count as f64;
+    // One image of the 1,000 either way: another matmul family sums in another order, which may
+    // tip one borderline digit.
+    assert!((measured - stated).abs() <= 0.1 + 1e-9, "the note says {stated}%, the classifier scores {measured}%");
 }

@@ -59,6 +59,8 @@ fn every_bad_dataset_gets_one_clear_line() {
         refuses(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1, message);
     };
     check(&root.join("nowhere"), "does not exist");
+    std::fs::write(root.join("a-file"), "not a folder").unwrap();
+    check(&root.join("a-file"), "is a file; pass the folder that holds the four MNIST files");
 
     let d = folder(&root, "missing");
     std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap();
@@ -175,6 +177,12 @@ fn bad_checkpoints_get_one_clear_line() {
     std::fs::copy(gan.join("checkpoint.safetensors"), vae.join("checkpoint.safetensors")).unwrap();
     refuses(&["train", "--resume", s(&vae), "--epochs", "2"], 1, "written for a different model");
     refuses(&["train", "--resume", s(&vae), "--lr", "0.1"], 1, "only --epochs may be given");
+    // Naming the model, as a first-time user types it: the run's own is accepted, another refused.
+    refuses(&["train", "gan", "--resume", s(&vae), "--epochs", "2"], 1, "is a vae run; resume it with `wgen train vae --resume");
+    let out = wgen(&["train", "gan", "--resume", s(&gan), "--epochs", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("resuming gan on") && said.contains("for 2 epochs"), "{said}");
 }
 
 #[test]

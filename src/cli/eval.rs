@@ -9,13 +9,15 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::data::{self, DeviceSplit};
-use crate::eval::{score, vae_scores, Features, SampleScores};
+use super::progress::Console;
+use crate::eval::{argmax, score, vae_scores, SampleScores};
 use crate::gpu::Gpu;
 use crate::models::gan::{Gan, GanConfig, GanSampler};
 use crate::models::vae::{Vae, VaeConfig, VaeSampler, IMAGE};
 use crate::nn::{Step, StepBuffer};
 use crate::reference::sigmoid;
 use crate::train::checkpoint::{write_atomically, Checkpoint};
+use crate::train::judge::find_or_train;
 use crate::train::read_rows;
 
 #[derive(Args, Debug)]
@@ -23,7 +25,9 @@ pub struct EvalArgs {
     /// A run folder (runs/NAME) or a model.safetensors.
     #[arg(required_unless_present = "calibrate")]
     target: Option<PathBuf>,
-    /// A classifier's model.safetensors (from `wgen train classifier`), for FD, IS and coverage.
+    /// A classifier's model.safetensors (from `wgen train classifier`), for FD, IS and coverage
+    /// [default: the built-in one for the built-in digits; for other data, one trained once
+    /// and kept in the cache folder].
     #[arg(long)]
     classifier: Option<PathBuf>,
     /// Samples drawn for FD, IS and coverage.
@@ -40,7 +44,7 @@ pub struct EvalArgs {
     seed: u64,
     /// Also score references (the training images, uniform noise, blank images, one repeated
     /// digit) against the test split, to show what the numbers mean.
-    #[arg(long, requires = "classifier")]
+    #[arg(long)]
     calibrate: bool,
 }
 
@@ -71,18 +75,16 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
     report.insert("data".into(), json!(dataset.source));
     report.insert("test_images".into(), json!(dataset.test.count));
 
-    let features = a.classifier.as_deref().map(|p| Features::load(gpu, p)).transpose()?;
-    let reference = match &features {
-        Some(f) => {
-            let (feat, probs) = f.of(gpu, &test_images)?;
-            let correct = probs.chunks(10).zip(&dataset.test.labels).filter(|(p, &l)| p.iter().enumerate().fold(0, |b, (c, &v)| if v > p[b] { c } else { b }) == usize::from(l)).count();
-            let accuracy = correct as f64 / dataset.test.count as f64;
-            println!("classifier {} : test accuracy {:.2}%", a.classifier.as_ref().expect("features came from it").display(), 100.0 * accuracy);
-            report.insert("classifier_test_accuracy".into(), json!(accuracy));
-            Some(feat)
-        }
-        None => None,
-    };
+    let mut console = Console::new(false, None)?;
+    let judge = find_or_train(gpu, a.classifier.as_deref(), data_dir.as_deref(), &dataset, &mut console)?;
+    console.finish();
+    let features = judge.load(gpu)?;
+    let (reference, probs) = features.of(gpu, &test_images)?;
+    let correct = probs.chunks(10).zip(&dataset.test.labels).filter(|(p, &l)| argmax(p) == usize::from(l)).count();
+    let accuracy = correct as f64 / dataset.test.count as f64;
+    println!("classifier: {judge}, test accuracy {:.2}%", 100.0 * accuracy);
+    report.insert("classifier".into(), json!(judge.to_string()));
+    report.insert("classifier_test_accuracy".into(), json!(accuracy));
 
     if let Some((model_path, dir, _)) = &located {
         let ckpt = Checkpoint::read(model_path)?;
@@ -101,40 +103,31 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
                 println!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl);
                 println!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim);
                 report.insert("vae".into(), serde_json::to_value(&s)?);
-                if reference.is_none() {
-                    Vec::new()
-                } else {
-                    let sampler = VaeSampler::new(gpu, &vae, a.samples, &step.uniform, a.seed)?;
-                    sampler.program.run(gpu, "eval.sample");
-                    read_rows(gpu, sampler.decoder.output(), a.samples, |v| sigmoid(f64::from(v)) as f32)?
-                }
+                let sampler = VaeSampler::new(gpu, &vae, a.samples, &step.uniform, a.seed)?;
+                sampler.program.run(gpu, "eval.sample");
+                read_rows(gpu, sampler.decoder.output(), a.samples, |v| sigmoid(f64::from(v)) as f32)?
             }
             "gan" => {
                 let cfg: GanConfig = serde_json::from_str(ckpt.meta("config")?)?;
                 let (layout, state_layout, mut values, mut state) = Gan::initial(&cfg, 0);
                 ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
                 let gan = Gan::new(gpu, &cfg, &values, &state)?;
-                if reference.is_none() {
-                    bail!("a GAN is scored through a classifier: pass --classifier runs/NAME/model.safetensors (from `wgen train classifier`)");
-                }
                 let sampler = GanSampler::new(gpu, &gan, a.samples, &step.uniform, a.seed)?;
                 sampler.program.run(gpu, "eval.sample");
                 read_rows(gpu, sampler.generator.output(), a.samples, |v| cfg.output.to_unit(v))?
             }
             other => bail!("{}: `wgen eval` scores a vae or a gan, not a {other}", model_path.display()),
         };
-        if let (Some(f), Some(r)) = (&features, &reference) {
-            let s = score(f, gpu, &samples, r)?;
-            print_scores(&format!("{kind} samples ({})", a.samples), &s);
-            report.insert("samples".into(), serde_json::to_value(&s)?);
-        }
+        let s = score(&features, gpu, &samples, &reference)?;
+        print_scores(&format!("{kind} samples ({})", a.samples), &s);
+        report.insert("samples".into(), serde_json::to_value(&s)?);
         let path = dir.join("eval.json");
         write_atomically(&path, serde_json::to_string_pretty(&Value::Object(report.clone()))?.as_bytes())?;
         println!("wrote {}", path.display());
     }
 
     if a.calibrate {
-        let (f, r) = (features.as_ref().expect("clap requires --classifier"), reference.as_ref().expect("with the classifier"));
+        let (f, r) = (&features, &reference);
         let n = a.samples.min(dataset.train.count);
         let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
         let train: Vec<f32> = dataset.train.images[..n * IMAGE].iter().map(|&b| f32::from(b) / 255.0).collect();

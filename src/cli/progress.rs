@@ -63,6 +63,10 @@ impl Console {
 }
 
 impl Monitor for Console {
+    fn say(&mut self, line: &str) {
+        Console::say(self, line);
+    }
+
     fn epoch_start(&mut self, epoch: u32, epochs: u32, steps: usize, done: usize) {
         if self.mode != Mode::Bar {
             return;

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::progress::Console;
 use crate::gpu::Gpu;
-use crate::models::gan::{GanConfig, Output};
+use crate::models::gan::{GanConfig, Output, UpdateOrder};
 use crate::models::vae::VaeConfig;
 use crate::models::Init;
 use crate::nn::{Activation, AdamConfig};
@@ -59,10 +59,13 @@ pub struct TrainArgs {
     /// Write checkpoints every N epochs as well as at the end; 0: only at the end [default: 5].
     #[arg(long)]
     checkpoint_every: Option<u32>,
-    /// Score 5,000 samples every N epochs (FD, IS, classes covered) with --classifier [default: 0, never].
+    /// Score 5,000 samples every N epochs (FD, IS, classes covered) [default: 5 when a classifier
+    /// is at hand (the built-in one for the built-in digits, --classifier, or one cached for
+    /// --data), else 0: never]. Given for data with no classifier, wgen trains one once.
     #[arg(long)]
     eval_every: Option<u32>,
-    /// A classifier's model.safetensors (from `wgen train classifier`), for --eval-every.
+    /// A classifier's model.safetensors (from `wgen train classifier`), for --eval-every
+    /// [default: the one for the data, see --eval-every].
     #[arg(long)]
     classifier: Option<PathBuf>,
     /// Training steps recorded into one command buffer [default: 16].
@@ -91,6 +94,10 @@ pub struct TrainArgs {
     /// GAN: the discriminator's target for real images is 1 - this [default: 0].
     #[arg(long)]
     label_smoothing: Option<f32>,
+    /// GAN: which network each step updates first; d-first judges G by the updated D
+    /// [default: d-first].
+    #[arg(long, value_enum)]
+    update_order: Option<UpdateOrder>,
     /// Stop as Ctrl-C would once this many steps are done (for tests of resuming).
     #[arg(long, hide = true)]
     #[serde(skip)]
@@ -178,7 +185,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         data: pick!(data),
         out,
         checkpoint_every: pick!(checkpoint_every).unwrap_or(defaults.checkpoint_every),
-        eval_every: pick!(eval_every).unwrap_or(0),
+        eval_every: pick!(eval_every).or(defaults.eval_every),
         classifier_path: pick!(classifier),
         steps_per_submit,
         vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init, ..v }),
@@ -190,6 +197,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
             output: pick!(output).unwrap_or(g.output),
             label_smoothing,
             init,
+            update_order: pick!(update_order).unwrap_or(g.update_order),
             ..g
         }),
         classifier: defaults.classifier.map(|c| crate::models::classifier::ClassifierConfig { init, ..c }),
@@ -200,23 +208,20 @@ pub fn run(gpu: &Gpu, args: &TrainArgs, quiet: bool) -> Result<i32> {
     let mut console = Console::new(quiet, args.stop_after_steps)?;
     let result = match &args.resume {
         Some(dir) => {
-            let others = TrainArgs { resume: None, epochs: None, stop_after_steps: None, ..args.clone() };
+            let others = TrainArgs { model: None, resume: None, epochs: None, stop_after_steps: None, ..args.clone() };
             if others != TrainArgs::default() {
                 bail!("--resume continues with the run's own settings (its config.json); only --epochs may be given with it");
             }
-            console.say(&format!("resuming {} on {}", dir.display(), gpu.adapter_name()));
+            if let Some(model) = args.model {
+                let ran = train::run_model(dir)?;
+                if ran != model {
+                    bail!("{} is a {} run; resume it with `wgen train {} --resume {}` (or without the model)", dir.display(), ran.name(), ran.name(), dir.display());
+                }
+            }
             train::resume(gpu, dir, args.epochs, &mut console)
         }
         None => {
             let cfg = construct_config(args)?;
-            console.say(&format!(
-                "training {:?} on {} for {} epochs, batch {}, into {}",
-                cfg.model,
-                gpu.adapter_name(),
-                cfg.epochs,
-                cfg.batch,
-                cfg.out.display()
-            ));
             train::train(gpu, &cfg, &mut console)
         }
     };

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub enum DataError {
     #[error("data folder {0} does not exist (pass --data DIR with the four MNIST files, or omit --data for the built-in digits)")]
     NoFolder(PathBuf),
+    #[error("--data {0} is a file; pass the folder that holds the four MNIST files")]
+    NotAFolder(PathBuf),
     #[error("{dir}: missing {name} (or {name}.gz); an MNIST-format folder holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte")]
     MissingFile { dir: PathBuf, name: String },
     #[error("{file}: {source}")]
@@ -47,6 +49,21 @@ pub struct Dataset {
     pub source: String,
 }
 
+impl Dataset {
+    /// A name for the data itself, whatever folder or compression it came in: the first 16
+    /// hex digits of the SHA-256 of both splits' images and labels.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for split in [&self.train, &self.test] {
+            h.update((split.count as u64).to_le_bytes());
+            h.update(&split.images);
+            h.update(&split.labels);
+        }
+        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 const FILES: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 const EMBEDDED: [&[u8]; 4] = [
@@ -64,6 +81,9 @@ pub fn load(dir: Option<&Path>) -> Result<Dataset, DataError> {
             "built-in mnist-10k".to_string(),
         ),
         Some(dir) => {
+            if dir.is_file() {
+                return Err(DataError::NotAFolder(dir.to_path_buf()));
+            }
             if !dir.is_dir() {
                 return Err(DataError::NoFolder(dir.to_path_buf()));
             }

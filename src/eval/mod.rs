@@ -2,8 +2,6 @@
 //! the GPU; and, for samples of either model, the Fréchet distance and Inception Score in the
 //! feature space of wgen's own digit classifier, with the share of each predicted class.
 
-use std::path::Path;
-
 use anyhow::{bail, Result};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
@@ -26,10 +24,9 @@ pub struct Features {
 }
 
 impl Features {
-    pub fn load(gpu: &Gpu, path: &Path) -> Result<Features> {
-        let ckpt = Checkpoint::read(path)?;
+    pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Features> {
         if ckpt.meta("model")? != "classifier" {
-            bail!("{} is a {}, not a classifier; train one with `wgen train classifier`", path.display(), ckpt.meta("model")?);
+            bail!("{} is a {}, not a classifier; train one with `wgen train classifier`", ckpt.path, ckpt.meta("model")?);
         }
         let cfg: ClassifierConfig = serde_json::from_str(ckpt.meta("config")?)?;
         let (layout, state_layout, mut values, mut state) = Classifier::initial(&cfg, 0);
@@ -111,13 +108,17 @@ pub fn inception_score(probs: &[f64], classes: usize) -> f64 {
     kl.exp()
 }
 
+/// The first index of the largest value.
+pub fn argmax(row: &[f64]) -> usize {
+    row.iter().enumerate().fold(0, |b, (c, &p)| if p > row[b] { c } else { b })
+}
+
 /// The share of images whose most probable class is each class.
 pub fn class_shares(probs: &[f64], classes: usize) -> Vec<f64> {
     let n = probs.len() / classes;
     let mut counts = vec![0usize; classes];
     for row in probs.chunks(classes) {
-        let best = row.iter().enumerate().fold(0, |b, (c, &p)| if p > row[b] { c } else { b });
-        counts[best] += 1;
+        counts[argmax(row)] += 1;
     }
     counts.iter().map(|&c| c as f64 / n.max(1) as f64).collect()
 }

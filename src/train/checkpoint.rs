@@ -63,8 +63,13 @@ impl Checkpoint {
     pub fn read(path: &Path) -> Result<Checkpoint> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {shown}"))?;
-        let file = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{shown} is not a safetensors file ({e})"))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        Checkpoint::from_bytes(&bytes, shown)
+    }
+
+    /// A checkpoint from the bytes of a safetensors file; `shown` names it in errors.
+    pub fn from_bytes(bytes: &[u8], shown: String) -> Result<Checkpoint> {
+        let file = SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("{shown} is not a safetensors file ({e})"))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         let mut tensors = HashMap::new();
         for (name, view) in file.tensors() {
             if view.dtype() != Dtype::F32 {

@@ -5,6 +5,7 @@ pub mod checkpoint;
 mod classifier_run;
 mod curves;
 mod gan_run;
+pub mod judge;
 mod tune;
 mod vae_run;
 
@@ -28,6 +29,7 @@ use crate::nn::{AdamConfig, Step, StepBuffer};
 
 pub use classifier_run::ClassifierRun;
 pub use gan_run::GanRun;
+pub use judge::Judge;
 pub use tune::{settle_matmul, MatmulSource};
 pub use vae_run::VaeRun;
 
@@ -53,6 +55,23 @@ pub enum ModelKind {
     Classifier,
 }
 
+impl ModelKind {
+    /// The name the user types (`wgen train vae`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Vae => "vae",
+            ModelKind::Gan => "gan",
+            ModelKind::Classifier => "classifier",
+        }
+    }
+}
+
+/// "1 epoch", "5 epochs".
+pub fn plural(n: impl Into<u64>, what: &str) -> String {
+    let n = n.into();
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Every setting of a run, checked; written to `config.json`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -66,10 +85,11 @@ pub struct TrainConfig {
     pub out: PathBuf,
     /// Also write model.safetensors every this many epochs (0: only at the end).
     pub checkpoint_every: u32,
-    /// Score 5,000 samples with the classifier every this many epochs (0: never).
+    /// Score 5,000 samples with a classifier every this many epochs (0: never; None: every
+    /// `EVAL_EVERY` when a classifier is at hand, decided when the data are read).
     #[serde(default)]
-    pub eval_every: u32,
-    /// The classifier's model.safetensors, for `eval_every`.
+    pub eval_every: Option<u32>,
+    /// The classifier's model.safetensors for `eval_every` (None: the one `judge::find` picks).
     #[serde(default)]
     pub classifier_path: Option<PathBuf>,
     pub steps_per_submit: usize,
@@ -94,7 +114,7 @@ impl TrainConfig {
             data: None,
             out: PathBuf::from("runs"),
             checkpoint_every: 5,
-            eval_every: 0,
+            eval_every: (model == ModelKind::Classifier).then_some(0),
             classifier_path: None,
             steps_per_submit: 32,
             vae: vae.then(VaeConfig::default),
@@ -240,6 +260,9 @@ struct SampleEval {
 /// How many samples `--eval-every` scores.
 pub const EVAL_SAMPLES: usize = 5000;
 
+/// Epochs between scorings when a classifier is at hand and `--eval-every` is not given.
+pub const EVAL_EVERY: u32 = 5;
+
 /// What a finished run reports.
 pub struct RunSummary {
     pub out: PathBuf,
@@ -256,6 +279,8 @@ pub trait Monitor {
         false
     }
     fn epoch_end(&mut self, _line: &str) {}
+    /// A line for the user outside any epoch.
+    fn say(&mut self, _line: &str) {}
     /// Checked after every submit: true stops training at that step with a checkpoint.
     fn interrupted(&mut self, _global_step: u32) -> bool {
         false
@@ -293,11 +318,20 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, monitor: &mut dyn Monitor) -> Result<
     start(gpu, cfg, None, monitor)
 }
 
-/// Continues the run in `dir` from its checkpoint, for `epochs` epochs in all (None: as planned).
-pub fn resume(gpu: &Gpu, dir: &Path, epochs: Option<u32>, monitor: &mut dyn Monitor) -> Result<RunSummary> {
+/// The model a run folder trains, from its config.json.
+pub fn run_model(dir: &Path) -> Result<ModelKind> {
+    Ok(run_config(dir)?.model)
+}
+
+fn run_config(dir: &Path) -> Result<TrainConfig> {
     let text = std::fs::read_to_string(dir.join("config.json")).with_context(|| format!("{} holds no run to resume (no config.json)", dir.display()))?;
     let saved: Value = serde_json::from_str(&text).with_context(|| format!("{}/config.json is unreadable", dir.display()))?;
-    let mut cfg: TrainConfig = serde_json::from_value(saved["config"].clone()).with_context(|| format!("{}/config.json is unreadable", dir.display()))?;
+    serde_json::from_value(saved["config"].clone()).with_context(|| format!("{}/config.json is unreadable", dir.display()))
+}
+
+/// Continues the run in `dir` from its checkpoint, for `epochs` epochs in all (None: as planned).
+pub fn resume(gpu: &Gpu, dir: &Path, epochs: Option<u32>, monitor: &mut dyn Monitor) -> Result<RunSummary> {
+    let mut cfg = run_config(dir)?;
     cfg.out = dir.to_path_buf();
     if let Some(e) = epochs {
         cfg.epochs = e;
@@ -310,6 +344,26 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     let dataset = data::load(cfg.data.as_deref())?;
     if cfg.batch > dataset.train.count {
         bail!("--batch {} is larger than the {} training images of {}", cfg.batch, dataset.train.count, dataset.source);
+    }
+    let mut cfg = cfg.clone();
+    let judge = match cfg.eval_every {
+        Some(0) => None,
+        Some(_) => Some(judge::find_or_train(gpu, cfg.classifier_path.as_deref(), cfg.data.as_deref(), &dataset, monitor)?),
+        None => judge::find(cfg.classifier_path.as_deref(), &dataset)?,
+    };
+    cfg.eval_every = Some(judge.as_ref().map_or(0, |_| cfg.eval_every.unwrap_or(EVAL_EVERY)));
+    cfg.classifier_path = judge.as_ref().and_then(Judge::path).map(Path::to_path_buf);
+    let verb = if ckpt.is_some() { "resuming" } else { "training" };
+    monitor.say(&format!(
+        "{verb} {} on {} for {}, batch {}, into {}",
+        cfg.model.name(),
+        gpu.adapter_name(),
+        plural(cfg.epochs, "epoch"),
+        cfg.batch,
+        cfg.out.display()
+    ));
+    if let Some(judge) = judge.as_ref().filter(|_| cfg.eval_every != Some(0)) {
+        monitor.say(&format!("scoring 5,000 samples every {} with {judge}", plural(cfg.eval_every.unwrap_or(0), "epoch")));
     }
     let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
     let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
@@ -324,15 +378,26 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         "test_images": dataset.test.count,
     });
     checkpoint::write_atomically(&cfg.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    let sample_eval = match judge {
+        Some(judge) => {
+            let features = judge.load(gpu)?;
+            let images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
+            let (reference, _) = features.of(gpu, &images)?;
+            Some(SampleEval { features, reference, every: cfg.eval_every.unwrap_or(0) })
+        }
+        None => None,
+    };
+    let cfg = &cfg;
     match ModelRun::new(gpu, cfg, &train, &test)? {
-        ModelRun::Vae(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
-        ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
-        ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, monitor),
+        ModelRun::Vae(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
+        ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
+        ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
     }
 }
 
 fn run_epochs<T: Trainee>(
-    gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut trainee: T, ckpt: Option<checkpoint::Checkpoint>, monitor: &mut dyn Monitor,
+    gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut trainee: T, ckpt: Option<checkpoint::Checkpoint>, sample_eval: Option<SampleEval>,
+    monitor: &mut dyn Monitor,
 ) -> Result<RunSummary> {
     let batch = trainee.batch();
     let steps_per_epoch = train.count / batch;
@@ -357,17 +422,6 @@ fn run_epochs<T: Trainee>(
         writeln!(metrics_file, "{}", Value::Object(r.clone()))?;
     }
     let slots = trainee.metrics().len();
-    let sample_eval = match (cfg.eval_every, &cfg.classifier_path) {
-        (0, _) => None,
-        (_, None) => bail!("--eval-every needs --classifier PATH (a model.safetensors from `wgen train classifier`)"),
-        (every, Some(path)) => {
-            let features = crate::eval::Features::load(gpu, path)?;
-            let test = data::load(cfg.data.as_deref())?.test;
-            let images: Vec<f32> = test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
-            let (reference, _) = features.of(gpu, &images)?;
-            Some(SampleEval { features, reference, every })
-        }
-    };
     let mut panels = trainee.curves();
     if sample_eval.is_some() {
         panels.push(("FD to the test split", vec!["fd"]));
@@ -429,6 +483,7 @@ fn run_epochs<T: Trainee>(
                 record.insert("fd".into(), json!(round(s.fd, 3)));
                 record.insert("inception_score".into(), json!(round(s.inception_score, 3)));
                 record.insert("modes".into(), json!(s.modes));
+                record.insert("class_shares".into(), json!(s.class_shares.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
             }
         }
         record.insert("img_per_s".into(), json!(round(((steps_per_epoch - first_step) * batch) as f64 / train_seconds, 1)));
@@ -460,6 +515,15 @@ pub fn eval_chunks(count: usize) -> Vec<(usize, Vec<Step>)> {
         .into_iter()
         .filter(|(rows, chunks)| *rows > 0 && !chunks.is_empty())
         .collect()
+}
+
+/// wgen's cache folder: `$XDG_CACHE_HOME/wgen`, else `~/.cache/wgen`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wgen"))
 }
 
 /// The epoch's shuffle: a pure function of (seed, epoch), so runs repeat exactly.

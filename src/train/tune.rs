@@ -101,13 +101,8 @@ fn adapter_key(gpu: &Gpu) -> String {
     format!("{} | {:?} | {} {} | wgen {}", i.name, i.backend, i.driver, i.driver_info, env!("CARGO_PKG_VERSION"))
 }
 
-/// `$XDG_CACHE_HOME/wgen/matmul.json`, else `~/.cache/wgen/matmul.json`.
 fn cache_file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("wgen").join("matmul.json"))
+    Some(super::cache_dir()?.join("matmul.json"))
 }
 
 /// A missing or unreadable cache is an empty one: the worst case is one more tuning.

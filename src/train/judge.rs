@@ -1,0 +1,105 @@
+//! The classifier that scores samples (FD, IS, class coverage): the one the user names; for the
+//! built-in digits, the one wgen ships in `assets/classifier/`; for any other data, one trained
+//! once for that data set and kept in the cache folder under the data's fingerprint.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{cache_dir, Monitor, ModelKind, TrainConfig};
+use crate::data::{self, Dataset};
+use crate::eval::Features;
+use crate::gpu::Gpu;
+use crate::train::checkpoint::Checkpoint;
+
+/// `wgen train classifier --epochs 15 --seed 0` on the built-in digits (assets/classifier/README.md).
+const SHIPPED: &[u8] = include_bytes!("../../assets/classifier/model.safetensors");
+
+/// Epochs of a classifier trained for a data set that has none.
+const CACHED_EPOCHS: u32 = 15;
+
+/// Where a classifier comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judge {
+    Given(PathBuf),
+    Shipped,
+    Cached(PathBuf),
+}
+
+impl Judge {
+    pub fn load(&self, gpu: &Gpu) -> Result<Features> {
+        let ckpt = match self {
+            Judge::Given(path) | Judge::Cached(path) => Checkpoint::read(path)?,
+            Judge::Shipped => Checkpoint::from_bytes(SHIPPED, "the built-in classifier".to_string())?,
+        };
+        Features::from_checkpoint(gpu, &ckpt)
+    }
+
+    /// The path a run's config records, None for the shipped one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Judge::Given(p) | Judge::Cached(p) => Some(p),
+            Judge::Shipped => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Judge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Judge::Given(p) => write!(f, "{}", p.display()),
+            Judge::Shipped => write!(f, "the built-in digit classifier"),
+            Judge::Cached(p) => write!(f, "{} (trained for this data)", p.display()),
+        }
+    }
+}
+
+/// The classifier for `dataset`: `given`, else the shipped one when the data are the built-in
+/// digits (from any folder), else the one cached for this data; None when there is none yet.
+pub fn find(given: Option<&Path>, dataset: &Dataset) -> Result<Option<Judge>> {
+    if let Some(path) = given {
+        return Ok(Some(Judge::Given(path.to_path_buf())));
+    }
+    let fingerprint = dataset.fingerprint();
+    if fingerprint == data::load(None)?.fingerprint() {
+        return Ok(Some(Judge::Shipped));
+    }
+    Ok(cached_model(&fingerprint).filter(|p| p.is_file()).map(Judge::Cached))
+}
+
+/// As `find`, but trains (and caches) a classifier for data that have none.
+pub fn find_or_train(gpu: &Gpu, given: Option<&Path>, data_dir: Option<&Path>, dataset: &Dataset, monitor: &mut dyn Monitor) -> Result<Judge> {
+    if let Some(judge) = find(given, dataset)? {
+        return Ok(judge);
+    }
+    let fingerprint = dataset.fingerprint();
+    let model = cached_model(&fingerprint).context("no cache folder (set HOME or XDG_CACHE_HOME), so no classifier can be kept: pass --classifier")?;
+    let folder = model.parent().expect("a cached model has a folder");
+    let partial = folder.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    monitor.say(&format!(
+        "{} has no classifier yet: training one ({CACHED_EPOCHS} epochs), kept in {} for next time",
+        dataset.source,
+        folder.display()
+    ));
+    let cfg = TrainConfig {
+        epochs: CACHED_EPOCHS,
+        data: data_dir.map(Path::to_path_buf),
+        out: partial.clone(),
+        checkpoint_every: 0,
+        ..TrainConfig::defaults(ModelKind::Classifier)
+    };
+    super::train(gpu, &cfg, monitor)?;
+    // Another process may have finished first; either copy serves.
+    if std::fs::rename(&partial, folder).is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    if !model.is_file() {
+        anyhow::bail!("could not keep the new classifier in {}", folder.display());
+    }
+    Ok(Judge::Cached(model))
+}
+
+fn cached_model(fingerprint: &str) -> Option<PathBuf> {
+    Some(cache_dir()?.join("classifiers").join(fingerprint).join("model.safetensors"))
+}
