@@ -1,6 +1,7 @@
 //! The command line: flags are parsed by clap, checked into a config, then handed to the work.
 
 mod bench;
+mod compare;
 mod eval;
 mod profile;
 mod progress;
@@ -44,6 +45,8 @@ enum Command {
     Profile(profile::ProfileArgs),
     /// Measure kernel and training speed.
     Bench(bench::BenchArgs),
+    /// The sample-quality table of runs trained with --eval-every (seeds grouped).
+    Compare(compare::CompareArgs),
 }
 
 impl Cli {
@@ -76,6 +79,7 @@ pub fn run() -> Result<i32> {
         Command::Profile(args) => profile::run(&open_gpu(&cli)?, args),
         Command::Sample(args) => sample::run(&open_gpu(&cli)?, args),
         Command::Bench(args) => bench::run(&open_gpu(&cli)?, args),
+        Command::Compare(args) => compare::run(args),
     }
 }
 
