@@ -207,15 +207,15 @@ fn sample_tools_draw_reconstructions_interpolations_manifolds_and_progressions()
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
 
     ok(&["sample", vae_model.to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("recon.png")]);
-    assert_eq!(png_size(&dir.join("recon.png")), (8 * 30 + 2, 8 * 30 + 2), "4 pairs of rows of 8");
+    assert_eq!(png_size(&dir.join("recon.png")), (8 * 86 + 2, 8 * 86 + 2), "4 pairs of rows of 8, 3× by default");
     ok(&["sample", vae_model.to_str().unwrap(), "--interpolate", "--rows", "3", "--cols", "5", "--scale", "2", "--pad", "1", "--grid", &out("lerp.png")]);
     assert_eq!(png_size(&dir.join("lerp.png")), (5 * 57 + 1, 3 * 57 + 1), "5 columns of 2×-scaled images with 1-pixel gaps");
     ok(&["sample", gan_model.to_str().unwrap(), "--interpolate", "--grid", &out("slerp.png")]);
-    assert_eq!(png_size(&dir.join("slerp.png")), (10 * 30 + 2, 8 * 30 + 2));
+    assert_eq!(png_size(&dir.join("slerp.png")), (10 * 86 + 2, 8 * 86 + 2));
     ok(&["sample", vae_model.to_str().unwrap(), "--manifold", "--rows", "4", "--cols", "4", "--raw", &out("manifold.f32")]);
     assert_eq!(std::fs::metadata(dir.join("manifold.f32")).unwrap().len(), 16 * 784 * 4);
     ok(&["sample", "--progression", vae.to_str().unwrap()]);
-    assert_eq!(png_size(&vae.join("progression.png")), (2 * (242 + 8) + 8, 242 + 16), "two epoch grids side by side");
+    assert_eq!(png_size(&vae.join("progression.png")), (2 * (466 + 8) + 8, 466 + 16), "two 2×-scaled epoch grids side by side");
 
     fails_with(&["sample", gan_model.to_str().unwrap(), "--manifold"], "needs a VAE");
     fails_with(&["sample", gan_model.to_str().unwrap(), "--recon"], "needs a VAE");

@@ -34,8 +34,8 @@ pub struct SampleArgs {
     /// Black pixels between and around the images.
     #[arg(long, default_value_t = 2)]
     pad: usize,
-    /// Repeat each pixel this many times in both directions.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
+    /// Repeat each pixel this many times in both directions (3: an 8×8 grid is 690 px wide).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=32))]
     scale: u16,
     /// Write the grid here [default: samples.png unless --raw is given].
     #[arg(long)]

@@ -544,8 +544,10 @@ pub fn read_rows(gpu: &Gpu, region: &crate::gpu::Region, rows: usize, f: impl Fn
     Ok(gpu.read::<f32>(&region.buffer, region.offset as u64, rows * region.cols)?.into_iter().map(f).collect())
 }
 
+/// A grid at twice the images' size: readable on its own, and a run's epochs still tile into
+/// one `--progression` picture of a sensible size.
 pub fn save_grid(path: &Path, images: &[f32], cols: usize) -> Result<()> {
-    let (pixels, w, h) = crate::image::grid(images, 28, cols, 2, 1);
+    let (pixels, w, h) = crate::image::grid(images, 28, cols, 2, 2);
     crate::image::write_png(path, &pixels, w, h)
 }
 
