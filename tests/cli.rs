@@ -51,7 +51,8 @@ fn train_gan_then_sample_a_grid_and_raw_floats() {
     assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "raw samples leave [0, 1]");
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&grid).unwrap()));
     let info = decoder.read_info().unwrap().info().clone();
-    assert_eq!((info.width, info.height), (4 * 30 + 2, 3 * 30 + 2), "a 4×3 grid of 28-pixel images with 2-pixel gaps");
+    assert_eq!((info.width, info.height), (4 * 86 + 2, 3 * 86 + 2), "a 4×3 grid of 3×-scaled 28-pixel images with 2-pixel gaps");
+    assert_eq!(config["config"]["gan"]["update_order"], "d-first", "D first by default");
 }
 
 #[test]
