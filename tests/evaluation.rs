@@ -10,7 +10,8 @@ use wgen::eval::{class_shares, frechet_distance, frechet_from_moments, inception
 use wgen::models::vae::{layers, Vae, VaeConfig, IMAGE, STREAM_EVAL_EPS};
 use wgen::models::ParamLayout;
 use wgen::reference as cpu;
-use wgen::train::{eval_chunks, train, ModelKind, Silent, TrainConfig};
+use wgen::eval::eval_chunks;
+use wgen::train::{train, ModelKind, Silent, TrainConfig};
 
 #[test]
 fn frechet_distance_matches_closed_forms_for_gaussians() {

@@ -6,8 +6,8 @@ mod common;
 use common::{gpu, small_mnist, temp_dir, upload, zeros};
 use wgen::data::{self, DeviceSplit};
 use wgen::gpu::{profile, Track, View};
-use wgen::nn::{self, Activation, AdamConfig, StepBuffer};
-use wgen::train::{submit_steps, ModelKind, ModelRun, TrainConfig};
+use wgen::nn::{self, submit_steps, Activation, AdamConfig, StagedSteps, StepBuffer};
+use wgen::train::{ModelKind, ModelRun, TrainConfig};
 
 #[test]
 fn kernel_costs_match_hand_counts() {
@@ -59,7 +59,8 @@ fn small_gan(dir: &std::path::Path) -> (TrainConfig, ModelRun, usize) {
 fn trace_is_json_with_one_gpu_event_per_kernel_call() {
     let dir = temp_dir("trace");
     let (cfg, run, epoch) = small_gan(&dir);
-    let report = profile(gpu(), run.program(), run.steps(), &cfg.steps(0, 3, epoch));
+    let steps = cfg.steps(0, 3, epoch);
+    let report = profile(gpu(), run.program(), &StagedSteps { buffer: run.steps(), steps: &steps });
     let text = serde_json::to_string(&report.trace_json()).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let events = json["traceEvents"].as_array().unwrap();
@@ -79,7 +80,7 @@ fn profiling_computes_exactly_what_training_computes() {
     let (cfg, timed, epoch) = small_gan(&dir);
     let (_, plain, _) = small_gan(&dir);
     let steps = cfg.steps(0, 5, epoch);
-    profile(gpu(), timed.program(), timed.steps(), &steps);
+    profile(gpu(), timed.program(), &StagedSteps { buffer: timed.steps(), steps: &steps });
     submit_steps(gpu(), plain.program(), plain.steps(), &steps);
     gpu().wait();
     let params = |run: &ModelRun| run.parameters().values.read(gpu()).unwrap();

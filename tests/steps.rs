@@ -7,9 +7,8 @@ use common::{assert_close, gpu, read};
 use wgen::data::{self, DeviceSplit};
 use wgen::gpu::Tensor;
 use wgen::models::vae::{Vae, VaeConfig, VaeGraph, METRIC_SLOTS, TRAIN_KL, TRAIN_RECON};
-use wgen::nn::{AdamConfig, Step, StepBuffer};
+use wgen::nn::{submit_steps, AdamConfig, Step, StepBuffer};
 use wgen::reference as cpu;
-use wgen::train::submit_steps;
 
 fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl};
-use crate::train::{submit_steps, ModelKind, ModelRun, TrainConfig};
+use crate::nn::submit_steps;
+use crate::train::{ModelKind, ModelRun, TrainConfig};
 use crate::models::LAYER_SHAPES;
 use crate::nn::LayerOperands;
 

@@ -18,7 +18,6 @@ use crate::nn::{Step, StepBuffer};
 use crate::reference::sigmoid;
 use crate::train::checkpoint::{write_atomically, Checkpoint};
 use crate::train::judge::find_or_train;
-use crate::train::read_rows;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -105,7 +104,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
                 report.insert("vae".into(), serde_json::to_value(&s)?);
                 let sampler = VaeSampler::new(gpu, &vae, a.samples, &step.uniform, a.seed)?;
                 sampler.program.run(gpu, "eval.sample");
-                read_rows(gpu, sampler.decoder.output(), a.samples, |v| sigmoid(f64::from(v)) as f32)?
+                sampler.decoder.output().read_rows(gpu, a.samples, |v| sigmoid(f64::from(v)) as f32)?
             }
             "gan" => {
                 let cfg: GanConfig = serde_json::from_str(ckpt.meta("config")?)?;
@@ -114,7 +113,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
                 let gan = Gan::new(gpu, &cfg, &values, &state)?;
                 let sampler = GanSampler::new(gpu, &gan, a.samples, &step.uniform, a.seed)?;
                 sampler.program.run(gpu, "eval.sample");
-                read_rows(gpu, sampler.generator.output(), a.samples, |v| cfg.output.to_unit(v))?
+                sampler.generator.output().read_rows(gpu, a.samples, |v| cfg.output.to_unit(v))?
             }
             other => bail!("{}: `wgen eval` scores a vae or a gan, not a {other}", model_path.display()),
         };

@@ -7,6 +7,8 @@ use clap::Args;
 
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{profile, Gpu, ProfileClock, ProfileReport};
+use crate::models::gan::UpdateOrder;
+use crate::nn::StagedSteps;
 use crate::train::{checkpoint::write_atomically, ModelKind, ModelRun, TrainConfig};
 
 #[derive(Args, Debug)]
@@ -26,6 +28,9 @@ pub struct ProfileArgs {
     /// Folder with the four MNIST-format files [default: the built-in digits].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// GAN: profile the step that updates this network first [default: d-first].
+    #[arg(long, value_enum)]
+    update_order: Option<UpdateOrder>,
 }
 
 pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
@@ -35,6 +40,9 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     let mut cfg = TrainConfig::defaults(a.model);
     cfg.batch = a.batch.unwrap_or(cfg.batch);
     cfg.data = a.data.clone();
+    if let (Some(gan), Some(order)) = (cfg.gan.as_mut(), a.update_order) {
+        gan.update_order = order;
+    }
     // Room for the 3 warm-up steps too: they go in one submit.
     cfg.steps_per_submit = a.steps.clamp(3, 256);
     let dataset = data::load(cfg.data.as_deref())?;
@@ -46,9 +54,10 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     let run = ModelRun::new(gpu, &cfg, &train, &test)?;
     let epoch_steps = dataset.train.count / cfg.batch;
     let warm_up = cfg.steps(0, 3, epoch_steps);
-    crate::train::submit_steps(gpu, run.program(), run.steps(), &warm_up);
+    crate::nn::submit_steps(gpu, run.program(), run.steps(), &warm_up);
     gpu.wait();
-    let report = profile(gpu, run.program(), run.steps(), &cfg.steps(3, a.steps, epoch_steps));
+    let steps = cfg.steps(3, a.steps, epoch_steps);
+    let report = profile(gpu, run.program(), &StagedSteps { buffer: run.steps(), steps: &steps });
     print!("{}", render(&report, &format!("{:?}", a.model).to_lowercase(), cfg.batch, &gpu.adapter_name()));
     if let Some(path) = &a.trace {
         let json = serde_json::to_string(&report.trace_json())?;

@@ -175,7 +175,7 @@ pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
 }
 
 fn rows_of(gpu: &Gpu, region: &Region, n: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>> {
-    crate::train::read_rows(gpu, region, n, f)
+    Ok(region.read_rows(gpu, n, f)?)
 }
 
 /// Decodes host-chosen latent vectors (or GAN noise) `z` [n, dim].

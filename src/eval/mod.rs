@@ -2,16 +2,56 @@
 //! the GPU; and, for samples of either model, the Fréchet distance and Inception Score in the
 //! feature space of wgen's own digit classifier, with the share of each predicted class.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Program, Tensor};
-use crate::models::classifier::{Classifier, ClassifierConfig, ClassifierGraph, CLASSES, IMAGE};
+use crate::models::classifier::{Classifier, ClassifierGraph, CLASSES, IMAGE};
 use crate::models::vae::{Vae, VaeGraph, METRIC_SLOTS, TEST_KL, TEST_RECON};
-use crate::nn::{Step, StepBuffer};
-use crate::train::checkpoint::Checkpoint;
-use crate::train::{read_rows, submit_steps, EvalParts};
+use crate::nn::{submit_steps, Step, StepBuffer};
+
+/// Evaluation over a split in chunks (see `eval_chunks`): a graph and program per chunk size.
+pub struct EvalParts<G> {
+    pub parts: Vec<(G, Program, Vec<Step>)>,
+    steps: StepBuffer,
+}
+
+impl<G> EvalParts<G> {
+    /// Builds a graph and its program for each chunk size, on a step buffer of their own.
+    pub fn new(gpu: &Gpu, label: &str, count: usize, mut build: impl FnMut(usize, &wgpu::Buffer) -> Result<(G, Program)>) -> Result<EvalParts<G>> {
+        let chunks = eval_chunks(count);
+        let steps = StepBuffer::new(gpu, label, chunks[0].1.len());
+        let parts = chunks
+            .into_iter()
+            .map(|(rows, chunks)| build(rows, &steps.uniform).map(|(g, p)| (g, p, chunks)))
+            .collect::<Result<_>>()?;
+        Ok(EvalParts { parts, steps })
+    }
+
+    /// Submits every chunk; the results land in the programs' metrics.
+    pub fn submit(&self, gpu: &Gpu) {
+        for (_, program, chunks) in &self.parts {
+            submit_steps(gpu, program, &self.steps, chunks);
+        }
+    }
+}
+
+/// Images per evaluation chunk.
+pub const EVAL_CHUNK: usize = 500;
+
+/// How to cover `count` test images in chunks: (rows, the Steps selecting each chunk) for
+/// the full chunks and, when the count does not divide, one remainder chunk. Each chunk's
+/// noise is keyed by its index, so every epoch sees the same noise per image.
+pub fn eval_chunks(count: usize) -> Vec<(usize, Vec<Step>)> {
+    let size = EVAL_CHUNK.min(count);
+    let (full, rest) = (count / size, count % size);
+    let chunk = |c: usize| Step { t: 1, rng_step: c as u32, batch_start: (c * size) as u32, ..Step::default() };
+    [(size, (0..full).map(chunk).collect::<Vec<_>>()), (rest, vec![chunk(full)])]
+        .into_iter()
+        .filter(|(rows, chunks)| *rows > 0 && !chunks.is_empty())
+        .collect()
+}
 
 /// Images a classifier pass takes at once.
 const CHUNK: usize = 500;
@@ -24,14 +64,7 @@ pub struct Features {
 }
 
 impl Features {
-    pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Features> {
-        if ckpt.meta("model")? != "classifier" {
-            bail!("{} is a {}, not a classifier; train one with `wgen train classifier`", ckpt.path, ckpt.meta("model")?);
-        }
-        let cfg: ClassifierConfig = serde_json::from_str(ckpt.meta("config")?)?;
-        let (layout, state_layout, mut values, mut state) = Classifier::initial(&cfg, 0);
-        ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-        let classifier = Classifier::new(gpu, &cfg, &values, &state)?;
+    pub fn new(gpu: &Gpu, classifier: Classifier) -> Result<Features> {
         let graph = ClassifierGraph::new(gpu, &classifier, CHUNK, "features")?;
         let program = graph.features_program(gpu, &classifier);
         Ok(Features { classifier, graph, program })
@@ -44,8 +77,8 @@ impl Features {
             let rows = chunk.len() / IMAGE;
             self.graph.x.write(gpu, chunk);
             self.program.run(gpu, "features");
-            features.extend(read_rows(gpu, self.graph.features(), rows, |v| v)?.into_iter().map(f64::from));
-            probs.extend(read_rows(gpu, &self.graph.probs.region(), rows, |v| v)?.into_iter().map(f64::from));
+            features.extend(self.graph.features().read_rows(gpu, rows, |v| v)?.into_iter().map(f64::from));
+            probs.extend(self.graph.probs.region().read_rows(gpu, rows, |v| v)?.into_iter().map(f64::from));
         }
         Ok((features, probs))
     }

@@ -11,6 +11,6 @@ mod timing;
 pub use context::{list_adapters, AdapterSummary, BackendChoice, Gpu, GpuError, GpuOptions, MatmulImpl};
 pub use dispatch::{grid_1d, grid_rows, Binding, Launch, Phase, Program};
 pub use pipelines::{module_source, Kernel, SHADER_FILES};
-pub use profiler::{profile, KernelRow, ProfileClock, ProfileReport, TraceEvent, Track};
+pub use profiler::{profile, KernelRow, ProfileClock, ProfileReport, StepInputs, TraceEvent, Track};
 pub use tensor::{Region, Tensor, View};
 pub use timing::{time_launches, Clock};

@@ -7,7 +7,19 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::{Gpu, Launch, Program};
-use crate::nn::{Step, StepBuffer};
+
+/// The per-step inputs of a profiled run, made current as training makes them: a group of
+/// steps is uploaded before each submit, then each step starts with a copy selecting its own.
+pub trait StepInputs {
+    /// Steps to run.
+    fn count(&self) -> usize;
+    /// Steps one upload holds.
+    fn capacity(&self) -> usize;
+    /// Uploads steps `range` for the coming submit.
+    fn stage(&self, gpu: &Gpu, range: std::ops::Range<usize>);
+    /// Records the copy that makes step `i` of the staged group current (outside a pass).
+    fn select(&self, encoder: &mut wgpu::CommandEncoder, i: usize);
+}
 
 /// How the kernels were timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -79,7 +91,7 @@ const STEPS_PER_SUBMIT: usize = 16;
 
 /// Runs `steps` (one program run each, as training records them) with a wgpu-profiler scope
 /// around every dispatch.
-pub fn profile(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]) -> ProfileReport {
+pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileReport {
     let launches: Vec<&Launch> = program.launches().collect();
     let clock = if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES) {
         ProfileClock::InsidePasses
@@ -101,12 +113,14 @@ pub fn profile(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]
     let mut wall_ns = 0.0;
     let origin = Instant::now();
     let mut gpu_origin: Option<f64> = None;
-    for (c, group) in steps.chunks(STEPS_PER_SUBMIT.min(buffer.capacity())).enumerate() {
+    let per_submit = STEPS_PER_SUBMIT.min(steps.capacity());
+    for (c, first) in (0..steps.count()).step_by(per_submit).enumerate() {
+        let group = first..(first + per_submit).min(steps.count());
         let host_start = origin.elapsed().as_nanos() as f64;
-        buffer.stage(gpu, group);
+        steps.stage(gpu, group.clone());
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         for i in 0..group.len() {
-            buffer.select(&mut encoder, i);
+            steps.select(&mut encoder, i);
             if clock == ProfileClock::PassBoundaries {
                 for launch in &launches {
                     let query = profiler.begin_pass_query(launch.name(), &mut encoder);
@@ -158,11 +172,11 @@ pub fn profile(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]
     for launch in &launches {
         let name = launch.name();
         match rows.iter_mut().find(|r| r.name == name) {
-            Some(row) => row.calls += steps.len() as u64,
+            Some(row) => row.calls += steps.count() as u64,
             None => rows.push(KernelRow {
                 total_ns: by_name.get(&name).copied().unwrap_or(0.0),
                 name,
-                calls: steps.len() as u64,
+                calls: steps.count() as u64,
                 flops: launch.flops,
                 bytes: launch.bytes,
             }),
@@ -172,10 +186,10 @@ pub fn profile(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]
         rows.clear();
     }
     rows.sort_by(|a, b| b.total_ns.total_cmp(&a.total_ns));
-    let n = steps.len().max(1) as f64;
+    let n = steps.count().max(1) as f64;
     ProfileReport {
         clock,
-        steps: steps.len(),
+        steps: steps.count(),
         dispatches_per_step: launches.len(),
         rows,
         gpu_ns_per_step: (clock != ProfileClock::WallClock).then_some(gpu_step_ns / n),

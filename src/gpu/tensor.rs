@@ -129,6 +129,11 @@ pub struct Region {
 }
 
 impl Region {
+    /// Reads the first `rows` rows back, each value mapped through `f` (to pixels, say).
+    pub fn read_rows(&self, gpu: &Gpu, rows: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>, GpuError> {
+        Ok(gpu.read::<f32>(&self.buffer, self.offset as u64, rows * self.cols)?.into_iter().map(f).collect())
+    }
+
     pub fn view(&self) -> View<'_> {
         View { buffer: &self.buffer, offset: self.offset, rows: self.rows, cols: self.cols }
     }

@@ -23,7 +23,7 @@ pub use linear::{
 };
 pub use losses::{bce_logits, gan_loss, GanLossParts, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
 pub use random::{fill_normal, fill_uniform, RngParams};
-pub use step::{Step, StepBuffer};
+pub use step::{submit_steps, StagedSteps, Step, StepBuffer};
 
 /// Workgroups of 256 threads covering `n` items, laid out within the adapter's limits.
 fn grid_for(gpu: &crate::gpu::Gpu, n: usize, per_group: usize) -> [u32; 3] {

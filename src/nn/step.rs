@@ -1,7 +1,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Program, StepInputs};
 
 /// Twin of `Step` in shaders/common.wgsl: what changes from one training step to the next.
 #[repr(C)]
@@ -62,4 +62,41 @@ impl StepBuffer {
     pub fn select(&self, encoder: &mut wgpu::CommandEncoder, i: usize) {
         encoder.copy_buffer_to_buffer(&self.table, i as u64 * STEP_BYTES, &self.uniform, 0, STEP_BYTES);
     }
+}
+
+/// Steps to run through a StepBuffer, as the profiler takes them.
+pub struct StagedSteps<'a> {
+    pub buffer: &'a StepBuffer,
+    pub steps: &'a [Step],
+}
+
+impl StepInputs for StagedSteps<'_> {
+    fn count(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.buffer.capacity()
+    }
+
+    fn stage(&self, gpu: &Gpu, range: std::ops::Range<usize>) {
+        self.buffer.stage(gpu, &self.steps[range]);
+    }
+
+    fn select(&self, encoder: &mut wgpu::CommandEncoder, i: usize) {
+        self.buffer.select(encoder, i);
+    }
+}
+
+/// Records `steps` consecutive training steps into one command buffer and submits it without
+/// waiting. Each step begins with the copy that makes its Step current, then one compute pass.
+pub fn submit_steps(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]) -> wgpu::SubmissionIndex {
+    buffer.stage(gpu, steps);
+    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
+    for i in 0..steps.len() {
+        buffer.select(&mut encoder, i);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
+        program.record(&mut pass);
+    }
+    gpu.queue.submit(Some(encoder.finish()))
 }

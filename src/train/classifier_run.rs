@@ -4,7 +4,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{metadata, round, EvalParts, StepCore, TrainConfig, Trainee};
+use super::{metadata, round, StepCore, TrainConfig, Trainee};
+use crate::eval::EvalParts;
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
 use crate::models::classifier::{Classifier, ClassifierGraph, METRIC_SLOTS, TEST_CORRECT, TEST_LOSS, TRAIN_CORRECT, TRAIN_LOSS};

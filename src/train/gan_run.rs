@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{metadata, read_rows, round, save_grid, StepCore, TrainConfig, Trainee};
+use super::{metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
 use crate::models::gan::{Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
@@ -54,7 +54,7 @@ impl Trainee for GanRun {
         let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
         self.sampler.program.run(gpu, "gan.sample");
         let output = self.gan.config.output;
-        let samples = read_rows(gpu, self.sampler.generator.output(), 64, |v| output.to_unit(v))?;
+        let samples = self.sampler.generator.output().read_rows(gpu, 64, |v| output.to_unit(v))?;
         save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, 8)?;
         let mut r = Map::new();
         r.insert("d_loss".into(), json!(mean(D_LOSS)));
@@ -81,7 +81,7 @@ impl Trainee for GanRun {
         let sampler = GanSampler::new(gpu, &self.gan, n, &self.sample_step.uniform, self.seed)?;
         sampler.program.run(gpu, "gan.eval-samples");
         let output = self.gan.config.output;
-        Ok(Some(read_rows(gpu, sampler.generator.output(), n, |v| output.to_unit(v))?))
+        Ok(Some(sampler.generator.output().read_rows(gpu, n, |v| output.to_unit(v))?))
     }
 
     fn metric_names(&self) -> &'static [&'static str] {

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{cache_dir, Monitor, ModelKind, TrainConfig};
 use crate::data::{self, Dataset};
 use crate::eval::Features;
 use crate::gpu::Gpu;
+use crate::models::classifier::{Classifier, ClassifierConfig};
 use crate::train::checkpoint::Checkpoint;
 
 /// `wgen train classifier --epochs 15 --seed 0` on the built-in digits (assets/classifier/README.md).
@@ -32,7 +33,13 @@ impl Judge {
             Judge::Given(path) | Judge::Cached(path) => Checkpoint::read(path)?,
             Judge::Shipped => Checkpoint::from_bytes(SHIPPED, "the built-in classifier".to_string())?,
         };
-        Features::from_checkpoint(gpu, &ckpt)
+        if ckpt.meta("model")? != "classifier" {
+            bail!("{} is a {}, not a classifier; train one with `wgen train classifier`", ckpt.path, ckpt.meta("model")?);
+        }
+        let cfg: ClassifierConfig = serde_json::from_str(ckpt.meta("config")?)?;
+        let (layout, state_layout, mut values, mut state) = Classifier::initial(&cfg, 0);
+        ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
+        Features::new(gpu, Classifier::new(gpu, &cfg, &values, &state)?)
     }
 
     /// The path a run's config records, None for the shipped one.
@@ -95,7 +102,7 @@ pub fn find_or_train(gpu: &Gpu, given: Option<&Path>, data_dir: Option<&Path>, d
         let _ = std::fs::remove_dir_all(&partial);
     }
     if !model.is_file() {
-        anyhow::bail!("could not keep the new classifier in {}", folder.display());
+        bail!("could not keep the new classifier in {}", folder.display());
     }
     Ok(Judge::Cached(model))
 }

@@ -25,26 +25,13 @@ use crate::models::classifier::ClassifierConfig;
 use crate::models::gan::GanConfig;
 use crate::models::vae::VaeConfig;
 use crate::models::Parameters;
-use crate::nn::{AdamConfig, Step, StepBuffer};
+use crate::nn::{submit_steps, AdamConfig, Step, StepBuffer};
 
 pub use classifier_run::ClassifierRun;
 pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use tune::{settle_matmul, MatmulSource};
 pub use vae_run::VaeRun;
-
-/// Records `steps` consecutive training steps into one command buffer and submits it without
-/// waiting. Each step begins with the copy that makes its Step current, then one compute pass.
-pub fn submit_steps(gpu: &Gpu, program: &Program, buffer: &StepBuffer, steps: &[Step]) -> wgpu::SubmissionIndex {
-    buffer.stage(gpu, steps);
-    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
-    for i in 0..steps.len() {
-        buffer.select(&mut encoder, i);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
-        program.record(&mut pass);
-    }
-    gpu.queue.submit(Some(encoder.finish()))
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,32 +173,6 @@ pub struct StepCore {
     pub steps: StepBuffer,
     pub program: Program,
     pub metrics: Tensor,
-}
-
-/// Evaluation over a split in chunks (see `eval_chunks`): a graph and program per chunk size.
-pub struct EvalParts<G> {
-    pub parts: Vec<(G, Program, Vec<Step>)>,
-    steps: StepBuffer,
-}
-
-impl<G> EvalParts<G> {
-    /// Builds a graph and its program for each chunk size, on a step buffer of their own.
-    pub fn new(gpu: &Gpu, label: &str, count: usize, mut build: impl FnMut(usize, &wgpu::Buffer) -> Result<(G, Program)>) -> Result<EvalParts<G>> {
-        let chunks = eval_chunks(count);
-        let steps = StepBuffer::new(gpu, label, chunks[0].1.len());
-        let parts = chunks
-            .into_iter()
-            .map(|(rows, chunks)| build(rows, &steps.uniform).map(|(g, p)| (g, p, chunks)))
-            .collect::<Result<_>>()?;
-        Ok(EvalParts { parts, steps })
-    }
-
-    /// Submits every chunk; the results land in the programs' metrics.
-    pub fn submit(&self, gpu: &Gpu) {
-        for (_, program, chunks) in &self.parts {
-            submit_steps(gpu, program, &self.steps, chunks);
-        }
-    }
 }
 
 /// A model being trained: its step program and what happens around epochs.
@@ -501,22 +462,6 @@ fn run_epochs<T: Trainee>(
     Ok(RunSummary { out: cfg.out.clone(), records })
 }
 
-/// Images per evaluation chunk.
-pub const EVAL_CHUNK: usize = 500;
-
-/// How to cover `count` test images in chunks: (rows, the Steps selecting each chunk) for
-/// the full chunks and, when the count does not divide, one remainder chunk. Each chunk's
-/// noise is keyed by its index, so every epoch sees the same noise per image.
-pub fn eval_chunks(count: usize) -> Vec<(usize, Vec<Step>)> {
-    let size = EVAL_CHUNK.min(count);
-    let (full, rest) = (count / size, count % size);
-    let chunk = |c: usize| Step { t: 1, rng_step: c as u32, batch_start: (c * size) as u32, ..Step::default() };
-    [(size, (0..full).map(chunk).collect::<Vec<_>>()), (rest, vec![chunk(full)])]
-        .into_iter()
-        .filter(|(rows, chunks)| *rows > 0 && !chunks.is_empty())
-        .collect()
-}
-
 /// wgen's cache folder: `$XDG_CACHE_HOME/wgen`, else `~/.cache/wgen`.
 pub fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -537,11 +482,6 @@ pub fn epoch_order(count: usize, seed: u64, epoch: u32) -> Vec<u32> {
 pub(crate) fn round(v: f64, digits: i32) -> f64 {
     let k = 10f64.powi(digits);
     (v * k).round() / k
-}
-
-/// Reads `rows` rows of `width` values from a region and maps them through `f` for a grid.
-pub fn read_rows(gpu: &Gpu, region: &crate::gpu::Region, rows: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>> {
-    Ok(gpu.read::<f32>(&region.buffer, region.offset as u64, rows * region.cols)?.into_iter().map(f).collect())
 }
 
 /// A grid at twice the images' size: readable on its own, and a run's epochs still tile into

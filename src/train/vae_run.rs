@@ -4,7 +4,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{metadata, read_rows, round, save_grid, EvalParts, StepCore, TrainConfig, Trainee};
+use super::{metadata, round, save_grid, StepCore, TrainConfig, Trainee};
+use crate::eval::EvalParts;
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
 use crate::models::vae::{Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
@@ -66,12 +67,12 @@ impl Trainee for VaeRun {
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
         // Samples from fixed noise, then test images (odd rows) over their reconstructions.
         self.sampler.program.run(gpu, "vae.sample");
-        let samples = read_rows(gpu, self.sampler.decoder.output(), 64, |v| sigmoid(f64::from(v)) as f32)?;
+        let samples = self.sampler.decoder.output().read_rows(gpu, 64, |v| sigmoid(f64::from(v)) as f32)?;
         save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, 8)?;
         let part = &self.eval.parts[0].0;
         let shown = part.rows.min(32);
-        let originals = read_rows(gpu, &part.x.region(), shown, |v| v)?;
-        let recons = read_rows(gpu, part.decoder.output(), shown, |v| sigmoid(f64::from(v)) as f32)?;
+        let originals = part.x.region().read_rows(gpu, shown, |v| v)?;
+        let recons = part.decoder.output().read_rows(gpu, shown, |v| sigmoid(f64::from(v)) as f32)?;
         let pairs = crate::image::interleave_rows(&originals, &recons, 8, IMAGE);
         save_grid(&out.join(format!("samples/recon-epoch-{epoch:03}.png")), &pairs, 8)?;
         let mut r = Map::new();
@@ -97,7 +98,7 @@ impl Trainee for VaeRun {
     fn samples(&self, gpu: &Gpu, n: usize) -> Result<Option<Vec<f32>>> {
         let sampler = VaeSampler::new(gpu, &self.vae, n, &self.sample_step.uniform, self.seed)?;
         sampler.program.run(gpu, "vae.eval-samples");
-        Ok(Some(read_rows(gpu, sampler.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)?))
+        Ok(Some(sampler.decoder.output().read_rows(gpu, n, |v| sigmoid(f64::from(v)) as f32)?))
     }
 
     fn metric_names(&self) -> &'static [&'static str] {
