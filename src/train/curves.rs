@@ -43,7 +43,8 @@ pub fn draw(path: &Path, records: &[Map<String, Value>], panels: &[(&str, Vec<&s
             if !lo.is_finite() {
                 continue;
             }
-            let pad = ((hi - lo) * 0.08).max(1e-3);
+            // A lone value (the first scored epoch) still gets a readable range around it.
+            let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.05).max(1e-3);
             let last = records.len().max(2) as f64;
             let mut chart = ChartBuilder::on(area)
                 .caption(*title, ("sans-serif", 18))
@@ -56,10 +57,14 @@ pub fn draw(path: &Path, records: &[Map<String, Value>], panels: &[(&str, Vec<&s
             for (i, (name, points)) in series.into_iter().enumerate() {
                 let colour = COLOURS[i % COLOURS.len()];
                 chart
-                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
                     .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?
                     .label(name)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+                // Points too: a metric scored every few epochs starts as a single one.
+                chart
+                    .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+                    .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
             }
             chart
                 .configure_series_labels()

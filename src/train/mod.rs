@@ -453,7 +453,12 @@ fn run_epochs<T: Trainee>(
         metrics_file.flush()?;
         records.push(record);
         curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
-        monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}", cfg.epochs, trainee.summary(records.last().expect("just pushed"))));
+        let last = records.last().expect("just pushed");
+        let scores = match (last.get("fd").and_then(Value::as_f64), last.get("inception_score").and_then(Value::as_f64), last.get("modes")) {
+            (Some(fd), Some(is), Some(modes)) => format!("  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/10"),
+            _ => String::new(),
+        };
+        monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}{scores}", cfg.epochs, trainee.summary(last)));
         if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {
             let next = Position { epoch: epoch + 1, step_in_epoch: 0, global: at.global };
             checkpoint::save(gpu, &cfg.out, trainee.parameters(), &vec![0.0; slots], &next, trainee.model_metadata()?)?;
