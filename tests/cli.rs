@@ -164,13 +164,14 @@ fn config_file_sets_what_flags_do_not_and_refuses_unknown_keys() {
     let dir = temp_dir("config");
     small_mnist(&dir.join("data"), 64, 32);
     let file = dir.join("run.toml");
-    std::fs::write(&file, format!("model = \"gan\"\nepochs = 1\nbatch = 16\nlabel-smoothing = 0.1\ndata = \"{}\"\n", dir.join("data").display())).unwrap();
+    std::fs::write(&file, format!("model = \"gan\"\nepochs = 1\nbatch = 16\nlabel-smoothing = 0.1\nupdate-order = \"g-first\"\ndata = \"{}\"\n", dir.join("data").display())).unwrap();
     let run = dir.join("run");
     ok(&["-q", "train", "--config", file.to_str().unwrap(), "--batch", "32", "--out", run.to_str().unwrap()]);
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["config"]["batch"], 32, "the flag overrides the file");
     assert_eq!(config["config"]["epochs"], 1, "the file overrides the default");
     assert!((config["config"]["gan"]["label_smoothing"].as_f64().unwrap() - 0.1).abs() < 1e-6);
+    assert_eq!(config["config"]["gan"]["update_order"], "g-first");
 
     std::fs::write(&file, "model = \"gan\"\nepoch = 3\n").unwrap();
     let out = wgen(&["train", "--config", file.to_str().unwrap()]);
