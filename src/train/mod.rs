@@ -323,7 +323,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         cfg.batch,
         cfg.out.display()
     ));
-    if let Some(judge) = judge.as_ref().filter(|_| cfg.eval_every != Some(0)) {
+    if let Some(judge) = &judge {
         monitor.say(&format!("scoring 5,000 samples every {} with {judge}", plural(cfg.eval_every.unwrap_or(0), "epoch")));
     }
     let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
