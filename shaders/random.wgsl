@@ -3,6 +3,9 @@
 // and a resumed run draws the same noise.
 //   fill_uniform  out[e] in (0, 1), never 0 or 1
 //   fill_normal   out[e] ~ N(0, 1) by Box–Muller on pairs of those uniforms
+//   fill_labels   out[e] uniform in {0, …, classes − 1}, as an f32 class index: the top bits of
+//                 bits · classes (a 32×32-bit product's high word), exact and unbiased to 2^-32
+// Each writes out[offset + e] for e < n.
 // Bindings: 0 params (RngParams), 1 step (Step: rng_step is the counter's third word),
 //           2 out (read_write)
 // Grid: one thread per 4 outputs (one Philox block), 256 per workgroup, folded over x and y.
@@ -12,6 +15,10 @@ struct RngParams {
     stream: u32,   // which use site: different noise for each tensor drawn in a step
     seed_lo: u32,
     seed_hi: u32,
+    offset: u32,
+    classes: u32,  // fill_labels only
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: RngParams;
@@ -63,7 +70,7 @@ fn fill_uniform(@builtin(workgroup_id) wid: vec3<u32>,
     let bits = block(i);
     for (var j = 0u; j < 4u; j++) {
         if i * 4u + j < p.n {
-            out[i * 4u + j] = to_unit(bits[j]);
+            out[p.offset + i * 4u + j] = to_unit(bits[j]);
         }
     }
 }
@@ -86,7 +93,23 @@ fn fill_normal(@builtin(workgroup_id) wid: vec3<u32>,
     }
     for (var j = 0u; j < 4u; j++) {
         if i * 4u + j < p.n {
-            out[i * 4u + j] = z[j];
+            out[p.offset + i * 4u + j] = z[j];
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn fill_labels(@builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) tid: u32) {
+    let i = linear_workgroup(wid, nwg) * 256u + tid;
+    if i * 4u >= p.n {
+        return;
+    }
+    let bits = block(i);
+    for (var j = 0u; j < 4u; j++) {
+        if i * 4u + j < p.n {
+            out[p.offset + i * 4u + j] = f32(mul_hi(bits[j], p.classes));
         }
     }
 }

@@ -182,3 +182,15 @@ fn logsumexp_is_stable_and_exact_on_known_values() {
     let got = cpu::logsumexp_groups(&[0.0, 3f64.ln(), 1000.0, 1000.0 + 3f64.ln()], 2);
     assert!((got[0] - 2f64.ln()).abs() < 1e-12 && (got[1] - 1000.0 - 2f64.ln()).abs() < 1e-9, "{got:?}");
 }
+
+#[test]
+fn embedding_backward_matches_finite_differences_with_repeated_and_absent_classes() {
+    let (classes, dim) = (7, 5);
+    // Class 3 thrice, class 6 never: the gradient must sum repeats and leave absent rows zero.
+    let labels = [3usize, 0, 3, 5, 1, 3, 2, 4, 0];
+    let table = uniform(70, classes * dim, -1.0, 1.0);
+    let c = uniform(71, labels.len() * dim, -1.0, 1.0);
+    let analytic = cpu::embedding_backward(&labels, &c, classes, dim);
+    check("embedding_backward", &table, &analytic, |t| dot(&c, &cpu::embedding_forward(&labels, Some(t), dim)));
+    assert!(analytic[6 * dim..].iter().all(|&g| g == 0.0), "a class no row asked for gets no gradient");
+}

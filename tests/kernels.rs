@@ -30,7 +30,7 @@ fn check_forward_with(choice: MatmulImpl, n: usize, inp: usize, out: usize, act:
     let tx = upload("x", &[n, inp], &x);
     let tw = upload("w", &[out * inp + out], &wb);
     let ty = zeros("y", &[n, out]);
-    let w = View { buffer: &tw.buffer, offset: 0, rows: out, cols: inp };
+    let w = View::new(&tw.buffer, 0, out, inp);
     let launch = nn::matmul_forward_with(g, choice, "test", tx.view(), w, Some(out * inp), ty.view(), act);
     g.run("test", &[&launch]);
     let want = cpu::matmul_forward(&x, &wb[..out * inp], Some(&wb[out * inp..]), n, inp, out, act);
@@ -160,7 +160,7 @@ fn check_backward_weight_modes(choice: MatmulImpl, shapes: &[(usize, usize, usiz
             let before = rounded(&uniform(seed + 2, out * inp + out, -1.0, 1.0));
             let (tdy, tx) = (upload("dy", &[n, out], &dy), upload("x", &[n, inp], &x));
             let tg = upload("grads", &[out * inp + out], &before);
-            let dw = View { buffer: &tg.buffer, offset: 0, rows: out, cols: inp };
+            let dw = View::new(&tg.buffer, 0, out, inp);
             let launch = nn::matmul_backward_weight_with(g, choice, "test", tdy.view(), tx.view(), dw, Some(out * inp), accumulate);
             assert_eq!(launch.kernel, expect);
             g.run("test", &[&launch]);
@@ -425,7 +425,7 @@ fn grids_over_the_per_axis_limit_fold_into_y_and_z() {
     let out = zeros("u", &[n]);
     let steps = StepBuffer::new(g, "rng", 1);
     steps.set(g, &Step { rng_step: 1, ..Step::default() });
-    let params = nn::RngParams { n: n as u32, stream: 9, seed_lo: 1, seed_hi: 0 };
+    let params = nn::RngParams { n: n as u32, stream: 9, seed_lo: 1, seed_hi: 0, offset: 0, classes: 0, _pad0: 0, _pad1: 0 };
     let groups = n.div_ceil(1024) as u32;
     let launch = Launch::new(
         g, Kernel::FillUniform, "folded", &params,
@@ -444,7 +444,7 @@ fn matmul_naive_baseline_matches_reference_in_forward_and_weight_layouts() {
     let x = rounded(&uniform(1100, n * inp, -1.0, 1.0));
     let wb = rounded(&uniform(1101, out * inp + out, -0.5, 0.5));
     let (tx, tw, ty) = (upload("x", &[n, inp], &x), upload("w", &[out * inp + out], &wb), zeros("y", &[n, out]));
-    let w = View { buffer: &tw.buffer, offset: 0, rows: out, cols: inp };
+    let w = View::new(&tw.buffer, 0, out, inp);
     let act = Activation::Tanh;
     let p = nn::forward_params("naive", tx.view(), w, Some(out * inp), ty.view(), act);
     g.run("naive", &[&nn::matmul_naive(g, "naive", p, true, &tx.buffer, &tw.buffer, &ty.buffer)]);
@@ -520,4 +520,97 @@ fn iwae_weights_and_logsumexp_match_reference_for_spread_out_values() {
     assert_close("iwae log weights", &read(&tw), &w, 1e-4, 1e-6);
     let w_gpu: Vec<f64> = read(&tw).iter().map(|&v| f64::from(v)).collect();
     assert_close("log-sum-exp per group", &read(&tout), &cpu::logsumexp_groups(&w_gpu, k), 1e-4, 1e-6);
+}
+
+#[test]
+fn embedding_forward_writes_table_rows_and_one_hots_into_a_column_window() {
+    let g = gpu();
+    // 37 rows (not a multiple of the 256-thread group), 7 classes of width 5, written into
+    // columns 3..8 of a [37, 11] buffer whose other columns must survive.
+    let (rows, classes, dim, width, at) = (37usize, 7usize, 5usize, 11usize, 3usize);
+    let labels: Vec<usize> = (0..rows).map(|r| (r * 5 + 2) % classes).collect();
+    let tl = upload("labels", &[rows], &labels.iter().map(|&c| c as f64).collect::<Vec<_>>());
+    let table = rounded(&uniform(1400, classes * dim, -1.0, 1.0));
+    let tt = upload("table", &[classes, dim], &table);
+    for one_hot in [false, true] {
+        let dim = if one_hot { classes } else { dim };
+        let out = Tensor::from_slice(g, "out", &[rows, width], &vec![9.0; rows * width]).unwrap();
+        let vectors = if one_hot { nn::LabelVectors::OneHot } else { nn::LabelVectors::Table(tt.view()) };
+        g.run("embed", &[&nn::embedding_forward(g, "embed", tl.view(), vectors, out.view().columns(at, dim))]);
+        let vecs = cpu::embedding_forward(&labels, if one_hot { None } else { Some(&table) }, dim);
+        let mut want = vec![9.0; rows * width];
+        for r in 0..rows {
+            want[r * width + at..r * width + at + dim].copy_from_slice(&vecs[r * dim..(r + 1) * dim]);
+        }
+        assert_close(&format!("embedding_forward one_hot={one_hot}"), &read(&out), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn embedding_backward_sums_strided_gradient_rows_per_class_and_zeroes_absent_classes() {
+    let g = gpu();
+    // 300 rows (more than a workgroup), gradient read from columns 4..13 of a [300, 17] buffer;
+    // class 10 of 11 is never drawn.
+    let (rows, classes, dim, width, at) = (300usize, 11usize, 9usize, 17usize, 4usize);
+    let labels: Vec<usize> = (0..rows).map(|r| (r * 7 + r / 3) % (classes - 1)).collect();
+    let tl = upload("labels", &[rows], &labels.iter().map(|&c| c as f64).collect::<Vec<_>>());
+    let wide = rounded(&uniform(1410, rows * width, -1.0, 1.0));
+    let tw = upload("d_out", &[rows, width], &wide);
+    // The table's gradient sits inside a larger buffer, as in the flat gradient buffer.
+    let grads = Tensor::from_slice(g, "grads", &[5 + classes * dim + 3], &vec![7.0; 5 + classes * dim + 3]).unwrap();
+    let d_table = View::new(&grads.buffer, 5, classes, dim);
+    g.run("embed", &[&nn::embedding_backward(g, "embed", tl.view(), tw.view().columns(at, dim), d_table)]);
+    let mut want = vec![7.0; 5];
+    want.extend(cpu::embedding_backward(&labels, &cpu::columns(&wide, width, at, dim), classes, dim));
+    want.extend([7.0; 3]);
+    // Sums of ~30 values in [-1, 1], in the same order as the reference.
+    assert_close("embedding_backward", &read(&grads), &want, 1e-5, 1e-6);
+}
+
+#[test]
+fn copy_columns_moves_a_block_between_strided_windows() {
+    let g = gpu();
+    let (rows, cols) = (67usize, 13usize);
+    let src = rounded(&uniform(1420, rows * 20, -1.0, 1.0));
+    let ts = upload("src", &[rows, 20], &src);
+    let td = Tensor::from_slice(g, "dst", &[rows, 31], &vec![5.0; rows * 31]).unwrap();
+    g.run("copy", &[&nn::copy_columns(g, "copy", ts.view().columns(6, cols), td.view().columns(17, cols))]);
+    let mut want = vec![5.0; rows * 31];
+    for r in 0..rows {
+        for j in 0..cols {
+            want[r * 31 + 17 + j] = src[r * 20 + 6 + j];
+        }
+    }
+    assert_close("copy_columns", &read(&td), &want, 0.0, 0.0);
+}
+
+#[test]
+fn matmuls_read_a_column_window_of_the_weight_in_every_family() {
+    // A conditioned layer's weight is [out, image | label]; its backward splits dX by columns.
+    // The first window's odd stride sends every family to the tiled kernel; the second's
+    // multiples of 4 let vec4 and subgroup kernels run it.
+    let g = gpu();
+    for (n, out, inp, at, part) in [(37usize, 29usize, 70usize, 61usize, 9usize), (37, 29, 72, 60, 12)] {
+        let seed = 1430 + inp as u64;
+        let w = rounded(&uniform(seed, out * inp, -1.0, 1.0));
+        let dy = rounded(&uniform(seed + 1, n * out, -1.0, 1.0));
+        let x = rounded(&uniform(seed + 2, n * part, -1.0, 1.0));
+        let (tw, tdy, tx) = (upload("w", &[out, inp], &w), upload("dy", &[n, out], &dy), upload("x", &[n, part], &x));
+        let w_part = cpu::columns(&w, inp, at, part);
+        for family in [MatmulImpl::Tiled, MatmulImpl::Vec4, MatmulImpl::Subgroup] {
+            let dx = zeros("dx", &[n, part]);
+            let y = zeros("y", &[n, out]);
+            let window = tw.view().columns(at, part);
+            g.run(
+                "window",
+                &[
+                    &nn::matmul_backward_input_with(g, family, "window", tdy.view(), window, dx.view(), None),
+                    &nn::matmul_forward_with(g, family, "window", tx.view(), window, None, y.view(), Activation::Identity),
+                ],
+            );
+            let what = format!("{family:?}, columns {at}..{} of {inp}", at + part);
+            assert_close(&format!("{what}: dx"), &read(&dx), &cpu::matmul_backward_input(&dy, &w_part, None, n, part, out, Activation::Identity), MM_ATOL, MM_RTOL);
+            assert_close(&format!("{what}: forward"), &read(&y), &cpu::matmul_forward(&x, &w_part, None, n, part, out, Activation::Identity), MM_ATOL, MM_RTOL);
+        }
+    }
 }

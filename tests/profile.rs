@@ -16,7 +16,7 @@ fn kernel_costs_match_hand_counts() {
     let x = zeros("x", &[64, 256]);
     let wb = zeros("wb", &[512 * 256 + 512]);
     let y = zeros("y", &[64, 512]);
-    let w = View { buffer: &wb.buffer, offset: 0, rows: 512, cols: 256 };
+    let w = View::new(&wb.buffer, 0, 512, 256);
     let fwd = nn::matmul_forward(g, "fc", x.view(), w, Some(512 * 256), y.view(), Activation::Relu);
     assert_eq!((fwd.flops, fwd.bytes), (16_777_216, 4 * (16_384 + 131_072 + 32_768 + 512)));
     assert_eq!(fwd.detail, "64x256·256x512 relu");
@@ -26,7 +26,7 @@ fn kernel_costs_match_hand_counts() {
     let bwd = nn::matmul_backward_input(g, "fc", dy.view(), w, dx.view(), Some((x.view(), Activation::Relu)));
     assert_eq!((bwd.flops, bwd.bytes), (16_777_216, 4 * (32_768 + 131_072 + 16_384 + 16_384)));
     // Backward weight with the bias column: dW 512x256 and db 512 written.
-    let dw = View { buffer: &wb.buffer, offset: 0, rows: 512, cols: 256 };
+    let dw = View::new(&wb.buffer, 0, 512, 256);
     let bw = nn::matmul_backward_weight(g, "fc", dy.view(), x.view(), dw, Some(512 * 256), false);
     assert_eq!((bw.flops, bw.bytes), (16_777_216, 4 * (32_768 + 16_384 + 131_072 + 512)));
     // ... and accumulating also reads dW and db.

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{gpu, read, zeros};
+use wgen::gpu::Tensor;
 use wgen::nn::{self, Step, StepBuffer};
 
 fn normals(n: usize, seed: u64, stream: u32, rng_step: u32) -> Vec<f32> {
@@ -60,5 +61,29 @@ fn a_different_seed_stream_or_step_gives_different_numbers() {
     for other in [normals(5000, 8, 2, 3), normals(5000, 7, 3, 3), normals(5000, 7, 2, 4), normals(5000, 1 << 40 | 7, 2, 3)] {
         let same = base.iter().zip(&other).filter(|(a, b)| a == b).count();
         assert!(same < 5, "{same} of 5000 values repeat under a different key");
+    }
+}
+
+#[test]
+fn gpu_labels_match_the_cpu_twin_land_at_the_offset_and_cover_every_class_evenly() {
+    let g = gpu();
+    let (n, classes, offset) = (70_001usize, 7usize, 13usize);
+    let out = Tensor::from_slice(g, "labels", &[offset + n], &vec![-1.0; offset + n]).unwrap();
+    let steps = StepBuffer::new(g, "rng", 1);
+    steps.set(g, &Step { rng_step: 5, ..Step::default() });
+    let launch = nn::fill_labels(g, "labels", &steps.uniform, out.view().rows(offset, n), classes, 6, 99);
+    g.run("labels", &[&launch]);
+    let got = read(&out);
+    assert!(got[..offset].iter().all(|&v| v == -1.0), "the rows before the offset are left alone");
+    let want = wgen::reference::fill_labels(n, classes, 6, 5, 99);
+    let got: Vec<usize> = got[offset..].iter().map(|&v| v as usize).collect();
+    assert_eq!(got, want, "the GPU labels are the CPU twin's");
+    let mut counts = vec![0usize; classes];
+    for &c in &got {
+        counts[c] += 1;
+    }
+    // 10,000 expected per class; a binomial standard deviation is ~93, so ±500 is > 5 sigma.
+    for (c, &k) in counts.iter().enumerate() {
+        assert!(k.abs_diff(n / classes) < 500, "class {c} drawn {k} times of {n}: {counts:?}");
     }
 }

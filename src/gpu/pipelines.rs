@@ -21,6 +21,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("gather", include_str!("../../shaders/gather.wgsl")),
     ("softmax_xent", include_str!("../../shaders/softmax_xent.wgsl")),
     ("iwae", include_str!("../../shaders/iwae.wgsl")),
+    ("embedding", include_str!("../../shaders/embedding.wgsl")),
 ];
 
 /// The WGSL a module is compiled from: the prelude, then the kernel file.
@@ -55,6 +56,10 @@ pub enum Kernel {
     Adam,
     FillUniform,
     FillNormal,
+    FillLabels,
+    EmbeddingForward,
+    EmbeddingBackward,
+    CopyColumns,
     GatherRows,
     GatherLabels,
     SoftmaxCrossEntropy,
@@ -88,6 +93,10 @@ impl Kernel {
             Kernel::Adam => ("adam", "adam"),
             Kernel::FillUniform => ("random", "fill_uniform"),
             Kernel::FillNormal => ("random", "fill_normal"),
+            Kernel::FillLabels => ("random", "fill_labels"),
+            Kernel::EmbeddingForward => ("embedding", "embedding_forward"),
+            Kernel::EmbeddingBackward => ("embedding", "embedding_backward"),
+            Kernel::CopyColumns => ("embedding", "copy_columns"),
             Kernel::GatherRows => ("gather", "gather_rows"),
             Kernel::GatherLabels => ("gather", "gather_labels"),
             Kernel::SoftmaxCrossEntropy => ("softmax_xent", "softmax_cross_entropy"),

@@ -87,34 +87,48 @@ impl Tensor {
     /// The whole tensor as a matrix view: leading dimension × the rest.
     pub fn view(&self) -> View<'_> {
         let rows = self.shape.first().copied().unwrap_or(1);
-        View {
-            buffer: &self.buffer,
-            offset: 0,
-            rows,
-            cols: self.len() / rows.max(1),
-        }
+        View::new(&self.buffer, 0, rows, self.len() / rows.max(1))
     }
 }
 
-/// A [rows, cols] row-major window into a buffer, starting `offset` elements in. Lets a layer
-/// read half of a concatenated batch or a parameter inside the flat parameter buffer.
+/// A [rows, cols] row-major window into a buffer, starting `offset` elements in, rows `stride`
+/// elements apart. Lets a layer read half of a concatenated batch, a parameter inside the flat
+/// parameter buffer, or some columns of one (the image or the label part of a conditioned
+/// layer's weight). Only matmul operands may have `stride != cols`; every other kernel asserts
+/// a contiguous view.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
     pub buffer: &'a wgpu::Buffer,
     pub offset: usize,
     pub rows: usize,
     pub cols: usize,
+    pub stride: usize,
 }
 
 impl<'a> View<'a> {
+    /// A contiguous view: rows `cols` apart.
+    pub fn new(buffer: &'a wgpu::Buffer, offset: usize, rows: usize, cols: usize) -> View<'a> {
+        View { buffer, offset, rows, cols, stride: cols }
+    }
+
     /// Rows `start..start + rows` of this view.
     pub fn rows(self, start: usize, rows: usize) -> View<'a> {
         assert!(start + rows <= self.rows, "rows {start}..{} of {}", start + rows, self.rows);
         View {
-            offset: self.offset + start * self.cols,
+            offset: self.offset + start * self.stride,
             rows,
             ..self
         }
+    }
+
+    /// Columns `start..start + cols` of every row.
+    pub fn columns(self, start: usize, cols: usize) -> View<'a> {
+        assert!(start + cols <= self.cols, "columns {start}..{} of {}", start + cols, self.cols);
+        View { offset: self.offset + start, cols, ..self }
+    }
+
+    pub fn is_contiguous(&self) -> bool {
+        self.stride == self.cols || self.rows <= 1
     }
 }
 
@@ -135,7 +149,7 @@ impl Region {
     }
 
     pub fn view(&self) -> View<'_> {
-        View { buffer: &self.buffer, offset: self.offset, rows: self.rows, cols: self.cols }
+        View::new(&self.buffer, self.offset, self.rows, self.cols)
     }
 
     pub fn rows(&self, start: usize, rows: usize) -> Region {

@@ -147,7 +147,7 @@ impl Mlp {
 
     fn weight<'a>(&self, params: &'a Parameters, l: usize) -> View<'a> {
         let spec = &self.layers[l];
-        View { buffer: &params.values.buffer, offset: self.offsets[l].weight, rows: spec.out, cols: spec.inp }
+        View::new(&params.values.buffer, self.offsets[l].weight, spec.out, spec.inp)
     }
 
     fn batchnorm<'a>(&self, params: &'a Parameters, l: usize) -> Option<BatchnormTensors<'a>> {
@@ -239,7 +239,7 @@ impl Mlp {
             let dy = bwd.d_pre[l].view();
             let x = window(fwd.layer_input(l));
             if weights {
-                let dw = View { buffer: &params.grads.buffer, offset: self.offsets[l].weight, rows: spec.out, cols: spec.inp };
+                let dw = View::new(&params.grads.buffer, self.offsets[l].weight, spec.out, spec.inp);
                 launches.push(nn::matmul_backward_weight(gpu, &spec.name, dy, x.view(), dw, Some(self.offsets[l].bias), false));
             }
             let w = self.weight(params, l);

@@ -171,15 +171,16 @@ pub fn matmul_forward_with(gpu: &Gpu, choice: MatmulImpl, label: &str, x: View<'
 pub fn forward_params(label: &str, x: View<'_>, w: View<'_>, bias: Option<usize>, y: View<'_>, act: Activation) -> MatmulParams {
     assert_eq!(x.cols, w.cols, "{label}: x has {} columns, w expects {}", x.cols, w.cols);
     assert_eq!((y.rows, y.cols), (x.rows, w.rows), "{label}: output shape");
+    assert!(y.is_contiguous(), "{label}: the output is written row after row");
     MatmulParams {
         m: u32_of(x.rows),
         n: u32_of(w.rows),
         k: u32_of(x.cols),
         act: act.id(),
-        a_row: u32_of(x.cols),
+        a_row: u32_of(x.stride),
         a_col: 1,
         b_row: 1,
-        b_col: u32_of(w.cols),
+        b_col: u32_of(w.stride),
         a_off: u32_of(x.offset),
         b_off: u32_of(w.offset),
         c_off: u32_of(y.offset),
@@ -217,9 +218,11 @@ pub fn matmul_backward_input_with(
 pub fn backward_input_params(label: &str, dy: View<'_>, w: View<'_>, dx: View<'_>, prev: Option<(View<'_>, Activation)>) -> MatmulParams {
     assert_eq!(dy.cols, w.rows, "{label}: dy has {} columns, w has {} rows", dy.cols, w.rows);
     assert_eq!((dx.rows, dx.cols), (dy.rows, w.cols), "{label}: dx shape");
+    assert!(dx.is_contiguous(), "{label}: dx is written row after row");
     let (d_off, act) = match prev {
         Some((d, act)) => {
             assert_eq!((d.rows, d.cols), (dx.rows, dx.cols), "{label}: activation shape");
+            assert!(d.is_contiguous(), "{label}: the activation is read row after row");
             (d.offset, act)
         }
         None => (0, Activation::Identity),
@@ -229,9 +232,9 @@ pub fn backward_input_params(label: &str, dy: View<'_>, w: View<'_>, dx: View<'_
         n: u32_of(w.cols),
         k: u32_of(w.rows),
         act: act.id(),
-        a_row: u32_of(dy.cols),
+        a_row: u32_of(dy.stride),
         a_col: 1,
-        b_row: u32_of(w.cols),
+        b_row: u32_of(w.stride),
         b_col: 1,
         a_off: u32_of(dy.offset),
         b_off: u32_of(w.offset),
@@ -268,14 +271,15 @@ pub fn matmul_backward_weight_with(
 pub fn backward_weight_params(label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, bias: Option<usize>, accumulate: bool) -> MatmulParams {
     assert_eq!(dy.rows, x.rows, "{label}: dy and x rows");
     assert_eq!((dw.rows, dw.cols), (dy.cols, x.cols), "{label}: dw shape");
+    assert!(dw.is_contiguous(), "{label}: dw is written row after row");
     MatmulParams {
         m: u32_of(dy.cols),
         n: u32_of(x.cols),
         k: u32_of(x.rows),
         act: 0,
         a_row: 1,
-        a_col: u32_of(dy.cols),
-        b_row: u32_of(x.cols),
+        a_col: u32_of(dy.stride),
+        b_row: u32_of(x.stride),
         b_col: 1,
         a_off: u32_of(dy.offset),
         b_off: u32_of(x.offset),
@@ -351,11 +355,11 @@ impl LayerOperands {
     }
 
     fn w(&self) -> View<'_> {
-        View { buffer: &self.weights.buffer, offset: 0, rows: self.out, cols: self.inp }
+        View::new(&self.weights.buffer, 0, self.out, self.inp)
     }
 
     fn dw(&self) -> View<'_> {
-        View { buffer: &self.grads.buffer, offset: 0, rows: self.out, cols: self.inp }
+        View::new(&self.grads.buffer, 0, self.out, self.inp)
     }
 
     /// The forward, dX and dW launches `family` runs (after its fallbacks), with their epilogues.

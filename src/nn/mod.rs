@@ -5,6 +5,7 @@ mod activations;
 mod adam;
 mod batchnorm;
 mod classify;
+mod embedding;
 mod gather;
 mod linear;
 mod losses;
@@ -15,6 +16,7 @@ pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
 pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
+pub use embedding::{copy_columns, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
 pub use gather::{gather_labels, gather_rows, GatherParams};
 pub use linear::{
     backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_input_with, matmul_backward_weight,
@@ -22,7 +24,7 @@ pub use linear::{
     LayerOperands, MatmulParams,
 };
 pub use losses::{bce_logits, gan_loss, GanLossParts, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
-pub use random::{fill_normal, fill_uniform, RngParams};
+pub use random::{fill_labels, fill_normal, fill_uniform, RngParams};
 pub use step::{submit_steps, StagedSteps, Step, StepBuffer};
 
 /// Workgroups of 256 threads covering `n` items, laid out within the adapter's limits.

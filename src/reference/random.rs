@@ -41,3 +41,10 @@ pub fn fill_normal(n: usize, stream: u32, step: u32, seed: u64) -> Vec<f64> {
     out.truncate(n);
     out
 }
+
+/// Class indices uniform in 0..classes: the high word of each 32-bit draw times `classes`.
+pub fn fill_labels(n: usize, classes: usize, stream: u32, step: u32, seed: u64) -> Vec<usize> {
+    let mut out: Vec<usize> = blocks(n, stream, step, seed).flat_map(|b| b.map(|x| ((u64::from(x) * classes as u64) >> 32) as usize)).collect();
+    out.truncate(n);
+    out
+}

@@ -1,0 +1,89 @@
+// Class labels into a conditioned layer's input, and the gradient back to the label table. A
+// conditioned input is one buffer whose columns are [what the layer saw before | the label's
+// vector] (or the other way round); each producer writes its own column window, so the first
+// matmul reads one contiguous operand and its weight keeps PyTorch's [out, in] layout.
+//   embedding_forward   dst[r, j] = src[label[r], j]: a row of the table (nn.Embedding), or with
+//                       ONE_HOT 1 where j == label[r] and 0 elsewhere (src unused)
+//   embedding_backward  dst[c, j] = Σ_r [label[r] == c] src[r, j]: the scatter-add of the rows'
+//                       gradients, done as one thread per table entry summing its rows in order,
+//                       so the result is the same every run (no atomics, no float races)
+//   copy_columns        dst[r, j] = src[r, j]: places a block (noise, images, G's output) in
+//                       its column window
+// Every [r, j] above is read or written at off + r * stride + j of its buffer (the table and
+// its gradient are row-major with stride dim).
+// Bindings: 0 params (EmbedParams), 1 labels (read: [rows] f32 class indices; unused by
+//           copy_columns), 2 src (read), 3 dst (read_write)
+// Grid: one thread per output value (rows × dim, or classes × dim for the backward), 256 per
+//       workgroup, folded over x and y.
+
+struct EmbedParams {
+    rows: u32,
+    dim: u32,
+    classes: u32,
+    flags: u32,      // ONE_HOT
+    src_off: u32,
+    src_stride: u32,
+    dst_off: u32,
+    dst_stride: u32,
+}
+
+const ONE_HOT: u32 = 1u;
+
+@group(0) @binding(0) var<uniform> p: EmbedParams;
+@group(0) @binding(1) var<storage, read> labels: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn embedding_forward(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) tid: u32) {
+    let i = linear_workgroup(wid, nwg) * 256u + tid;
+    if i >= p.rows * p.dim {
+        return;
+    }
+    let r = i / p.dim;
+    let j = i % p.dim;
+    let k = u32(labels[r]);
+    var v = 0.0;
+    if (p.flags & ONE_HOT) != 0u {
+        v = select(0.0, 1.0, k == j);
+    } else {
+        v = src[p.src_off + k * p.src_stride + j];
+    }
+    dst[p.dst_off + r * p.dst_stride + j] = v;
+}
+
+@compute @workgroup_size(256)
+fn embedding_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) tid: u32) {
+    let i = linear_workgroup(wid, nwg) * 256u + tid;
+    if i >= p.classes * p.dim {
+        return;
+    }
+    let c = i / p.dim;
+    let j = i % p.dim;
+    // Differentiates `v = src[p.src_off + k * p.src_stride + j]`: each row adds its
+    // gradient to the table row it read.
+    var acc = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        if u32(labels[r]) == c {
+            acc += src[p.src_off + r * p.src_stride + j];
+        }
+    }
+    dst[p.dst_off + c * p.dst_stride + j] = acc;
+}
+
+@compute @workgroup_size(256)
+fn copy_columns(@builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) tid: u32) {
+    let i = linear_workgroup(wid, nwg) * 256u + tid;
+    if i >= p.rows * p.dim {
+        return;
+    }
+    let r = i / p.dim;
+    let j = i % p.dim;
+    dst[p.dst_off + r * p.dst_stride + j] = src[p.src_off + r * p.src_stride + j];
+}

@@ -1,0 +1,104 @@
+//! Launchers of shaders/embedding.wgsl: label vectors into a conditioned layer's input, the
+//! gradient back to the label table, and the block copies that assemble such an input.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid_for, u32_of};
+use crate::gpu::{Binding, Gpu, Kernel, Launch, View};
+
+/// Twin of `EmbedParams` in shaders/embedding.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct EmbedParams {
+    pub rows: u32,
+    pub dim: u32,
+    pub classes: u32,
+    pub flags: u32,
+    pub src_off: u32,
+    pub src_stride: u32,
+    pub dst_off: u32,
+    pub dst_stride: u32,
+}
+
+const ONE_HOT: u32 = 1;
+
+/// Where a label's vector comes from.
+#[derive(Clone, Copy)]
+pub enum LabelVectors<'a> {
+    /// Rows of a learned [classes, dim] table (nn.Embedding's weight).
+    Table(View<'a>),
+    /// The one-hot vector of `dim` classes.
+    OneHot,
+}
+
+/// out [rows, dim] (any row stride) = the vector of each row's label; `labels` is [rows] f32
+/// class indices.
+pub fn embedding_forward(gpu: &Gpu, label: &str, labels: View<'_>, vectors: LabelVectors<'_>, out: View<'_>) -> Launch {
+    assert_eq!(labels.rows * labels.cols, out.rows, "{label}: one label per output row");
+    assert!(labels.is_contiguous(), "{label}: contiguous labels");
+    let (src, classes, flags, src_off, src_stride) = match vectors {
+        LabelVectors::Table(t) => {
+            assert_eq!(t.cols, out.cols, "{label}: the table's width is the output's");
+            assert!(t.is_contiguous(), "{label}: a contiguous table");
+            (t.buffer, t.rows, 0, t.offset, t.stride)
+        }
+        LabelVectors::OneHot => (labels.buffer, out.cols, ONE_HOT, 0, 0),
+    };
+    let params = EmbedParams {
+        rows: u32_of(out.rows),
+        dim: u32_of(out.cols),
+        classes: u32_of(classes),
+        flags,
+        src_off: u32_of(src_off),
+        src_stride: u32_of(src_stride),
+        dst_off: u32_of(out.offset),
+        dst_stride: u32_of(out.stride),
+    };
+    let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: src }, Binding { slot: 3, buffer: out.buffer }];
+    let n = out.rows * out.cols;
+    Launch::new(gpu, Kernel::EmbeddingForward, label, &params, &bindings, grid_for(gpu, n, 256))
+        .with_cost(0, 8 * n as u64 + 4 * out.rows as u64, format!("{}x{}", out.rows, out.cols))
+}
+
+/// d_table [classes, dim] = Σ over rows of d_out's row added to its label's row; overwrites
+/// (the table's gradient has no other source).
+pub fn embedding_backward(gpu: &Gpu, label: &str, labels: View<'_>, d_out: View<'_>, d_table: View<'_>) -> Launch {
+    assert_eq!(labels.rows * labels.cols, d_out.rows, "{label}: one label per gradient row");
+    assert_eq!(d_table.cols, d_out.cols, "{label}: the table's width is the gradient's");
+    assert!(labels.is_contiguous() && d_table.is_contiguous(), "{label}: contiguous labels and table");
+    let params = EmbedParams {
+        rows: u32_of(d_out.rows),
+        dim: u32_of(d_out.cols),
+        classes: u32_of(d_table.rows),
+        flags: 0,
+        src_off: u32_of(d_out.offset),
+        src_stride: u32_of(d_out.stride),
+        dst_off: u32_of(d_table.offset),
+        dst_stride: u32_of(d_table.stride),
+    };
+    let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: d_out.buffer }, Binding { slot: 3, buffer: d_table.buffer }];
+    // Each table entry reads every row's label and (when it matches) its gradient.
+    let n = d_table.rows * d_table.cols;
+    let (rows, dim) = (d_out.rows as u64, d_out.cols as u64);
+    Launch::new(gpu, Kernel::EmbeddingBackward, label, &params, &bindings, grid_for(gpu, n, 256))
+        .with_cost(rows * dim, 4 * (rows * dim + n as u64 * rows), format!("{}x{}→{}", d_out.rows, d_out.cols, d_table.rows))
+}
+
+/// dst = src, both [rows, cols] with their own row strides.
+pub fn copy_columns(gpu: &Gpu, label: &str, src: View<'_>, dst: View<'_>) -> Launch {
+    assert_eq!((src.rows, src.cols), (dst.rows, dst.cols), "{label}: copy shape");
+    let params = EmbedParams {
+        rows: u32_of(src.rows),
+        dim: u32_of(src.cols),
+        classes: 0,
+        flags: 0,
+        src_off: u32_of(src.offset),
+        src_stride: u32_of(src.stride),
+        dst_off: u32_of(dst.offset),
+        dst_stride: u32_of(dst.stride),
+    };
+    let bindings = [Binding { slot: 2, buffer: src.buffer }, Binding { slot: 3, buffer: dst.buffer }];
+    let n = src.rows * src.cols;
+    Launch::new(gpu, Kernel::CopyColumns, label, &params, &bindings, grid_for(gpu, n, 256))
+        .with_cost(0, 8 * n as u64, format!("{}x{}", src.rows, src.cols))
+}

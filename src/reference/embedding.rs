@@ -1,0 +1,39 @@
+/// out [rows, dim] = table[label[r]] ([classes, dim] row-major), or the one-hot vector of
+/// label[r] over `dim` classes when `table` is None.
+pub fn embedding_forward(labels: &[usize], table: Option<&[f64]>, dim: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(labels.len() * dim);
+    for &c in labels {
+        match table {
+            Some(t) => out.extend_from_slice(&t[c * dim..(c + 1) * dim]),
+            None => out.extend((0..dim).map(|j| if j == c { 1.0 } else { 0.0 })),
+        }
+    }
+    out
+}
+
+/// d_table [classes, dim]: each row's gradient added to the row of its label.
+pub fn embedding_backward(labels: &[usize], d_out: &[f64], classes: usize, dim: usize) -> Vec<f64> {
+    let mut d = vec![0.0; classes * dim];
+    for (r, &c) in labels.iter().enumerate() {
+        for j in 0..dim {
+            d[c * dim + j] += d_out[r * dim + j];
+        }
+    }
+    d
+}
+
+/// [rows, a + b]: each row of `left` [rows, a] followed by the same row of `right` [rows, b].
+pub fn concat_columns(left: &[f64], a: usize, right: &[f64], b: usize) -> Vec<f64> {
+    let rows = if a > 0 { left.len() / a } else { right.len() / b };
+    let mut out = Vec::with_capacity(rows * (a + b));
+    for r in 0..rows {
+        out.extend_from_slice(&left[r * a..(r + 1) * a]);
+        out.extend_from_slice(&right[r * b..(r + 1) * b]);
+    }
+    out
+}
+
+/// Columns `start..start + n` of every row of a [rows, cols] matrix.
+pub fn columns(x: &[f64], cols: usize, start: usize, n: usize) -> Vec<f64> {
+    x.chunks(cols).flat_map(|row| row[start..start + n].iter().copied()).collect()
+}
