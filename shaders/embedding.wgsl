@@ -25,6 +25,10 @@ struct EmbedParams {
     src_stride: u32,
     dst_off: u32,
     dst_stride: u32,
+    label_off: u32,  // labels[label_off + r] is row r's
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const ONE_HOT: u32 = 1u;
@@ -44,7 +48,7 @@ fn embedding_forward(@builtin(workgroup_id) wid: vec3<u32>,
     }
     let r = i / p.dim;
     let j = i % p.dim;
-    let k = u32(labels[r]);
+    let k = u32(labels[p.label_off + r]);
     var v = 0.0;
     if (p.flags & ONE_HOT) != 0u {
         v = select(0.0, 1.0, k == j);
@@ -68,7 +72,7 @@ fn embedding_backward(@builtin(workgroup_id) wid: vec3<u32>,
     // gradient to the table row it read.
     var acc = 0.0;
     for (var r = 0u; r < p.rows; r++) {
-        if u32(labels[r]) == c {
+        if u32(labels[p.label_off + r]) == c {
             acc += src[p.src_off + r * p.src_stride + j];
         }
     }

@@ -529,14 +529,17 @@ fn embedding_forward_writes_table_rows_and_one_hots_into_a_column_window() {
     // columns 3..8 of a [37, 11] buffer whose other columns must survive.
     let (rows, classes, dim, width, at) = (37usize, 7usize, 5usize, 11usize, 3usize);
     let labels: Vec<usize> = (0..rows).map(|r| (r * 5 + 2) % classes).collect();
-    let tl = upload("labels", &[rows], &labels.iter().map(|&c| c as f64).collect::<Vec<_>>());
+    // The labels sit after 3 others, as the fake rows' labels follow the real rows'.
+    let stored: Vec<f64> = [0.0, 1.0, 2.0].into_iter().chain(labels.iter().map(|&c| c as f64)).collect();
+    let tl = upload("labels", &[rows + 3], &stored);
+    let tl_view = tl.view().rows(3, rows);
     let table = rounded(&uniform(1400, classes * dim, -1.0, 1.0));
     let tt = upload("table", &[classes, dim], &table);
     for one_hot in [false, true] {
         let dim = if one_hot { classes } else { dim };
         let out = Tensor::from_slice(g, "out", &[rows, width], &vec![9.0; rows * width]).unwrap();
         let vectors = if one_hot { nn::LabelVectors::OneHot } else { nn::LabelVectors::Table(tt.view()) };
-        g.run("embed", &[&nn::embedding_forward(g, "embed", tl.view(), vectors, out.view().columns(at, dim))]);
+        g.run("embed", &[&nn::embedding_forward(g, "embed", tl_view, vectors, out.view().columns(at, dim))]);
         let vecs = cpu::embedding_forward(&labels, if one_hot { None } else { Some(&table) }, dim);
         let mut want = vec![9.0; rows * width];
         for r in 0..rows {
@@ -553,13 +556,14 @@ fn embedding_backward_sums_strided_gradient_rows_per_class_and_zeroes_absent_cla
     // class 10 of 11 is never drawn.
     let (rows, classes, dim, width, at) = (300usize, 11usize, 9usize, 17usize, 4usize);
     let labels: Vec<usize> = (0..rows).map(|r| (r * 7 + r / 3) % (classes - 1)).collect();
-    let tl = upload("labels", &[rows], &labels.iter().map(|&c| c as f64).collect::<Vec<_>>());
+    let stored: Vec<f64> = [10.0, 10.0].into_iter().chain(labels.iter().map(|&c| c as f64)).collect();
+    let tl = upload("labels", &[rows + 2], &stored);
     let wide = rounded(&uniform(1410, rows * width, -1.0, 1.0));
     let tw = upload("d_out", &[rows, width], &wide);
     // The table's gradient sits inside a larger buffer, as in the flat gradient buffer.
     let grads = Tensor::from_slice(g, "grads", &[5 + classes * dim + 3], &vec![7.0; 5 + classes * dim + 3]).unwrap();
     let d_table = View::new(&grads.buffer, 5, classes, dim);
-    g.run("embed", &[&nn::embedding_backward(g, "embed", tl.view(), tw.view().columns(at, dim), d_table)]);
+    g.run("embed", &[&nn::embedding_backward(g, "embed", tl.view().rows(2, rows), tw.view().columns(at, dim), d_table)]);
     let mut want = vec![7.0; 5];
     want.extend(cpu::embedding_backward(&labels, &cpu::columns(&wide, width, at, dim), classes, dim));
     want.extend([7.0; 3]);

@@ -55,20 +55,30 @@ fn vae_steps_match_cpu_reference_loss_gradients_and_weights() {
 
 #[test]
 fn gan_steps_updating_d_first_match_cpu_reference_for_both_networks_and_batchnorm_state() {
-    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::DFirst);
+    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::DFirst, None);
 }
 
 #[test]
 fn gan_steps_updating_g_first_match_cpu_reference_for_both_networks_and_batchnorm_state() {
-    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::GFirst);
+    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::GFirst, None);
 }
 
-fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder) {
+#[test]
+fn conditional_gan_steps_updating_d_first_match_cpu_reference_embeddings_included() {
+    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::DFirst, Some(10));
+}
+
+#[test]
+fn conditional_gan_steps_updating_g_first_match_cpu_reference_embeddings_included() {
+    gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::GFirst, Some(10));
+}
+
+fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder, classes: Option<usize>) {
     use wgen::models::gan::{Gan, GanConfig, GanGraph, IMAGE, METRIC_SLOTS};
     let g = gpu();
     let dataset = data::load(None).unwrap();
     let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();
-    let cfg = GanConfig { label_smoothing: 0.1, update_order, ..GanConfig::default() };
+    let cfg = GanConfig { label_smoothing: 0.1, update_order, classes, ..GanConfig::default() };
     let (layout, state_layout, values, state) = Gan::initial(&cfg, 3);
     let gan = Gan::new(g, &cfg, &values, &state).unwrap();
     let batch = 20;
@@ -87,12 +97,19 @@ fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder) {
         let step = Step { t, rng_step: t - 1, batch_start: (t - 1) * batch as u32, adam_bc1: bc1, adam_bc2: bc2, ..Step::default() };
         submit_steps(g, &program, &steps, &[step]);
         g.wait();
-        let d_in = widen(&read(&graph.d_in));
-        let (real, z) = (&d_in[..batch * IMAGE], widen(&read(&graph.z)));
-        let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, real, &z, batch, t, &opt);
-        let what = format!("{update_order:?} step {t}");
+        // The batch, noise and labels as the GPU drew them are the reference's inputs.
+        let (real, fake, labels) = match &graph.conditioning {
+            None => {
+                let d_in = read(&graph.d_in);
+                (widen(&d_in[..batch * IMAGE]), d_in[batch * IMAGE..].to_vec(), Vec::new())
+            }
+            Some(c) => (widen(&read(&c.real)), read(&c.fake), read(&c.labels).iter().map(|&l| l as usize).collect()),
+        };
+        let z = widen(&read(&graph.z));
+        let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, &real, &z, &labels, batch, t, &opt);
+        let what = format!("{update_order:?} classes {classes:?} step {t}");
         // Tolerances as for the VAE; the weights' is 5% of this smaller learning rate (2e-4).
-        assert_close(&format!("{what} G(z)"), &read(&graph.d_in)[batch * IMAGE..], &want.fake, 1e-5, 1e-5);
+        assert_close(&format!("{what} G(z)"), &fake, &want.fake, 1e-5, 1e-5);
         assert_close(&format!("{what} d_loss, g_loss, D(x), D(G(z))"), &read(&metrics), &want.metrics, 1e-5, 1e-5);
         assert_close(&format!("{what} gradients"), &read(&gan.params.grads), &want.grads, 2e-6, 1e-4);
         assert_close(&format!("{what} weights"), &read(&gan.params.values), &p, 1e-5, 0.0);

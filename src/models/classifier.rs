@@ -128,7 +128,7 @@ impl ClassifierGraph {
     pub fn train_program(&self, gpu: &Gpu, c: &Classifier, split: &DeviceSplit, step: &wgpu::Buffer, metrics: &Tensor, adam: &AdamConfig) -> Program {
         let mut program = Program::default();
         self.forward_and_loss(gpu, c, &mut program, split, step, metrics, (TRAIN_LOSS, TRAIN_CORRECT), 1.0 / self.rows as f32);
-        program.phase("classifier.backward", c.net.backward_launches(gpu, &c.params, &self.forward, 0, &self.backward, true, None));
+        program.phase("classifier.backward", c.net.backward_launches(gpu, &c.params, &self.forward, 0, &self.backward, true, &[]));
         let p = &c.params;
         program.phase("adam", vec![nn::adam(gpu, "classifier", adam, step, 0..p.layout.len, &p.values.buffer, &p.grads.buffer, &p.adam_m.buffer, &p.adam_v.buffer)]);
         program

@@ -7,12 +7,21 @@
 //! PyTorch-GAN's recipe): G's loss is D(G(z)) judged by the not-yet-updated D and D's loss sees
 //! the same G(z) detached, so one discriminator pass over [real; fake] serves both losses. In
 //! both, D's gradient from G's loss is discarded as `optimizer_D.zero_grad()` discards it.
+//!
+//! Conditioned on k classes (PyTorch-GAN's cgan), each network learns a k×k label embedding
+//! (`nn.Embedding(k, k)`): G sees [embedding(label) | z] and D sees [image | embedding(label)].
+//! A learned vector rather than a one-hot lets the two networks place classes where their
+//! first layers find them useful, at 2·k² parameters. Real rows carry their true labels, fake
+//! rows labels drawn uniformly on the GPU.
 
-use super::mlp::{allocate_all, initial_all, Backward, BatchnormMode, BatchnormSpec, Forward, LayerSpec, Mlp};
-use super::params::{Init, ParamLayout, Parameters};
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::mlp::{Backward, BatchnormMode, BatchnormSpec, Forward, InputGrad, LayerSpec, Mlp};
+use super::params::{initial_values, Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
-use crate::gpu::{Gpu, GpuError, Program, Tensor};
-use crate::nn::{self, Activation, AdamConfig, GanLossParts};
+use crate::gpu::{Gpu, GpuError, Program, Tensor, View};
+use crate::nn::{self, Activation, AdamConfig, GanLossParts, LabelVectors};
 
 pub const IMAGE: usize = 784;
 
@@ -42,6 +51,10 @@ impl UpdateOrder {
 
 pub const STREAM_Z: u32 = 2;
 pub const STREAM_SAMPLE: u32 = 4;
+pub const STREAM_LABELS: u32 = 6;
+
+pub const G_EMBEDDING: &str = "generator.label_emb.weight";
+pub const D_EMBEDDING: &str = "discriminator.label_emb.weight";
 
 /// The generator's output activation, and so the range the data is scaled to for D.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -95,6 +108,16 @@ pub struct GanConfig {
     pub init: Init,
     #[serde(default = "UpdateOrder::before_the_option")]
     pub update_order: UpdateOrder,
+    /// Conditioned on this many classes (`--conditional`); absent for the unconditional GAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
+}
+
+impl GanConfig {
+    /// The width of the label vector in each network's input (0 unconditioned).
+    pub fn label_width(&self) -> usize {
+        self.classes.unwrap_or(0)
+    }
 }
 
 impl Default for GanConfig {
@@ -112,13 +135,14 @@ impl Default for GanConfig {
             label_smoothing: 0.0,
             init: Init::Torch,
             update_order: UpdateOrder::DFirst,
+            classes: None,
         }
     }
 }
 
 pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     let mut generator = Vec::new();
-    let mut width = cfg.latent;
+    let mut width = cfg.latent + cfg.label_width();
     for (i, &h) in cfg.g_hidden.iter().enumerate() {
         let n = i + 1;
         let mut layer = LayerSpec::new(&format!("generator.fc{n}"), width, h, cfg.g_activation);
@@ -130,7 +154,7 @@ pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     }
     generator.push(LayerSpec::new(&format!("generator.fc{}", cfg.g_hidden.len() + 1), width, IMAGE, cfg.output.activation()));
     let mut discriminator = Vec::new();
-    let mut width = IMAGE;
+    let mut width = IMAGE + cfg.label_width();
     for (i, &h) in cfg.d_hidden.iter().enumerate() {
         discriminator.push(LayerSpec::new(&format!("discriminator.fc{}", i + 1), width, h, cfg.d_activation));
         width = h;
@@ -146,19 +170,56 @@ pub struct Gan {
     pub params: Parameters,
 }
 
+/// G's embedding and layers, then D's, each network's tensors in one range of the layout.
+fn allocate(cfg: &GanConfig) -> (Mlp, Mlp, ParamLayout, ParamLayout) {
+    let (g, d) = layers(cfg);
+    let (mut params, mut state) = (ParamLayout::default(), ParamLayout::default());
+    let k = cfg.label_width();
+    if k > 0 {
+        params.push_block(&[(G_EMBEDDING.to_string(), vec![k, k])]);
+    }
+    let generator = Mlp::allocate(g, &mut params, &mut state);
+    if k > 0 {
+        params.push_block(&[(D_EMBEDDING.to_string(), vec![k, k])]);
+    }
+    let discriminator = Mlp::allocate(d, &mut params, &mut state);
+    (generator, discriminator, params, state)
+}
+
+/// The seed's embedding tables are drawn from their own stream so a conditional run's layers
+/// start as the unconditional run's of the same seed would, but wider.
+const EMBEDDING_SEED: u64 = 0x6c61_6265_6c73;
+
 impl Gan {
+    /// The layouts and initial values: Linear layers as torch.nn.Linear, embeddings N(0, 1) as
+    /// torch.nn.Embedding.
     pub fn initial(cfg: &GanConfig, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
         let (g, d) = layers(cfg);
-        initial_all(vec![g, d], cfg.init, seed)
+        let (_, _, params, state) = allocate(cfg);
+        let all: Vec<LayerSpec> = g.into_iter().chain(d).collect();
+        let (mut values, state_values) = initial_values(&all, &params, &state, cfg.init, seed);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ EMBEDDING_SEED);
+        for name in [G_EMBEDDING, D_EMBEDDING] {
+            if let Some(e) = params.find(name) {
+                for v in &mut values[e.range()] {
+                    *v = StandardNormal.sample(&mut rng);
+                }
+            }
+        }
+        (params, state, values, state_values)
     }
 
     pub fn new(gpu: &Gpu, cfg: &GanConfig, values: &[f32], state: &[f32]) -> Result<Gan, GpuError> {
-        let (g, d) = layers(cfg);
-        let (mut nets, p, s) = allocate_all(vec![g, d]);
-        let discriminator = nets.pop().expect("two networks");
-        let generator = nets.pop().expect("two networks");
+        let (generator, discriminator, p, s) = allocate(cfg);
         let params = Parameters::new(gpu, "gan", p, s, values, state)?;
         Ok(Gan { config: cfg.clone(), generator, discriminator, params })
+    }
+
+    /// A label table ([classes, classes]) and its gradient, when conditioned.
+    fn embedding(&self, name: &str) -> Option<(View<'_>, View<'_>)> {
+        let e = self.params.layout.find(name)?;
+        let [rows, cols] = e.shape[..] else { panic!("{name} is a matrix") };
+        Some((View::new(&self.params.values.buffer, e.offset, rows, cols), View::new(&self.params.grads.buffer, e.offset, rows, cols)))
     }
 
     /// The parameter ranges of G and of D in the flat buffer: G's blocks come first.
@@ -173,13 +234,31 @@ pub fn network_ranges(layout: &ParamLayout) -> (std::ops::Range<usize>, std::ops
     (0..d, d..layout.len)
 }
 
+/// The extra buffers of a conditional GAN's step (k classes).
+pub struct Conditioning {
+    /// [2B] class indices as f32: the real rows' labels, then the labels G is asked to draw
+    pub labels: Tensor,
+    /// [B, latent + k]: G's input, [embedding(label) | z]
+    pub g_in: Tensor,
+    /// [B, 784]: the real images before they join D's input
+    pub real: Tensor,
+    /// [B, 784]: G's output before it joins D's input
+    pub fake: Tensor,
+    /// [2B, k]: the gradient at D's label columns, from D's loss
+    pub d_label: Tensor,
+    /// [B, k]: the gradient at G's label columns
+    pub g_label: Tensor,
+}
+
 /// The buffers of one GAN training step over a batch of B real images.
 pub struct GanGraph {
     pub batch: usize,
     /// [B, latent]
     pub z: Tensor,
-    /// [2B, 784]: real images, then G(z), which the generator writes in place
+    /// [2B, 784 (+ k)]: real images, then G(z), each row followed by its label's vector when
+    /// conditioned; unconditioned, the generator writes its half in place
     pub d_in: Tensor,
+    pub conditioning: Option<Conditioning>,
     pub generator: Forward,
     pub discriminator: Forward,
     /// D-first order only: the updated D's pass over the B fake rows, which G learns from
@@ -193,11 +272,27 @@ pub struct GanGraph {
 
 impl GanGraph {
     pub fn new(gpu: &Gpu, gan: &Gan, batch: usize) -> Result<GanGraph, GpuError> {
-        let z = Tensor::zeros(gpu, "gan.z", &[batch, gan.config.latent])?;
-        let d_in = Tensor::zeros(gpu, "discriminator.input", &[2 * batch, IMAGE])?;
-        let generator = gan.generator.forward_buffers(gpu, z.region(), Some(d_in.region().rows(batch, batch)))?;
+        let cfg = &gan.config;
+        let k = cfg.label_width();
+        let z = Tensor::zeros(gpu, "gan.z", &[batch, cfg.latent])?;
+        let d_in = Tensor::zeros(gpu, "discriminator.input", &[2 * batch, IMAGE + k])?;
+        let conditioning = match cfg.classes {
+            None => None,
+            Some(_) => Some(Conditioning {
+                labels: Tensor::zeros(gpu, "gan.labels", &[2 * batch])?,
+                g_in: Tensor::zeros(gpu, "generator.input", &[batch, cfg.latent + k])?,
+                real: Tensor::zeros(gpu, "gan.real", &[batch, IMAGE])?,
+                fake: Tensor::zeros(gpu, "gan.fake", &[batch, IMAGE])?,
+                d_label: Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, k])?,
+                g_label: Tensor::zeros(gpu, "generator.label_emb.d_out", &[batch, k])?,
+            }),
+        };
+        let generator = match &conditioning {
+            None => gan.generator.forward_buffers(gpu, z.region(), Some(d_in.region().rows(batch, batch)))?,
+            Some(c) => gan.generator.forward_buffers(gpu, c.g_in.region(), Some(c.fake.region()))?,
+        };
         let discriminator = gan.discriminator.forward_buffers(gpu, d_in.region(), None)?;
-        let discriminator_fake = match gan.config.update_order {
+        let discriminator_fake = match cfg.update_order {
             UpdateOrder::DFirst => Some(gan.discriminator.forward_buffers(gpu, d_in.region().rows(batch, batch), None)?),
             UpdateOrder::GFirst => None,
         };
@@ -208,10 +303,19 @@ impl GanGraph {
             d_generator: gan.generator.backward_buffers(gpu, batch)?,
             z,
             d_in,
+            conditioning,
             generator,
             discriminator,
             discriminator_fake,
         })
+    }
+
+    /// G(z) as [B, 784], wherever the generator wrote it.
+    fn fake(&self) -> View<'_> {
+        match &self.conditioning {
+            None => self.d_in.view().rows(self.batch, self.batch),
+            Some(c) => c.fake.view(),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -221,14 +325,43 @@ impl GanGraph {
         let params = &gan.params;
         let (scale, shift) = cfg.output.data_scale();
         let mut program = Program::default();
-        program.phase(
-            "data",
-            vec![
-                nn::gather_rows(gpu, "real", step, &split.pixels.buffer, &split.order.buffer, self.d_in.view().rows(0, b), scale, shift),
-                nn::fill_normal(gpu, "z", step, self.z.view(), STREAM_Z, seed),
-            ],
-        );
+        let g_table = gan.embedding(G_EMBEDDING);
+        let d_table = gan.embedding(D_EMBEDDING);
+        match (&self.conditioning, cfg.classes, g_table, d_table) {
+            (Some(c), Some(k), Some((g_table, _)), Some((d_table, _))) => {
+                let labels = c.labels.view();
+                let d_in = self.d_in.view();
+                program.phase(
+                    "data",
+                    vec![
+                        nn::gather_rows(gpu, "real", step, &split.pixels.buffer, &split.order.buffer, c.real.view(), scale, shift),
+                        nn::gather_labels(gpu, "real", step, &split.labels.buffer, &split.order.buffer, labels.rows(0, b)),
+                        nn::fill_labels(gpu, "fake", step, labels.rows(b, b), k, STREAM_LABELS, seed),
+                        nn::fill_normal(gpu, "z", step, self.z.view(), STREAM_Z, seed),
+                    ],
+                );
+                program.phase(
+                    "condition",
+                    vec![
+                        nn::embedding_forward(gpu, "generator.label_emb", labels.rows(b, b), LabelVectors::Table(g_table), c.g_in.view().columns(0, k)),
+                        nn::copy_columns(gpu, "generator.input", self.z.view(), c.g_in.view().columns(k, cfg.latent)),
+                        nn::copy_columns(gpu, "discriminator.input", c.real.view(), d_in.rows(0, b).columns(0, IMAGE)),
+                        nn::embedding_forward(gpu, "discriminator.label_emb", labels, LabelVectors::Table(d_table), d_in.columns(IMAGE, k)),
+                    ],
+                );
+            }
+            _ => program.phase(
+                "data",
+                vec![
+                    nn::gather_rows(gpu, "real", step, &split.pixels.buffer, &split.order.buffer, self.d_in.view().rows(0, b), scale, shift),
+                    nn::fill_normal(gpu, "z", step, self.z.view(), STREAM_Z, seed),
+                ],
+            ),
+        }
         program.phase("generator.forward", gan.generator.forward_launches(gpu, params, &self.generator, BatchnormMode::Train));
+        if self.conditioning.is_some() {
+            program.phase("condition.fake", vec![nn::copy_columns(gpu, "discriminator.input", self.fake(), self.d_in.view().rows(b, b).columns(0, IMAGE))]);
+        }
         program.phase("discriminator.forward", gan.discriminator.forward_launches(gpu, params, &self.discriminator, BatchnormMode::Train));
         let real_label = 1.0 - cfg.label_smoothing;
         let loss = |parts, logits: &Forward| {
@@ -239,27 +372,54 @@ impl GanGraph {
             vec![nn::adam(gpu, label, adam, step, range, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)]
         };
         let (g_range, d_range) = gan.ranges();
-        // G's gradient reaches G(z) through D's input gradient on the fake rows, times tanh′.
-        let fake = self.d_in.view().rows(b, b);
-        let into_generator = Some((self.d_generator.d_output().view(), Some((fake, cfg.output.activation()))));
+        // G's gradient reaches G(z) through D's input gradient on the fake rows' image columns,
+        // times tanh′.
+        let into_generator = [InputGrad { from: 0, dx: self.d_generator.d_output().view(), prev: Some((self.fake(), cfg.output.activation())) }];
+        // D's own backward also takes the gradient at its label columns, into its embedding;
+        // G's backward at its label columns, into G's.
+        let (d_label_grad, g_label_grad) = match &self.conditioning {
+            Some(c) => (vec![InputGrad::all(c.d_label.view()).from_column(IMAGE)], vec![InputGrad::all(c.g_label.view())]),
+            None => (Vec::new(), Vec::new()),
+        };
+        let d_embedding_backward = |launches: &mut Vec<_>| {
+            if let (Some(c), Some((_, d_grad))) = (&self.conditioning, d_table) {
+                launches.push(nn::embedding_backward(gpu, "discriminator.label_emb", c.labels.view(), c.d_label.view(), d_grad));
+            }
+        };
+        let generator_backward = || {
+            let mut launches = gan.generator.backward_launches(gpu, params, &self.generator, 0, &self.d_generator, true, &g_label_grad);
+            if let (Some(c), Some((_, g_grad))) = (&self.conditioning, g_table) {
+                launches.push(nn::embedding_backward(gpu, "generator.label_emb", c.labels.view().rows(b, b), c.g_label.view(), g_grad));
+            }
+            launches
+        };
+        let mut d_backward = gan.discriminator.backward_launches(gpu, params, &self.discriminator, 0, &self.d_disc, true, &d_label_grad);
+        d_embedding_backward(&mut d_backward);
         match &self.discriminator_fake {
             None => {
                 program.phase("loss", loss(GanLossParts::Both, &self.discriminator));
-                program.phase("discriminator.backward", gan.discriminator.backward_launches(gpu, params, &self.discriminator, 0, &self.d_disc, true, None));
-                let to_g = gan.discriminator.backward_launches(gpu, params, &self.discriminator, b, &self.d_disc_for_g, false, into_generator);
+                program.phase("discriminator.backward", d_backward);
+                let to_g = gan.discriminator.backward_launches(gpu, params, &self.discriminator, b, &self.d_disc_for_g, false, &into_generator);
                 program.phase("generator.loss.backward", to_g);
-                program.phase("generator.backward", gan.generator.backward_launches(gpu, params, &self.generator, 0, &self.d_generator, true, None));
+                program.phase("generator.backward", generator_backward());
                 program.phase("adam", adam_over("gan", 0..params.layout.len));
             }
             Some(judged) => {
                 program.phase("discriminator.loss", loss(GanLossParts::Discriminator, &self.discriminator));
-                program.phase("discriminator.backward", gan.discriminator.backward_launches(gpu, params, &self.discriminator, 0, &self.d_disc, true, None));
+                program.phase("discriminator.backward", d_backward);
                 program.phase("discriminator.adam", adam_over("gan.discriminator", d_range));
-                program.phase("discriminator.forward.fake", gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
+                let mut judge = Vec::new();
+                if let (Some(c), Some(k), Some((d_table, _))) = (&self.conditioning, cfg.classes, d_table) {
+                    // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
+                    let fake_rows = self.d_in.view().rows(b, b).columns(IMAGE, k);
+                    judge.push(nn::embedding_forward(gpu, "discriminator.label_emb", c.labels.view().rows(b, b), LabelVectors::Table(d_table), fake_rows));
+                }
+                judge.extend(gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
+                program.phase("discriminator.forward.fake", judge);
                 program.phase("generator.loss", loss(GanLossParts::Generator, judged));
-                let to_g = gan.discriminator.backward_launches(gpu, params, judged, 0, &self.d_disc_for_g, false, into_generator);
+                let to_g = gan.discriminator.backward_launches(gpu, params, judged, 0, &self.d_disc_for_g, false, &into_generator);
                 program.phase("generator.loss.backward", to_g);
-                program.phase("generator.backward", gan.generator.backward_launches(gpu, params, &self.generator, 0, &self.d_generator, true, None));
+                program.phase("generator.backward", generator_backward());
                 program.phase("generator.adam", adam_over("gan.generator", g_range));
             }
         }
@@ -267,10 +427,16 @@ impl GanGraph {
     }
 }
 
-/// Generates `rows` images from noise drawn with a fixed key (`program`) or placed in `z` by
-/// the host (`decode`), batch norm on running statistics.
+/// Generates `rows` images, batch norm on running statistics: `program` from noise drawn with
+/// a fixed key (and, conditioned, the classes in `labels`, which the host writes: row i asks
+/// for class i mod k until then); `decode` from an `input` the host wrote whole (z, or
+/// [label vector | z] conditioned, so a row can blend two classes' vectors).
 pub struct GanSampler {
     pub z: Tensor,
+    /// [rows] class indices as f32, conditioned only
+    pub labels: Option<Tensor>,
+    /// [rows, latent (+ k)]: what G reads (z itself when unconditioned)
+    pub input: Tensor,
     pub generator: Forward,
     pub program: Program,
     pub decode: Program,
@@ -278,13 +444,30 @@ pub struct GanSampler {
 
 impl GanSampler {
     pub fn new(gpu: &Gpu, gan: &Gan, rows: usize, step: &wgpu::Buffer, seed: u64) -> Result<GanSampler, GpuError> {
-        let z = Tensor::zeros(gpu, "sample.z", &[rows, gan.config.latent])?;
-        let generator = gan.generator.forward_buffers(gpu, z.region(), None)?;
+        let cfg = &gan.config;
+        let z = Tensor::zeros(gpu, "sample.z", &[rows, cfg.latent])?;
         let mut program = Program::default();
         program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
+        let (labels, input) = match (cfg.classes, gan.embedding(G_EMBEDDING)) {
+            (Some(k), Some((table, _))) => {
+                let classes: Vec<f32> = (0..rows).map(|i| (i % k) as f32).collect();
+                let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
+                let input = Tensor::zeros(gpu, "sample.generator.input", &[rows, cfg.latent + k])?;
+                program.phase(
+                    "condition",
+                    vec![
+                        nn::embedding_forward(gpu, "generator.label_emb", labels.view(), LabelVectors::Table(table), input.view().columns(0, k)),
+                        nn::copy_columns(gpu, "generator.input", z.view(), input.view().columns(k, cfg.latent)),
+                    ],
+                );
+                (Some(labels), input)
+            }
+            _ => (None, z.clone()),
+        };
+        let generator = gan.generator.forward_buffers(gpu, input.region(), None)?;
         program.phase("generator.forward", gan.generator.forward_launches(gpu, &gan.params, &generator, BatchnormMode::Eval));
         let mut decode = Program::default();
         decode.phase("generator.forward", gan.generator.forward_launches(gpu, &gan.params, &generator, BatchnormMode::Eval));
-        Ok(GanSampler { z, generator, program, decode })
+        Ok(GanSampler { z, labels, input, generator, program, decode })
     }
 }

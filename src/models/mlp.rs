@@ -96,6 +96,27 @@ impl Backward {
     }
 }
 
+/// The gradient at some of a network's input columns: `dx` [rows, its cols] for the input's
+/// columns `from..from + dx.cols`, times the derivative of the activation that produced them
+/// when `prev` is given (that activation's output, [rows, dx.cols]).
+pub struct InputGrad<'a> {
+    pub from: usize,
+    pub dx: View<'a>,
+    pub prev: Option<(View<'a>, Activation)>,
+}
+
+impl<'a> InputGrad<'a> {
+    /// The whole input's gradient, no activation.
+    pub fn all(dx: View<'a>) -> InputGrad<'a> {
+        InputGrad { from: 0, dx, prev: None }
+    }
+
+    /// The same gradient taken at columns from `from` on.
+    pub fn from_column(self, from: usize) -> InputGrad<'a> {
+        InputGrad { from, ..self }
+    }
+}
+
 /// Batch statistics (training) or running statistics (sampling, evaluation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchnormMode {
@@ -224,12 +245,12 @@ impl Mlp {
 
     /// Backpropagates from `bwd.d_output()` (filled by a loss) over the forward rows
     /// `start..start + bwd's rows`. With `weights`, parameter gradients are written to
-    /// `params.grads`; with `input_grad`, the gradient at the input is written there, times the
-    /// derivative of the activation that produced the input when one is given.
+    /// `params.grads`; each of `input_grads` takes the gradient at some input columns (a
+    /// conditioned input's image part to the generator, its label part to the embedding).
     #[allow(clippy::too_many_arguments)]
     pub fn backward_launches(
         &self, gpu: &Gpu, params: &Parameters, fwd: &Forward, start: usize, bwd: &Backward, weights: bool,
-        input_grad: Option<(View<'_>, Option<(View<'_>, Activation)>)>,
+        input_grads: &[InputGrad<'_>],
     ) -> Vec<Launch> {
         let rows = bwd.d_pre[0].shape[0];
         let window = |r: &Region| r.rows(start, rows);
@@ -244,8 +265,8 @@ impl Mlp {
             }
             let w = self.weight(params, l);
             if l == 0 {
-                if let Some((dx, prev)) = input_grad {
-                    launches.push(nn::matmul_backward_input(gpu, &spec.name, dy, w, dx, prev));
+                for g in input_grads {
+                    launches.push(nn::matmul_backward_input(gpu, &spec.name, dy, w.columns(g.from, g.dx.cols), g.dx, g.prev));
                 }
                 continue;
             }

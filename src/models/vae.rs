@@ -1,7 +1,7 @@
 //! The VAE: encoder 784 → 256 → 128 → (mu, logvar) [latent], z = mu + exp(logvar/2)·eps,
 //! decoder latent → 128 → 256 → 784 logits. Loss per image: BCE summed over pixels + KL.
 
-use super::mlp::{allocate_all, initial_all, BatchnormMode, Backward, Forward, LayerSpec, Mlp};
+use super::mlp::{allocate_all, initial_all, BatchnormMode, Backward, Forward, InputGrad, LayerSpec, Mlp};
 use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
@@ -165,14 +165,14 @@ impl VaeGraph {
         let params = &vae.params;
         program.phase(
             "decoder.backward",
-            vae.decoder.backward_launches(gpu, params, &self.decoder, 0, &self.d_decoder, true, Some((self.dz.view(), None))),
+            vae.decoder.backward_launches(gpu, params, &self.decoder, 0, &self.d_decoder, true, &[InputGrad::all(self.dz.view())]),
         );
         let stats = self.encoder.output().view();
         program.phase(
             "reparameterise.backward",
             vec![nn::reparam_kl_backward(gpu, "latent", stats, self.eps.view(), self.dz.view(), self.d_encoder.d_output().view(), scale)],
         );
-        program.phase("encoder.backward", vae.encoder.backward_launches(gpu, params, &self.encoder, 0, &self.d_encoder, true, None));
+        program.phase("encoder.backward", vae.encoder.backward_launches(gpu, params, &self.encoder, 0, &self.d_encoder, true, &[]));
         program.phase(
             "adam",
             vec![nn::adam(gpu, "vae", adam, step, 0..params.layout.len, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)],

@@ -18,6 +18,10 @@ pub struct EmbedParams {
     pub src_stride: u32,
     pub dst_off: u32,
     pub dst_stride: u32,
+    pub label_off: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 const ONE_HOT: u32 = 1;
@@ -53,6 +57,8 @@ pub fn embedding_forward(gpu: &Gpu, label: &str, labels: View<'_>, vectors: Labe
         src_stride: u32_of(src_stride),
         dst_off: u32_of(out.offset),
         dst_stride: u32_of(out.stride),
+        label_off: u32_of(labels.offset),
+        ..Zeroable::zeroed()
     };
     let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: src }, Binding { slot: 3, buffer: out.buffer }];
     let n = out.rows * out.cols;
@@ -75,6 +81,8 @@ pub fn embedding_backward(gpu: &Gpu, label: &str, labels: View<'_>, d_out: View<
         src_stride: u32_of(d_out.stride),
         dst_off: u32_of(d_table.offset),
         dst_stride: u32_of(d_table.stride),
+        label_off: u32_of(labels.offset),
+        ..Zeroable::zeroed()
     };
     let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: d_out.buffer }, Binding { slot: 3, buffer: d_table.buffer }];
     // Each table entry reads every row's label and (when it matches) its gradient.
@@ -96,6 +104,7 @@ pub fn copy_columns(gpu: &Gpu, label: &str, src: View<'_>, dst: View<'_>) -> Lau
         src_stride: u32_of(src.stride),
         dst_off: u32_of(dst.offset),
         dst_stride: u32_of(dst.stride),
+        ..Zeroable::zeroed()
     };
     let bindings = [Binding { slot: 2, buffer: src.buffer }, Binding { slot: 3, buffer: dst.buffer }];
     let n = src.rows * src.cols;

@@ -1,7 +1,7 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
-use super::{adam, gan_loss, mlp_backward, mlp_forward};
-use crate::models::gan::{layers, network_ranges, GanConfig, UpdateOrder};
+use super::{activate_grad_from_output, adam, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward};
+use crate::models::gan::{layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 
@@ -13,21 +13,45 @@ pub struct GanStepOut {
     pub fake: Vec<f64>,
 }
 
-/// real [B, 784] already scaled to the output's range, z [B, latent]. Updates `values`, the
+/// `rows` followed, row by row, by the vectors of `labels` from table `name` (unconditioned:
+/// `rows` as they are).
+fn conditioned(layout: &ParamLayout, values: &[f64], name: &str, labels: &[usize], k: usize, rows: &[f64], width: usize, first: bool) -> Vec<f64> {
+    if k == 0 {
+        return rows.to_vec();
+    }
+    let vectors = embedding_forward(labels, Some(&values[layout.get(name).range()]), k);
+    if first {
+        concat_columns(&vectors, k, rows, width)
+    } else {
+        concat_columns(rows, width, &vectors, k)
+    }
+}
+
+/// real [B, 784] already scaled to the output's range, z [B, latent]; conditioned, `labels`
+/// [2B] holds the real rows' classes then those G is asked for. Updates `values`, the
 /// batch-norm `state`, `m` and `v` in place.
 #[allow(clippy::too_many_arguments)]
 pub fn gan_step(
     cfg: &GanConfig, layout: &ParamLayout, state_layout: &ParamLayout, values: &mut [f64], state: &mut [f64], m: &mut [f64], v: &mut [f64],
-    real: &[f64], z: &[f64], batch: usize, t: u32, opt: &AdamConfig,
+    real: &[f64], z: &[f64], labels: &[usize], batch: usize, t: u32, opt: &AdamConfig,
 ) -> GanStepOut {
     let (gen, disc) = layers(cfg);
-    let gf = mlp_forward(&gen, layout, state_layout, values, state, z, batch);
+    let k = cfg.label_width();
+    assert_eq!(labels.len(), if k > 0 { 2 * batch } else { 0 }, "labels for every row when conditioned");
+    let fake_labels = &labels[labels.len() / 2..];
+    let g_in = conditioned(layout, values, G_EMBEDDING, fake_labels, k, z, cfg.latent, true);
+    let gf = mlp_forward(&gen, layout, state_layout, values, state, &g_in, batch);
     let fake = gf.out.last().unwrap().clone();
-    let d_in: Vec<f64> = real.iter().chain(&fake).copied().collect();
+    let images: Vec<f64> = real.iter().chain(&fake).copied().collect();
+    let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, IMAGE, false);
     let df = mlp_forward(&disc, layout, state_layout, values, &mut [], &d_in, 2 * batch);
     let loss = gan_loss(df.out.last().unwrap(), batch, 1.0 - f64::from(cfg.label_smoothing), 0.0);
     let mut grads = vec![0.0; values.len()];
-    mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, loss.d_grad, Some(&mut grads), None);
+    let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, loss.d_grad, Some(&mut grads), None);
+    if k > 0 {
+        let table = layout.get(D_EMBEDDING).range();
+        grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, IMAGE + k, IMAGE, k), k, k));
+    }
     let (g_range, d_range) = network_ranges(layout);
     let mut metrics = loss.metrics;
     let (judged, g_grad) = match cfg.update_order {
@@ -38,7 +62,9 @@ pub fn gan_step(
         UpdateOrder::DFirst => {
             let r = d_range.clone();
             adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, opt);
-            let judged = mlp_forward(&disc, layout, state_layout, values, &mut [], &fake, batch);
+            // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
+            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false);
+            let judged = mlp_forward(&disc, layout, state_layout, values, &mut [], &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
             let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(judged.out.last().unwrap().iter().copied()).collect();
             let g_loss = gan_loss(&logits, batch, 1.0, 0.0);
@@ -46,8 +72,16 @@ pub fn gan_step(
             (judged, g_loss.g_grad)
         }
     };
-    let d_fake = mlp_backward(&disc, layout, state_layout, values, &fake, &judged, batch, g_grad, None, Some(cfg.output.activation()));
-    mlp_backward(&gen, layout, state_layout, values, z, &gf, batch, d_fake, Some(&mut grads), None);
+    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false);
+    let d_fake_in = mlp_backward(&disc, layout, state_layout, values, &fake_in, &judged, batch, g_grad, None, None);
+    // Only the image columns lead back to G, through its output activation.
+    let act = cfg.output.activation();
+    let d_fake: Vec<f64> = columns(&d_fake_in, IMAGE + k, 0, IMAGE).iter().zip(&fake).map(|(&d, &y)| d * activate_grad_from_output(y, act)).collect();
+    let d_g_in = mlp_backward(&gen, layout, state_layout, values, &g_in, &gf, batch, d_fake, Some(&mut grads), None);
+    if k > 0 {
+        let table = layout.get(G_EMBEDDING).range();
+        grads[table].copy_from_slice(&embedding_backward(fake_labels, &columns(&d_g_in, k + cfg.latent, 0, k), k, k));
+    }
     let update = match cfg.update_order {
         UpdateOrder::GFirst => 0..values.len(),
         UpdateOrder::DFirst => g_range,
