@@ -16,10 +16,19 @@ fn widen(v: &[f32]) -> Vec<f64> {
 
 #[test]
 fn vae_steps_match_cpu_reference_loss_gradients_and_weights() {
+    vae_steps_match_cpu_reference(None);
+}
+
+#[test]
+fn conditional_vae_steps_match_cpu_reference_with_one_hot_labels_in_both_inputs() {
+    vae_steps_match_cpu_reference(Some(10));
+}
+
+fn vae_steps_match_cpu_reference(classes: Option<usize>) {
     let g = gpu();
     let dataset = data::load(None).unwrap();
     let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();
-    let cfg = VaeConfig::default();
+    let cfg = VaeConfig { classes, ..VaeConfig::default() };
     let (layout, _, values, state) = Vae::initial(&cfg, 0);
     let vae = Vae::new(g, &cfg, &values, &state).unwrap();
     let rows = 24;
@@ -39,9 +48,15 @@ fn vae_steps_match_cpu_reference_loss_gradients_and_weights() {
         g.wait();
         // The batch and noise as the GPU drew them are the reference's inputs.
         let (x, eps) = (widen(&read(&graph.x)), widen(&read(&graph.eps)));
-        let want = cpu::vae_step(&cfg, &layout, &mut p, &mut m, &mut v, &x, &eps, rows, t, &opt);
+        let labels: Vec<usize> = graph.conditioning.as_ref().map_or(Vec::new(), |c| read(&c.labels).iter().map(|&l| l as usize).collect());
+        if classes.is_some() {
+            let start = (t as usize - 1) * rows;
+            let truth: Vec<usize> = dataset.train.labels[start..start + rows].iter().map(|&l| usize::from(l)).collect();
+            assert_eq!(labels, truth, "step {t}: the batch's own labels");
+        }
+        let want = cpu::vae_step(&cfg, &layout, &mut p, &mut m, &mut v, &x, &eps, &labels, rows, t, &opt);
         let got = read(&metrics);
-        let what = format!("step {t}");
+        let what = format!("classes {classes:?} step {t}");
         // Tolerances, from the largest differences seen on lavapipe times ~5-10: the loss parts
         // 1e-5 relative / 1e-5 absolute, gradients 2e-6 absolute + 1e-4 relative, weights 1e-5
         // absolute (1% of the learning rate: Adam's step normalises tiny gradients, so f32
@@ -103,8 +118,13 @@ fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder, c
                 let d_in = read(&graph.d_in);
                 (widen(&d_in[..batch * IMAGE]), d_in[batch * IMAGE..].to_vec(), Vec::new())
             }
-            Some(c) => (widen(&read(&c.real)), read(&c.fake), read(&c.labels).iter().map(|&l| l as usize).collect()),
+            Some(c) => (widen(&read(&c.real)), read(&c.fake), read(&c.labels).iter().map(|&l| l as usize).collect::<Vec<_>>()),
         };
+        if classes.is_some() {
+            let start = (t as usize - 1) * batch;
+            let truth: Vec<usize> = dataset.train.labels[start..start + batch].iter().map(|&l| usize::from(l)).collect();
+            assert_eq!(labels[..batch], truth[..], "step {t}: the real rows' own labels");
+        }
         let z = widen(&read(&graph.z));
         let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, &real, &z, &labels, batch, t, &opt);
         let what = format!("{update_order:?} classes {classes:?} step {t}");

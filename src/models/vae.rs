@@ -1,11 +1,16 @@
 //! The VAE: encoder 784 → 256 → 128 → (mu, logvar) [latent], z = mu + exp(logvar/2)·eps,
 //! decoder latent → 128 → 256 → 784 logits. Loss per image: BCE summed over pixels + KL.
+//!
+//! Conditioned on k classes (the CVAE), the encoder sees [image | one-hot(label)] and the
+//! decoder [z | one-hot(label)]. A one-hot rather than a learned embedding: the label is given,
+//! not inferred, so the model only needs each class's own first-layer column (which a one-hot
+//! selects exactly), it adds no parameters, and it is what CVAE write-ups use.
 
 use super::mlp::{allocate_all, initial_all, BatchnormMode, Backward, Forward, InputGrad, LayerSpec, Mlp};
 use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
-use crate::gpu::{Gpu, GpuError, Program, Tensor};
-use crate::nn::{self, Activation, AdamConfig};
+use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor};
+use crate::nn::{self, Activation, AdamConfig, LabelVectors};
 
 pub const IMAGE: usize = 784;
 
@@ -27,18 +32,28 @@ pub struct VaeConfig {
     pub hidden: Vec<usize>,
     pub latent: usize,
     pub init: Init,
+    /// Conditioned on this many classes (`--conditional`); absent for the plain VAE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
+}
+
+impl VaeConfig {
+    /// The width of the one-hot label in each network's input (0 unconditioned).
+    pub fn label_width(&self) -> usize {
+        self.classes.unwrap_or(0)
+    }
 }
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        VaeConfig { hidden: vec![256, 128], latent: 32, init: Init::Torch }
+        VaeConfig { hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None }
     }
 }
 
 pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     let relu = Activation::Relu;
     let mut encoder = Vec::new();
-    let mut width = IMAGE;
+    let mut width = IMAGE + cfg.label_width();
     for (i, &h) in cfg.hidden.iter().enumerate() {
         encoder.push(LayerSpec::new(&format!("encoder.fc{}", i + 1), width, h, relu));
         width = h;
@@ -48,7 +63,7 @@ pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         ..LayerSpec::new("encoder.head", width, 2 * cfg.latent, Activation::Identity)
     });
     let mut decoder = Vec::new();
-    let mut width = cfg.latent;
+    let mut width = cfg.latent + cfg.label_width();
     for (i, &h) in cfg.hidden.iter().rev().enumerate() {
         decoder.push(LayerSpec::new(&format!("decoder.fc{}", i + 1), width, h, relu));
         width = h;
@@ -100,6 +115,17 @@ pub struct VaeGraph {
     pub d_decoder: Backward,
     /// [rows, latent]
     pub dz: Tensor,
+    pub conditioning: Option<VaeConditioning>,
+}
+
+/// The extra buffers of a CVAE's pass.
+pub struct VaeConditioning {
+    /// [rows] class indices as f32
+    pub labels: Tensor,
+    /// [rows, 784 + k]: [x | one-hot]
+    pub enc_in: Tensor,
+    /// [rows, latent + k]: [z | one-hot]
+    pub dec_in: Tensor,
 }
 
 impl VaeGraph {
@@ -108,8 +134,20 @@ impl VaeGraph {
         let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, IMAGE])?;
         let eps = Tensor::zeros(gpu, &format!("{label}.eps"), &[rows, latent])?;
         let z = Tensor::zeros(gpu, &format!("{label}.z"), &[rows, latent])?;
-        let encoder = vae.encoder.forward_buffers(gpu, x.region(), None)?;
-        let decoder = vae.decoder.forward_buffers(gpu, z.region(), None)?;
+        let conditioning = match vae.config.classes {
+            None => None,
+            Some(k) => Some(VaeConditioning {
+                labels: Tensor::zeros(gpu, &format!("{label}.labels"), &[rows])?,
+                enc_in: Tensor::zeros(gpu, &format!("{label}.encoder.input"), &[rows, IMAGE + k])?,
+                dec_in: Tensor::zeros(gpu, &format!("{label}.decoder.input"), &[rows, latent + k])?,
+            }),
+        };
+        let (enc_in, dec_in) = match &conditioning {
+            None => (x.region(), z.region()),
+            Some(c) => (c.enc_in.region(), c.dec_in.region()),
+        };
+        let encoder = vae.encoder.forward_buffers(gpu, enc_in, None)?;
+        let decoder = vae.decoder.forward_buffers(gpu, dec_in, None)?;
         Ok(VaeGraph {
             rows,
             kl_row: Tensor::zeros(gpu, &format!("{label}.kl_row"), &[rows])?,
@@ -117,12 +155,38 @@ impl VaeGraph {
             d_encoder: vae.encoder.backward_buffers(gpu, rows)?,
             d_decoder: vae.decoder.backward_buffers(gpu, rows)?,
             dz: Tensor::zeros(gpu, &format!("{label}.dz"), &[rows, latent])?,
+            conditioning,
             x,
             eps,
             z,
             encoder,
             decoder,
         })
+    }
+
+    /// The batch's images in [0, 1] and, conditioned, its labels placed in both inputs.
+    fn data_launches(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer) -> Vec<Launch> {
+        let mut launches = vec![nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0)];
+        if let Some(c) = &self.conditioning {
+            let (k, latent) = (vae.config.label_width(), vae.config.latent);
+            launches.extend([
+                nn::gather_labels(gpu, "labels", step, &split.labels.buffer, &split.order.buffer, c.labels.view()),
+                nn::copy_columns(gpu, "encoder.input", self.x.view(), c.enc_in.view().columns(0, IMAGE)),
+                nn::embedding_forward(gpu, "encoder.one_hot", c.labels.view(), LabelVectors::OneHot, c.enc_in.view().columns(IMAGE, k)),
+                nn::embedding_forward(gpu, "decoder.one_hot", c.labels.view(), LabelVectors::OneHot, c.dec_in.view().columns(latent, k)),
+            ]);
+        }
+        launches
+    }
+
+    /// z = mu + exp(logvar/2)·eps, and the KL term; conditioned, z joins the decoder's input.
+    fn reparam_launches(&self, gpu: &Gpu, vae: &Vae) -> Vec<Launch> {
+        let stats = self.encoder.output().view();
+        let mut launches = vec![nn::reparam_kl_forward(gpu, "latent", stats, self.eps.view(), self.z.view(), self.kl_row.view())];
+        if let Some(c) = &self.conditioning {
+            launches.push(nn::copy_columns(gpu, "decoder.input", self.z.view(), c.dec_in.view().columns(0, vae.config.latent)));
+        }
+        launches
     }
 
     /// Gather, noise, encoder, reparameterisation, decoder and the loss, accumulating the
@@ -134,16 +198,11 @@ impl VaeGraph {
         metrics: &Tensor, slots: (usize, usize), metric_scale: f32,
     ) {
         let scale = 1.0 / self.rows as f32;
-        program.phase(
-            "data",
-            vec![
-                nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0),
-                nn::fill_normal(gpu, "eps", step, self.eps.view(), stream, seed),
-            ],
-        );
+        let mut data = self.data_launches(gpu, vae, split, step);
+        data.push(nn::fill_normal(gpu, "eps", step, self.eps.view(), stream, seed));
+        program.phase("data", data);
         program.phase("encoder.forward", vae.encoder.forward_launches(gpu, &vae.params, &self.encoder, BatchnormMode::Train));
-        let stats = self.encoder.output().view();
-        program.phase("reparameterise", vec![nn::reparam_kl_forward(gpu, "latent", stats, self.eps.view(), self.z.view(), self.kl_row.view())]);
+        program.phase("reparameterise", self.reparam_launches(gpu, vae));
         program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &self.decoder, BatchnormMode::Train));
         program.phase(
             "loss",
@@ -183,10 +242,9 @@ impl VaeGraph {
     /// Reconstructions of `rows` images of `split` from their posterior means (eps stays 0).
     pub fn reconstruct_program(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer) -> Program {
         let mut program = Program::default();
-        program.phase("data", vec![nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0)]);
+        program.phase("data", self.data_launches(gpu, vae, split, step));
         program.phase("encoder.forward", vae.encoder.forward_launches(gpu, &vae.params, &self.encoder, BatchnormMode::Eval));
-        let stats = self.encoder.output().view();
-        program.phase("reparameterise", vec![nn::reparam_kl_forward(gpu, "latent", stats, self.eps.view(), self.z.view(), self.kl_row.view())]);
+        program.phase("reparameterise", self.reparam_launches(gpu, vae));
         program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &self.decoder, BatchnormMode::Eval));
         program
     }
@@ -222,10 +280,16 @@ impl VaeGraph {
     }
 }
 
-/// Decodes `rows` latent vectors drawn from N(0, I) with a fixed key (`program`), or placed in
-/// `z` by the host (`decode`): sample grids, interpolations, the manifold.
+/// Decodes `rows` latent vectors: `program` draws them from N(0, I) with a fixed key (and,
+/// conditioned, asks for the classes in `labels`, which the host writes: row i asks for class
+/// i mod k until then); `decode` reads an `input` the host wrote whole (z, or [z | label
+/// vector] conditioned, so a row can blend two classes): grids, interpolations, the manifold.
 pub struct VaeSampler {
     pub z: Tensor,
+    /// [rows] class indices as f32, conditioned only
+    pub labels: Option<Tensor>,
+    /// [rows, latent (+ k)]: what the decoder reads (z itself when unconditioned)
+    pub input: Tensor,
     pub decoder: Forward,
     pub program: Program,
     pub decode: Program,
@@ -233,13 +297,30 @@ pub struct VaeSampler {
 
 impl VaeSampler {
     pub fn new(gpu: &Gpu, vae: &Vae, rows: usize, step: &wgpu::Buffer, seed: u64) -> Result<VaeSampler, GpuError> {
-        let z = Tensor::zeros(gpu, "sample.z", &[rows, vae.config.latent])?;
-        let decoder = vae.decoder.forward_buffers(gpu, z.region(), None)?;
+        let latent = vae.config.latent;
+        let z = Tensor::zeros(gpu, "sample.z", &[rows, latent])?;
         let mut program = Program::default();
         program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
+        let (labels, input) = match vae.config.classes {
+            Some(k) => {
+                let classes: Vec<f32> = (0..rows).map(|i| (i % k) as f32).collect();
+                let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
+                let input = Tensor::zeros(gpu, "sample.decoder.input", &[rows, latent + k])?;
+                program.phase(
+                    "condition",
+                    vec![
+                        nn::copy_columns(gpu, "decoder.input", z.view(), input.view().columns(0, latent)),
+                        nn::embedding_forward(gpu, "decoder.one_hot", labels.view(), LabelVectors::OneHot, input.view().columns(latent, k)),
+                    ],
+                );
+                (Some(labels), input)
+            }
+            None => (None, z.clone()),
+        };
+        let decoder = vae.decoder.forward_buffers(gpu, input.region(), None)?;
         program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &decoder, BatchnormMode::Eval));
         let mut decode = Program::default();
         decode.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &decoder, BatchnormMode::Eval));
-        Ok(VaeSampler { z, decoder, program, decode })
+        Ok(VaeSampler { z, labels, input, decoder, program, decode })
     }
 }

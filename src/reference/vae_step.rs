@@ -1,7 +1,7 @@
 //! The CPU twin of one whole VAE training step: same weights, batch and noise in; the loss
 //! parts, gradients and updated weights out.
 
-use super::{adam, bce_logits, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
+use super::{adam, bce_logits, columns, concat_columns, embedding_forward, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
 use crate::models::vae::{layers, VaeConfig, IMAGE};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
@@ -13,26 +13,33 @@ pub struct VaeStepOut {
     pub grads: Vec<f64>,
 }
 
-/// x [rows, 784] in [0, 1], eps [rows, latent]. Updates `values`, `m` and `v` in place with
-/// Adam at step `t`.
+/// x [rows, 784] in [0, 1], eps [rows, latent], and (conditioned) the rows' `labels`. Updates
+/// `values`, `m` and `v` in place with Adam at step `t`.
 #[allow(clippy::too_many_arguments)]
 pub fn vae_step(
-    cfg: &VaeConfig, layout: &ParamLayout, values: &mut [f64], m: &mut [f64], v: &mut [f64], x: &[f64], eps: &[f64], rows: usize, t: u32,
-    opt: &AdamConfig,
+    cfg: &VaeConfig, layout: &ParamLayout, values: &mut [f64], m: &mut [f64], v: &mut [f64], x: &[f64], eps: &[f64], labels: &[usize], rows: usize,
+    t: u32, opt: &AdamConfig,
 ) -> VaeStepOut {
     let (enc, dec) = layers(cfg);
     let no_state = ParamLayout::default();
-    let latent = cfg.latent;
+    let (latent, k) = (cfg.latent, cfg.label_width());
+    assert_eq!(labels.len(), if k > 0 { rows } else { 0 }, "a label per row when conditioned");
+    let one_hot = embedding_forward(labels, None, k);
+    let with_label = |a: &[f64], width: usize| if k > 0 { concat_columns(a, width, &one_hot, k) } else { a.to_vec() };
     let scale = 1.0 / rows as f64;
-    let ef = mlp_forward(&enc, layout, &no_state, values, &mut [], x, rows);
+    let enc_in = with_label(x, IMAGE);
+    let ef = mlp_forward(&enc, layout, &no_state, values, &mut [], &enc_in, rows);
     let stats = ef.out.last().unwrap();
     let (z, kl_row) = reparam_kl_forward(stats, eps, rows, latent);
-    let df = mlp_forward(&dec, layout, &no_state, values, &mut [], &z, rows);
+    let dec_in = with_label(&z, latent);
+    let df = mlp_forward(&dec, layout, &no_state, values, &mut [], &dec_in, rows);
     let (d_logits, recon_row) = bce_logits(df.out.last().unwrap(), x, rows, IMAGE, scale);
     let mut grads = vec![0.0; values.len()];
-    let dz = mlp_backward(&dec, layout, &no_state, values, &z, &df, rows, d_logits, Some(&mut grads), None);
+    let d_dec_in = mlp_backward(&dec, layout, &no_state, values, &dec_in, &df, rows, d_logits, Some(&mut grads), None);
+    // The one-hot columns are constants; only z's columns carry gradient on.
+    let dz = columns(&d_dec_in, latent + k, 0, latent);
     let d_stats = reparam_kl_backward(stats, eps, &dz, rows, latent, scale);
-    mlp_backward(&enc, layout, &no_state, values, x, &ef, rows, d_stats, Some(&mut grads), None);
+    mlp_backward(&enc, layout, &no_state, values, &enc_in, &ef, rows, d_stats, Some(&mut grads), None);
     adam(values, &grads, m, v, t, opt);
     VaeStepOut { recon: recon_row.iter().sum::<f64>() * scale, kl: kl_row.iter().sum::<f64>() * scale, grads }
 }
