@@ -12,6 +12,7 @@ use crate::data::{self, DeviceSplit};
 use super::progress::Console;
 use crate::eval::{argmax, score, vae_scores, SampleScores};
 use crate::gpu::Gpu;
+use crate::models::cycling_classes;
 use crate::models::gan::{Gan, GanConfig, GanSampler};
 use crate::models::vae::{Vae, VaeConfig, VaeSampler, IMAGE};
 use crate::nn::{Step, StepBuffer};
@@ -92,7 +93,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
         report.insert("model".into(), json!(kind));
         let step = StepBuffer::new(gpu, "eval.sample", 1);
         step.set(gpu, &Step::default());
-        let samples: Vec<f32> = match kind.as_str() {
+        let (samples, asked): (Vec<f32>, Option<Vec<usize>>) = match kind.as_str() {
             "vae" => {
                 let cfg: VaeConfig = serde_json::from_str(ckpt.meta("config")?)?;
                 let (layout, state_layout, mut values, mut state) = Vae::initial(&cfg, 0);
@@ -104,7 +105,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
                 report.insert("vae".into(), serde_json::to_value(&s)?);
                 let sampler = VaeSampler::new(gpu, &vae, a.samples, &step.uniform, a.seed)?;
                 sampler.program.run(gpu, "eval.sample");
-                sampler.decoder.output().read_rows(gpu, a.samples, |v| sigmoid(f64::from(v)) as f32)?
+                (sampler.decoder.output().read_rows(gpu, a.samples, |v| sigmoid(f64::from(v)) as f32)?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
             }
             "gan" => {
                 let cfg: GanConfig = serde_json::from_str(ckpt.meta("config")?)?;
@@ -113,11 +114,11 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
                 let gan = Gan::new(gpu, &cfg, &values, &state)?;
                 let sampler = GanSampler::new(gpu, &gan, a.samples, &step.uniform, a.seed)?;
                 sampler.program.run(gpu, "eval.sample");
-                sampler.generator.output().read_rows(gpu, a.samples, |v| cfg.output.to_unit(v))?
+                (sampler.generator.output().read_rows(gpu, a.samples, |v| cfg.output.to_unit(v))?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
             }
             other => bail!("{}: `wgen eval` scores a vae or a gan, not a {other}", model_path.display()),
         };
-        let s = score(&features, gpu, &samples, &reference)?;
+        let s = score(&features, gpu, &samples, &reference, asked.as_deref())?;
         print_scores(&format!("{kind} samples ({})", a.samples), &s);
         report.insert("samples".into(), serde_json::to_value(&s)?);
         let path = dir.join("eval.json");
@@ -136,7 +137,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
         println!("calibration against the {} test images ({} images each):", dataset.test.count, n);
         let mut table = serde_json::Map::new();
         for (name, images) in [("training images (the floor)", &train), ("uniform noise", &noise), ("blank images", &blank), ("one test digit repeated", &one)] {
-            let s = score(f, gpu, images, r)?;
+            let s = score(f, gpu, images, r, None)?;
             print_scores(name, &s);
             table.insert(name.into(), serde_json::to_value(&s)?);
         }
@@ -150,4 +151,8 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
 fn print_scores(name: &str, s: &SampleScores) {
     let shares: Vec<String> = s.class_shares.iter().enumerate().map(|(c, v)| format!("{c}:{:.0}%", 100.0 * v)).collect();
     println!("  {name:<30} FD {:>9.3}  IS {:>6.3}  classes ≥5%: {:>2}/10  [{}]", s.fd, s.inception_score, s.modes, shares.join(" "));
+    if let Some(a) = &s.agreement {
+        let per: Vec<String> = a.per_class.iter().enumerate().map(|(c, v)| format!("{c}:{:.0}%", 100.0 * v)).collect();
+        println!("  {:<30} {:.1}% of the samples are classified as the class they asked for  [{}]", "asked-for class", 100.0 * a.overall, per.join(" "));
+    }
 }

@@ -11,7 +11,8 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Region};
 use crate::image;
-use crate::models::gan::{Gan, GanConfig, GanSampler};
+use crate::models::ask_classes;
+use crate::models::gan::{Gan, GanConfig, GanSampler, G_EMBEDDING};
 use crate::models::vae::{Vae, VaeConfig, VaeGraph, VaeSampler, IMAGE};
 use crate::nn::{Step, StepBuffer};
 use crate::reference::sigmoid;
@@ -46,11 +47,15 @@ pub struct SampleArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Conditional runs: every image asks for this class [default: one grid row per class].
+    #[arg(long, value_name = "K", conflicts_with_all = ["recon", "progression"])]
+    class: Option<usize>,
     /// VAE: test images (odd rows) over their reconstructions from the posterior mean.
     #[arg(long, conflicts_with_all = ["interpolate", "manifold", "progression"])]
     recon: bool,
     /// Each row interpolates between a random pair: the VAE's latent space (linearly) or the
-    /// GAN's noise (spherically).
+    /// GAN's noise (spherically). Conditional runs without --class keep each row's noise and
+    /// move from class r to class r + 1 instead: the style stays, the digit changes.
     #[arg(long, conflicts_with_all = ["manifold", "progression"])]
     interpolate: bool,
     /// VAE trained with --z-dim 2: decode an even grid of the latent plane's quantiles.
@@ -67,6 +72,40 @@ pub struct SampleArgs {
 enum Model {
     Vae(Vae),
     Gan(Gan),
+}
+
+impl Model {
+    /// The class count of a conditional model.
+    fn classes(&self) -> Option<usize> {
+        match self {
+            Model::Vae(v) => v.config.classes,
+            Model::Gan(g) => g.config.classes,
+        }
+    }
+
+    /// Each class's vector as the model's first layer reads it: a conditional GAN's learned
+    /// generator embedding rows, a CVAE's one-hots.
+    fn class_vectors(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
+        let k = self.classes().unwrap_or(0);
+        Ok(match self {
+            Model::Vae(_) => (0..k).map(|c| (0..k).map(|j| if j == c { 1.0 } else { 0.0 }).collect()).collect(),
+            Model::Gan(gan) => {
+                let table = gan.params.layout.get(G_EMBEDDING);
+                let values = gan.params.values.read(gpu)?;
+                values[table.range()].chunks(k).map(<[f32]>::to_vec).collect()
+            }
+        })
+    }
+}
+
+/// The class asked for by --class, checked against the model's classes.
+fn asked_class(a: &SampleArgs, model: &Model, path: &Path) -> Result<Option<usize>> {
+    match (a.class, model.classes()) {
+        (None, _) => Ok(None),
+        (Some(_), None) => bail!("--class needs a conditional model; {} was trained without --conditional", path.display()),
+        (Some(c), Some(k)) if c >= k => bail!("--class {c}: {} knows classes 0–{}", path.display(), k - 1),
+        (Some(c), Some(_)) => Ok(Some(c)),
+    }
 }
 
 fn load(gpu: &Gpu, path: &Path) -> Result<Model> {
@@ -129,41 +168,81 @@ pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
         let (rows, cols) = layout_or(a, 8, 8)?;
         reconstructions(gpu, vae, a, (rows * cols).div_ceil(2).max(1), cols, &step)?
     } else if a.interpolate {
-        let (rows, cols) = layout_or(a, 8, 10)?;
+        let class = asked_class(a, &model, path)?;
+        let across_classes = model.classes().filter(|_| class.is_none());
+        let (rows, cols) = match across_classes {
+            Some(k) => layout_or(a, k, 10)?,
+            None => layout_or(a, 8, 10)?,
+        };
         let dim = match &model {
             Model::Vae(v) => v.config.latent,
             Model::Gan(g) => g.config.latent,
         };
         let spherical = matches!(model, Model::Gan(_));
-        let mut z = Vec::with_capacity(rows * cols * dim);
-        for _ in 0..rows {
+        let vectors = model.class_vectors(gpu)?;
+        let (mut z, mut cond) = (Vec::with_capacity(rows * cols * dim), Vec::new());
+        for r in 0..rows {
             let a: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
             let b: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
             for j in 0..cols {
-                z.extend(between(&a, &b, j as f32 / (cols - 1).max(1) as f32, spherical));
+                let t = j as f32 / (cols - 1).max(1) as f32;
+                match across_classes {
+                    Some(k) => {
+                        z.extend(&a);
+                        cond.extend(between(&vectors[r % k], &vectors[(r + 1) % k], t, false));
+                    }
+                    None => {
+                        z.extend(between(&a, &b, t, spherical));
+                        if let Some(c) = class {
+                            cond.extend(&vectors[c]);
+                        }
+                    }
+                }
             }
         }
-        (decode(gpu, &model, &z, rows * cols, &step)?, cols)
+        (decode(gpu, &model, &z, &cond, rows * cols, &step)?, cols)
     } else if a.manifold {
         let Model::Vae(vae) = &model else { bail!("--manifold needs a VAE; {} is a GAN", path.display()) };
         if vae.config.latent != 2 {
             bail!("--manifold needs a 2-D latent space; {} has {} dimensions (train with --z-dim 2)", path.display(), vae.config.latent);
         }
+        let cond = match (asked_class(a, &model, path)?, model.classes()) {
+            (Some(c), _) => model.class_vectors(gpu)?[c].clone(),
+            (None, Some(_)) => bail!("--manifold of a conditional VAE draws one class's latent plane: add --class K"),
+            (None, None) => Vec::new(),
+        };
         let (rows, cols) = layout_or(a, 20, 20)?;
         let q = |i: usize, n: usize| inverse_normal_cdf(0.05 + 0.9 * i as f64 / (n - 1).max(1) as f64) as f32;
         let z: Vec<f32> = (0..rows).flat_map(|r| (0..cols).flat_map(move |c| [q(c, cols), q(rows - 1 - r, rows)])).collect();
-        (decode(gpu, &model, &z, rows * cols, &step)?, cols)
+        let cond: Vec<f32> = cond.iter().copied().cycle().take(cond.len() * rows * cols).collect();
+        (decode(gpu, &model, &z, &cond, rows * cols, &step)?, cols)
     } else {
-        let (rows, cols) = layout(a, 64)?;
+        let class = asked_class(a, &model, path)?;
+        let (rows, cols) = match (model.classes(), class) {
+            (Some(k), None) => layout_or(a, k, 10)?,
+            _ => layout(a, 64)?,
+        };
         let n = a.n.unwrap_or(rows * cols);
+        // Each grid row asks for one class (row r for class r mod k), or all for --class.
+        let asked: Vec<usize> = match (model.classes(), class) {
+            (_, Some(c)) => vec![c; n],
+            (Some(k), None) => (0..n).map(|i| i / cols % k).collect(),
+            (None, None) => Vec::new(),
+        };
         let images = match &model {
             Model::Vae(vae) => {
                 let s = VaeSampler::new(gpu, vae, n, &step.uniform, a.seed)?;
+                if let Some(labels) = &s.labels {
+                    ask_classes(gpu, labels, &asked);
+                }
                 s.program.run(gpu, "sample");
                 rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)?
             }
             Model::Gan(gan) => {
                 let s = GanSampler::new(gpu, gan, n, &step.uniform, a.seed)?;
+                if let Some(labels) = &s.labels {
+                    ask_classes(gpu, labels, &asked);
+                }
                 s.program.run(gpu, "sample");
                 let out = gan.config.output;
                 rows_of(gpu, s.generator.output(), n, |v| out.to_unit(v))?
@@ -178,18 +257,28 @@ fn rows_of(gpu: &Gpu, region: &Region, n: usize, f: impl Fn(f32) -> f32) -> Resu
     Ok(region.read_rows(gpu, n, f)?)
 }
 
-/// Decodes host-chosen latent vectors (or GAN noise) `z` [n, dim].
-fn decode(gpu: &Gpu, model: &Model, z: &[f32], n: usize, step: &StepBuffer) -> Result<Vec<f32>> {
+/// Row by row, `a`'s rows of `wa` values followed by `b`'s of `wb`.
+fn side_by_side(a: &[f32], wa: usize, b: &[f32], wb: usize, n: usize) -> Vec<f32> {
+    (0..n).flat_map(|r| a[r * wa..(r + 1) * wa].iter().chain(&b[r * wb..(r + 1) * wb]).copied()).collect()
+}
+
+/// Decodes host-chosen latent vectors (or GAN noise) `z` [n, dim] and, for a conditional
+/// model, each row's class vector `cond` [n, k] (blends allowed).
+fn decode(gpu: &Gpu, model: &Model, z: &[f32], cond: &[f32], n: usize, step: &StepBuffer) -> Result<Vec<f32>> {
+    let k = model.classes().unwrap_or(0);
+    if cond.len() != n * k {
+        bail!("a conditional model needs a class for every image (--class K)");
+    }
     match model {
         Model::Vae(vae) => {
             let s = VaeSampler::new(gpu, vae, n, &step.uniform, 0)?;
-            s.z.write(gpu, z);
+            s.input.write(gpu, &side_by_side(z, vae.config.latent, cond, k, n));
             s.decode.run(gpu, "decode");
             rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)
         }
         Model::Gan(gan) => {
             let s = GanSampler::new(gpu, gan, n, &step.uniform, 0)?;
-            s.z.write(gpu, z);
+            s.input.write(gpu, &side_by_side(cond, k, z, gan.config.latent, n));
             s.decode.run(gpu, "decode");
             let out = gan.config.output;
             rows_of(gpu, s.generator.output(), n, |v| out.to_unit(v))

@@ -98,6 +98,10 @@ pub struct TrainArgs {
     /// [default: d-first].
     #[arg(long, value_enum)]
     update_order: Option<UpdateOrder>,
+    /// vae, gan: condition on the digit's class, so samples can be asked for one (the CVAE's
+    /// one-hot; PyTorch-GAN cgan's label embeddings). The classes are the data's labels.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    conditional: Option<bool>,
     /// Stop as Ctrl-C would once this many steps are done (for tests of resuming).
     #[arg(long, hide = true)]
     #[serde(skip)]
@@ -161,6 +165,10 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if steps_per_submit == 0 || steps_per_submit > 4096 {
         bail!("--steps-per-submit must be between 1 and 4096");
     }
+    let conditional = pick!(conditional).unwrap_or(false);
+    if conditional && model == ModelKind::Classifier {
+        bail!("--conditional is for vae and gan; a classifier already learns from the labels");
+    }
     let vae = model == ModelKind::Vae;
     let z_dim = pick!(z_dim).unwrap_or(if vae { 32 } else { 100 });
     if z_dim == 0 {
@@ -188,6 +196,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         eval_every: pick!(eval_every).or(defaults.eval_every),
         classifier_path: pick!(classifier),
         steps_per_submit,
+        conditional,
         vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init, ..v }),
         gan: defaults.gan.map(|g| GanConfig {
             latent: z_dim,

@@ -40,6 +40,11 @@ impl Split {
     pub fn pixels(&self) -> usize {
         self.rows * self.cols
     }
+
+    /// Classes 0..=the largest label (at least 1).
+    pub fn classes(&self) -> usize {
+        self.labels.iter().max().map_or(1, |&l| usize::from(l) + 1)
+    }
 }
 
 pub struct Dataset {

@@ -164,9 +164,37 @@ pub struct SampleScores {
     pub class_shares: Vec<f64>,
     /// Classes with at least 5% of the images.
     pub modes: usize,
+    /// Conditional models: how often the classifier names the class each sample asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<ClassAgreement>,
 }
 
-pub fn score(features: &Features, gpu: &Gpu, images: &[f32], reference: &[f64]) -> Result<SampleScores> {
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClassAgreement {
+    /// Share of all samples classified as the class they asked for.
+    pub overall: f64,
+    /// The same share among the samples that asked for each class (NaN where none did).
+    pub per_class: Vec<f64>,
+}
+
+/// How often the argmax of `probs` ([n, classes]) is the `asked` class of its row.
+pub fn class_agreement(probs: &[f64], classes: usize, asked: &[usize]) -> ClassAgreement {
+    let (mut hits, mut counts) = (vec![0usize; classes], vec![0usize; classes]);
+    for (row, &want) in probs.chunks(classes).zip(asked) {
+        if want < classes {
+            counts[want] += 1;
+            hits[want] += usize::from(argmax(row) == want);
+        }
+    }
+    ClassAgreement {
+        overall: hits.iter().sum::<usize>() as f64 / asked.len().max(1) as f64,
+        per_class: hits.iter().zip(&counts).map(|(&h, &c)| if c == 0 { f64::NAN } else { h as f64 / c as f64 }).collect(),
+    }
+}
+
+/// FD and IS of `images` against the `reference` features, their class shares and, when each
+/// image `asked` for a class, how often it got it.
+pub fn score(features: &Features, gpu: &Gpu, images: &[f32], reference: &[f64], asked: Option<&[usize]>) -> Result<SampleScores> {
     let (f, p) = features.of(gpu, images)?;
     let shares = class_shares(&p, CLASSES);
     Ok(SampleScores {
@@ -174,6 +202,7 @@ pub fn score(features: &Features, gpu: &Gpu, images: &[f32], reference: &[f64]) 
         inception_score: inception_score(&p, CLASSES),
         modes: shares.iter().filter(|&&s| s >= 0.05).count(),
         class_shares: shares,
+        agreement: asked.map(|a| class_agreement(&p, CLASSES, a)),
     })
 }
 

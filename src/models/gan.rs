@@ -450,7 +450,7 @@ impl GanSampler {
         program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
         let (labels, input) = match (cfg.classes, gan.embedding(G_EMBEDDING)) {
             (Some(k), Some((table, _))) => {
-                let classes: Vec<f32> = (0..rows).map(|i| (i % k) as f32).collect();
+                let classes: Vec<f32> = super::cycling_classes(rows, k).iter().map(|&c| c as f32).collect();
                 let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
                 let input = Tensor::zeros(gpu, "sample.generator.input", &[rows, cfg.latent + k])?;
                 program.phase(

@@ -9,6 +9,18 @@ pub mod vae;
 
 pub use params::{Init, ParamLayout, Parameters};
 
+/// The classes a conditional sampler asks for unless told otherwise: row i asks for i mod k,
+/// so any n rows ask for every class about equally.
+pub fn cycling_classes(n: usize, k: usize) -> Vec<usize> {
+    (0..n).map(|i| i % k.max(1)).collect()
+}
+
+/// Writes the classes a conditional sampler's rows ask for.
+pub fn ask_classes(gpu: &crate::gpu::Gpu, labels: &crate::gpu::Tensor, classes: &[usize]) {
+    assert_eq!(labels.len(), classes.len(), "a class per sampled row");
+    labels.write(gpu, &classes.iter().map(|&c| c as f32).collect::<Vec<_>>());
+}
+
 /// (model, layer, in, out) of every Linear layer of the two models; the VAE's mu and logvar
 /// heads run as one 128 → 64 matmul.
 pub const LAYER_SHAPES: &[(&str, &str, usize, usize)] = &[

@@ -4,11 +4,11 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{metadata, round, save_grid, StepCore, TrainConfig, Trainee};
+use super::{class_rows, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
 use crate::models::gan::{Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
-use crate::models::Parameters;
+use crate::models::{ask_classes, cycling_classes, Parameters};
 use crate::nn::StepBuffer;
 
 pub struct GanRun {
@@ -31,7 +31,10 @@ impl GanRun {
         let graph = GanGraph::new(gpu, &gan, cfg.batch)?;
         let program = graph.train_program(gpu, &gan, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
         let sample_step = StepBuffer::new(gpu, "gan.sample", 1);
-        let sampler = GanSampler::new(gpu, &gan, 64, &sample_step.uniform, cfg.seed)?;
+        let sampler = GanSampler::new(gpu, &gan, grid_rows(gc.classes), &sample_step.uniform, cfg.seed)?;
+        if let (Some(labels), Some(k)) = (&sampler.labels, gc.classes) {
+            ask_classes(gpu, labels, &class_rows(k, GRID_COLS));
+        }
         let core = StepCore { batch: cfg.batch, steps, program, metrics };
         Ok(GanRun { gan, core, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
@@ -54,8 +57,8 @@ impl Trainee for GanRun {
         let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
         self.sampler.program.run(gpu, "gan.sample");
         let output = self.gan.config.output;
-        let samples = self.sampler.generator.output().read_rows(gpu, 64, |v| output.to_unit(v))?;
-        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, 8)?;
+        let samples = self.sampler.generator.output().read_rows(gpu, self.sampler.generator.rows, |v| output.to_unit(v))?;
+        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, GRID_COLS)?;
         let mut r = Map::new();
         r.insert("d_loss".into(), json!(mean(D_LOSS)));
         r.insert("g_loss".into(), json!(mean(G_LOSS)));
@@ -82,6 +85,10 @@ impl Trainee for GanRun {
         sampler.program.run(gpu, "gan.eval-samples");
         let output = self.gan.config.output;
         Ok(Some(sampler.generator.output().read_rows(gpu, n, |v| output.to_unit(v))?))
+    }
+
+    fn asked(&self, n: usize) -> Option<Vec<usize>> {
+        self.gan.config.classes.map(|k| cycling_classes(n, k))
     }
 
     fn metric_names(&self) -> &'static [&'static str] {

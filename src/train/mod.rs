@@ -80,6 +80,10 @@ pub struct TrainConfig {
     #[serde(default)]
     pub classifier_path: Option<PathBuf>,
     pub steps_per_submit: usize,
+    /// Condition the model on the data's labels; the class count is set from the data when
+    /// training starts (`VaeConfig::classes`, `GanConfig::classes`).
+    #[serde(default)]
+    pub conditional: bool,
     pub vae: Option<VaeConfig>,
     pub gan: Option<GanConfig>,
     #[serde(default)]
@@ -104,6 +108,7 @@ impl TrainConfig {
             eval_every: (model == ModelKind::Classifier).then_some(0),
             classifier_path: None,
             steps_per_submit: 32,
+            conditional: false,
             vae: vae.then(VaeConfig::default),
             gan: (model == ModelKind::Gan).then(GanConfig::default),
             classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
@@ -209,6 +214,10 @@ pub trait Trainee {
     fn samples(&self, _gpu: &Gpu, _n: usize) -> Result<Option<Vec<f32>>> {
         Ok(None)
     }
+    /// Conditional models: the class each of `samples(n)`'s images asked for.
+    fn asked(&self, _n: usize) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 /// Samples scored by a classifier every few epochs.
@@ -307,6 +316,9 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         bail!("--batch {} is larger than the {} training images of {}", cfg.batch, dataset.train.count, dataset.source);
     }
     let mut cfg = cfg.clone();
+    if cfg.conditional {
+        condition_on(&mut cfg, &dataset)?;
+    }
     let judge = match cfg.eval_every {
         Some(0) => None,
         Some(_) => Some(judge::find_or_train(gpu, cfg.classifier_path.as_deref(), cfg.data.as_deref(), &dataset, monitor)?),
@@ -315,9 +327,11 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     cfg.eval_every = Some(judge.as_ref().map_or(0, |_| cfg.eval_every.unwrap_or(EVAL_EVERY)));
     cfg.classifier_path = judge.as_ref().and_then(Judge::path).map(Path::to_path_buf);
     let verb = if ckpt.is_some() { "resuming" } else { "training" };
+    let classes = cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes));
     monitor.say(&format!(
-        "{verb} {} on {} for {}, batch {}, into {}",
+        "{verb} {}{} on {} for {}, batch {}, into {}",
         cfg.model.name(),
+        classes.map_or(String::new(), |k| format!(" conditioned on {k} classes")),
         gpu.adapter_name(),
         plural(cfg.epochs, "epoch"),
         cfg.batch,
@@ -354,6 +368,27 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
     }
+}
+
+/// Sets the model's class count from the data (a new run), or checks that the data's labels
+/// are among the classes the run was trained on (a resumed one).
+fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
+    let classes = match (&mut cfg.vae, &mut cfg.gan) {
+        (Some(v), _) => &mut v.classes,
+        (_, Some(g)) => &mut g.classes,
+        _ => bail!("--conditional is for vae and gan"),
+    };
+    let k = *classes.get_or_insert(dataset.train.classes());
+    for (name, split) in [("training", &dataset.train), ("test", &dataset.test)] {
+        if let Some(&label) = split.labels.iter().find(|&&l| usize::from(l) >= k) {
+            bail!(
+                "{} has a {name} label {label}, but this conditional model knows classes 0–{}: the training split's labels decide the classes",
+                dataset.source,
+                k - 1
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_epochs<T: Trainee>(
@@ -440,8 +475,12 @@ fn run_epochs<T: Trainee>(
         record.extend(trainee.epoch_record(gpu, epoch, &sums, steps_per_epoch, &cfg.out)?);
         if let Some(se) = sample_eval.as_ref().filter(|se| epoch % se.every == 0) {
             if let Some(images) = trainee.samples(gpu, EVAL_SAMPLES)? {
-                let s = crate::eval::score(&se.features, gpu, &images, &se.reference)?;
+                let s = crate::eval::score(&se.features, gpu, &images, &se.reference, trainee.asked(EVAL_SAMPLES).as_deref())?;
                 record.insert("fd".into(), json!(round(s.fd, 3)));
+                if let Some(a) = &s.agreement {
+                    record.insert("class_agreement".into(), json!(round(a.overall, 4)));
+                    record.insert("class_agreement_per_class".into(), json!(a.per_class.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
+                }
                 record.insert("inception_score".into(), json!(round(s.inception_score, 3)));
                 record.insert("modes".into(), json!(s.modes));
                 record.insert("class_shares".into(), json!(s.class_shares.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
@@ -457,7 +496,7 @@ fn run_epochs<T: Trainee>(
         let scores = match (last.get("fd").and_then(Value::as_f64), last.get("inception_score").and_then(Value::as_f64), last.get("modes")) {
             (Some(fd), Some(is), Some(modes)) => format!("  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/10"),
             _ => String::new(),
-        };
+        } + &last.get("class_agreement").and_then(Value::as_f64).map_or(String::new(), |a| format!("  asked-for class {:.1}%", 100.0 * a));
         monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}{scores}", cfg.epochs, trainee.summary(last)));
         if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {
             let next = Position { epoch: epoch + 1, step_in_epoch: 0, global: at.global };
@@ -487,6 +526,19 @@ pub fn epoch_order(count: usize, seed: u64, epoch: u32) -> Vec<u32> {
 pub(crate) fn round(v: f64, digits: i32) -> f64 {
     let k = 10f64.powi(digits);
     (v * k).round() / k
+}
+
+/// Columns of a run's per-epoch sample grid.
+pub const GRID_COLS: usize = 8;
+
+/// Rows sampled for a per-epoch grid: 8×8, or a row of 8 per class when conditioned.
+pub fn grid_rows(classes: Option<usize>) -> usize {
+    classes.map_or(GRID_COLS * GRID_COLS, |k| k * GRID_COLS)
+}
+
+/// `per_row` samples of class 0, then of class 1, …: one grid row per class.
+pub fn class_rows(k: usize, per_row: usize) -> Vec<usize> {
+    (0..k * per_row).map(|i| i / per_row).collect()
 }
 
 /// A grid at twice the images' size: readable on its own, and a run's epochs still tile into

@@ -4,12 +4,12 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{metadata, round, save_grid, StepCore, TrainConfig, Trainee};
+use super::{class_rows, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::eval::EvalParts;
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
 use crate::models::vae::{Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
-use crate::models::Parameters;
+use crate::models::{ask_classes, cycling_classes, Parameters};
 use crate::nn::StepBuffer;
 use crate::reference::sigmoid;
 
@@ -41,7 +41,10 @@ impl VaeRun {
             Ok((g, p))
         })?;
         let sample_step = StepBuffer::new(gpu, "vae.sample", 1);
-        let sampler = VaeSampler::new(gpu, &vae, 64, &sample_step.uniform, cfg.seed)?;
+        let sampler = VaeSampler::new(gpu, &vae, grid_rows(vc.classes), &sample_step.uniform, cfg.seed)?;
+        if let (Some(labels), Some(k)) = (&sampler.labels, vc.classes) {
+            ask_classes(gpu, labels, &class_rows(k, GRID_COLS));
+        }
         let core = StepCore { batch: cfg.batch, steps, program, metrics };
         Ok(VaeRun { vae, core, eval, test_count: test.count, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
@@ -67,8 +70,8 @@ impl Trainee for VaeRun {
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
         // Samples from fixed noise, then test images (odd rows) over their reconstructions.
         self.sampler.program.run(gpu, "vae.sample");
-        let samples = self.sampler.decoder.output().read_rows(gpu, 64, |v| sigmoid(f64::from(v)) as f32)?;
-        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, 8)?;
+        let samples = self.sampler.decoder.output().read_rows(gpu, self.sampler.decoder.rows, |v| sigmoid(f64::from(v)) as f32)?;
+        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, GRID_COLS)?;
         let part = &self.eval.parts[0].0;
         let shown = part.rows.min(32);
         let originals = part.x.region().read_rows(gpu, shown, |v| v)?;
@@ -99,6 +102,10 @@ impl Trainee for VaeRun {
         let sampler = VaeSampler::new(gpu, &self.vae, n, &self.sample_step.uniform, self.seed)?;
         sampler.program.run(gpu, "vae.eval-samples");
         Ok(Some(sampler.decoder.output().read_rows(gpu, n, |v| sigmoid(f64::from(v)) as f32)?))
+    }
+
+    fn asked(&self, n: usize) -> Option<Vec<usize>> {
+        self.vae.config.classes.map(|k| cycling_classes(n, k))
     }
 
     fn metric_names(&self) -> &'static [&'static str] {
