@@ -219,6 +219,7 @@ fn sample_tools_draw_reconstructions_interpolations_manifolds_and_progressions()
     ok(&["sample", "--progression", vae.to_str().unwrap()]);
     assert_eq!(png_size(&vae.join("progression.png")), (2 * (466 + 8) + 8, 466 + 16), "two 2×-scaled epoch grids side by side");
 
+    fails_with(&["sample", gan_model.to_str().unwrap(), "--class", "3"], "trained without --conditional");
     fails_with(&["sample", gan_model.to_str().unwrap(), "--manifold"], "needs a VAE");
     fails_with(&["sample", gan_model.to_str().unwrap(), "--recon"], "needs a VAE");
 }
@@ -286,4 +287,39 @@ fn profile_times_a_single_step_after_its_warm_up() {
     small_mnist(&dir.join("data"), 128, 64);
     let out = ok(&["profile", "gan", "--steps", "1", "--batch", "32", "--data", dir.join("data").to_str().unwrap()]);
     assert!(out.contains("profile of 1 gan training steps") && out.contains("adam"), "{out}");
+}
+
+#[test]
+fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_classes() {
+    let dir = temp_dir("conditional");
+    small_mnist(&dir.join("data"), 128, 64);
+    let data = dir.join("data");
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    for model in ["gan", "vae"] {
+        let run = dir.join(model);
+        let said = ok(&["train", model, "--conditional", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+        assert!(said.contains("conditioned on 10 classes"), "{said}");
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["config"][model]["classes"], 10, "the class count comes from the data's labels");
+        assert_eq!(png_size(&run.join("samples/epoch-001.png")), (8 * 58 + 2, 10 * 58 + 2), "a row of 8 per class, 2× per epoch");
+        let model_path = run.join("model.safetensors");
+        let m = model_path.to_str().unwrap();
+        ok(&["sample", m, "--grid", &out(&format!("{model}-rows.png"))]);
+        assert_eq!(png_size(&dir.join(format!("{model}-rows.png"))), (10 * 86 + 2, 10 * 86 + 2), "one row per class by default");
+        ok(&["sample", m, "--class", "7", "--n", "4", "--raw", &out(&format!("{model}-seven.f32"))]);
+        assert_eq!(std::fs::metadata(dir.join(format!("{model}-seven.f32"))).unwrap().len(), 4 * 784 * 4);
+        ok(&["sample", m, "--interpolate", "--cols", "6", "--grid", &out(&format!("{model}-across.png"))]);
+        assert_eq!(png_size(&dir.join(format!("{model}-across.png"))), (6 * 86 + 2, 10 * 86 + 2), "a row from each class to the next");
+        fails_with(&["sample", m, "--class", "10"], "knows classes 0–9");
+    }
+    // PyTorch's shapes: the first layers read 100 + 10 and 784 + 10 columns (the 2 columns
+    // that pad them to whole vec4s on the GPU are not exported).
+    let sizes: std::collections::HashMap<String, usize> = tensors(&dir.join("gan/model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
+    for (name, len) in [("generator.label_emb.weight", 100), ("discriminator.label_emb.weight", 100), ("generator.fc1.weight", 256 * 110), ("discriminator.fc1.weight", 512 * 794)] {
+        assert_eq!(sizes.get(name), Some(&len), "{name}: {sizes:?}");
+    }
+    let sizes: std::collections::HashMap<String, usize> = tensors(&dir.join("vae/model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
+    assert_eq!((sizes["encoder.fc1.weight"], sizes["decoder.fc1.weight"]), (256 * 794, 128 * 42), "the CVAE's one-hot columns, no padding");
+    ok(&["sample", dir.join("vae/model.safetensors").to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("cvae-recon.png")]);
+    fails_with(&["train", "classifier", "--conditional", "--epochs", "1"], "--conditional is for vae and gan");
 }

@@ -193,17 +193,20 @@ fn data_without_a_classifier_gets_one_trained_once_and_cached_by_its_fingerprint
 }
 
 /// A model.safetensors of untrained weights on the built-in digits (what `wgen train` writes).
-fn untrained(dir: &std::path::Path, model: &str) -> std::path::PathBuf {
+/// A freshly initialised gan or vae checkpoint, conditioned on 10 classes when `classes`.
+fn untrained(dir: &std::path::Path, model: &str, classes: Option<usize>) -> std::path::PathBuf {
     use wgen::models::gan::{Gan, GanConfig};
-    let path = dir.join(format!("{model}.safetensors"));
+    let path = dir.join(format!("{model}-{classes:?}.safetensors"));
     let (layout, state_layout, values, state, config) = match model {
         "gan" => {
-            let (l, s, v, st) = Gan::initial(&GanConfig::default(), 0);
-            (l, s, v, st, serde_json::to_string(&GanConfig::default()).unwrap())
+            let cfg = GanConfig { classes, ..GanConfig::default() };
+            let (l, s, v, st) = Gan::initial(&cfg, 0);
+            (l, s, v, st, serde_json::to_string(&cfg).unwrap())
         }
         _ => {
-            let (l, s, v, st) = Vae::initial(&VaeConfig::default(), 0);
-            (l, s, v, st, serde_json::to_string(&VaeConfig::default()).unwrap())
+            let cfg = VaeConfig { classes, ..VaeConfig::default() };
+            let (l, s, v, st) = Vae::initial(&cfg, 0);
+            (l, s, v, st, serde_json::to_string(&cfg).unwrap())
         }
     };
     let meta = std::collections::HashMap::from([("model".to_string(), model.to_string()), ("config".to_string(), config)]);
@@ -214,15 +217,31 @@ fn untrained(dir: &std::path::Path, model: &str) -> std::path::PathBuf {
 #[test]
 fn eval_scores_gan_and_vae_samples_of_the_built_in_digits_with_no_flags() {
     let dir = temp_dir("eval-no-flags");
-    for model in ["gan", "vae"] {
-        let path = untrained(&dir, model);
+    for (model, classes) in [("gan", None), ("vae", None), ("gan", Some(10)), ("vae", Some(10))] {
+        let path = untrained(&dir, model, classes);
         let said = ok(&["eval", path.to_str().unwrap()]);
         assert!(said.contains("classifier: the built-in digit classifier"), "{said}");
         let line = said.lines().find(|l| l.contains(&format!("{model} samples (5000)"))).unwrap_or_else(|| panic!("{said}"));
         assert!(line.contains("FD") && line.contains("IS") && line.contains("classes ≥5%"), "{line}");
         let e = json(&dir.join("eval.json"));
         assert!(e["samples"]["fd"].as_f64().unwrap() > 0.0 && e["samples"]["class_shares"].as_array().unwrap().len() == 10, "{e}");
+        // Conditional models also say how often a sample is the class it asked for.
+        let agreement = &e["samples"]["agreement"];
+        assert_eq!(said.contains("asked-for class"), classes.is_some(), "{said}");
+        assert_eq!(agreement.is_null(), classes.is_none(), "{e}");
+        if classes.is_some() {
+            assert!((0.0..=1.0).contains(&agreement["overall"].as_f64().unwrap()) && agreement["per_class"].as_array().unwrap().len() == 10, "{e}");
+        }
     }
+}
+
+#[test]
+fn class_agreement_counts_samples_classified_as_the_class_they_asked_for() {
+    // Three classes; rows ask 0, 1, 2, 0, 1, 2: the first three are right, then one in three.
+    let probs = [0.8, 0.1, 0.1, 0.1, 0.7, 0.2, 0.0, 0.1, 0.9, 0.2, 0.5, 0.3, 0.1, 0.6, 0.3, 0.4, 0.4, 0.2];
+    let a = wgen::eval::class_agreement(&probs, 3, &[0, 1, 2, 0, 1, 2]);
+    assert_eq!(a.overall, 4.0 / 6.0);
+    assert_eq!(a.per_class, vec![0.5, 1.0, 0.5]);
 }
 
 #[test]

@@ -139,3 +139,22 @@ fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder, c
         assert_close(&format!("{what} batch-norm running statistics"), &pick(&got_state), &running.iter().map(|&i| s[i]).collect::<Vec<_>>(), 1e-5, 1e-5);
     }
 }
+
+#[test]
+fn padded_first_layers_start_with_zero_pad_columns_and_export_without_them() {
+    use wgen::models::gan::{Gan, GanConfig};
+    let cfg = GanConfig { classes: Some(10), ..GanConfig::default() };
+    let (layout, _, values, _) = Gan::initial(&cfg, 5);
+    let w = layout.get("discriminator.fc1.weight");
+    assert_eq!((w.shape.clone(), w.exported_shape(), w.pad_cols), (vec![512, 796], vec![512, 794], 2));
+    let rows: Vec<&[f32]> = values[w.range()].chunks(796).collect();
+    assert!(rows.iter().all(|r| r[794..] == [0.0, 0.0]), "pad columns start at zero");
+    // U(±1/sqrt(794)): the fan-in is the real columns'.
+    let bound = 1.0 / 794f32.sqrt();
+    assert!(rows.iter().all(|r| r[..794].iter().all(|v| v.abs() <= bound)) && rows[0][..794].iter().any(|v| v.abs() > 0.9 * bound));
+    let exported = w.export(&values);
+    assert_eq!(exported.len(), 512 * 794);
+    let mut back = vec![7.0; values.len()];
+    w.import(&exported, &mut back);
+    assert_eq!(&back[w.range()], &values[w.range()], "export then import is the identity, pads zero");
+}

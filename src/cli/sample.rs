@@ -86,7 +86,7 @@ impl Model {
     /// Each class's vector as the model's first layer reads it: a conditional GAN's learned
     /// generator embedding rows, a CVAE's one-hots.
     fn class_vectors(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
-        let k = self.classes().unwrap_or(0);
+        let Some(k) = self.classes() else { return Ok(Vec::new()) };
         Ok(match self {
             Model::Vae(_) => (0..k).map(|c| (0..k).map(|j| if j == c { 1.0 } else { 0.0 }).collect()).collect(),
             Model::Gan(gan) => {
@@ -136,6 +136,19 @@ fn layout_or(a: &SampleArgs, rows: usize, cols: usize) -> Result<(usize, usize)>
     layout(a, rows * cols)
 }
 
+/// A conditional model's grid: a row per class and 10 columns, each overridable on its own
+/// (--n lays out that many images instead).
+fn class_layout(a: &SampleArgs, k: usize) -> Result<(usize, usize)> {
+    if a.n.is_some() {
+        return layout(a, 0);
+    }
+    let (rows, cols) = (a.rows.unwrap_or(k), a.cols.unwrap_or(10));
+    if rows == 0 || cols == 0 {
+        bail!("--rows and --cols must be at least 1");
+    }
+    Ok((rows, cols))
+}
+
 /// (rows, cols) of the grid for `default_n` images unless --n/--rows/--cols say otherwise.
 fn layout(a: &SampleArgs, default_n: usize) -> Result<(usize, usize)> {
     let (rows, cols) = match (a.rows, a.cols, a.n) {
@@ -171,7 +184,7 @@ pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
         let class = asked_class(a, &model, path)?;
         let across_classes = model.classes().filter(|_| class.is_none());
         let (rows, cols) = match across_classes {
-            Some(k) => layout_or(a, k, 10)?,
+            Some(k) => class_layout(a, k)?,
             None => layout_or(a, 8, 10)?,
         };
         let dim = match &model {
@@ -219,7 +232,7 @@ pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
     } else {
         let class = asked_class(a, &model, path)?;
         let (rows, cols) = match (model.classes(), class) {
-            (Some(k), None) => layout_or(a, k, 10)?,
+            (Some(k), None) => class_layout(a, k)?,
             _ => layout(a, 64)?,
         };
         let n = a.n.unwrap_or(rows * cols);
@@ -257,9 +270,10 @@ fn rows_of(gpu: &Gpu, region: &Region, n: usize, f: impl Fn(f32) -> f32) -> Resu
     Ok(region.read_rows(gpu, n, f)?)
 }
 
-/// Row by row, `a`'s rows of `wa` values followed by `b`'s of `wb`.
-fn side_by_side(a: &[f32], wa: usize, b: &[f32], wb: usize, n: usize) -> Vec<f32> {
-    (0..n).flat_map(|r| a[r * wa..(r + 1) * wa].iter().chain(&b[r * wb..(r + 1) * wb]).copied()).collect()
+/// Row by row, `a`'s rows of `wa` values, then `b`'s of `wb`, then zeros to `width`.
+fn side_by_side(a: &[f32], wa: usize, b: &[f32], wb: usize, n: usize, width: usize) -> Vec<f32> {
+    let pad = width - wa - wb;
+    (0..n).flat_map(|r| a[r * wa..(r + 1) * wa].iter().chain(&b[r * wb..(r + 1) * wb]).copied().chain(std::iter::repeat_n(0.0, pad))).collect()
 }
 
 /// Decodes host-chosen latent vectors (or GAN noise) `z` [n, dim] and, for a conditional
@@ -272,13 +286,13 @@ fn decode(gpu: &Gpu, model: &Model, z: &[f32], cond: &[f32], n: usize, step: &St
     match model {
         Model::Vae(vae) => {
             let s = VaeSampler::new(gpu, vae, n, &step.uniform, 0)?;
-            s.input.write(gpu, &side_by_side(z, vae.config.latent, cond, k, n));
+            s.input.write(gpu, &side_by_side(z, vae.config.latent, cond, k, n, s.input.view().cols));
             s.decode.run(gpu, "decode");
             rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)
         }
         Model::Gan(gan) => {
             let s = GanSampler::new(gpu, gan, n, &step.uniform, 0)?;
-            s.input.write(gpu, &side_by_side(cond, k, z, gan.config.latent, n));
+            s.input.write(gpu, &side_by_side(cond, k, z, gan.config.latent, n, s.input.view().cols));
             s.decode.run(gpu, "decode");
             let out = gan.config.output;
             rows_of(gpu, s.generator.output(), n, |v| out.to_unit(v))

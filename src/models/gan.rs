@@ -160,7 +160,17 @@ pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         width = h;
     }
     discriminator.push(LayerSpec::new(&format!("discriminator.fc{}", cfg.d_hidden.len() + 1), width, 1, Activation::Identity));
+    if cfg.classes.is_some() {
+        generator[0] = generator[0].clone().padded();
+        discriminator[0] = discriminator[0].clone().padded();
+    }
     (generator, discriminator)
+}
+
+/// The widths of G's and D's inputs as stored: real columns, then zero padding.
+pub fn input_widths(cfg: &GanConfig) -> (usize, usize) {
+    let (g, d) = layers(cfg);
+    (g[0].inp, d[0].inp)
 }
 
 pub struct Gan {
@@ -238,7 +248,7 @@ pub fn network_ranges(layout: &ParamLayout) -> (std::ops::Range<usize>, std::ops
 pub struct Conditioning {
     /// [2B] class indices as f32: the real rows' labels, then the labels G is asked to draw
     pub labels: Tensor,
-    /// [B, latent + k]: G's input, [embedding(label) | z]
+    /// [B, k + latent + pad]: G's input, [embedding(label) | z | zeros]
     pub g_in: Tensor,
     /// [B, 784]: the real images before they join D's input
     pub real: Tensor,
@@ -255,8 +265,8 @@ pub struct GanGraph {
     pub batch: usize,
     /// [B, latent]
     pub z: Tensor,
-    /// [2B, 784 (+ k)]: real images, then G(z), each row followed by its label's vector when
-    /// conditioned; unconditioned, the generator writes its half in place
+    /// [2B, 784 (+ k + pad)]: real images, then G(z), each row followed by its label's vector
+    /// (and zero padding) when conditioned; unconditioned, the generator writes its half in place
     pub d_in: Tensor,
     pub conditioning: Option<Conditioning>,
     pub generator: Forward,
@@ -274,13 +284,15 @@ impl GanGraph {
     pub fn new(gpu: &Gpu, gan: &Gan, batch: usize) -> Result<GanGraph, GpuError> {
         let cfg = &gan.config;
         let k = cfg.label_width();
+        let (g_width, d_width) = input_widths(cfg);
         let z = Tensor::zeros(gpu, "gan.z", &[batch, cfg.latent])?;
-        let d_in = Tensor::zeros(gpu, "discriminator.input", &[2 * batch, IMAGE + k])?;
+        // Pad columns are zero from creation and never written.
+        let d_in = Tensor::zeros(gpu, "discriminator.input", &[2 * batch, d_width])?;
         let conditioning = match cfg.classes {
             None => None,
             Some(_) => Some(Conditioning {
                 labels: Tensor::zeros(gpu, "gan.labels", &[2 * batch])?,
-                g_in: Tensor::zeros(gpu, "generator.input", &[batch, cfg.latent + k])?,
+                g_in: Tensor::zeros(gpu, "generator.input", &[batch, g_width])?,
                 real: Tensor::zeros(gpu, "gan.real", &[batch, IMAGE])?,
                 fake: Tensor::zeros(gpu, "gan.fake", &[batch, IMAGE])?,
                 d_label: Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, k])?,
@@ -435,7 +447,7 @@ pub struct GanSampler {
     pub z: Tensor,
     /// [rows] class indices as f32, conditioned only
     pub labels: Option<Tensor>,
-    /// [rows, latent (+ k)]: what G reads (z itself when unconditioned)
+    /// [rows, latent (+ k + pad)]: what G reads (z itself when unconditioned)
     pub input: Tensor,
     pub generator: Forward,
     pub program: Program,
@@ -452,7 +464,7 @@ impl GanSampler {
             (Some(k), Some((table, _))) => {
                 let classes: Vec<f32> = super::cycling_classes(rows, k).iter().map(|&c| c as f32).collect();
                 let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
-                let input = Tensor::zeros(gpu, "sample.generator.input", &[rows, cfg.latent + k])?;
+                let input = Tensor::zeros(gpu, "sample.generator.input", &[rows, input_widths(cfg).0])?;
                 program.phase(
                     "condition",
                     vec![

@@ -25,11 +25,20 @@ pub struct LayerSpec {
     /// Linear layers that share this matmul, `out / heads.len()` rows each, stored back to back
     /// (the VAE's `encoder.mu` and `encoder.logvar`); empty for one Linear called `name`.
     pub heads: Vec<String>,
+    /// The last `pad` of the `inp` columns are zero padding (`ParamEntry::pad_cols`).
+    pub pad: usize,
 }
 
 impl LayerSpec {
     pub fn new(name: &str, inp: usize, out: usize, act: Activation) -> LayerSpec {
-        LayerSpec { name: name.to_string(), inp, out, act, batchnorm: None, heads: Vec::new() }
+        LayerSpec { name: name.to_string(), inp, out, act, batchnorm: None, heads: Vec::new(), pad: 0 }
+    }
+
+    /// This layer reading zero columns after its real input, to whole vec4s, so the fast
+    /// matmul kernels can run it (a conditioned input: 784 + 10 columns).
+    pub fn padded(self) -> LayerSpec {
+        let inp = padded_width(self.inp);
+        LayerSpec { pad: inp - self.inp, inp, ..self }
     }
 
     pub fn head_names(&self) -> Vec<String> {
@@ -39,6 +48,11 @@ impl LayerSpec {
             self.heads.clone()
         }
     }
+}
+
+/// `width` rounded up to a multiple of 4.
+pub fn padded_width(width: usize) -> usize {
+    width.div_ceil(4) * 4
 }
 
 /// Offsets of one layer's tensors in the parameter and state buffers.
@@ -153,6 +167,11 @@ impl Mlp {
                 let mut block: Vec<(String, Vec<usize>)> = heads.iter().map(|h| (format!("{h}.weight"), vec![rows, layer.inp])).collect();
                 block.extend(heads.iter().map(|h| (format!("{h}.bias"), vec![rows])));
                 let weight = params.push_block(&block);
+                if layer.pad > 0 {
+                    for h in &heads {
+                        params.set_pad_cols(&format!("{h}.weight"), layer.pad);
+                    }
+                }
                 let batchnorm = layer.batchnorm.as_ref().map(|bn| {
                     let n = vec![layer.out];
                     let gamma = params.push_block(&[(format!("{}.weight", bn.name), n.clone()), (format!("{}.bias", bn.name), n.clone())]);

@@ -11,11 +11,41 @@ use crate::gpu::{Gpu, GpuError, Tensor};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamEntry {
     pub name: String,
+    /// As stored, pad columns included.
     pub shape: Vec<usize>,
     pub offset: usize,
+    /// Trailing columns of every row that only pad it to whole vec4s (a conditioned layer's
+    /// weight, whose input width 784 + 10 is not a multiple of 4): always zero, not exported.
+    pub pad_cols: usize,
 }
 
 impl ParamEntry {
+    /// The shape PyTorch sees: without the pad columns.
+    pub fn exported_shape(&self) -> Vec<usize> {
+        let mut shape = self.shape.clone();
+        if let Some(last) = shape.last_mut() {
+            *last -= self.pad_cols;
+        }
+        shape
+    }
+
+    /// The stored values of this tensor (from its flat buffer) without the pad columns.
+    pub fn export(&self, flat: &[f32]) -> Vec<f32> {
+        let stored = &flat[self.range()];
+        let cols = *self.shape.last().unwrap_or(&1);
+        stored.chunks(cols.max(1)).flat_map(|row| &row[..cols - self.pad_cols]).copied().collect()
+    }
+
+    /// Places exported values (no pad columns) into the flat buffer, pads zero.
+    pub fn import(&self, data: &[f32], flat: &mut [f32]) {
+        let cols = *self.shape.last().unwrap_or(&1);
+        let real = cols - self.pad_cols;
+        for (row, values) in flat[self.range()].chunks_mut(cols.max(1)).zip(data.chunks(real.max(1))) {
+            row[..real].copy_from_slice(values);
+            row[real..].fill(0.0);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
@@ -48,11 +78,18 @@ impl ParamLayout {
         let mut at = start;
         for (name, shape) in tensors {
             assert!(self.find(name).is_none(), "parameter {name} declared twice");
-            self.entries.push(ParamEntry { name: name.clone(), shape: shape.clone(), offset: at });
+            self.entries.push(ParamEntry { name: name.clone(), shape: shape.clone(), offset: at, pad_cols: 0 });
             at += shape.iter().product::<usize>();
         }
         self.len = at;
         start
+    }
+
+    /// Marks the last `pad` columns of tensor `name` as padding.
+    pub fn set_pad_cols(&mut self, name: &str, pad: usize) {
+        let e = self.entries.iter_mut().find(|e| e.name == name).unwrap_or_else(|| panic!("no parameter named {name}"));
+        assert!(pad < *e.shape.last().expect("a matrix"), "{name}: more pad than columns");
+        e.pad_cols = pad;
     }
 
     pub fn find(&self, name: &str) -> Option<&ParamEntry> {
@@ -81,13 +118,16 @@ pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamL
     let mut p = vec![0.0f32; params.len];
     let mut s = vec![0.0f32; state.len];
     for layer in layers {
+        // Pad columns see only zeros: they are not part of the fan-in and stay zero.
+        let fan_in = layer.inp - layer.pad;
+        let real = |i: usize| i % layer.inp < fan_in;
         for head in layer.head_names() {
-            let bound = 1.0 / (layer.inp as f64).sqrt();
+            let bound = 1.0 / (fan_in as f64).sqrt();
             let w = params.get(&format!("{head}.weight"));
             let b = params.get(&format!("{head}.bias"));
             match init {
                 Init::Torch => {
-                    for v in &mut p[w.range()] {
+                    for (_, v) in p[w.range()].iter_mut().enumerate().filter(|(i, _)| real(*i)) {
                         *v = rng.random_range(-bound..bound) as f32;
                     }
                     for v in &mut p[b.range()] {
@@ -95,8 +135,8 @@ pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamL
                     }
                 }
                 Init::KaimingNormal => {
-                    let normal = Normal::new(0.0, (2.0 / layer.inp as f64).sqrt()).expect("positive std");
-                    for v in &mut p[w.range()] {
+                    let normal = Normal::new(0.0, (2.0 / fan_in as f64).sqrt()).expect("positive std");
+                    for (_, v) in p[w.range()].iter_mut().enumerate().filter(|(i, _)| real(*i)) {
                         *v = normal.sample(&mut rng) as f32;
                     }
                 }

@@ -69,7 +69,17 @@ pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         width = h;
     }
     decoder.push(LayerSpec::new("decoder.out", width, IMAGE, Activation::Identity));
+    if cfg.classes.is_some() {
+        encoder[0] = encoder[0].clone().padded();
+        decoder[0] = decoder[0].clone().padded();
+    }
     (encoder, decoder)
+}
+
+/// The widths of the encoder's and decoder's inputs as stored: real columns, then zero padding.
+pub fn input_widths(cfg: &VaeConfig) -> (usize, usize) {
+    let (e, d) = layers(cfg);
+    (e[0].inp, d[0].inp)
 }
 
 pub struct Vae {
@@ -122,9 +132,9 @@ pub struct VaeGraph {
 pub struct VaeConditioning {
     /// [rows] class indices as f32
     pub labels: Tensor,
-    /// [rows, 784 + k]: [x | one-hot]
+    /// [rows, 784 + k + pad]: [x | one-hot | zeros]
     pub enc_in: Tensor,
-    /// [rows, latent + k]: [z | one-hot]
+    /// [rows, latent + k + pad]: [z | one-hot | zeros]
     pub dec_in: Tensor,
 }
 
@@ -134,12 +144,13 @@ impl VaeGraph {
         let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, IMAGE])?;
         let eps = Tensor::zeros(gpu, &format!("{label}.eps"), &[rows, latent])?;
         let z = Tensor::zeros(gpu, &format!("{label}.z"), &[rows, latent])?;
+        let (enc_width, dec_width) = input_widths(&vae.config);
         let conditioning = match vae.config.classes {
             None => None,
-            Some(k) => Some(VaeConditioning {
+            Some(_) => Some(VaeConditioning {
                 labels: Tensor::zeros(gpu, &format!("{label}.labels"), &[rows])?,
-                enc_in: Tensor::zeros(gpu, &format!("{label}.encoder.input"), &[rows, IMAGE + k])?,
-                dec_in: Tensor::zeros(gpu, &format!("{label}.decoder.input"), &[rows, latent + k])?,
+                enc_in: Tensor::zeros(gpu, &format!("{label}.encoder.input"), &[rows, enc_width])?,
+                dec_in: Tensor::zeros(gpu, &format!("{label}.decoder.input"), &[rows, dec_width])?,
             }),
         };
         let (enc_in, dec_in) = match &conditioning {
@@ -288,7 +299,7 @@ pub struct VaeSampler {
     pub z: Tensor,
     /// [rows] class indices as f32, conditioned only
     pub labels: Option<Tensor>,
-    /// [rows, latent (+ k)]: what the decoder reads (z itself when unconditioned)
+    /// [rows, latent (+ k + pad)]: what the decoder reads (z itself when unconditioned)
     pub input: Tensor,
     pub decoder: Forward,
     pub program: Program,
@@ -305,7 +316,7 @@ impl VaeSampler {
             Some(k) => {
                 let classes: Vec<f32> = super::cycling_classes(rows, k).iter().map(|&c| c as f32).collect();
                 let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
-                let input = Tensor::zeros(gpu, "sample.decoder.input", &[rows, latent + k])?;
+                let input = Tensor::zeros(gpu, "sample.decoder.input", &[rows, input_widths(&vae.config).1])?;
                 program.phase(
                     "condition",
                     vec![

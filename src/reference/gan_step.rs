@@ -1,7 +1,7 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
 use super::{activate_grad_from_output, adam, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward};
-use crate::models::gan::{layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
+use crate::models::gan::{input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 
@@ -13,18 +13,17 @@ pub struct GanStepOut {
     pub fake: Vec<f64>,
 }
 
-/// `rows` followed, row by row, by the vectors of `labels` from table `name` (unconditioned:
-/// `rows` as they are).
-fn conditioned(layout: &ParamLayout, values: &[f64], name: &str, labels: &[usize], k: usize, rows: &[f64], width: usize, first: bool) -> Vec<f64> {
+/// `rows` with the vectors of `labels` from table `name` before (`first`) or after them, and
+/// zero columns to `stored` in all (unconditioned: `rows` as they are).
+#[allow(clippy::too_many_arguments)]
+fn conditioned(layout: &ParamLayout, values: &[f64], name: &str, labels: &[usize], k: usize, rows: &[f64], width: usize, first: bool, stored: usize) -> Vec<f64> {
     if k == 0 {
         return rows.to_vec();
     }
     let vectors = embedding_forward(labels, Some(&values[layout.get(name).range()]), k);
-    if first {
-        concat_columns(&vectors, k, rows, width)
-    } else {
-        concat_columns(rows, width, &vectors, k)
-    }
+    let joined = if first { concat_columns(&vectors, k, rows, width) } else { concat_columns(rows, width, &vectors, k) };
+    let n = labels.len();
+    concat_columns(&joined, width + k, &vec![0.0; n * (stored - width - k)], stored - width - k)
 }
 
 /// real [B, 784] already scaled to the output's range, z [B, latent]; conditioned, `labels`
@@ -39,18 +38,19 @@ pub fn gan_step(
     let k = cfg.label_width();
     assert_eq!(labels.len(), if k > 0 { 2 * batch } else { 0 }, "labels for every row when conditioned");
     let fake_labels = &labels[labels.len() / 2..];
-    let g_in = conditioned(layout, values, G_EMBEDDING, fake_labels, k, z, cfg.latent, true);
+    let (g_width, d_width) = input_widths(cfg);
+    let g_in = conditioned(layout, values, G_EMBEDDING, fake_labels, k, z, cfg.latent, true, g_width);
     let gf = mlp_forward(&gen, layout, state_layout, values, state, &g_in, batch);
     let fake = gf.out.last().unwrap().clone();
     let images: Vec<f64> = real.iter().chain(&fake).copied().collect();
-    let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, IMAGE, false);
+    let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, IMAGE, false, d_width);
     let df = mlp_forward(&disc, layout, state_layout, values, &mut [], &d_in, 2 * batch);
     let loss = gan_loss(df.out.last().unwrap(), batch, 1.0 - f64::from(cfg.label_smoothing), 0.0);
     let mut grads = vec![0.0; values.len()];
     let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, loss.d_grad, Some(&mut grads), None);
     if k > 0 {
         let table = layout.get(D_EMBEDDING).range();
-        grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, IMAGE + k, IMAGE, k), k, k));
+        grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, IMAGE, k), k, k));
     }
     let (g_range, d_range) = network_ranges(layout);
     let mut metrics = loss.metrics;
@@ -63,7 +63,7 @@ pub fn gan_step(
             let r = d_range.clone();
             adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, opt);
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
-            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false);
+            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);
             let judged = mlp_forward(&disc, layout, state_layout, values, &mut [], &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
             let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(judged.out.last().unwrap().iter().copied()).collect();
@@ -72,15 +72,15 @@ pub fn gan_step(
             (judged, g_loss.g_grad)
         }
     };
-    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false);
+    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);
     let d_fake_in = mlp_backward(&disc, layout, state_layout, values, &fake_in, &judged, batch, g_grad, None, None);
     // Only the image columns lead back to G, through its output activation.
     let act = cfg.output.activation();
-    let d_fake: Vec<f64> = columns(&d_fake_in, IMAGE + k, 0, IMAGE).iter().zip(&fake).map(|(&d, &y)| d * activate_grad_from_output(y, act)).collect();
+    let d_fake: Vec<f64> = columns(&d_fake_in, d_width, 0, IMAGE).iter().zip(&fake).map(|(&d, &y)| d * activate_grad_from_output(y, act)).collect();
     let d_g_in = mlp_backward(&gen, layout, state_layout, values, &g_in, &gf, batch, d_fake, Some(&mut grads), None);
     if k > 0 {
         let table = layout.get(G_EMBEDDING).range();
-        grads[table].copy_from_slice(&embedding_backward(fake_labels, &columns(&d_g_in, k + cfg.latent, 0, k), k, k));
+        grads[table].copy_from_slice(&embedding_backward(fake_labels, &columns(&d_g_in, g_width, 0, k), k, k));
     }
     let update = match cfg.update_order {
         UpdateOrder::GFirst => 0..values.len(),

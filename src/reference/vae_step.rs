@@ -2,7 +2,7 @@
 //! parts, gradients and updated weights out.
 
 use super::{adam, bce_logits, columns, concat_columns, embedding_forward, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
-use crate::models::vae::{layers, VaeConfig, IMAGE};
+use crate::models::vae::{input_widths, layers, VaeConfig, IMAGE};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 
@@ -25,19 +25,27 @@ pub fn vae_step(
     let (latent, k) = (cfg.latent, cfg.label_width());
     assert_eq!(labels.len(), if k > 0 { rows } else { 0 }, "a label per row when conditioned");
     let one_hot = embedding_forward(labels, None, k);
-    let with_label = |a: &[f64], width: usize| if k > 0 { concat_columns(a, width, &one_hot, k) } else { a.to_vec() };
+    let (enc_width, dec_width) = input_widths(cfg);
+    // [a | one-hot | zero padding to the stored width]
+    let with_label = |a: &[f64], width: usize, stored: usize| {
+        if k == 0 {
+            return a.to_vec();
+        }
+        let pad = stored - width - k;
+        concat_columns(&concat_columns(a, width, &one_hot, k), width + k, &vec![0.0; rows * pad], pad)
+    };
     let scale = 1.0 / rows as f64;
-    let enc_in = with_label(x, IMAGE);
+    let enc_in = with_label(x, IMAGE, enc_width);
     let ef = mlp_forward(&enc, layout, &no_state, values, &mut [], &enc_in, rows);
     let stats = ef.out.last().unwrap();
     let (z, kl_row) = reparam_kl_forward(stats, eps, rows, latent);
-    let dec_in = with_label(&z, latent);
+    let dec_in = with_label(&z, latent, dec_width);
     let df = mlp_forward(&dec, layout, &no_state, values, &mut [], &dec_in, rows);
     let (d_logits, recon_row) = bce_logits(df.out.last().unwrap(), x, rows, IMAGE, scale);
     let mut grads = vec![0.0; values.len()];
     let d_dec_in = mlp_backward(&dec, layout, &no_state, values, &dec_in, &df, rows, d_logits, Some(&mut grads), None);
     // The one-hot columns are constants; only z's columns carry gradient on.
-    let dz = columns(&d_dec_in, latent + k, 0, latent);
+    let dz = columns(&d_dec_in, dec_width, 0, latent);
     let d_stats = reparam_kl_backward(stats, eps, &dz, rows, latent, scale);
     mlp_backward(&enc, layout, &no_state, values, &enc_in, &ef, rows, d_stats, Some(&mut grads), None);
     adam(values, &grads, m, v, t, opt);

@@ -26,11 +26,12 @@ pub fn exported_entries<'a>(params: &'a ParamLayout, state: &'a ParamLayout) -> 
 }
 
 pub fn write_safetensors(path: &Path, params: &ParamLayout, values: &[f32], state: &ParamLayout, state_values: &[f32], metadata: HashMap<String, String>) -> Result<()> {
+    let exported: Vec<(&ParamEntry, Vec<f32>)> = exported_entries(params, state)
+        .map(|(entry, in_state)| (entry, entry.export(if in_state { state_values } else { values })))
+        .collect();
     let mut tensors = Vec::new();
-    for (entry, in_state) in exported_entries(params, state) {
-        let source = if in_state { state_values } else { values };
-        let bytes: &[u8] = bytemuck::cast_slice(&source[entry.range()]);
-        tensors.push((entry.name.clone(), TensorView::new(Dtype::F32, entry.shape.clone(), bytes)?));
+    for (entry, data) in &exported {
+        tensors.push((entry.name.clone(), TensorView::new(Dtype::F32, entry.exported_shape(), bytemuck::cast_slice(data))?));
     }
     let bytes = safetensors::tensor::serialize(tensors, Some(metadata))?;
     write_atomically(path, &bytes)
@@ -94,11 +95,11 @@ impl Checkpoint {
                 .tensors
                 .get(&entry.name)
                 .with_context(|| format!("{}: missing tensor {}", self.path, entry.name))?;
-            if *shape != entry.shape {
-                bail!("{}: tensor {} has shape {:?}, the model needs {:?}", self.path, entry.name, shape, entry.shape);
+            if *shape != entry.exported_shape() {
+                bail!("{}: tensor {} has shape {:?}, the model needs {:?}", self.path, entry.name, shape, entry.exported_shape());
             }
             let target = if in_state { &mut *state_values } else { &mut *values };
-            target[entry.range()].copy_from_slice(data);
+            entry.import(data, target);
         }
         Ok(())
     }
