@@ -55,8 +55,13 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
         bail!("no scored epochs in these runs: train them with --eval-every N (the default when a classifier is at hand)");
     }
     let f = |r: &Map<String, Value>, k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-    println!("| run | epoch | FD | IS | classes ≥ 5% | shares of 0–9 (%) | D(x) | D(G(z)) |");
-    println!("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |");
+    // Conditional runs add how often a sample is classified as the class it asked for.
+    let conditional = rows.iter().any(|r| r.record.contains_key("class_agreement"));
+    let (asked_head, asked_rule) = if conditional { (" asked-for class (%) |", " ---: |") } else { ("", "") };
+    let percent = |v: f64| if v.is_finite() { format!("{:.1}", 100.0 * v) } else { "–".to_string() };
+    let asked = |r: &Map<String, Value>| if conditional { format!(" {} |", percent(f(r, "class_agreement"))) } else { String::new() };
+    println!("| run | epoch | FD | IS | classes ≥ 5% | shares of 0–9 (%) | D(x) | D(G(z)) |{asked_head}");
+    println!("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |{asked_rule}");
     for row in &rows {
         let r = &row.record;
         let shares: Vec<String> = r
@@ -65,7 +70,7 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
             .map(|a| a.iter().map(|v| format!("{:.0}", 100.0 * v.as_f64().unwrap_or(f64::NAN))).collect())
             .unwrap_or_default();
         println!(
-            "| {} | {} | {:.1} | {:.2} | {} | {} | {:.3} | {:.3} |",
+            "| {} | {} | {:.1} | {:.2} | {} | {} | {:.3} | {:.3} |{}",
             row.run,
             row.epoch,
             f(r, "fd"),
@@ -73,7 +78,8 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
             f(r, "modes"),
             shares.join(" "),
             f(r, "d_real"),
-            f(r, "d_fake")
+            f(r, "d_fake"),
+            asked(r)
         );
     }
     let mut groups: BTreeMap<(String, u32), Vec<&Row>> = BTreeMap::new();
@@ -81,8 +87,9 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
         groups.entry((row.variant.clone(), row.epoch)).or_default().push(row);
     }
     println!();
-    println!("| variant | epoch | runs | mean FD | mean IS | fewest classes ≥ 5% | smallest class share (%) |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let (asked_head, asked_rule) = if conditional { (" mean asked-for class (%) | lowest (%) |", " ---: | ---: |") } else { ("", "") };
+    println!("| variant | epoch | runs | mean FD | mean IS | fewest classes ≥ 5% | smallest class share (%) |{asked_head}");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |{asked_rule}");
     for ((variant, epoch), group) in &groups {
         let n = group.len() as f64;
         let mean = |k: &str| group.iter().map(|r| f(&r.record, k)).sum::<f64>() / n;
@@ -92,7 +99,13 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
             .filter_map(|r| r.record.get("class_shares").and_then(Value::as_array))
             .flat_map(|a| a.iter().filter_map(Value::as_f64))
             .fold(f64::INFINITY, f64::min);
-        println!("| {variant} | {epoch} | {} | {:.1} | {:.2} | {fewest} | {:.1} |", group.len(), mean("fd"), mean("inception_score"), 100.0 * smallest);
+        let asked = if conditional {
+            let lowest = group.iter().map(|r| f(&r.record, "class_agreement")).fold(f64::INFINITY, f64::min);
+            format!(" {} | {} |", percent(mean("class_agreement")), percent(lowest))
+        } else {
+            String::new()
+        };
+        println!("| {variant} | {epoch} | {} | {:.1} | {:.2} | {fewest} | {:.1} |{asked}", group.len(), mean("fd"), mean("inception_score"), 100.0 * smallest);
     }
     Ok(0)
 }
