@@ -3,7 +3,8 @@
 // vector] (or the other way round); each producer writes its own column window, so the first
 // matmul reads one contiguous operand and its weight keeps PyTorch's [out, in] layout.
 //   embedding_forward   dst[r, j] = src[label[r], j]: a row of the table (nn.Embedding), or with
-//                       ONE_HOT 1 where j == label[r] and 0 elsewhere (src unused)
+//                       ONE_HOT 1 where j == label[r] and 0 elsewhere (src unused); with ADD the
+//                       vector is added to what dst holds (a class's prior mean shifting z)
 //   embedding_backward  dst[c, j] = Σ_r [label[r] == c] src[r, j]: the scatter-add of the rows'
 //                       gradients, done as one thread per table entry summing its rows in order,
 //                       so the result is the same every run (no atomics, no float races)
@@ -20,7 +21,7 @@ struct EmbedParams {
     rows: u32,
     dim: u32,
     classes: u32,
-    flags: u32,      // ONE_HOT
+    flags: u32,      // ONE_HOT | ADD
     src_off: u32,
     src_stride: u32,
     dst_off: u32,
@@ -32,6 +33,7 @@ struct EmbedParams {
 }
 
 const ONE_HOT: u32 = 1u;
+const ADD: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: EmbedParams;
 @group(0) @binding(1) var<storage, read> labels: array<f32>;
@@ -55,7 +57,11 @@ fn embedding_forward(@builtin(workgroup_id) wid: vec3<u32>,
     } else {
         v = src[p.src_off + k * p.src_stride + j];
     }
-    dst[p.dst_off + r * p.dst_stride + j] = v;
+    let at = p.dst_off + r * p.dst_stride + j;
+    if (p.flags & ADD) != 0u {
+        v += dst[at];
+    }
+    dst[at] = v;
 }
 
 @compute @workgroup_size(256)

@@ -16,19 +16,24 @@ fn widen(v: &[f32]) -> Vec<f64> {
 
 #[test]
 fn vae_steps_match_cpu_reference_loss_gradients_and_weights() {
-    vae_steps_match_cpu_reference(None);
+    vae_steps_match_cpu_reference(None, false);
 }
 
 #[test]
 fn conditional_vae_steps_match_cpu_reference_with_one_hot_labels_in_both_inputs() {
-    vae_steps_match_cpu_reference(Some(10));
+    vae_steps_match_cpu_reference(Some(10), false);
 }
 
-fn vae_steps_match_cpu_reference(classes: Option<usize>) {
+#[test]
+fn conditional_vae_steps_with_class_prior_means_match_cpu_reference() {
+    vae_steps_match_cpu_reference(Some(10), true);
+}
+
+fn vae_steps_match_cpu_reference(classes: Option<usize>, class_prior: bool) {
     let g = gpu();
     let dataset = data::load(None).unwrap();
     let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();
-    let cfg = VaeConfig { classes, ..VaeConfig::default() };
+    let cfg = VaeConfig { classes, class_prior, ..VaeConfig::default() };
     let (layout, _, values, state) = Vae::initial(&cfg, 0);
     let vae = Vae::new(g, &cfg, &values, &state).unwrap();
     let rows = 24;

@@ -13,7 +13,7 @@ use crate::gpu::{Gpu, Region};
 use crate::image;
 use crate::models::ask_classes;
 use crate::models::gan::{Gan, GanConfig, GanSampler, G_EMBEDDING};
-use crate::models::vae::{Vae, VaeConfig, VaeGraph, VaeSampler, IMAGE};
+use crate::models::vae::{Vae, VaeConfig, VaeGraph, VaeSampler, IMAGE, PRIOR_MEAN};
 use crate::nn::{Step, StepBuffer};
 use crate::reference::sigmoid;
 use crate::train::checkpoint::Checkpoint;
@@ -286,7 +286,21 @@ fn decode(gpu: &Gpu, model: &Model, z: &[f32], cond: &[f32], n: usize, step: &St
     match model {
         Model::Vae(vae) => {
             let s = VaeSampler::new(gpu, vae, n, &step.uniform, 0)?;
-            s.input.write(gpu, &side_by_side(z, vae.config.latent, cond, k, n, s.input.view().cols));
+            let latent = vae.config.latent;
+            // With class prior means, z is an offset from the (blended) classes' mean: the
+            // one-hot blend weighs the means as it weighs the classes.
+            let z: Vec<f32> = match vae.params.layout.find(PRIOR_MEAN) {
+                Some(e) => {
+                    let means = e.export(&vae.params.values.read(gpu)?);
+                    let means = &means;
+                    z.chunks(latent)
+                        .zip(cond.chunks(k))
+                        .flat_map(|(zr, w)| (0..latent).map(move |j| zr[j] + w.iter().enumerate().map(|(c, wc)| wc * means[c * latent + j]).sum::<f32>()))
+                        .collect()
+                }
+                None => z.to_vec(),
+            };
+            s.input.write(gpu, &side_by_side(&z, latent, cond, k, n, s.input.view().cols));
             s.decode.run(gpu, "decode");
             rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)
         }

@@ -102,6 +102,10 @@ pub struct TrainArgs {
     /// one-hot; PyTorch-GAN cgan's label embeddings). The classes are the data's labels.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     conditional: Option<bool>,
+    /// Conditional vae: a learned prior mean per class, p(z|y) = N(m_y, I), instead of N(0, I)
+    /// for every class [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    class_prior: Option<bool>,
     /// Stop as Ctrl-C would once this many steps are done (for tests of resuming).
     #[arg(long, hide = true)]
     #[serde(skip)]
@@ -197,7 +201,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         classifier_path: pick!(classifier),
         steps_per_submit,
         conditional,
-        vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init, ..v }),
+        vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init, class_prior: pick!(class_prior).unwrap_or(v.class_prior), ..v }),
         gan: defaults.gan.map(|g| GanConfig {
             latent: z_dim,
             g_activation: pick!(g_activation).unwrap_or(g.g_activation),

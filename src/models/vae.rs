@@ -5,11 +5,17 @@
 //! decoder [z | one-hot(label)]. A one-hot rather than a learned embedding: the label is given,
 //! not inferred, so the model only needs each class's own first-layer column (which a one-hot
 //! selects exactly), it adds no parameters, and it is what CVAE write-ups use.
+//!
+//! With `class_prior` the prior is p(z|y) = N(m_y, I), a learned mean per class (`prior.mean`
+//! [k, latent], Sohn et al.'s prior network reduced to a table): the encoder's mu is read as an
+//! offset from m_y, so z = m_y + mu + σ·eps and the KL term keeps its closed form in the
+//! offset. Under N(0, I) for every class the encoder must strip the class from z to avoid its
+//! KL cost, slowly, and until it has, prior samples carry some class the label does not ask for.
 
 use super::mlp::{allocate_all, initial_all, BatchnormMode, Backward, Forward, InputGrad, LayerSpec, Mlp};
 use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
-use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor};
+use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor, View};
 use crate::nn::{self, Activation, AdamConfig, LabelVectors};
 
 pub const IMAGE: usize = 784;
@@ -35,18 +41,28 @@ pub struct VaeConfig {
     /// Conditioned on this many classes (`--conditional`); absent for the plain VAE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
+    /// Conditioned: a learned prior mean per class instead of N(0, I) for all.
+    #[serde(default)]
+    pub class_prior: bool,
 }
+
+pub const PRIOR_MEAN: &str = "prior.mean";
 
 impl VaeConfig {
     /// The width of the one-hot label in each network's input (0 unconditioned).
     pub fn label_width(&self) -> usize {
         self.classes.unwrap_or(0)
     }
+
+    /// The class count when the prior has a learned mean per class.
+    pub fn prior_classes(&self) -> Option<usize> {
+        self.classes.filter(|_| self.class_prior)
+    }
 }
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        VaeConfig { hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None }
+        VaeConfig { hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None, class_prior: false }
     }
 }
 
@@ -91,19 +107,37 @@ pub struct Vae {
 
 impl Vae {
     /// The parameter layout and freshly initialised values for `cfg`.
+    /// The class prior means start at zero: the standard CVAE's prior.
     pub fn initial(cfg: &VaeConfig, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
         let (enc, dec) = layers(cfg);
-        initial_all(vec![enc, dec], cfg.init, seed)
+        let (mut params, state, mut values, state_values) = initial_all(vec![enc, dec], cfg.init, seed);
+        if let Some(k) = cfg.prior_classes() {
+            params.push_block(&[(PRIOR_MEAN.to_string(), vec![k, cfg.latent])]);
+            values.resize(params.len, 0.0);
+        }
+        (params, state, values, state_values)
     }
 
     /// A VAE on the GPU with the given parameter values (fresh, or from a checkpoint).
     pub fn new(gpu: &Gpu, cfg: &VaeConfig, values: &[f32], state: &[f32]) -> Result<Vae, GpuError> {
         let (enc, dec) = layers(cfg);
-        let (mut nets, p, s) = allocate_all(vec![enc, dec]);
+        let (mut nets, mut p, s) = allocate_all(vec![enc, dec]);
+        if let Some(k) = cfg.prior_classes() {
+            p.push_block(&[(PRIOR_MEAN.to_string(), vec![k, cfg.latent])]);
+        }
         let decoder = nets.pop().expect("two networks");
         let encoder = nets.pop().expect("two networks");
         let params = Parameters::new(gpu, "vae", p, s, values, state)?;
         Ok(Vae { config: cfg.clone(), encoder, decoder, params })
+    }
+}
+
+impl Vae {
+    /// The class prior means [k, latent] and their gradient, when the prior has them.
+    pub fn prior_mean(&self) -> Option<(View<'_>, View<'_>)> {
+        let e = self.params.layout.find(PRIOR_MEAN)?;
+        let [rows, cols] = e.shape[..] else { panic!("{PRIOR_MEAN} is a matrix") };
+        Some((View::new(&self.params.values.buffer, e.offset, rows, cols), View::new(&self.params.grads.buffer, e.offset, rows, cols)))
     }
 }
 
@@ -190,12 +224,17 @@ impl VaeGraph {
         launches
     }
 
-    /// z = mu + exp(logvar/2)·eps, and the KL term; conditioned, z joins the decoder's input.
+    /// z = mu + exp(logvar/2)·eps, and the KL term; conditioned, z joins the decoder's input
+    /// (shifted by its class's prior mean when the prior has one).
     fn reparam_launches(&self, gpu: &Gpu, vae: &Vae) -> Vec<Launch> {
         let stats = self.encoder.output().view();
         let mut launches = vec![nn::reparam_kl_forward(gpu, "latent", stats, self.eps.view(), self.z.view(), self.kl_row.view())];
         if let Some(c) = &self.conditioning {
-            launches.push(nn::copy_columns(gpu, "decoder.input", self.z.view(), c.dec_in.view().columns(0, vae.config.latent)));
+            let z_cols = c.dec_in.view().columns(0, vae.config.latent);
+            launches.push(nn::copy_columns(gpu, "decoder.input", self.z.view(), z_cols));
+            if let Some((means, _)) = vae.prior_mean() {
+                launches.push(nn::embedding_add(gpu, "prior.mean", c.labels.view(), LabelVectors::Table(means), z_cols));
+            }
         }
         launches
     }
@@ -237,6 +276,10 @@ impl VaeGraph {
             "decoder.backward",
             vae.decoder.backward_launches(gpu, params, &self.decoder, 0, &self.d_decoder, true, &[InputGrad::all(self.dz.view())]),
         );
+        if let (Some(c), Some((_, d_means))) = (&self.conditioning, vae.prior_mean()) {
+            // z = m_y + offset: each class's mean gathers the gradient of its rows' z.
+            program.phase("prior.backward", vec![nn::embedding_backward(gpu, "prior.mean", c.labels.view(), self.dz.view(), d_means)]);
+        }
         let stats = self.encoder.output().view();
         program.phase(
             "reparameterise.backward",
@@ -317,13 +360,14 @@ impl VaeSampler {
                 let classes: Vec<f32> = super::cycling_classes(rows, k).iter().map(|&c| c as f32).collect();
                 let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
                 let input = Tensor::zeros(gpu, "sample.decoder.input", &[rows, input_widths(&vae.config).1])?;
-                program.phase(
-                    "condition",
-                    vec![
-                        nn::copy_columns(gpu, "decoder.input", z.view(), input.view().columns(0, latent)),
-                        nn::embedding_forward(gpu, "decoder.one_hot", labels.view(), LabelVectors::OneHot, input.view().columns(latent, k)),
-                    ],
-                );
+                let mut condition = vec![
+                    nn::copy_columns(gpu, "decoder.input", z.view(), input.view().columns(0, latent)),
+                    nn::embedding_forward(gpu, "decoder.one_hot", labels.view(), LabelVectors::OneHot, input.view().columns(latent, k)),
+                ];
+                if let Some((means, _)) = vae.prior_mean() {
+                    condition.push(nn::embedding_add(gpu, "prior.mean", labels.view(), LabelVectors::Table(means), input.view().columns(0, latent)));
+                }
+                program.phase("condition", condition);
                 (Some(labels), input)
             }
             None => (None, z.clone()),

@@ -25,6 +25,7 @@ pub struct EmbedParams {
 }
 
 const ONE_HOT: u32 = 1;
+const ADD: u32 = 2;
 
 /// Where a label's vector comes from.
 #[derive(Clone, Copy)]
@@ -38,6 +39,15 @@ pub enum LabelVectors<'a> {
 /// out [rows, dim] (any row stride) = the vector of each row's label; `labels` is [rows] f32
 /// class indices.
 pub fn embedding_forward(gpu: &Gpu, label: &str, labels: View<'_>, vectors: LabelVectors<'_>, out: View<'_>) -> Launch {
+    embedding_launch(gpu, label, labels, vectors, out, false)
+}
+
+/// out [rows, dim] += the vector of each row's label: z shifted by its class's prior mean.
+pub fn embedding_add(gpu: &Gpu, label: &str, labels: View<'_>, vectors: LabelVectors<'_>, out: View<'_>) -> Launch {
+    embedding_launch(gpu, label, labels, vectors, out, true)
+}
+
+fn embedding_launch(gpu: &Gpu, label: &str, labels: View<'_>, vectors: LabelVectors<'_>, out: View<'_>, add: bool) -> Launch {
     assert_eq!(labels.rows * labels.cols, out.rows, "{label}: one label per output row");
     assert!(labels.is_contiguous(), "{label}: contiguous labels");
     let (src, classes, flags, src_off, src_stride) = match vectors {
@@ -52,7 +62,7 @@ pub fn embedding_forward(gpu: &Gpu, label: &str, labels: View<'_>, vectors: Labe
         rows: u32_of(out.rows),
         dim: u32_of(out.cols),
         classes: u32_of(classes),
-        flags,
+        flags: flags | if add { ADD } else { 0 },
         src_off: u32_of(src_off),
         src_stride: u32_of(src_stride),
         dst_off: u32_of(out.offset),

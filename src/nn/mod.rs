@@ -16,7 +16,7 @@ pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
 pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
-pub use embedding::{copy_columns, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
+pub use embedding::{copy_columns, embedding_add, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
 pub use gather::{gather_labels, gather_rows, GatherParams};
 pub use linear::{
     backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_input_with, matmul_backward_weight,

@@ -1,8 +1,8 @@
 //! The CPU twin of one whole VAE training step: same weights, batch and noise in; the loss
 //! parts, gradients and updated weights out.
 
-use super::{adam, bce_logits, columns, concat_columns, embedding_forward, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
-use crate::models::vae::{input_widths, layers, VaeConfig, IMAGE};
+use super::{adam, bce_logits, columns, concat_columns, embedding_backward, embedding_forward, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
+use crate::models::vae::{input_widths, layers, VaeConfig, IMAGE, PRIOR_MEAN};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 
@@ -38,7 +38,13 @@ pub fn vae_step(
     let enc_in = with_label(x, IMAGE, enc_width);
     let ef = mlp_forward(&enc, layout, &no_state, values, &mut [], &enc_in, rows);
     let stats = ef.out.last().unwrap();
-    let (z, kl_row) = reparam_kl_forward(stats, eps, rows, latent);
+    let (offset, kl_row) = reparam_kl_forward(stats, eps, rows, latent);
+    // With a class prior, z = m_y + the offset the KL term measures.
+    let prior = layout.find(PRIOR_MEAN).map(|e| e.range());
+    let z: Vec<f64> = match &prior {
+        Some(r) => offset.iter().zip(embedding_forward(labels, Some(&values[r.clone()]), latent)).map(|(o, m)| o + m).collect(),
+        None => offset,
+    };
     let dec_in = with_label(&z, latent, dec_width);
     let df = mlp_forward(&dec, layout, &no_state, values, &mut [], &dec_in, rows);
     let (d_logits, recon_row) = bce_logits(df.out.last().unwrap(), x, rows, IMAGE, scale);
@@ -46,6 +52,9 @@ pub fn vae_step(
     let d_dec_in = mlp_backward(&dec, layout, &no_state, values, &dec_in, &df, rows, d_logits, Some(&mut grads), None);
     // The one-hot columns are constants; only z's columns carry gradient on.
     let dz = columns(&d_dec_in, dec_width, 0, latent);
+    if let Some(r) = prior {
+        grads[r].copy_from_slice(&embedding_backward(labels, &dz, k, latent));
+    }
     let d_stats = reparam_kl_backward(stats, eps, &dz, rows, latent, scale);
     mlp_backward(&enc, layout, &no_state, values, &enc_in, &ef, rows, d_stats, Some(&mut grads), None);
     adam(values, &grads, m, v, t, opt);
