@@ -31,6 +31,9 @@ pub struct ProfileArgs {
     /// GAN: profile the step that updates this network first [default: d-first].
     #[arg(long, value_enum)]
     update_order: Option<UpdateOrder>,
+    /// Profile the class-conditional model's step (classes from the data's labels).
+    #[arg(long)]
+    conditional: bool,
 }
 
 pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
@@ -46,6 +49,14 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     // Room for the 3 warm-up steps too: they go in one submit.
     cfg.steps_per_submit = a.steps.clamp(3, 256);
     let dataset = data::load(cfg.data.as_deref())?;
+    if a.conditional {
+        let k = dataset.train.classes();
+        match (cfg.vae.as_mut(), cfg.gan.as_mut()) {
+            (Some(v), _) => v.classes = Some(k),
+            (_, Some(g)) => g.classes = Some(k),
+            _ => bail!("--conditional is for vae and gan"),
+        }
+    }
     if cfg.batch == 0 || cfg.batch > dataset.train.count {
         bail!("--batch must be between 1 and the {} training images", dataset.train.count);
     }
