@@ -547,6 +547,17 @@ fn embedding_forward_writes_table_rows_and_one_hots_into_a_column_window() {
         }
         assert_close(&format!("embedding_forward one_hot={one_hot}"), &read(&out), &want, 0.0, 0.0);
     }
+    // Adding (z shifted by its class's prior mean) keeps what the window held.
+    let out = Tensor::from_slice(g, "out", &[rows, width], &vec![9.0; rows * width]).unwrap();
+    g.run("embed", &[&nn::embedding_add(g, "embed", tl_view, nn::LabelVectors::Table(tt.view()), out.view().columns(at, dim))]);
+    let vecs = cpu::embedding_forward(&labels, Some(&table), dim);
+    let mut want = vec![9.0; rows * width];
+    for r in 0..rows {
+        for j in 0..dim {
+            want[r * width + at + j] += vecs[r * dim + j];
+        }
+    }
+    assert_close("embedding_add", &read(&out), &want, 1e-6, 1e-6);
 }
 
 #[test]
