@@ -319,12 +319,16 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
         assert_eq!(sizes.get(name), Some(&len), "{name}: {sizes:?}");
     }
     let sizes: std::collections::HashMap<String, usize> = tensors(&dir.join("vae/model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
-    assert_eq!((sizes["encoder.fc1.weight"], sizes["decoder.fc1.weight"]), (256 * 794, 128 * 42), "the CVAE's one-hot columns, no padding");
+    assert_eq!((sizes["encoder.fc1.weight"], sizes["decoder.fc1.weight"]), (256 * 794, 128 * 12), "the CVAE's one-hot columns beside its 2-D z, no padding");
+    let cvae = dir.join("vae/model.safetensors");
+    ok(&["sample", cvae.to_str().unwrap(), "--manifold", "--class", "3", "--rows", "3", "--cols", "3", "--raw", &out("threes.f32")]);
+    assert_eq!(std::fs::metadata(dir.join("threes.f32")).unwrap().len(), 9 * 784 * 4, "one class's latent plane");
+    fails_with(&["sample", cvae.to_str().unwrap(), "--manifold"], "add --class K");
     ok(&["sample", dir.join("vae/model.safetensors").to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("cvae-recon.png")]);
     fails_with(&["train", "classifier", "--conditional", "--epochs", "1"], "--conditional is for vae and gan");
     let prior = dir.join("prior");
     ok(&["-q", "train", "vae", "--conditional", "--class-prior", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", prior.to_str().unwrap()]);
     let sizes: std::collections::HashMap<String, usize> = tensors(&prior.join("model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
-    assert_eq!(sizes.get("prior.mean"), Some(&(10 * 32)), "a prior mean per class: {sizes:?}");
+    assert_eq!(sizes.get("prior.mean"), Some(&(10 * 2)), "a prior mean per class: {sizes:?}");
     ok(&["sample", prior.join("model.safetensors").to_str().unwrap(), "--interpolate", "--grid", &out("prior-across.png")]);
 }

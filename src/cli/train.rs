@@ -14,6 +14,9 @@ use crate::models::Init;
 use crate::nn::{Activation, AdamConfig};
 use crate::train::{self, ModelKind, TrainConfig};
 
+/// The conditional VAE's default latent size: samples are the asked-for class ≥ 90% of the time.
+pub const CVAE_LATENT: usize = 2;
+
 /// The settings of a run; each is a flag, or a key of the same name in `--config FILE`.
 #[derive(Args, Debug, Default, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -74,7 +77,8 @@ pub struct TrainArgs {
     /// Weight initialisation [default: torch].
     #[arg(long, value_enum)]
     init: Option<Init>,
-    /// Latent size: the VAE's z or the GAN's noise [default: 32 for vae, 100 for gan].
+    /// Latent size: the VAE's z or the GAN's noise [default: 32 for vae, 2 for vae --conditional,
+    /// 100 for gan].
     #[arg(long)]
     z_dim: Option<usize>,
     /// GAN: the generator's hidden activation: identity, relu, leaky_relu[:SLOPE], sigmoid, tanh
@@ -174,7 +178,13 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         bail!("--conditional is for vae and gan; a classifier already learns from the labels");
     }
     let vae = model == ModelKind::Vae;
-    let z_dim = pick!(z_dim).unwrap_or(if vae { 32 } else { 100 });
+    let z_dim = pick!(z_dim).unwrap_or(match (vae, conditional) {
+        (true, false) => 32,
+        // A CVAE's z holds what the label does not; the wider it is, the more of the class it
+        // keeps too, and prior samples ignore the label (README, "Class-conditional models").
+        (true, true) => CVAE_LATENT,
+        (false, _) => 100,
+    });
     if z_dim == 0 {
         bail!("--z-dim must be at least 1");
     }
