@@ -17,7 +17,7 @@
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::mlp::{Backward, BatchnormMode, BatchnormSpec, Forward, InputGrad, LayerSpec, Mlp};
+use super::mlp::{padded_width, Backward, BatchnormMode, BatchnormSpec, Forward, InputGrad, LayerSpec, Mlp};
 use super::params::{initial_values, Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor, View};
@@ -254,9 +254,11 @@ pub struct Conditioning {
     pub real: Tensor,
     /// [B, 784]: G's output before it joins D's input
     pub fake: Tensor,
-    /// [2B, k]: the gradient at D's label columns, from D's loss
+    /// [2B, k rounded up to 4]: the gradient at D's label columns (and the pad after them), from
+    /// D's loss; a whole-vec4 width lets the subgroup matmul compute it (10 columns took the
+    /// tiled kernel, 5% of the step)
     pub d_label: Tensor,
-    /// [B, k]: the gradient at G's label columns
+    /// [B, k rounded up to 4]: the gradient at G's label columns (and the first z columns)
     pub g_label: Tensor,
 }
 
@@ -295,8 +297,8 @@ impl GanGraph {
                 g_in: Tensor::zeros(gpu, "generator.input", &[batch, g_width])?,
                 real: Tensor::zeros(gpu, "gan.real", &[batch, IMAGE])?,
                 fake: Tensor::zeros(gpu, "gan.fake", &[batch, IMAGE])?,
-                d_label: Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, k])?,
-                g_label: Tensor::zeros(gpu, "generator.label_emb.d_out", &[batch, k])?,
+                d_label: Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, padded_width(k)])?,
+                g_label: Tensor::zeros(gpu, "generator.label_emb.d_out", &[batch, padded_width(k)])?,
             }),
         };
         let generator = match &conditioning {
@@ -395,13 +397,13 @@ impl GanGraph {
         };
         let d_embedding_backward = |launches: &mut Vec<_>| {
             if let (Some(c), Some((_, d_grad))) = (&self.conditioning, d_table) {
-                launches.push(nn::embedding_backward(gpu, "discriminator.label_emb", c.labels.view(), c.d_label.view(), d_grad));
+                launches.push(nn::embedding_backward(gpu, "discriminator.label_emb", c.labels.view(), c.d_label.view().columns(0, d_grad.cols), d_grad));
             }
         };
         let generator_backward = || {
             let mut launches = gan.generator.backward_launches(gpu, params, &self.generator, 0, &self.d_generator, true, &g_label_grad);
             if let (Some(c), Some((_, g_grad))) = (&self.conditioning, g_table) {
-                launches.push(nn::embedding_backward(gpu, "generator.label_emb", c.labels.view().rows(b, b), c.g_label.view(), g_grad));
+                launches.push(nn::embedding_backward(gpu, "generator.label_emb", c.labels.view().rows(b, b), c.g_label.view().columns(0, g_grad.cols), g_grad));
             }
             launches
         };
