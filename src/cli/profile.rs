@@ -52,7 +52,10 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     if a.conditional {
         let k = dataset.train.classes();
         match (cfg.vae.as_mut(), cfg.gan.as_mut()) {
-            (Some(v), _) => v.classes = Some(k),
+            (Some(v), _) => {
+                v.classes = Some(k);
+                v.latent = super::train::CVAE_LATENT;
+            }
             (_, Some(g)) => g.classes = Some(k),
             _ => bail!("--conditional is for vae and gan"),
         }
