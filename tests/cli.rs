@@ -326,6 +326,14 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     fails_with(&["sample", cvae.to_str().unwrap(), "--manifold"], "add --class K");
     ok(&["sample", dir.join("vae/model.safetensors").to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("cvae-recon.png")]);
     fails_with(&["train", "classifier", "--conditional", "--epochs", "1"], "--conditional is for vae and gan");
+    // Training labels 0–8 only: the test split's nines are a class the model cannot know.
+    let nine_less = dir.join("nine-less");
+    small_mnist(&nine_less, 64, 64);
+    let labels = nine_less.join("train-labels-idx1-ubyte");
+    let mut bytes = std::fs::read(&labels).unwrap();
+    bytes[8..].iter_mut().for_each(|b| *b %= 9);
+    std::fs::write(&labels, bytes).unwrap();
+    fails_with(&["train", "gan", "--conditional", "--epochs", "1", "--data", nine_less.to_str().unwrap(), "--out", &out("nine-less-run")], "knows classes 0–8");
     let prior = dir.join("prior");
     ok(&["-q", "train", "vae", "--conditional", "--class-prior", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", prior.to_str().unwrap()]);
     let sizes: std::collections::HashMap<String, usize> = tensors(&prior.join("model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
