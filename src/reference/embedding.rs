@@ -24,7 +24,7 @@ pub fn embedding_backward(labels: &[usize], d_out: &[f64], classes: usize, dim: 
 
 /// [rows, a + b]: each row of `left` [rows, a] followed by the same row of `right` [rows, b].
 pub fn concat_columns(left: &[f64], a: usize, right: &[f64], b: usize) -> Vec<f64> {
-    let rows = if a > 0 { left.len() / a } else { right.len() / b.max(1) };
+    let rows = left.len().checked_div(a).unwrap_or_else(|| right.len() / b.max(1));
     let mut out = Vec::with_capacity(rows * (a + b));
     for r in 0..rows {
         out.extend_from_slice(&left[r * a..(r + 1) * a]);
