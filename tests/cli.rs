@@ -112,22 +112,26 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     small_mnist(&dir.join("data"), 160, 64);
     let data = dir.join("data");
     let common = ["--epochs", "3", "--batch", "32", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
-    for model in ["gan", "vae"] {
-        let (whole, cut) = (dir.join(format!("{model}-whole")), dir.join(format!("{model}-cut")));
+    // The conditional GAN also draws labels every step: they must resume where they left off.
+    for (model, extra) in [("gan", None), ("vae", None), ("gan", Some("--conditional"))] {
+        let name = format!("{model}{}", extra.unwrap_or(""));
+        let (whole, cut) = (dir.join(format!("{name}-whole")), dir.join(format!("{name}-cut")));
         let mut args = vec!["train", model, "--out", whole.to_str().unwrap()];
         args.extend(common);
+        args.extend(extra);
         ok(&args);
         // 5 steps an epoch: stopping after step 7 leaves epoch 2 half done (at a submit boundary: step 8).
         let mut args = vec!["train", model, "--out", cut.to_str().unwrap(), "--stop-after-steps", "7"];
         args.extend(common);
+        args.extend(extra);
         let out = wgen(&args);
         assert_eq!(out.status.code(), Some(130), "an interruption exits 130");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(&format!("wgen train --resume {}", cut.display())), "says how to resume: {stderr}");
         assert_eq!(record_losses(&cut).len(), 1, "epoch 1 recorded before the interruption");
         ok(&["train", "--resume", cut.to_str().unwrap()]);
-        assert_eq!(record_losses(&cut), record_losses(&whole), "{model}: metrics differ after resuming");
-        assert!(tensors(&cut.join("model.safetensors")) == tensors(&whole.join("model.safetensors")), "{model}: weights differ after resuming");
+        assert_eq!(record_losses(&cut), record_losses(&whole), "{name}: metrics differ after resuming");
+        assert!(tensors(&cut.join("model.safetensors")) == tensors(&whole.join("model.safetensors")), "{name}: weights differ after resuming");
     }
 }
 
