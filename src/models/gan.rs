@@ -227,9 +227,7 @@ impl Gan {
 
     /// A label table ([classes, classes]) and its gradient, when conditioned.
     fn embedding(&self, name: &str) -> Option<(View<'_>, View<'_>)> {
-        let e = self.params.layout.find(name)?;
-        let [rows, cols] = e.shape[..] else { panic!("{name} is a matrix") };
-        Some((View::new(&self.params.values.buffer, e.offset, rows, cols), View::new(&self.params.grads.buffer, e.offset, rows, cols)))
+        self.params.matrix(name)
     }
 
     /// The parameter ranges of G and of D in the flat buffer: G's blocks come first.

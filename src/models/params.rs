@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 use super::mlp::LayerSpec;
-use crate::gpu::{Gpu, GpuError, Tensor};
+use crate::gpu::{Gpu, GpuError, Tensor, View};
 
 /// Where a named tensor sits in a flat buffer.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +177,16 @@ impl Parameters {
             layout,
             state_layout,
         })
+    }
+}
+
+impl Parameters {
+    /// The named matrix (a label table, the class prior means) as a view of the values and of
+    /// the gradients; None when the model has no such tensor.
+    pub fn matrix(&self, name: &str) -> Option<(View<'_>, View<'_>)> {
+        let e = self.layout.find(name)?;
+        let [rows, cols] = e.shape[..] else { panic!("{name} is a matrix") };
+        Some((View::new(&self.values.buffer, e.offset, rows, cols), View::new(&self.grads.buffer, e.offset, rows, cols)))
     }
 }
 

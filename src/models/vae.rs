@@ -135,9 +135,7 @@ impl Vae {
 impl Vae {
     /// The class prior means [k, latent] and their gradient, when the prior has them.
     pub fn prior_mean(&self) -> Option<(View<'_>, View<'_>)> {
-        let e = self.params.layout.find(PRIOR_MEAN)?;
-        let [rows, cols] = e.shape[..] else { panic!("{PRIOR_MEAN} is a matrix") };
-        Some((View::new(&self.params.values.buffer, e.offset, rows, cols), View::new(&self.params.grads.buffer, e.offset, rows, cols)))
+        self.params.matrix(PRIOR_MEAN)
     }
 }
 
