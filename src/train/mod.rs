@@ -421,6 +421,9 @@ fn run_epochs<T: Trainee>(
     let mut panels = trainee.curves();
     if sample_eval.is_some() {
         panels.push(("FD to the test split", vec!["fd"]));
+        if trainee.asked(1).is_some() {
+            panels.push(("samples of the asked-for class", vec!["class_agreement"]));
+        }
     }
     for epoch in at.epoch..=cfg.epochs {
         let start = Instant::now();
