@@ -22,6 +22,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("softmax_xent", include_str!("../../shaders/softmax_xent.wgsl")),
     ("iwae", include_str!("../../shaders/iwae.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
+    ("conv", include_str!("../../shaders/conv.wgsl")),
 ];
 
 /// The WGSL a module is compiled from: the prelude, then the kernel file.
@@ -66,6 +67,10 @@ pub enum Kernel {
     SoftmaxRows,
     IwaeLogWeight,
     LogsumexpGroups,
+    Im2col,
+    Col2im,
+    TransposeBlocks,
+    ChannelSum,
 }
 
 impl Kernel {
@@ -103,6 +108,10 @@ impl Kernel {
             Kernel::SoftmaxRows => ("softmax_xent", "softmax_rows"),
             Kernel::IwaeLogWeight => ("iwae", "iwae_log_weight"),
             Kernel::LogsumexpGroups => ("iwae", "logsumexp_groups"),
+            Kernel::Im2col => ("conv", "im2col"),
+            Kernel::Col2im => ("conv", "col2im"),
+            Kernel::TransposeBlocks => ("conv", "transpose_blocks"),
+            Kernel::ChannelSum => ("conv", "channel_sum"),
         }
     }
 

@@ -5,6 +5,7 @@ mod activations;
 mod adam;
 mod batchnorm;
 mod classify;
+mod conv;
 mod embedding;
 mod gather;
 mod linear;
@@ -15,6 +16,10 @@ mod step;
 pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
+pub use conv::{
+    channel_sum, col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col, transpose_blocks, Col2imEpilogue,
+    ConvParams, ConvScratch, ConvShape,
+};
 pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
 pub use embedding::{copy_columns, embedding_add, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
 pub use gather::{gather_labels, gather_rows, GatherParams};

@@ -5,6 +5,7 @@ mod activations;
 mod adam;
 mod batchnorm;
 mod classify;
+mod conv;
 mod embedding;
 mod gan_step;
 mod gather;
@@ -17,6 +18,10 @@ mod vae_step;
 pub use activations::{activate, activate_grad_from_output, sigmoid};
 pub use adam::adam;
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormSaved};
+pub use conv::{
+    channel_sum, col2im, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv_transpose2d_backward_input, conv_transpose2d_backward_weight,
+    conv_transpose2d_forward, im2col, transpose_blocks,
+};
 pub use embedding::{columns, concat_columns, embedding_backward, embedding_forward};
 pub use gather::gather_rows;
 pub use losses::{bce_logits, bce_with_logit, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, GanLossOut};
