@@ -344,3 +344,50 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     assert_eq!(sizes.get("prior.mean"), Some(&(10 * 2)), "a prior mean per class: {sizes:?}");
     ok(&["sample", prior.join("model.safetensors").to_str().unwrap(), "--interpolate", "--grid", &out("prior-across.png")]);
 }
+
+#[test]
+fn conv_vae_trains_with_pytorch_conv_layouts_then_samples_reconstructs_and_evaluates() {
+    let dir = temp_dir("cli-conv-vae");
+    small_mnist(&dir.join("data"), 64, 40);
+    let data = dir.join("data");
+    let run = dir.join("run");
+    let out = ok(&["train", "conv-vae", "--epochs", "2", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(out.contains("test_neg_elbo"), "{out}");
+    let model = run.join("model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let shapes: std::collections::BTreeMap<String, Vec<usize>> =
+        file.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect();
+    // Conv2d [out, in, kh, kw]; ConvTranspose2d [in, out, kh, kw]; flatten and reshape in NCHW.
+    let want = [
+        ("encoder.conv1.weight", vec![32, 1, 4, 4]),
+        ("encoder.conv1.bias", vec![32]),
+        ("encoder.conv2.weight", vec![64, 32, 4, 4]),
+        ("encoder.fc.weight", vec![256, 3136]),
+        ("encoder.mu.weight", vec![32, 256]),
+        ("encoder.logvar.bias", vec![32]),
+        ("decoder.fc1.weight", vec![256, 32]),
+        ("decoder.fc2.weight", vec![3136, 256]),
+        ("decoder.deconv1.weight", vec![64, 32, 4, 4]),
+        ("decoder.deconv1.bias", vec![32]),
+        ("decoder.deconv2.weight", vec![32, 1, 4, 4]),
+        ("decoder.deconv2.bias", vec![1]),
+    ];
+    for (name, shape) in want {
+        assert_eq!(shapes.get(name), Some(&shape), "{name}");
+    }
+    assert_eq!(shapes.len(), 18, "9 layers, weight and bias each: {shapes:?}");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap()["model"], "vae");
+
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    ok(&["sample", model.to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("recon.png")]);
+    ok(&["sample", model.to_str().unwrap(), "--interpolate", "--rows", "2", "--cols", "3", "--grid", &out("lerp.png")]);
+    ok(&["sample", model.to_str().unwrap(), "--n", "5", "--raw", &out("raw.f32")]);
+    assert_eq!(std::fs::metadata(dir.join("raw.f32")).unwrap().len(), 5 * 784 * 4);
+    let classifier = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/model.safetensors");
+    ok(&["eval", run.to_str().unwrap(), "--iw-samples", "3", "--samples", "200", "--classifier", classifier]);
+    let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert!(e["vae"]["iwae_nll"].as_f64().unwrap() < e["vae"]["test_neg_elbo"].as_f64().unwrap(), "{e}");
+    fails_with(&["train", "conv-vae", "--conditional", "--data", data.to_str().unwrap()], "no conditional form");
+}

@@ -6,12 +6,29 @@ mod common;
 use common::{assert_close, gpu, read};
 use wgen::data::{self, DeviceSplit};
 use wgen::gpu::Tensor;
-use wgen::models::vae::{Vae, VaeConfig, VaeGraph, METRIC_SLOTS, TRAIN_KL, TRAIN_RECON};
+use wgen::models::vae::{Vae, VaeArch, VaeConfig, VaeGraph, METRIC_SLOTS, TRAIN_KL, TRAIN_RECON};
 use wgen::nn::{submit_steps, AdamConfig, Step, StepBuffer};
 use wgen::reference as cpu;
 
 fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// Updated weights within 1e-5 (1% of the learning rate), except those whose gradient was
+/// ever nonzero but below 1e-7 (`noisy`, updated here): there Adam's step lr·g/(√v + 1e-8)
+/// turns on g's exact value, which for a sum of thousands of terms cancelling to ~1e-9 (a conv
+/// weight over a batch) is f32 rounding noise, so such a weight may differ by up to lr a step.
+fn assert_weights_close(what: &str, got: &[f32], want: &[f64], grads: &[f64], lr: f32, noisy: &mut [bool], step: u32) {
+    for (n, g) in noisy.iter_mut().zip(grads) {
+        *n |= *g != 0.0 && g.abs() < 1e-7;
+    }
+    let (loose, strict): (Vec<usize>, Vec<usize>) = (0..want.len()).partition(|&i| noisy[i]);
+    let pick = |idx: &[usize]| -> (Vec<f32>, Vec<f64>) { (idx.iter().map(|&i| got[i]).collect(), idx.iter().map(|&i| want[i]).collect()) };
+    let (g, w) = pick(&strict);
+    assert_close(what, &g, &w, 1e-5, 0.0);
+    let (g, w) = pick(&loose);
+    assert_close(&format!("{what} (a gradient in (0, 1e-7))"), &g, &w, 2.0 * f64::from(lr) * f64::from(step), 0.0);
+    assert!(loose.len() * 100 < want.len(), "{what}: {} of {} gradients in (0, 1e-7)", loose.len(), want.len());
 }
 
 #[test]
@@ -29,11 +46,20 @@ fn conditional_vae_steps_with_class_prior_means_match_cpu_reference() {
     vae_steps_match_cpu_reference(Some(10), true);
 }
 
+#[test]
+fn conv_vae_steps_match_cpu_reference_through_convs_flatten_reshape_and_deconvs() {
+    vae_steps_match(VaeConfig { arch: VaeArch::Conv, ..VaeConfig::default() });
+}
+
 fn vae_steps_match_cpu_reference(classes: Option<usize>, class_prior: bool) {
+    vae_steps_match(VaeConfig { classes, class_prior, ..VaeConfig::default() });
+}
+
+fn vae_steps_match(cfg: VaeConfig) {
     let g = gpu();
     let dataset = data::load(None).unwrap();
     let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();
-    let cfg = VaeConfig { classes, class_prior, ..VaeConfig::default() };
+    let classes = cfg.classes;
     let (layout, _, values, state) = Vae::initial(&cfg, 0);
     let vae = Vae::new(g, &cfg, &values, &state).unwrap();
     let rows = 24;
@@ -45,6 +71,7 @@ fn vae_steps_match_cpu_reference(classes: Option<usize>, class_prior: bool) {
 
     let mut p = widen(&values);
     let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    let mut noisy = vec![false; p.len()];
     for t in 1..=3u32 {
         metrics.write(g, &[0.0; METRIC_SLOTS]);
         let (bc1, bc2) = opt.bias_corrections(t);
@@ -61,7 +88,7 @@ fn vae_steps_match_cpu_reference(classes: Option<usize>, class_prior: bool) {
         }
         let want = cpu::vae_step(&cfg, &layout, &mut p, &mut m, &mut v, &x, &eps, &labels, rows, t, &opt);
         let got = read(&metrics);
-        let what = format!("classes {classes:?} step {t}");
+        let what = format!("{:?} classes {classes:?} step {t}", cfg.arch);
         // Tolerances, from the largest differences seen on lavapipe times ~5-10: the loss parts
         // 1e-5 relative / 1e-5 absolute, gradients 2e-6 absolute + 1e-4 relative, weights 1e-5
         // absolute (1% of the learning rate: Adam's step normalises tiny gradients, so f32
@@ -69,7 +96,7 @@ fn vae_steps_match_cpu_reference(classes: Option<usize>, class_prior: bool) {
         assert_close(&format!("{what} recon"), &got[TRAIN_RECON..=TRAIN_RECON], &[want.recon], 0.0, 1e-5);
         assert_close(&format!("{what} kl"), &got[TRAIN_KL..=TRAIN_KL], &[want.kl], 1e-5, 1e-4);
         assert_close(&format!("{what} gradients"), &read(&vae.params.grads), &want.grads, 2e-6, 1e-4);
-        assert_close(&format!("{what} weights"), &read(&vae.params.values), &p, 1e-5, 0.0);
+        assert_weights_close(&format!("{what} weights"), &read(&vae.params.values), &p, &want.grads, opt.lr, &mut noisy, t);
     }
 }
 

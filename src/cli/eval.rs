@@ -14,9 +14,8 @@ use crate::eval::{argmax, score, vae_scores, SampleScores};
 use crate::gpu::Gpu;
 use crate::models::cycling_classes;
 use crate::models::gan::{Gan, GanConfig, GanSampler};
-use crate::models::vae::{Vae, VaeConfig, VaeSampler, IMAGE};
+use crate::models::vae::{sample_images, Vae, VaeConfig, IMAGE};
 use crate::nn::{Step, StepBuffer};
-use crate::reference::sigmoid;
 use crate::train::checkpoint::{write_atomically, Checkpoint};
 use crate::train::judge::find_or_train;
 
@@ -103,9 +102,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
                 println!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl);
                 println!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim);
                 report.insert("vae".into(), serde_json::to_value(&s)?);
-                let sampler = VaeSampler::new(gpu, &vae, a.samples, &step.uniform, a.seed)?;
-                sampler.program.run(gpu, "eval.sample");
-                (sampler.decoder.output().read_rows(gpu, a.samples, |v| sigmoid(f64::from(v)) as f32)?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
+                (sample_images(gpu, &vae, a.samples, &step, a.seed)?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
             }
             "gan" => {
                 let cfg: GanConfig = serde_json::from_str(ckpt.meta("config")?)?;

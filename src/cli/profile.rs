@@ -72,7 +72,7 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     gpu.wait();
     let steps = cfg.steps(3, a.steps, epoch_steps);
     let report = profile(gpu, run.program(), &StagedSteps { buffer: run.steps(), steps: &steps });
-    print!("{}", render(&report, &format!("{:?}", a.model).to_lowercase(), cfg.batch, &gpu.adapter_name()));
+    print!("{}", render(&report, a.model.name(), cfg.batch, &gpu.adapter_name()));
     if let Some(path) = &a.trace {
         let json = serde_json::to_string(&report.trace_json())?;
         write_atomically(path, json.as_bytes()).with_context(|| format!("writing the trace {}", path.display()))?;

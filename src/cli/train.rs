@@ -35,7 +35,7 @@ pub struct TrainArgs {
     /// Passes over the training split [default: 10].
     #[arg(long)]
     epochs: Option<u32>,
-    /// Images per step [default: 128 for vae, 64 for gan].
+    /// Images per step [default: 128 for vae and conv-vae, 64 for gan].
     #[arg(long)]
     batch: Option<usize>,
     /// Adam's learning rate [default: 1e-3 for vae, 2e-4 for gan].
@@ -177,7 +177,10 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if conditional && model == ModelKind::Classifier {
         bail!("--conditional is for vae and gan; a classifier already learns from the labels");
     }
-    let vae = model == ModelKind::Vae;
+    if conditional && model == ModelKind::ConvVae {
+        bail!("--conditional is for the MLP vae and gan; the conv-vae has no conditional form yet (train `vae --conditional`)");
+    }
+    let vae = model.is_vae();
     let z_dim = pick!(z_dim).unwrap_or(match (vae, conditional) {
         (true, false) => 32,
         // A CVAE's z holds what the label does not; the wider it is, the more of the class it
@@ -188,11 +191,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if z_dim == 0 {
         bail!("--z-dim must be at least 1");
     }
-    let name = match model {
-        ModelKind::Vae => "vae",
-        ModelKind::Gan => "gan",
-        ModelKind::Classifier => "classifier",
-    };
+    let name = model.name();
     let out = match pick!(out) {
         Some(out) => out,
         None => (1..).map(|n| PathBuf::from(format!("runs/{name}-{n}"))).find(|p| !p.exists()).expect("some name is free"),

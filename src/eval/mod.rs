@@ -240,7 +240,7 @@ pub fn vae_scores(gpu: &Gpu, vae: &Vae, test: &DeviceSplit, k: usize, seed: u64)
         labels: test.labels.clone(),
         count: n * k,
     };
-    let images = (5000 / k).clamp(1, n);
+    let images = (5000.min(vae.max_rows(gpu)) / k).clamp(1, n);
     let (full, rest) = (n / images, n % images);
     let iw = Tensor::zeros(gpu, "iwae.metrics", &[METRIC_SLOTS])?;
     let iw_steps = StepBuffer::new(gpu, "iwae", full.max(1));

@@ -1,9 +1,11 @@
-//! A stack of Linear layers (optionally batch-normalised) over a model's flat parameter buffer,
-//! with the buffers and the recorded-ahead launches of its forward and backward passes.
+//! A stack of layers — Linear (optionally batch-normalised), Conv2d, ConvTranspose2d — over a
+//! model's flat parameter buffer, with the buffers and the recorded-ahead launches of its
+//! forward and backward passes. Every layer maps `[rows, inp]` to `[rows, out]`; images are
+//! NCHW rows, so a conv layer's output feeds a Linear layer as PyTorch's flatten would.
 
 use super::params::{ParamLayout, Parameters};
 use crate::gpu::{Gpu, GpuError, Launch, Region, Tensor, View};
-use crate::nn::{self, Activation, BatchnormTensors};
+use crate::nn::{self, Activation, BatchnormTensors, ConvScratch, ConvShape};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BatchnormSpec {
@@ -13,11 +15,21 @@ pub struct BatchnormSpec {
     pub momentum: f32,
 }
 
-/// One Linear layer, its activation, and an optional batch norm between the two.
+/// What a layer's matmul computes.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum LayerKind {
+    Linear,
+    Conv2d(ConvShape),
+    /// Described by the Conv2d whose backward-input it is (`ConvShape::transposed`).
+    ConvTranspose2d(ConvShape),
+}
+
+/// One layer, its activation, and an optional batch norm between the two (Linear layers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LayerSpec {
     /// e.g. `generator.fc2`
     pub name: String,
+    pub kind: LayerKind,
     pub inp: usize,
     pub out: usize,
     pub act: Activation,
@@ -31,7 +43,56 @@ pub struct LayerSpec {
 
 impl LayerSpec {
     pub fn new(name: &str, inp: usize, out: usize, act: Activation) -> LayerSpec {
-        LayerSpec { name: name.to_string(), inp, out, act, batchnorm: None, heads: Vec::new(), pad: 0 }
+        LayerSpec { name: name.to_string(), kind: LayerKind::Linear, inp, out, act, batchnorm: None, heads: Vec::new(), pad: 0 }
+    }
+
+    /// torch.nn.Conv2d of `shape`, NCHW rows in and out.
+    pub fn conv2d(name: &str, shape: ConvShape, act: Activation) -> LayerSpec {
+        LayerSpec { kind: LayerKind::Conv2d(shape), ..LayerSpec::new(name, shape.in_len(), shape.out_len(), act) }
+    }
+
+    /// torch.nn.ConvTranspose2d, given as the Conv2d it transposes (`ConvShape::transposed`).
+    pub fn conv_transpose2d(name: &str, shape: ConvShape, act: Activation) -> LayerSpec {
+        LayerSpec { kind: LayerKind::ConvTranspose2d(shape), ..LayerSpec::new(name, shape.out_len(), shape.in_len(), act) }
+    }
+
+    /// The convolution's geometry, for conv layers.
+    pub fn conv_shape(&self) -> Option<ConvShape> {
+        match self.kind {
+            LayerKind::Linear => None,
+            LayerKind::Conv2d(s) | LayerKind::ConvTranspose2d(s) => Some(s),
+        }
+    }
+
+    /// The weight as the matmuls read it, [rows, cols]: Linear [out, in]; Conv2d
+    /// [out_ch, in_ch·k·k]; ConvTranspose2d [in_ch, out_ch·k·k] (its PyTorch layout flattened).
+    pub fn weight_matrix(&self) -> (usize, usize) {
+        match self.conv_shape() {
+            None => (self.out, self.inp),
+            Some(s) => (s.out_ch, s.patch()),
+        }
+    }
+
+    /// Each head's weight and bias shapes as PyTorch stores them.
+    fn param_shapes(&self) -> (Vec<usize>, Vec<usize>) {
+        let k = |s: ConvShape| s.kernel;
+        match self.kind {
+            LayerKind::Linear => {
+                let rows = self.out / self.head_names().len();
+                (vec![rows, self.inp], vec![rows])
+            }
+            LayerKind::Conv2d(s) => (vec![s.out_ch, s.in_ch, k(s), k(s)], vec![s.out_ch]),
+            LayerKind::ConvTranspose2d(s) => (vec![s.out_ch, s.in_ch, k(s), k(s)], vec![s.in_ch]),
+        }
+    }
+
+    /// PyTorch's fan-in for its default initialisation: a Linear layer's real inputs, a
+    /// conv's `weight.size(1)·k·k` (for ConvTranspose2d that is its output channels).
+    pub fn fan_in(&self) -> usize {
+        match self.conv_shape() {
+            None => self.inp - self.pad,
+            Some(s) => s.patch(),
+        }
     }
 
     /// This layer reading zero columns after its real input, to whole vec4s, so the fast
@@ -80,6 +141,28 @@ pub struct Forward {
     pub pre: Vec<Option<Tensor>>,
     /// [rows, out] each layer's activated output
     pub out: Vec<Region>,
+    /// Conv layers: receptive fields and the channels-last side of the product (the backward
+    /// reads a Conv2d's `cols` and a ConvTranspose2d's channels-last input)
+    pub conv: Vec<Option<ConvBuffers>>,
+}
+
+/// `[rows·pixels, patch]` and `[rows·pixels, out_ch]` of a conv layer's products.
+pub struct ConvBuffers {
+    pub cols: Tensor,
+    pub channels_last: Tensor,
+}
+
+impl ConvBuffers {
+    fn new(gpu: &Gpu, name: &str, s: &ConvShape, rows: usize) -> Result<ConvBuffers, GpuError> {
+        Ok(ConvBuffers {
+            cols: Tensor::zeros(gpu, &format!("{name}.cols"), &[rows * s.pixels(), s.patch()])?,
+            channels_last: Tensor::zeros(gpu, &format!("{name}.channels_last"), &[rows * s.pixels(), s.out_ch])?,
+        })
+    }
+
+    fn scratch(&self) -> ConvScratch<'_> {
+        ConvScratch { cols: self.cols.view(), channels_last: self.channels_last.view() }
+    }
 }
 
 impl Forward {
@@ -102,6 +185,8 @@ pub struct Backward {
     pub d_pre: Vec<Tensor>,
     /// [rows, out]: gradient at a batch-normalised layer's activated output
     pub d_out: Vec<Option<Tensor>>,
+    /// Conv layers' scratch for the backward products
+    pub conv: Vec<Option<ConvBuffers>>,
 }
 
 impl Backward {
@@ -163,9 +248,10 @@ impl Mlp {
             .iter()
             .map(|layer| {
                 let heads = layer.head_names();
-                let rows = layer.out / heads.len();
-                let mut block: Vec<(String, Vec<usize>)> = heads.iter().map(|h| (format!("{h}.weight"), vec![rows, layer.inp])).collect();
-                block.extend(heads.iter().map(|h| (format!("{h}.bias"), vec![rows])));
+                let (weight_shape, bias_shape) = layer.param_shapes();
+                assert!(layer.conv_shape().is_none() || (heads.len() == 1 && layer.batchnorm.is_none()), "{}: a conv layer has one head, no batch norm", layer.name);
+                let mut block: Vec<(String, Vec<usize>)> = heads.iter().map(|h| (format!("{h}.weight"), weight_shape.clone())).collect();
+                block.extend(heads.iter().map(|h| (format!("{h}.bias"), bias_shape.clone())));
                 let weight = params.push_block(&block);
                 if layer.pad > 0 {
                     for h in &heads {
@@ -179,15 +265,23 @@ impl Mlp {
                     let state_off = state.push_block(&stats);
                     (gamma, gamma + layer.out, state_off)
                 });
-                LayerOffsets { weight, bias: weight + layer.out * layer.inp, batchnorm }
+                let (rows, cols) = layer.weight_matrix();
+                LayerOffsets { weight, bias: weight + rows * cols, batchnorm }
             })
             .collect();
         Mlp { layers, offsets }
     }
 
+    /// The widest buffer a graph of this network holds per row: an activation, or a conv
+    /// layer's receptive fields (`pixels·patch`) or channels-last output.
+    pub fn widest_row(&self) -> usize {
+        let conv = |s: ConvShape| s.pixels() * s.patch().max(s.out_ch);
+        self.layers.iter().map(|l| l.inp.max(l.out).max(l.conv_shape().map_or(0, conv))).max().unwrap_or(1)
+    }
+
     fn weight<'a>(&self, params: &'a Parameters, l: usize) -> View<'a> {
-        let spec = &self.layers[l];
-        View::new(&params.values.buffer, self.offsets[l].weight, spec.out, spec.inp)
+        let (rows, cols) = self.layers[l].weight_matrix();
+        View::new(&params.values.buffer, self.offsets[l].weight, rows, cols)
     }
 
     fn batchnorm<'a>(&self, params: &'a Parameters, l: usize) -> Option<BatchnormTensors<'a>> {
@@ -212,7 +306,9 @@ impl Mlp {
         let last = self.layers.len() - 1;
         let mut pre = Vec::new();
         let mut out = Vec::new();
+        let mut conv = Vec::new();
         for (l, spec) in self.layers.iter().enumerate() {
+            conv.push(spec.conv_shape().map(|s| ConvBuffers::new(gpu, &spec.name, &s, rows)).transpose()?);
             pre.push(match spec.batchnorm {
                 Some(_) => Some(Tensor::zeros(gpu, &format!("{}.pre", spec.name), &[rows, spec.out])?),
                 None => None,
@@ -225,20 +321,22 @@ impl Mlp {
                 _ => Tensor::zeros(gpu, &format!("{}.out", spec.name), &[rows, spec.out])?.region(),
             });
         }
-        Ok(Forward { rows, input, pre, out })
+        Ok(Forward { rows, input, pre, out, conv })
     }
 
     pub fn backward_buffers(&self, gpu: &Gpu, rows: usize) -> Result<Backward, GpuError> {
         let mut d_pre = Vec::new();
         let mut d_out = Vec::new();
+        let mut conv = Vec::new();
         for spec in &self.layers {
+            conv.push(spec.conv_shape().map(|s| ConvBuffers::new(gpu, &format!("{}.grad", spec.name), &s, rows)).transpose()?);
             d_pre.push(Tensor::zeros(gpu, &format!("{}.d_pre", spec.name), &[rows, spec.out])?);
             d_out.push(match spec.batchnorm {
                 Some(_) => Some(Tensor::zeros(gpu, &format!("{}.d_out", spec.name), &[rows, spec.out])?),
                 None => None,
             });
         }
-        Ok(Backward { d_pre, d_out })
+        Ok(Backward { d_pre, d_out, conv })
     }
 
     pub fn forward_launches(&self, gpu: &Gpu, params: &Parameters, fwd: &Forward, mode: BatchnormMode) -> Vec<Launch> {
@@ -247,6 +345,18 @@ impl Mlp {
             let x = fwd.layer_input(l).view();
             let w = self.weight(params, l);
             let bias = Some(self.offsets[l].bias);
+            let y = fwd.out[l].view();
+            match (spec.kind, &fwd.conv[l]) {
+                (LayerKind::Conv2d(s), Some(c)) => {
+                    launches.extend(nn::conv2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, spec.act));
+                    continue;
+                }
+                (LayerKind::ConvTranspose2d(s), Some(c)) => {
+                    launches.extend(nn::conv_transpose2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, spec.act));
+                    continue;
+                }
+                _ => {}
+            }
             match (self.batchnorm(params, l), &fwd.pre[l]) {
                 (Some(bn), Some(pre)) => {
                     launches.push(nn::matmul_forward(gpu, &spec.name, x, w, bias, pre.view(), Activation::Identity));
@@ -278,6 +388,34 @@ impl Mlp {
             let spec = &self.layers[l];
             let dy = bwd.d_pre[l].view();
             let x = window(fwd.layer_input(l));
+            if let (Some(s), Some(saved), Some(scratch)) = (spec.conv_shape(), &fwd.conv[l], &bwd.conv[l]) {
+                let (w_rows, w_cols) = spec.weight_matrix();
+                let prev_out = (l > 0).then(|| window(&fwd.out[l - 1]));
+                let dw = weights.then(|| (View::new(&params.grads.buffer, self.offsets[l].weight, w_rows, w_cols), Some(self.offsets[l].bias)));
+                let dx = match l {
+                    0 => {
+                        assert!(input_grads.is_empty(), "{}: no input gradient through a first conv layer", spec.name);
+                        None
+                    }
+                    _ => {
+                        assert!(self.layers[l - 1].batchnorm.is_none(), "{}: a conv layer after a batch norm", spec.name);
+                        let prev_out = prev_out.as_ref().expect("a previous layer");
+                        Some((bwd.d_pre[l - 1].view(), Some((prev_out.view(), self.layers[l - 1].act))))
+                    }
+                };
+                let (pixels, w) = (s.pixels(), self.weight(params, l));
+                launches.extend(match spec.kind {
+                    LayerKind::Conv2d(_) => {
+                        let cols = saved.cols.view().rows(start * pixels, rows * pixels);
+                        nn::conv2d_backward(gpu, &spec.name, &s, dy, w, cols, &scratch.scratch(), dw, dx)
+                    }
+                    _ => {
+                        let x_cl = saved.channels_last.view().rows(start * pixels, rows * pixels);
+                        nn::conv_transpose2d_backward(gpu, &spec.name, &s, dy, w, x_cl, &scratch.scratch(), dw, dx)
+                    }
+                });
+                continue;
+            }
             if weights {
                 let dw = View::new(&params.grads.buffer, self.offsets[l].weight, spec.out, spec.inp);
                 launches.push(nn::matmul_backward_weight(gpu, &spec.name, dy, x.view(), dw, Some(self.offsets[l].bias), false));

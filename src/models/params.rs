@@ -119,8 +119,9 @@ pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamL
     let mut s = vec![0.0f32; state.len];
     for layer in layers {
         // Pad columns see only zeros: they are not part of the fan-in and stay zero.
-        let fan_in = layer.inp - layer.pad;
-        let real = |i: usize| i % layer.inp < fan_in;
+        let fan_in = layer.fan_in();
+        let cols = layer.weight_matrix().1;
+        let real = |i: usize| i % cols < fan_in;
         for head in layer.head_names() {
             let bound = 1.0 / (fan_in as f64).sqrt();
             let w = params.get(&format!("{head}.weight"));

@@ -16,7 +16,7 @@ use super::mlp::{allocate_all, initial_all, BatchnormMode, Backward, Forward, In
 use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor, View};
-use crate::nn::{self, Activation, AdamConfig, LabelVectors};
+use crate::nn::{self, Activation, AdamConfig, ConvShape, LabelVectors, Step, StepBuffer};
 
 pub const IMAGE: usize = 784;
 
@@ -33,8 +33,25 @@ pub const STREAM_EVAL_EPS: u32 = 3;
 pub const STREAM_SAMPLE: u32 = 4;
 pub const STREAM_IWAE: u32 = 5;
 
+/// The encoder's and decoder's layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VaeArch {
+    /// Linear layers of `hidden` widths.
+    #[default]
+    Mlp,
+    /// `wgen train conv-vae`: encoder Conv2d(1→32, k4 s2 p1) → ReLU → Conv2d(32→64, k4 s2 p1)
+    /// → ReLU → flatten 3136 → Linear 256 → ReLU → (mu, logvar); decoder Linear 256 → ReLU →
+    /// Linear 3136 → ReLU → [64, 7, 7] → ConvTranspose2d(64→32, k4 s2 p1) → ReLU →
+    /// ConvTranspose2d(32→1, k4 s2 p1) → logits.
+    Conv,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VaeConfig {
+    #[serde(default)]
+    pub arch: VaeArch,
+    /// Mlp: the encoder's hidden widths (the decoder mirrors them).
     pub hidden: Vec<usize>,
     pub latent: usize,
     pub init: Init,
@@ -62,11 +79,14 @@ impl VaeConfig {
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        VaeConfig { hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None, class_prior: false }
+        VaeConfig { arch: VaeArch::Mlp, hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None, class_prior: false }
     }
 }
 
 pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
+    if cfg.arch == VaeArch::Conv {
+        return conv_layers(cfg);
+    }
     let relu = Activation::Relu;
     let mut encoder = Vec::new();
     let mut width = IMAGE + cfg.label_width();
@@ -89,6 +109,32 @@ pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         encoder[0] = encoder[0].clone().padded();
         decoder[0] = decoder[0].clone().padded();
     }
+    (encoder, decoder)
+}
+
+/// The conv VAE's layers (`VaeArch::Conv`), named as its PyTorch module's.
+fn conv_layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
+    assert!(cfg.classes.is_none(), "the conv VAE is not conditioned");
+    let relu = Activation::Relu;
+    let conv1 = ConvShape::conv2d(1, 32, 28, 28, 4, 2, 1);
+    let conv2 = ConvShape::conv2d(32, 64, 14, 14, 4, 2, 1);
+    let encoder = vec![
+        LayerSpec::conv2d("encoder.conv1", conv1, relu),
+        LayerSpec::conv2d("encoder.conv2", conv2, relu),
+        LayerSpec::new("encoder.fc", conv2.out_len(), 256, relu),
+        LayerSpec {
+            heads: vec!["encoder.mu".into(), "encoder.logvar".into()],
+            ..LayerSpec::new("encoder.head", 256, 2 * cfg.latent, Activation::Identity)
+        },
+    ];
+    let deconv1 = ConvShape::transposed(64, 32, 7, 7, 4, 2, 1);
+    let deconv2 = ConvShape::transposed(32, 1, 14, 14, 4, 2, 1);
+    let decoder = vec![
+        LayerSpec::new("decoder.fc1", cfg.latent, 256, relu),
+        LayerSpec::new("decoder.fc2", 256, deconv1.out_len(), relu),
+        LayerSpec::conv_transpose2d("decoder.deconv1", deconv1, relu),
+        LayerSpec::conv_transpose2d("decoder.deconv2", deconv2, Activation::Identity),
+    ];
     (encoder, decoder)
 }
 
@@ -133,6 +179,13 @@ impl Vae {
 }
 
 impl Vae {
+    /// The most rows one graph of this VAE may have: its widest per-row buffer (a conv layer's
+    /// receptive fields: 25,088 values an image) must fit in one storage binding.
+    pub fn max_rows(&self, gpu: &Gpu) -> usize {
+        let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
+        (limit / (4 * self.encoder.widest_row().max(self.decoder.widest_row()))).max(1)
+    }
+
     /// The class prior means [k, latent] and their gradient, when the prior has them.
     pub fn prior_mean(&self) -> Option<(View<'_>, View<'_>)> {
         self.params.matrix(PRIOR_MEAN)
@@ -330,6 +383,25 @@ impl VaeGraph {
         self.forward_and_loss(gpu, vae, &mut program, split, step, seed, STREAM_EVAL_EPS, metrics, (TEST_RECON, TEST_KL), 1.0);
         program
     }
+}
+
+/// `n` prior samples' pixel probabilities [n, 784], decoded `max_rows` at a time (chunks whose
+/// row count is a multiple of the class count, so the asked-for classes cycle as in one
+/// sampler): chunk c draws its z at rng_step c, so a single chunk (any MLP VAE at 5,000) is
+/// exactly one sampler's draw. Leaves `step` at the default Step.
+pub fn sample_images(gpu: &Gpu, vae: &Vae, n: usize, step: &StepBuffer, seed: u64) -> Result<Vec<f32>, GpuError> {
+    let k = vae.config.label_width().max(1);
+    let rows = n.min((vae.max_rows(gpu) / k * k).max(k));
+    let sampler = VaeSampler::new(gpu, vae, rows, &step.uniform, seed)?;
+    let mut images = Vec::with_capacity(n * IMAGE);
+    for c in 0..n.div_ceil(rows) {
+        step.set(gpu, &Step { rng_step: c as u32, ..Step::default() });
+        sampler.program.run(gpu, "vae.samples");
+        let take = rows.min(n - c * rows);
+        images.extend(sampler.decoder.output().read_rows(gpu, take, |v| crate::reference::sigmoid(f64::from(v)) as f32)?);
+    }
+    step.set(gpu, &Step::default());
+    Ok(images)
 }
 
 /// Decodes `rows` latent vectors: `program` draws them from N(0, I) with a fixed key (and,

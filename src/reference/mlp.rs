@@ -1,8 +1,11 @@
 //! The CPU twin of models/mlp.rs: the same layers over the same flat parameter layout, in f64,
 //! built from the reference kernels.
 
-use super::{batchnorm_backward, batchnorm_forward_train, matmul_backward_input, matmul_backward_weight, matmul_forward, BatchnormSaved};
-use crate::models::mlp::LayerSpec;
+use super::{
+    batchnorm_backward, batchnorm_forward_train, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv_transpose2d_backward_input,
+    conv_transpose2d_backward_weight, conv_transpose2d_forward, matmul_backward_input, matmul_backward_weight, matmul_forward, BatchnormSaved,
+};
+use crate::models::mlp::{LayerKind, LayerSpec};
 use crate::models::ParamLayout;
 use crate::nn::Activation;
 
@@ -10,14 +13,25 @@ use crate::nn::Activation;
 struct Offsets {
     w: usize,
     b: usize,
+    /// weight and bias lengths
+    w_len: usize,
+    b_len: usize,
     bn: Option<(usize, usize, usize)>,
 }
 
 fn offsets(spec: &LayerSpec, params: &ParamLayout, state: &ParamLayout) -> Offsets {
     let head = &spec.head_names()[0];
+    let (rows, cols) = spec.weight_matrix();
+    let b = params.get(&format!("{head}.bias")).offset;
     Offsets {
         w: params.get(&format!("{head}.weight")).offset,
-        b: params.get(&format!("{head}.bias")).offset,
+        b,
+        w_len: rows * cols,
+        b_len: match spec.kind {
+            LayerKind::Linear => spec.out,
+            LayerKind::Conv2d(s) => s.out_ch,
+            LayerKind::ConvTranspose2d(s) => s.in_ch,
+        },
         bn: spec.batchnorm.as_ref().map(|bn| {
             (
                 params.get(&format!("{}.weight", bn.name)).offset,
@@ -40,7 +54,18 @@ pub fn mlp_forward(layers: &[LayerSpec], params: &ParamLayout, state_layout: &Pa
     for (l, spec) in layers.iter().enumerate() {
         let o = offsets(spec, params, state_layout);
         let input = if l == 0 { x } else { &fwd.out[l - 1] };
-        let (w, b) = (&values[o.w..o.w + spec.out * spec.inp], &values[o.b..o.b + spec.out]);
+        let (w, b) = (&values[o.w..o.w + o.w_len], &values[o.b..o.b + o.b_len]);
+        let conv = match spec.kind {
+            LayerKind::Linear => None,
+            LayerKind::Conv2d(s) => Some(conv2d_forward(input, w, Some(b), &s, rows, spec.act)),
+            LayerKind::ConvTranspose2d(s) => Some(conv_transpose2d_forward(input, w, Some(b), &s, rows, spec.act)),
+        };
+        if let Some(y) = conv {
+            fwd.pre.push(None);
+            fwd.out.push(y);
+            fwd.saved.push(None);
+            continue;
+        }
         match (o.bn, &spec.batchnorm) {
             (Some((g, be, st)), Some(bn)) => {
                 let pre = matmul_forward(input, w, Some(b), rows, spec.inp, spec.out, Activation::Identity);
@@ -77,11 +102,30 @@ pub fn mlp_backward(
         let o = offsets(spec, params, state_layout);
         let input = if l == 0 { x } else { &fwd.out[l - 1] };
         if let Some(g) = grads.as_deref_mut() {
-            let (dw, rest) = g[o.w..].split_at_mut(spec.out * spec.inp);
-            let db = &mut rest[o.b - o.w - spec.out * spec.inp..][..spec.out];
-            matmul_backward_weight(&dy, input, rows, spec.inp, spec.out, dw, Some(db), false);
+            let (dw, rest) = g[o.w..].split_at_mut(o.w_len);
+            let db = &mut rest[o.b - o.w - o.w_len..][..o.b_len];
+            match spec.kind {
+                LayerKind::Linear => matmul_backward_weight(&dy, input, rows, spec.inp, spec.out, dw, Some(db), false),
+                LayerKind::Conv2d(s) => conv2d_backward_weight(&dy, input, &s, rows, dw, Some(db)),
+                LayerKind::ConvTranspose2d(s) => conv_transpose2d_backward_weight(&dy, input, &s, rows, dw, Some(db)),
+            }
         }
-        let w = &values[o.w..o.w + spec.out * spec.inp];
+        let w = &values[o.w..o.w + o.w_len];
+        if let LayerKind::Conv2d(s) | LayerKind::ConvTranspose2d(s) = spec.kind {
+            let (prev, act) = match l {
+                0 => (input_act.map(|_| x), input_act.unwrap_or(Activation::Identity)),
+                _ => (Some(fwd.out[l - 1].as_slice()), layers[l - 1].act),
+            };
+            let dx = match spec.kind {
+                LayerKind::Conv2d(_) => conv2d_backward_input(&dy, w, prev, &s, rows, act),
+                _ => conv_transpose2d_backward_input(&dy, w, prev, &s, rows, act),
+            };
+            if l == 0 {
+                return dx;
+            }
+            dy = dx;
+            continue;
+        }
         if l == 0 {
             return match input_act {
                 Some(act) => matmul_backward_input(&dy, w, Some(x), rows, spec.inp, spec.out, act),

@@ -23,7 +23,7 @@ use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::classifier::ClassifierConfig;
 use crate::models::gan::GanConfig;
-use crate::models::vae::VaeConfig;
+use crate::models::vae::{VaeArch, VaeConfig};
 use crate::models::Parameters;
 use crate::nn::{submit_steps, AdamConfig, Step, StepBuffer};
 
@@ -37,6 +37,9 @@ pub use vae_run::VaeRun;
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     Vae,
+    /// The VAE with convolutional encoder and decoder.
+    #[serde(rename = "conv-vae")]
+    ConvVae,
     Gan,
     /// The digit classifier that `wgen eval` measures samples with.
     Classifier,
@@ -47,9 +50,15 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Vae => "vae",
+            ModelKind::ConvVae => "conv-vae",
             ModelKind::Gan => "gan",
             ModelKind::Classifier => "classifier",
         }
+    }
+
+    /// Trained by the VAE's loop.
+    pub fn is_vae(self) -> bool {
+        matches!(self, ModelKind::Vae | ModelKind::ConvVae)
     }
 }
 
@@ -94,7 +103,7 @@ impl TrainConfig {
     /// The defaults of `model`: the recipes (VAE: Adam 1e-3, batch 128; GAN: Adam 2e-4
     /// with betas (0.5, 0.999), batch 64).
     pub fn defaults(model: ModelKind) -> TrainConfig {
-        let vae = model == ModelKind::Vae;
+        let vae = model.is_vae();
         let gan = model == ModelKind::Gan;
         TrainConfig {
             model,
@@ -109,7 +118,7 @@ impl TrainConfig {
             classifier_path: None,
             steps_per_submit: 32,
             conditional: false,
-            vae: vae.then(VaeConfig::default),
+            vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
             gan: (model == ModelKind::Gan).then(GanConfig::default),
             classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
         }
@@ -140,7 +149,7 @@ pub enum ModelRun {
 impl ModelRun {
     pub fn new(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, test: &DeviceSplit) -> Result<ModelRun> {
         Ok(match cfg.model {
-            ModelKind::Vae => ModelRun::Vae(VaeRun::new(gpu, cfg, train, test)?),
+            ModelKind::Vae | ModelKind::ConvVae => ModelRun::Vae(VaeRun::new(gpu, cfg, train, test)?),
             ModelKind::Gan => ModelRun::Gan(GanRun::new(gpu, cfg, train)?),
             ModelKind::Classifier => ModelRun::Classifier(ClassifierRun::new(gpu, cfg, train, test)?),
         })
@@ -557,6 +566,6 @@ pub fn metadata(model: &str, config: &impl serde::Serialize) -> Result<HashMap<S
         ("model".to_string(), model.to_string()),
         ("config".to_string(), serde_json::to_string(config)?),
         ("wgen_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("layout".to_string(), "pytorch: Linear weight [out, in], bias [out]; BatchNorm1d weight, bias, running_mean, running_var".to_string()),
+        ("layout".to_string(), "pytorch: Linear weight [out, in], bias [out]; Conv2d weight [out, in, kh, kw]; ConvTranspose2d weight [in, out, kh, kw]; BatchNorm1d weight, bias, running_mean, running_var".to_string()),
     ]))
 }

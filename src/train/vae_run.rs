@@ -8,7 +8,7 @@ use super::{class_rows, grid_rows, GRID_COLS, metadata, round, save_grid, StepCo
 use crate::eval::EvalParts;
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
-use crate::models::vae::{Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
+use crate::models::vae::{sample_images, Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
 use crate::models::{ask_classes, cycling_classes, Parameters};
 use crate::nn::StepBuffer;
 use crate::reference::sigmoid;
@@ -99,9 +99,7 @@ impl Trainee for VaeRun {
     }
 
     fn samples(&self, gpu: &Gpu, n: usize) -> Result<Option<Vec<f32>>> {
-        let sampler = VaeSampler::new(gpu, &self.vae, n, &self.sample_step.uniform, self.seed)?;
-        sampler.program.run(gpu, "vae.eval-samples");
-        Ok(Some(sampler.decoder.output().read_rows(gpu, n, |v| sigmoid(f64::from(v)) as f32)?))
+        Ok(Some(sample_images(gpu, &self.vae, n, &self.sample_step, self.seed)?))
     }
 
     fn asked(&self, n: usize) -> Option<Vec<usize>> {
