@@ -1,5 +1,8 @@
-// Batch normalisation over the rows of a [rows, cols] batch, as torch.nn.BatchNorm1d in training
-// and evaluation modes, with the activation that follows it fused in.
+// Batch normalisation, as torch.nn.BatchNorm1d over the rows of a [batch, cols] batch, or
+// BatchNorm2d over the batch and pixels of NCHW images ([batch, cols·hw] rows, channel c at
+// columns c·hw..(c + 1)·hw), in training and evaluation modes, with the activation that follows
+// it fused in. `cols` are the channels, `rows` the values per channel (batch·hw); value r of
+// channel c is at at(r, c), which for hw = 1 is r·cols + c.
 //   batchnorm_forward_train  y = act(gamma * (x - mean) * invstd + beta) with batch statistics
 //                            (biased variance); saves mean and invstd for the backward pass and
 //                            updates the running statistics with the unbiased variance.
@@ -26,7 +29,7 @@ struct BatchNormParams {
     gamma_off: u32,
     beta_off: u32,
     state_off: u32,
-    _pad0: u32,
+    hw: u32,         // 1 for BatchNorm1d; pixels per channel for BatchNorm2d
     _pad1: u32,
     _pad2: u32,
 }
@@ -40,6 +43,10 @@ struct BatchNormParams {
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> grads: array<f32>;
 
+fn at(r: u32, c: u32) -> u32 {
+    return (r / p.hw * p.cols + c) * p.hw + r % p.hw;
+}
+
 @compute @workgroup_size(64)
 fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
                            @builtin(num_workgroups) nwg: vec3<u32>,
@@ -51,13 +58,13 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
     let n = f32(p.rows);
     var s = 0.0;
     for (var r = 0u; r < p.rows; r++) {
-        s += x[r * p.cols + col];
+        s += x[at(r, col)];
     }
     let mean = s / n;
     // A second pass for the variance: rows are few, and it avoids E[x²] - E[x]² cancellation.
     var q = 0.0;
     for (var r = 0u; r < p.rows; r++) {
-        let dev = x[r * p.cols + col] - mean;
+        let dev = x[at(r, col)] - mean;
         q += dev * dev;
     }
     let variance = q / n;
@@ -65,8 +72,8 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
     let gamma = weights[p.gamma_off + col];
     let beta = weights[p.beta_off + col];
     for (var r = 0u; r < p.rows; r++) {
-        let at = r * p.cols + col;
-        y[at] = activate(gamma * (x[at] - mean) * invstd + beta, p.act, p.slope);
+        let i = at(r, col);
+        y[i] = activate(gamma * (x[i] - mean) * invstd + beta, p.act, p.slope);
     }
     let base = p.state_off;
     state[base + col] = mean;
@@ -86,7 +93,7 @@ fn batchnorm_forward_eval(@builtin(workgroup_id) wid: vec3<u32>,
     if i >= p.rows * p.cols {
         return;
     }
-    let col = i % p.cols;
+    let col = (i / p.hw) % p.cols;
     let mean = state[p.state_off + 2u * p.cols + col];
     let variance = state[p.state_off + 3u * p.cols + col];
     let xhat = (x[i] - mean) * inverseSqrt(variance + p.eps);
@@ -108,18 +115,18 @@ fn batchnorm_backward(@builtin(workgroup_id) wid: vec3<u32>,
     var sum_g = 0.0;
     var sum_g_xhat = 0.0;
     for (var r = 0u; r < p.rows; r++) {
-        let at = r * p.cols + col;
-        let g = dy[at] * activate_grad_from_output(y[at], p.act, p.slope);
+        let i = at(r, col);
+        let g = dy[i] * activate_grad_from_output(y[i], p.act, p.slope);
         sum_g += g;
-        sum_g_xhat += g * (x[at] - mean) * invstd;
+        sum_g_xhat += g * (x[i] - mean) * invstd;
     }
     let gamma = weights[p.gamma_off + col];
     let k = gamma * invstd / n;
     for (var r = 0u; r < p.rows; r++) {
-        let at = r * p.cols + col;
-        let g = dy[at] * activate_grad_from_output(y[at], p.act, p.slope);
-        let xhat = (x[at] - mean) * invstd;
-        dx[at] = k * (n * g - sum_g - xhat * sum_g_xhat);
+        let i = at(r, col);
+        let g = dy[i] * activate_grad_from_output(y[i], p.act, p.slope);
+        let xhat = (x[i] - mean) * invstd;
+        dx[i] = k * (n * g - sum_g - xhat * sum_g_xhat);
     }
     grads[p.gamma_off + col] = sum_g_xhat;
     grads[p.beta_off + col] = sum_g;

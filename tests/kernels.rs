@@ -207,38 +207,44 @@ fn batchnorm_setup(rows: usize, cols: usize, seed: u64) -> (Vec<f64>, Vec<f64>, 
 
 #[test]
 fn batchnorm_matches_reference_in_train_eval_and_backward() {
+    // (batch, channels, pixels per channel): BatchNorm1d where hw = 1, BatchNorm2d over NCHW
+    // images otherwise (channels not multiples of 4, 7 and 49 pixels).
+    let cases = [(2, 1, 1), (7, 17, 1), (64, 100, 1), (65, 33, 1), (130, 20, 1), (3, 5, 7), (9, 3, 49)];
     let g = gpu();
-    for (i, &(rows, cols)) in [(2, 1), (7, 17), (64, 100), (65, 33), (130, 20)].iter().enumerate() {
-        let act = [Activation::LeakyRelu(0.2), Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Sigmoid][i];
+    for (i, &(batch, cols, hw)) in cases.iter().enumerate() {
+        let act = [Activation::LeakyRelu(0.2), Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Sigmoid][i % 5];
         let (eps, momentum) = (0.8, 0.1);
-        let (x, gamma, beta, state) = batchnorm_setup(rows, cols, 400 + i as u64);
+        let width = cols * hw;
+        let (x, gamma, beta, state) = batchnorm_setup(batch * hw, cols, 400 + i as u64);
         let weights: Vec<f64> = gamma.iter().chain(&beta).copied().collect();
-        let (tx, tw, ts) = (upload("x", &[rows, cols], &x), upload("weights", &[2 * cols], &weights), upload("state", &[4 * cols], &state));
-        let (ty, tdx) = (zeros("y", &[rows, cols]), zeros("dx", &[rows, cols]));
-        let dy = rounded(&uniform(500 + i as u64, rows * cols, -1.0, 1.0));
-        let tdy = upload("dy", &[rows, cols], &dy);
+        let (tx, tw, ts) = (upload("x", &[batch, width], &x), upload("weights", &[2 * cols], &weights), upload("state", &[4 * cols], &state));
+        let (ty, tdx) = (zeros("y", &[batch, width]), zeros("dx", &[batch, width]));
+        let dy = rounded(&uniform(500 + i as u64, batch * width, -1.0, 1.0));
+        let tdy = upload("dy", &[batch, width], &dy);
         let tgrads = zeros("grads", &[2 * cols]);
-        let bn = BatchnormTensors { weights: &tw.buffer, gamma_off: 0, beta_off: cols, state: &ts.buffer, state_off: 0, eps, momentum, act };
+        let bn = BatchnormTensors { weights: &tw.buffer, gamma_off: 0, beta_off: cols, state: &ts.buffer, state_off: 0, eps, momentum, act, hw };
         let fwd = nn::batchnorm_forward_train(g, "bn", &bn, tx.view(), ty.view());
         let bwd = nn::batchnorm_backward(g, "bn", &bn, tx.view(), ty.view(), tdy.view(), tdx.view(), &tgrads.buffer);
         g.run("bn", &[&fwd, &bwd]);
 
+        // The reference normalises columns: NCHW channels made columns, pixels made rows.
+        let (rows, cl, nchw) = (batch * hw, |v: &[f64]| cpu::transpose_blocks(v, batch, cols, hw), |v: &[f64]| cpu::transpose_blocks(v, batch, hw, cols));
         let (mut rm, mut rv) = (state[2 * cols..3 * cols].to_vec(), state[3 * cols..].to_vec());
-        let (y, saved) = cpu::batchnorm_forward_train(&x, &gamma, &beta, rows, cols, f64::from(eps), f64::from(momentum), act, &mut rm, &mut rv);
-        let what = format!("batchnorm {rows}x{cols} {act}");
-        assert_close(&format!("{what} y"), &read(&ty), &y, 1e-5, 1e-5);
+        let (y, saved) = cpu::batchnorm_forward_train(&cl(&x), &gamma, &beta, rows, cols, f64::from(eps), f64::from(momentum), act, &mut rm, &mut rv);
+        let what = format!("batchnorm {batch}x{cols}x{hw} {act}");
+        assert_close(&format!("{what} y"), &read(&ty), &nchw(&y), 1e-5, 1e-5);
         let want_state: Vec<f64> = saved.mean.iter().chain(&saved.invstd).chain(&rm).chain(&rv).copied().collect();
         assert_close(&format!("{what} state"), &read(&ts), &want_state, 1e-5, 1e-5);
         let y_gpu: Vec<f64> = read(&ty).iter().map(|&v| f64::from(v)).collect();
-        let (dx, dgamma, dbeta) = cpu::batchnorm_backward(&dy, &y_gpu, &x, &gamma, &saved, rows, cols, act);
-        assert_close(&format!("{what} dx"), &read(&tdx), &dx, 1e-4, 1e-4);
+        let (dx, dgamma, dbeta) = cpu::batchnorm_backward(&cl(&dy), &cl(&y_gpu), &cl(&x), &gamma, &saved, rows, cols, act);
+        assert_close(&format!("{what} dx"), &read(&tdx), &nchw(&dx), 1e-4, 1e-4);
         let dgb: Vec<f64> = dgamma.iter().chain(&dbeta).copied().collect();
         assert_close(&format!("{what} dgamma|dbeta"), &read(&tgrads), &dgb, 1e-4, 1e-4);
 
         let eval = nn::batchnorm_forward_eval(g, "bn", &bn, tx.view(), ty.view());
         g.run("bn", &[&eval]);
-        let want = cpu::batchnorm_forward_eval(&x, &gamma, &beta, rows, cols, f64::from(eps), act, &rm, &rv);
-        assert_close(&format!("{what} eval"), &read(&ty), &want, 1e-5, 1e-5);
+        let want = cpu::batchnorm_forward_eval(&cl(&x), &gamma, &beta, rows, cols, f64::from(eps), act, &rm, &rv);
+        assert_close(&format!("{what} eval"), &read(&ty), &nchw(&want), 1e-5, 1e-5);
     }
 }
 

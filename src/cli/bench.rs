@@ -12,7 +12,7 @@ use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl};
 use crate::nn::submit_steps;
 use crate::train::{ModelKind, ModelRun, TrainConfig};
 use crate::models::LAYER_SHAPES;
-use crate::nn::LayerOperands;
+use crate::nn::{ConvOperands, LayerOperands};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Seconds to time each training case for.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Only these models' training cases [default: all].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    models: Vec<ModelKind>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -41,10 +44,13 @@ enum BenchWhat {
     Train,
     /// Matmul GFLOP/s on the models' layer shapes.
     Kernels,
+    /// Conv layers' GFLOP/s (im2col/col2im and the matmul together) on the conv models' shapes.
+    Conv,
 }
 
 /// Training cases: each model at its default batch and at larger ones.
-const TRAIN_CASES: &[(ModelKind, usize)] = &[(ModelKind::Gan, 64), (ModelKind::Gan, 256), (ModelKind::Vae, 128), (ModelKind::Vae, 512)];
+const TRAIN_CASES: &[(ModelKind, usize)] =
+    &[(ModelKind::Gan, 64), (ModelKind::Gan, 256), (ModelKind::Vae, 128), (ModelKind::Vae, 512), (ModelKind::ConvVae, 128)];
 
 #[derive(serde::Serialize)]
 struct TrainCase {
@@ -72,9 +78,9 @@ fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let families: Vec<(MatmulImpl, Gpu)> = gpu.matmul_families().into_iter().map(|f| (f, gpu.with_matmul(f))).collect();
     if !args.json {
         println!("training steps on {} (built-in data, about {} s per case; * marks the matmul family wgen uses)", gpu.adapter_name(), args.seconds);
-        println!("{:<6} {:>6} {:<10} {:>7} {:>9} {:>9} {:>8} {:>11}", "model", "batch", "matmul", "steps", "steps/s", "img/s", "× tiled", "dispatches");
+        println!("{:<8} {:>6} {:<10} {:>7} {:>9} {:>9} {:>8} {:>11}", "model", "batch", "matmul", "steps", "steps/s", "img/s", "× tiled", "dispatches");
     }
-    for &(model, batch) in TRAIN_CASES {
+    for &(model, batch) in TRAIN_CASES.iter().filter(|(m, _)| args.models.is_empty() || args.models.contains(m)) {
         let mut cfg = TrainConfig::defaults(model);
         cfg.batch = batch;
         cfg.steps_per_submit = 16;
@@ -113,8 +119,8 @@ fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
             } else {
                 let name = format!("{}{}", format!("{family:?}").to_lowercase(), if case.default { "*" } else { "" });
                 println!(
-                    "{:<6} {:>6} {:<10} {:>7} {:>9.1} {:>9.0} {:>7.2}× {:>11}",
-                    format!("{model:?}").to_lowercase(), batch, name, done, case.steps_per_s, case.img_per_s, case.over_tiled, case.dispatches_per_step
+                    "{:<8} {:>6} {:<10} {:>7} {:>9.1} {:>9.0} {:>7.2}× {:>11}",
+                    model.name(), batch, name, done, case.steps_per_s, case.img_per_s, case.over_tiled, case.dispatches_per_step
                 );
             }
         }
@@ -146,13 +152,97 @@ struct Case {
 }
 
 pub fn run(gpu: &Gpu, args: &BenchArgs) -> Result<i32> {
-    if args.what != BenchWhat::Kernels {
+    if matches!(args.what, BenchWhat::All | BenchWhat::Train) {
         bench_train(gpu, args)?;
     }
-    if args.what != BenchWhat::Train {
+    if matches!(args.what, BenchWhat::All | BenchWhat::Kernels) {
         bench_kernels(gpu, args)?;
     }
+    if matches!(args.what, BenchWhat::All | BenchWhat::Conv) {
+        bench_conv(gpu, args)?;
+    }
     Ok(0)
+}
+
+#[derive(serde::Serialize)]
+struct ConvCase {
+    case: &'static str,
+    model: &'static str,
+    layer: String,
+    pass: &'static str,
+    batch: usize,
+    shape: String,
+    /// 2·batch·pixels·patch·out_ch / 1e6, the same for the three passes
+    mflop: f64,
+    /// The whole pass (data movement and matmul) with each matmul family; None where the
+    /// family falls back to another for every matmul of the pass.
+    tiled_gflops: f64,
+    vec4_gflops: Option<f64>,
+    subgroup_gflops: Option<f64>,
+    wgen_gflops: f64,
+    /// The share of wgen's time in the pass's matmul; the rest is im2col, col2im, transposes
+    /// and sums.
+    matmul_share: f64,
+    adapter: String,
+}
+
+/// Each conv layer's forward, dX and dW passes, timed whole with each matmul family, and the
+/// share of the time the matmul takes: what the lowering to matmuls costs.
+fn bench_conv(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
+    let batch = 128;
+    if !args.json {
+        println!("conv layers on {} (batch {batch}, {} reps per case; whole passes: im2col/col2im/transposes + the matmul)", gpu.adapter_name(), args.reps);
+        println!(
+            "{:<8} {:<16} {:<7} {:<28} {:>7} {:>7} {:>7} {:>7} {:>7} {:>12}",
+            "model", "layer", "pass", "shape", "MFLOP", "tiled", "vec4", "subgrp", "wgen", "matmul share"
+        );
+    }
+    let families = [MatmulImpl::Tiled, MatmulImpl::Vec4, MatmulImpl::Subgroup].map(|f| gpu.with_matmul(f));
+    let used = families.iter().position(|f| f.matmul == gpu.matmul).unwrap_or(0);
+    for (model, spec) in crate::models::conv_layers() {
+        let shape = spec.conv_shape().expect("conv layers");
+        let transposed = matches!(spec.kind, crate::models::mlp::LayerKind::ConvTranspose2d(_));
+        let operands = ConvOperands::new(gpu, &spec.name, shape, transposed, batch)?;
+        let flops = operands.flops() as f64;
+        let passes = families.each_ref().map(|f| operands.passes(f));
+        for (i, pass) in ["forward", "dX", "dW"].into_iter().enumerate() {
+            let rate = |launches: &[Launch]| flops / time_launches(gpu, &launches.iter().collect::<Vec<_>>(), args.reps as usize).0.as_secs_f64() * 1e-9;
+            let kernels = |f: usize| passes[f][i].iter().map(|l| l.kernel).collect::<Vec<_>>();
+            let tiled = rate(&passes[0][i]);
+            let vec4 = (kernels(1) != kernels(0)).then(|| rate(&passes[1][i]));
+            let subgroup = (kernels(2) != kernels(1) && kernels(2) != kernels(0)).then(|| rate(&passes[2][i]));
+            let rates = [Some(tiled), vec4, subgroup];
+            let wgen = (0..=used).rev().find_map(|f| rates[f]).unwrap_or(tiled);
+            let matmul: Vec<&Launch> = passes[used][i].iter().filter(|l| format!("{:?}", l.kernel).starts_with("Matmul")).collect();
+            let matmul_rate = flops / time_launches(gpu, &matmul, args.reps as usize).0.as_secs_f64() * 1e-9;
+            let case = ConvCase {
+                case: "conv",
+                model,
+                layer: spec.name.clone(),
+                pass,
+                batch,
+                shape: format!("{}{shape}", if transposed { "T " } else { "" }),
+                mflop: flops / 1e6,
+                tiled_gflops: tiled,
+                vec4_gflops: vec4,
+                subgroup_gflops: subgroup,
+                wgen_gflops: wgen,
+                matmul_share: (wgen / matmul_rate).min(1.0),
+                adapter: gpu.adapter_name(),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&case)?);
+            } else {
+                let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+                println!(
+                    "{:<8} {:<16} {:<7} {:<28} {:>7.1} {:>7.2} {:>7} {:>7} {:>7.2} {:>11.0}%",
+                    case.model, case.layer, case.pass, case.shape, case.mflop, case.tiled_gflops, opt(case.vec4_gflops),
+                    opt(case.subgroup_gflops), case.wgen_gflops, 100.0 * case.matmul_share
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The performance issue's lavapipe goal for every layer shape and layout.

@@ -86,6 +86,20 @@ impl LayerSpec {
         }
     }
 
+    /// The output's channels: a batch norm's width (Linear: every output; conv: out_ch).
+    pub fn channels(&self) -> usize {
+        self.out / self.pixels()
+    }
+
+    /// Output pixels per channel: 1 for Linear.
+    pub fn pixels(&self) -> usize {
+        match self.kind {
+            LayerKind::Linear => 1,
+            LayerKind::Conv2d(s) => s.pixels(),
+            LayerKind::ConvTranspose2d(s) => s.in_h * s.in_w,
+        }
+    }
+
     /// PyTorch's fan-in for its default initialisation: a Linear layer's real inputs, a
     /// conv's `weight.size(1)·k·k` (for ConvTranspose2d that is its output channels).
     pub fn fan_in(&self) -> usize {
@@ -249,7 +263,7 @@ impl Mlp {
             .map(|layer| {
                 let heads = layer.head_names();
                 let (weight_shape, bias_shape) = layer.param_shapes();
-                assert!(layer.conv_shape().is_none() || (heads.len() == 1 && layer.batchnorm.is_none()), "{}: a conv layer has one head, no batch norm", layer.name);
+                assert!(layer.conv_shape().is_none() || heads.len() == 1, "{}: a conv layer has one head", layer.name);
                 let mut block: Vec<(String, Vec<usize>)> = heads.iter().map(|h| (format!("{h}.weight"), weight_shape.clone())).collect();
                 block.extend(heads.iter().map(|h| (format!("{h}.bias"), bias_shape.clone())));
                 let weight = params.push_block(&block);
@@ -259,11 +273,11 @@ impl Mlp {
                     }
                 }
                 let batchnorm = layer.batchnorm.as_ref().map(|bn| {
-                    let n = vec![layer.out];
+                    let n = vec![layer.channels()];
                     let gamma = params.push_block(&[(format!("{}.weight", bn.name), n.clone()), (format!("{}.bias", bn.name), n.clone())]);
                     let stats = ["saved_mean", "saved_invstd", "running_mean", "running_var"].map(|s| (format!("{}.{s}", bn.name), n.clone()));
                     let state_off = state.push_block(&stats);
-                    (gamma, gamma + layer.out, state_off)
+                    (gamma, gamma + layer.channels(), state_off)
                 });
                 let (rows, cols) = layer.weight_matrix();
                 LayerOffsets { weight, bias: weight + rows * cols, batchnorm }
@@ -296,6 +310,7 @@ impl Mlp {
             eps: bn.eps,
             momentum: bn.momentum,
             act: spec.act,
+            hw: spec.pixels(),
         })
     }
 
@@ -345,17 +360,24 @@ impl Mlp {
             let x = fwd.layer_input(l).view();
             let w = self.weight(params, l);
             let bias = Some(self.offsets[l].bias);
-            let y = fwd.out[l].view();
-            match (spec.kind, &fwd.conv[l]) {
-                (LayerKind::Conv2d(s), Some(c)) => {
-                    launches.extend(nn::conv2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, spec.act));
-                    continue;
+            if let (Some(s), Some(c)) = (spec.conv_shape(), &fwd.conv[l]) {
+                // Batch-normalised, the conv writes the pre-activation and the batch norm applies
+                // the activation.
+                let (y, act) = match &fwd.pre[l] {
+                    Some(pre) => (pre.view(), Activation::Identity),
+                    None => (fwd.out[l].view(), spec.act),
+                };
+                launches.extend(match spec.kind {
+                    LayerKind::Conv2d(_) => nn::conv2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, act),
+                    _ => nn::conv_transpose2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, act),
+                });
+                if let (Some(bn), Some(pre), Some(bn_spec)) = (self.batchnorm(params, l), &fwd.pre[l], &spec.batchnorm) {
+                    launches.push(match mode {
+                        BatchnormMode::Train => nn::batchnorm_forward_train(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
+                        BatchnormMode::Eval => nn::batchnorm_forward_eval(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
+                    });
                 }
-                (LayerKind::ConvTranspose2d(s), Some(c)) => {
-                    launches.extend(nn::conv_transpose2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, spec.act));
-                    continue;
-                }
-                _ => {}
+                continue;
             }
             match (self.batchnorm(params, l), &fwd.pre[l]) {
                 (Some(bn), Some(pre)) => {
@@ -392,15 +414,27 @@ impl Mlp {
                 let (w_rows, w_cols) = spec.weight_matrix();
                 let prev_out = (l > 0).then(|| window(&fwd.out[l - 1]));
                 let dw = weights.then(|| (View::new(&params.grads.buffer, self.offsets[l].weight, w_rows, w_cols), Some(self.offsets[l].bias)));
+                // Into a batch-normalised previous layer, dx is the gradient at its output and its
+                // batch norm's backward follows.
+                let mut bn_backward = None;
                 let dx = match l {
                     0 => {
                         assert!(input_grads.is_empty(), "{}: no input gradient through a first conv layer", spec.name);
                         None
                     }
                     _ => {
-                        assert!(self.layers[l - 1].batchnorm.is_none(), "{}: a conv layer after a batch norm", spec.name);
+                        let p = l - 1;
                         let prev_out = prev_out.as_ref().expect("a previous layer");
-                        Some((bwd.d_pre[l - 1].view(), Some((prev_out.view(), self.layers[l - 1].act))))
+                        match (self.batchnorm(params, p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
+                            (Some(bn), Some(d_out), Some(pre), Some(bn_spec)) => {
+                                assert_eq!((start, rows), (0, fwd.rows), "batch norm backpropagates whole batches");
+                                bn_backward = Some(nn::batchnorm_backward(
+                                    gpu, &bn_spec.name, &bn, pre.view(), prev_out.view(), d_out.view(), bwd.d_pre[p].view(), &params.grads.buffer,
+                                ));
+                                Some((d_out.view(), None))
+                            }
+                            _ => Some((bwd.d_pre[p].view(), Some((prev_out.view(), self.layers[p].act)))),
+                        }
                     }
                 };
                 let (pixels, w) = (s.pixels(), self.weight(params, l));
@@ -414,6 +448,7 @@ impl Mlp {
                         nn::conv_transpose2d_backward(gpu, &spec.name, &s, dy, w, x_cl, &scratch.scratch(), dw, dx)
                     }
                 });
+                launches.extend(bn_backward);
                 continue;
             }
             if weights {

@@ -38,3 +38,9 @@ pub const LAYER_SHAPES: &[(&str, &str, usize, usize)] = &[
     ("vae", "decoder.fc2", 128, 256),
     ("vae", "decoder.out", 256, 784),
 ];
+
+/// (model, layer) of every conv layer of the conv models, for `wgen bench conv`.
+pub fn conv_layers() -> Vec<(&'static str, mlp::LayerSpec)> {
+    let (enc, dec) = vae::layers(&vae::VaeConfig { arch: vae::VaeArch::Conv, ..vae::VaeConfig::default() });
+    enc.into_iter().chain(dec).filter(|l| l.conv_shape().is_some()).map(|l| ("conv-vae", l)).collect()
+}

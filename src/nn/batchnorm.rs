@@ -16,7 +16,8 @@ pub struct BatchnormParams {
     pub gamma_off: u32,
     pub beta_off: u32,
     pub state_off: u32,
-    pub _pad: [u32; 3],
+    pub hw: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Where one batch-norm layer's tensors live.
@@ -32,13 +33,17 @@ pub struct BatchnormTensors<'a> {
     pub eps: f32,
     pub momentum: f32,
     pub act: Activation,
+    /// 1 for BatchNorm1d; the pixels of each channel for BatchNorm2d, whose rows are NCHW
+    /// images of `cols / hw` channels.
+    pub hw: usize,
 }
 
 impl BatchnormTensors<'_> {
     fn params(&self, x: View<'_>) -> BatchnormParams {
+        assert_eq!(x.cols % self.hw, 0, "whole channels of {} pixels", self.hw);
         BatchnormParams {
-            rows: u32_of(x.rows),
-            cols: u32_of(x.cols),
+            rows: u32_of(x.rows * self.hw),
+            cols: u32_of(x.cols / self.hw),
             act: self.act.id(),
             slope: self.act.slope(),
             eps: self.eps,
@@ -46,13 +51,17 @@ impl BatchnormTensors<'_> {
             gamma_off: u32_of(self.gamma_off),
             beta_off: u32_of(self.beta_off),
             state_off: u32_of(self.state_off),
-            _pad: [0; 3],
+            hw: u32_of(self.hw),
+            _pad: [0; 2],
         }
     }
 }
 
 fn shape(x: View<'_>, bn: &BatchnormTensors<'_>) -> String {
-    format!("{}x{} {}", x.rows, x.cols, bn.act)
+    match bn.hw {
+        1 => format!("{}x{} {}", x.rows, x.cols, bn.act),
+        hw => format!("{}x{}x{hw} {}", x.rows, x.cols / hw, bn.act),
+    }
 }
 
 fn column_grid(gpu: &Gpu, cols: usize) -> [u32; 3] {
@@ -76,8 +85,8 @@ pub fn batchnorm_forward_train(gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>
     ];
     // Per element: mean 1, variance 3, normalise and scale 4 FLOPs; x read, y written, and per
     // column gamma, beta read, four statistics written.
-    let (n, c) = ((x.rows * x.cols) as u64, x.cols as u64);
-    Launch::new(gpu, Kernel::BatchnormForwardTrain, label, &bn.params(x), &bindings, column_grid(gpu, x.cols))
+    let (n, c) = ((x.rows * x.cols) as u64, (x.cols / bn.hw) as u64);
+    Launch::new(gpu, Kernel::BatchnormForwardTrain, label, &bn.params(x), &bindings, column_grid(gpu, x.cols / bn.hw))
         .with_cost(8 * n, 4 * (2 * n + 6 * c), shape(x, bn))
 }
 
@@ -92,7 +101,7 @@ pub fn batchnorm_forward_eval(gpu: &Gpu, label: &str, bn: &BatchnormTensors<'_>,
     ];
     // Per element 5 FLOPs (subtract, rsqrt, scale, shift); x read, y written, four per-column
     // values read.
-    let (n, c) = ((x.rows * x.cols) as u64, x.cols as u64);
+    let (n, c) = ((x.rows * x.cols) as u64, (x.cols / bn.hw) as u64);
     Launch::new(gpu, Kernel::BatchnormForwardEval, label, &bn.params(x), &bindings, grid_for(gpu, x.rows * x.cols, 256))
         .with_cost(5 * n, 4 * (2 * n + 4 * c), shape(x, bn))
 }
@@ -114,7 +123,7 @@ pub fn batchnorm_backward(
     ];
     // Per element 14 FLOPs (the incoming gradient 2, two sums 4, xhat 2, dx 6); dy, y, x read
     // and dx written, and per column gamma and two statistics read, dgamma and dbeta written.
-    let (n, c) = ((x.rows * x.cols) as u64, x.cols as u64);
-    Launch::new(gpu, Kernel::BatchnormBackward, label, &bn.params(x), &bindings, column_grid(gpu, x.cols))
+    let (n, c) = ((x.rows * x.cols) as u64, (x.cols / bn.hw) as u64);
+    Launch::new(gpu, Kernel::BatchnormBackward, label, &bn.params(x), &bindings, column_grid(gpu, x.cols / bn.hw))
         .with_cost(14 * n, 4 * (4 * n + 5 * c), shape(x, bn))
 }

@@ -652,3 +652,79 @@ pub fn conv_transpose2d_backward(
     }
     launches
 }
+
+/// One conv layer's operands at a batch size, filled with a fixed pattern: what `wgen bench
+/// conv` times its forward, dX and dW passes on.
+pub struct ConvOperands {
+    label: String,
+    shape: ConvShape,
+    transposed: bool,
+    /// [batch, the layer's input], [batch, its output]: NCHW rows
+    x: crate::gpu::Tensor,
+    y: crate::gpu::Tensor,
+    dy: crate::gpu::Tensor,
+    dx: crate::gpu::Tensor,
+    /// [out_ch·patch] weights, then the bias; the same for their gradients
+    weights: crate::gpu::Tensor,
+    grads: crate::gpu::Tensor,
+    /// The forward's and the backward's scratch: cols [batch·pixels, patch], channels-last
+    /// [batch·pixels, out_ch]
+    scratch: [crate::gpu::Tensor; 4],
+}
+
+impl ConvOperands {
+    /// A Conv2d of `shape`, or with `transposed` the ConvTranspose2d that `shape` describes.
+    pub fn new(gpu: &Gpu, layer: &str, shape: ConvShape, transposed: bool, batch: usize) -> Result<ConvOperands, crate::gpu::GpuError> {
+        let fill = |name: &str, shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5).collect();
+            crate::gpu::Tensor::from_slice(gpu, &format!("bench.{layer}.{name}"), shape, &values)
+        };
+        let (inp, out) = if transposed { (shape.out_len(), shape.in_len()) } else { (shape.in_len(), shape.out_len()) };
+        let params = shape.out_ch * shape.patch() + shape.in_ch.max(shape.out_ch);
+        let rows = batch * shape.pixels();
+        Ok(ConvOperands {
+            label: format!("bench.{layer}"),
+            shape,
+            transposed,
+            x: fill("x", &[batch, inp])?,
+            y: fill("y", &[batch, out])?,
+            dy: fill("dy", &[batch, out])?,
+            dx: fill("dx", &[batch, inp])?,
+            weights: fill("weights", &[params])?,
+            grads: fill("grads", &[params])?,
+            scratch: [fill("cols", &[rows, shape.patch()])?, fill("cl", &[rows, shape.out_ch])?, fill("d_cols", &[rows, shape.patch()])?, fill("d_cl", &[rows, shape.out_ch])?],
+        })
+    }
+
+    /// Multiply-adds ×2 of each pass.
+    pub fn flops(&self) -> u64 {
+        self.shape.flops(self.x.shape[0])
+    }
+
+    /// The forward, dX and dW passes as training runs them (with ReLU before and after), on
+    /// `gpu`'s matmul family. The backward passes each transpose or gather dy themselves; in
+    /// training dX and dW share that dispatch.
+    pub fn passes(&self, gpu: &Gpu) -> [Vec<Launch>; 3] {
+        let (s, label, relu) = (&self.shape, &self.label, Activation::Relu);
+        let w = View::new(&self.weights.buffer, 0, s.out_ch, s.patch());
+        let dw = View::new(&self.grads.buffer, 0, s.out_ch, s.patch());
+        let bias = Some(s.out_ch * s.patch());
+        let fwd = ConvScratch { cols: self.scratch[0].view(), channels_last: self.scratch[1].view() };
+        let bwd = ConvScratch { cols: self.scratch[2].view(), channels_last: self.scratch[3].view() };
+        let dx = Some((self.dx.view(), Some((self.x.view(), relu))));
+        if self.transposed {
+            [
+                conv_transpose2d_forward(gpu, label, s, self.x.view(), w, bias, &fwd, self.y.view(), relu),
+                conv_transpose2d_backward(gpu, label, s, self.dy.view(), w, fwd.channels_last, &bwd, None, dx),
+                conv_transpose2d_backward(gpu, label, s, self.dy.view(), w, fwd.channels_last, &bwd, Some((dw, bias)), None),
+            ]
+        } else {
+            [
+                conv2d_forward(gpu, label, s, self.x.view(), w, bias, &fwd, self.y.view(), relu),
+                conv2d_backward(gpu, label, s, self.dy.view(), w, fwd.cols, &bwd, None, dx),
+                conv2d_backward(gpu, label, s, self.dy.view(), w, fwd.cols, &bwd, Some((dw, bias)), None),
+            ]
+        }
+    }
+}

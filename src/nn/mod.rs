@@ -18,7 +18,7 @@ pub use adam::{adam, AdamConfig, AdamParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchnormParams, BatchnormTensors};
 pub use conv::{
     channel_sum, col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col, transpose_blocks, Col2imEpilogue,
-    ConvParams, ConvScratch, ConvShape,
+    ConvOperands, ConvParams, ConvScratch, ConvShape,
 };
 pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
 pub use embedding::{copy_columns, embedding_add, embedding_backward, embedding_forward, EmbedParams, LabelVectors};

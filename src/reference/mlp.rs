@@ -3,7 +3,7 @@
 
 use super::{
     batchnorm_backward, batchnorm_forward_train, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv_transpose2d_backward_input,
-    conv_transpose2d_backward_weight, conv_transpose2d_forward, matmul_backward_input, matmul_backward_weight, matmul_forward, BatchnormSaved,
+    conv_transpose2d_backward_weight, conv_transpose2d_forward, matmul_backward_input, matmul_backward_weight, matmul_forward, transpose_blocks, BatchnormSaved,
 };
 use crate::models::mlp::{LayerKind, LayerSpec};
 use crate::models::ParamLayout;
@@ -48,6 +48,34 @@ pub struct MlpForward {
     saved: Vec<Option<BatchnormSaved>>,
 }
 
+/// A layer's product, its activation applied.
+fn layer_forward(spec: &LayerSpec, input: &[f64], w: &[f64], b: &[f64], rows: usize, act: Activation) -> Vec<f64> {
+    match spec.kind {
+        LayerKind::Linear => matmul_forward(input, w, Some(b), rows, spec.inp, spec.out, act),
+        LayerKind::Conv2d(s) => conv2d_forward(input, w, Some(b), &s, rows, act),
+        LayerKind::ConvTranspose2d(s) => conv_transpose2d_forward(input, w, Some(b), &s, rows, act),
+    }
+}
+
+/// The gradient at a layer's input from `dy` at its output, times act'(prev) when given.
+fn layer_backward_input(spec: &LayerSpec, dy: &[f64], w: &[f64], prev: Option<&[f64]>, rows: usize, act: Activation) -> Vec<f64> {
+    match spec.kind {
+        LayerKind::Linear => matmul_backward_input(dy, w, prev, rows, spec.inp, spec.out, act),
+        LayerKind::Conv2d(s) => conv2d_backward_input(dy, w, prev, &s, rows, act),
+        LayerKind::ConvTranspose2d(s) => conv_transpose2d_backward_input(dy, w, prev, &s, rows, act),
+    }
+}
+
+/// [rows, channels·hw] NCHW ↔ [rows·hw, channels]: batch norm's columns are channels, so
+/// BatchNorm2d is BatchNorm1d over the pixels made rows (for hw = 1 nothing moves).
+fn channels_last(v: &[f64], rows: usize, channels: usize, hw: usize) -> Vec<f64> {
+    transpose_blocks(v, rows, channels, hw)
+}
+
+fn channels_first(v: &[f64], rows: usize, channels: usize, hw: usize) -> Vec<f64> {
+    transpose_blocks(v, rows, hw, channels)
+}
+
 /// Forward in training mode; batch-norm running statistics in `state` are updated.
 pub fn mlp_forward(layers: &[LayerSpec], params: &ParamLayout, state_layout: &ParamLayout, values: &[f64], state: &mut [f64], x: &[f64], rows: usize) -> MlpForward {
     let mut fwd = MlpForward { pre: Vec::new(), out: Vec::new(), saved: Vec::new() };
@@ -55,32 +83,22 @@ pub fn mlp_forward(layers: &[LayerSpec], params: &ParamLayout, state_layout: &Pa
         let o = offsets(spec, params, state_layout);
         let input = if l == 0 { x } else { &fwd.out[l - 1] };
         let (w, b) = (&values[o.w..o.w + o.w_len], &values[o.b..o.b + o.b_len]);
-        let conv = match spec.kind {
-            LayerKind::Linear => None,
-            LayerKind::Conv2d(s) => Some(conv2d_forward(input, w, Some(b), &s, rows, spec.act)),
-            LayerKind::ConvTranspose2d(s) => Some(conv_transpose2d_forward(input, w, Some(b), &s, rows, spec.act)),
-        };
-        if let Some(y) = conv {
-            fwd.pre.push(None);
-            fwd.out.push(y);
-            fwd.saved.push(None);
-            continue;
-        }
         match (o.bn, &spec.batchnorm) {
             (Some((g, be, st)), Some(bn)) => {
-                let pre = matmul_forward(input, w, Some(b), rows, spec.inp, spec.out, Activation::Identity);
-                let n = spec.out;
+                let pre = layer_forward(spec, input, w, b, rows, Activation::Identity);
+                let (n, hw) = (spec.channels(), spec.pixels());
                 let (rm, rv) = state[st + 2 * n..st + 4 * n].split_at_mut(n);
                 let (y, saved) = batchnorm_forward_train(
-                    &pre, &values[g..g + n], &values[be..be + n], rows, n, f64::from(bn.eps), f64::from(bn.momentum), spec.act, rm, rv,
+                    &channels_last(&pre, rows, n, hw), &values[g..g + n], &values[be..be + n], rows * hw, n, f64::from(bn.eps), f64::from(bn.momentum),
+                    spec.act, rm, rv,
                 );
                 fwd.pre.push(Some(pre));
-                fwd.out.push(y);
+                fwd.out.push(channels_first(&y, rows, n, hw));
                 fwd.saved.push(Some(saved));
             }
             _ => {
                 fwd.pre.push(None);
-                fwd.out.push(matmul_forward(input, w, Some(b), rows, spec.inp, spec.out, spec.act));
+                fwd.out.push(layer_forward(spec, input, w, b, rows, spec.act));
                 fwd.saved.push(None);
             }
         }
@@ -111,41 +129,25 @@ pub fn mlp_backward(
             }
         }
         let w = &values[o.w..o.w + o.w_len];
-        if let LayerKind::Conv2d(s) | LayerKind::ConvTranspose2d(s) = spec.kind {
-            let (prev, act) = match l {
-                0 => (input_act.map(|_| x), input_act.unwrap_or(Activation::Identity)),
-                _ => (Some(fwd.out[l - 1].as_slice()), layers[l - 1].act),
-            };
-            let dx = match spec.kind {
-                LayerKind::Conv2d(_) => conv2d_backward_input(&dy, w, prev, &s, rows, act),
-                _ => conv_transpose2d_backward_input(&dy, w, prev, &s, rows, act),
-            };
-            if l == 0 {
-                return dx;
-            }
-            dy = dx;
-            continue;
-        }
         if l == 0 {
-            return match input_act {
-                Some(act) => matmul_backward_input(&dy, w, Some(x), rows, spec.inp, spec.out, act),
-                None => matmul_backward_input(&dy, w, None, rows, spec.inp, spec.out, Activation::Identity),
-            };
+            return layer_backward_input(spec, &dy, w, input_act.map(|_| x), rows, input_act.unwrap_or(Activation::Identity));
         }
         let p = &layers[l - 1];
         let po = offsets(p, params, state_layout);
         dy = match (po.bn, &fwd.saved[l - 1], &fwd.pre[l - 1]) {
             (Some((gamma, beta, _)), Some(saved), Some(pre)) => {
-                let d_out = matmul_backward_input(&dy, w, None, rows, spec.inp, spec.out, Activation::Identity);
-                let n = p.out;
-                let (dx, dgamma, dbeta) = batchnorm_backward(&d_out, &fwd.out[l - 1], pre, &values[gamma..gamma + n], saved, rows, n, p.act);
+                let d_out = layer_backward_input(spec, &dy, w, None, rows, Activation::Identity);
+                let (n, hw) = (p.channels(), p.pixels());
+                let cl = |v: &[f64]| channels_last(v, rows, n, hw);
+                let (dx, dgamma, dbeta) =
+                    batchnorm_backward(&cl(&d_out), &cl(&fwd.out[l - 1]), &cl(pre), &values[gamma..gamma + n], saved, rows * hw, n, p.act);
                 if let Some(g) = grads.as_deref_mut() {
                     g[gamma..gamma + n].copy_from_slice(&dgamma);
                     g[beta..beta + n].copy_from_slice(&dbeta);
                 }
-                dx
+                channels_first(&dx, rows, n, hw)
             }
-            _ => matmul_backward_input(&dy, w, Some(&fwd.out[l - 1]), rows, spec.inp, spec.out, p.act),
+            _ => layer_backward_input(spec, &dy, w, Some(&fwd.out[l - 1]), rows, p.act),
         };
     }
     unreachable!("the loop returns at layer 0")

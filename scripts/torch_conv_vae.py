@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The conv VAE of `wgen train conv-vae` in PyTorch: the yardstick for its figures, and a check
+that torch.nn loads wgen's model.safetensors as it is.
+
+  train  trains it on the four MNIST-format files in --data (default: the embedded digits) with
+         wgen's recipe (Adam 1e-3, batch 128, BCE summed over pixels + KL, test -ELBO per epoch)
+         and prints one JSON line per epoch, img/s included.
+  check  loads a wgen conv-vae model.safetensors into torch.nn modules (strict names and shapes)
+         and compares torch's reconstructions (z = mu) of the first test images with the ones
+         `wgen sample MODEL --recon --raw FILE --n N --cols C` wrote.
+
+Needs torch, numpy and safetensors (pip); never a dependency of wgen itself.
+"""
+import argparse
+import gzip
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMBEDDED = os.path.join(HERE, "..", "assets", "mnist-10k")
+
+
+class Encoder(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 4, 2, 1)
+        self.conv2 = nn.Conv2d(32, 64, 4, 2, 1)
+        self.fc = nn.Linear(64 * 7 * 7, 256)
+        self.mu = nn.Linear(256, latent)
+        self.logvar = nn.Linear(256, latent)
+
+    def forward(self, x):
+        h = F.relu(self.conv2(F.relu(self.conv1(x.view(-1, 1, 28, 28)))))
+        h = F.relu(self.fc(h.flatten(1)))
+        return self.mu(h), self.logvar(h)
+
+
+class Decoder(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.fc1 = nn.Linear(latent, 256)
+        self.fc2 = nn.Linear(256, 64 * 7 * 7)
+        self.deconv1 = nn.ConvTranspose2d(64, 32, 4, 2, 1)
+        self.deconv2 = nn.ConvTranspose2d(32, 1, 4, 2, 1)
+
+    def forward(self, z):
+        h = F.relu(self.fc2(F.relu(self.fc1(z)))).view(-1, 64, 7, 7)
+        return self.deconv2(F.relu(self.deconv1(h))).flatten(1)
+
+
+class ConvVae(nn.Module):
+    def __init__(self, latent=32):
+        super().__init__()
+        self.encoder = Encoder(latent)
+        self.decoder = Decoder(latent)
+
+    def loss(self, x, eps):
+        """Mean over the batch of (BCE summed over pixels, KL)."""
+        mu, logvar = self.encoder(x)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        recon = F.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="none").sum(1)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+        return recon.mean(), kl.mean()
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def images(folder, split):
+    name = "train-images-idx3-ubyte.gz" if split == "train" else "t10k-images-idx3-ubyte.gz"
+    return torch.from_numpy(idx(os.path.join(folder, name)).reshape(-1, 784).astype(np.float32) / 255.0)
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    x_train, x_test = images(args.data, "train"), images(args.data, "test")
+    model = ConvVae()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = torch.randperm(len(x_train))
+        start, total, steps = time.perf_counter(), 0.0, 0
+        for i in range(0, len(order) - args.batch + 1, args.batch):
+            x = x_train[order[i:i + args.batch]]
+            recon, kl = model.loss(x, torch.randn(len(x), 32))
+            opt.zero_grad()
+            (recon + kl).backward()
+            opt.step()
+            total, steps = total + float(recon + kl), steps + 1
+        seconds = time.perf_counter() - start
+        model.eval()
+        with torch.no_grad():
+            parts = [model.loss(x_test[i:i + 500], torch.randn(len(x_test[i:i + 500]), 32)) for i in range(0, len(x_test), 500)]
+            weights = [min(500, len(x_test) - i) for i in range(0, len(x_test), 500)]
+            recon = sum(float(r) * w for (r, _), w in zip(parts, weights)) / len(x_test)
+            kl = sum(float(k) * w for (_, k), w in zip(parts, weights)) / len(x_test)
+        print(json.dumps({"epoch": epoch, "train_loss": round(total / steps, 3), "test_neg_elbo": round(recon + kl, 3), "test_recon": round(recon, 3),
+                          "test_kl": round(kl, 3), "img_per_s": round(steps * args.batch / seconds, 1), "threads": args.threads}), flush=True)
+
+
+def check(args):
+    from safetensors.torch import load_file
+
+    model = ConvVae()
+    model.load_state_dict(load_file(args.model), strict=True)
+    n, cols = args.n, args.cols
+    raw = np.fromfile(args.recon, dtype="<f4").reshape(-1, 784)
+    # wgen interleaves rows of `cols` originals with their `cols` reconstructions.
+    blocks = raw.reshape(-1, 2, cols, 784)
+    originals, recons = blocks[:, 0].reshape(-1, 784)[:n], blocks[:, 1].reshape(-1, 784)[:n]
+    x = images(args.data, "test")[:n]
+    with torch.no_grad():
+        mu, _ = model.encoder(x)
+        want = torch.sigmoid(model.decoder(mu)).numpy()
+    print(json.dumps({"images": n, "max_abs_diff_inputs": float(np.abs(originals - x.numpy()).max()),
+                      "max_abs_diff_reconstructions": float(np.abs(recons - want).max())}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", default=EMBEDDED)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    c = sub.add_parser("check")
+    c.add_argument("model")
+    c.add_argument("--recon", required=True, help="the --raw file of `wgen sample MODEL --recon`")
+    c.add_argument("--n", type=int, default=32)
+    c.add_argument("--cols", type=int, default=8)
+    c.add_argument("--data", default=EMBEDDED)
+    args = p.parse_args()
+    train(args) if args.cmd == "train" else check(args)
+
+
+if __name__ == "__main__":
+    main()
