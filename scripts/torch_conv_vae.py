@@ -98,7 +98,7 @@ def train(args):
             opt.zero_grad()
             (recon + kl).backward()
             opt.step()
-            total, steps = total + float(recon + kl), steps + 1
+            total, steps = total + (recon + kl).item(), steps + 1
         seconds = time.perf_counter() - start
         model.eval()
         with torch.no_grad():

@@ -332,6 +332,7 @@ pub fn col2im(
 /// dst [batch, b, a] = src [batch, a, b] transposed block by block (NCHW ↔ channels-last:
 /// a = channels, b = pixels, or the other way round); with `grad`, times act'(prev) where prev
 /// is laid out as dst.
+#[allow(clippy::too_many_arguments)]
 pub fn transpose_blocks(
     gpu: &Gpu,
     label: &str,
