@@ -112,8 +112,9 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     small_mnist(&dir.join("data"), 160, 64);
     let data = dir.join("data");
     let common = ["--epochs", "3", "--batch", "32", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
-    // The conditional GAN also draws labels every step: they must resume where they left off.
-    for (model, extra) in [("gan", None), ("vae", None), ("gan", Some("--conditional"))] {
+    // The conditional GAN also draws labels every step: they must resume where they left off;
+    // the conv VAE's scratch buffers must not carry state across the interruption.
+    for (model, extra) in [("gan", None), ("vae", None), ("gan", Some("--conditional")), ("conv-vae", None)] {
         let name = format!("{model}{}", extra.unwrap_or(""));
         let (whole, cut) = (dir.join(format!("{name}-whole")), dir.join(format!("{name}-cut")));
         let mut args = vec!["train", model, "--out", whole.to_str().unwrap()];
