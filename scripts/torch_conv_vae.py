@@ -85,29 +85,32 @@ def images(folder, split):
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    x_train, x_test = images(args.data, "train"), images(args.data, "test")
-    model = ConvVae()
+    dev = torch.device(args.device)
+    x_train, x_test = images(args.data, "train").to(dev), images(args.data, "test").to(dev)
+    model = ConvVae().to(dev)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     for epoch in range(1, args.epochs + 1):
         model.train()
-        order = torch.randperm(len(x_train))
+        order = torch.randperm(len(x_train), device=dev)
         start, total, steps = time.perf_counter(), 0.0, 0
         for i in range(0, len(order) - args.batch + 1, args.batch):
             x = x_train[order[i:i + args.batch]]
-            recon, kl = model.loss(x, torch.randn(len(x), 32))
+            recon, kl = model.loss(x, torch.randn(len(x), 32, device=dev))
             opt.zero_grad()
             (recon + kl).backward()
             opt.step()
             total, steps = total + (recon + kl).item(), steps + 1
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         model.eval()
         with torch.no_grad():
-            parts = [model.loss(x_test[i:i + 500], torch.randn(len(x_test[i:i + 500]), 32)) for i in range(0, len(x_test), 500)]
+            parts = [model.loss(x_test[i:i + 500], torch.randn(len(x_test[i:i + 500]), 32, device=dev)) for i in range(0, len(x_test), 500)]
             weights = [min(500, len(x_test) - i) for i in range(0, len(x_test), 500)]
             recon = sum(float(r) * w for (r, _), w in zip(parts, weights)) / len(x_test)
             kl = sum(float(k) * w for (_, k), w in zip(parts, weights)) / len(x_test)
         print(json.dumps({"epoch": epoch, "train_loss": round(total / steps, 3), "test_neg_elbo": round(recon + kl, 3), "test_recon": round(recon, 3),
-                          "test_kl": round(kl, 3), "img_per_s": round(steps * args.batch / seconds, 1), "threads": args.threads}), flush=True)
+                          "test_kl": round(kl, 3), "img_per_s": round(steps * args.batch / seconds, 1), "device": args.device, "threads": args.threads}), flush=True)
 
 
 def check(args):
@@ -137,6 +140,7 @@ def main():
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--device", default="cpu", help="cpu, or cuda")
     c = sub.add_parser("check")
     c.add_argument("model")
     c.add_argument("--recon", required=True, help="the --raw file of `wgen sample MODEL --recon`")
