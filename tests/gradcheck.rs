@@ -195,124 +195,60 @@ fn embedding_backward_matches_finite_differences_with_repeated_and_absent_classe
     assert!(analytic[6 * dim..].iter().all(|&g| g == 0.0), "a class no row asked for gets no gradient");
 }
 
+type ConvForward = fn(&[f64], &[f64], Option<&[f64]>, &wgen::nn::ConvShape, usize, Activation) -> Vec<f64>;
+type ConvBackwardInput = ConvForward;
+type ConvBackwardWeight = fn(&[f64], &[f64], &wgen::nn::ConvShape, usize, &mut [f64], Option<&mut [f64]>);
+
+/// A conv layer's weight, bias and input gradients from its twin's backward functions, against
+/// finite differences of its forward; the input as the previous layer's `act` output, so the
+/// fused act' is checked too. `inp`, `out` and `bias` are the layer's widths.
+#[allow(clippy::too_many_arguments)]
+fn check_conv(
+    what: &str, s: wgen::nn::ConvShape, (inp, out, bias): (usize, usize, usize), act: Activation, seed: u64, forward: ConvForward,
+    backward_input: ConvBackwardInput, backward_weight: ConvBackwardWeight,
+) {
+    let batch = 2;
+    let nw = s.out_ch * s.patch();
+    let u = uniform(seed, batch * inp, -2.0, 2.0);
+    let wb = uniform(seed + 1, nw + bias, -1.0, 1.0);
+    let c = uniform(seed + 2, batch * out, -1.0, 1.0);
+    let x: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
+    let loss_w = |wb: &[f64]| dot(&c, &forward(&x, &wb[..nw], Some(&wb[nw..]), &s, batch, Activation::Identity));
+    let mut analytic = vec![0.0; wb.len()];
+    let (dw, db) = analytic.split_at_mut(nw);
+    backward_weight(&c, &x, &s, batch, dw, Some(db));
+    check(&format!("{what} weight and bias of {s}"), &wb, &analytic, loss_w);
+    let loss_u = |u: &[f64]| {
+        let x: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
+        dot(&c, &forward(&x, &wb[..nw], None, &s, batch, Activation::Identity))
+    };
+    check(&format!("{what} input of {s}"), &u, &backward_input(&c, &wb[..nw], Some(&x), &s, batch, act), loss_u);
+}
+
 #[test]
 fn conv2d_backward_matches_finite_differences_with_padding_and_stride() {
     use wgen::nn::ConvShape;
-    for (i, s) in [
-        ConvShape::conv2d(2, 3, 5, 4, 3, 2, 1),
-        ConvShape::conv2d(3, 2, 4, 5, 2, 1, 2),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let batch = 2;
-        let seed = 80 + 10 * i as u64;
-        let act = Activation::Tanh;
-        let u = uniform(seed, batch * s.in_len(), -2.0, 2.0);
-        let wb = uniform(seed + 1, s.out_ch * s.patch() + s.out_ch, -1.0, 1.0);
-        let c = uniform(seed + 2, batch * s.out_len(), -1.0, 1.0);
-        let nw = s.out_ch * s.patch();
-        let x: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
-        let loss_w = |wb: &[f64]| {
-            dot(
-                &c,
-                &cpu::conv2d_forward(
-                    &x,
-                    &wb[..nw],
-                    Some(&wb[nw..]),
-                    &s,
-                    batch,
-                    Activation::Identity,
-                ),
-            )
-        };
-        let mut analytic = vec![0.0; wb.len()];
-        let (dw, db) = analytic.split_at_mut(nw);
-        cpu::conv2d_backward_weight(&c, &x, &s, batch, dw, Some(db));
-        check(
-            &format!("conv2d_backward_weight {s}"),
-            &wb,
-            &analytic,
-            loss_w,
-        );
-        // Through the previous layer's tanh, as the fused act' does.
-        let loss_u = |u: &[f64]| {
-            let x: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
-            dot(
-                &c,
-                &cpu::conv2d_forward(&x, &wb[..nw], None, &s, batch, Activation::Identity),
-            )
-        };
-        check(
-            &format!("conv2d_backward_input {s}"),
-            &u,
-            &cpu::conv2d_backward_input(&c, &wb[..nw], Some(&x), &s, batch, act),
-            loss_u,
-        );
+    for (i, s) in [ConvShape::conv2d(2, 3, 5, 4, 3, 2, 1), ConvShape::conv2d(3, 2, 4, 5, 2, 1, 2)].into_iter().enumerate() {
+        let widths = (s.in_len(), s.out_len(), s.out_ch);
+        check_conv("conv2d", s, widths, Activation::Tanh, 80 + 10 * i as u64, cpu::conv2d_forward, cpu::conv2d_backward_input, cpu::conv2d_backward_weight);
     }
 }
 
 #[test]
 fn conv_transpose2d_backward_matches_finite_differences_with_padding_and_stride() {
     use wgen::nn::ConvShape;
-    for (i, s) in [
-        ConvShape::transposed(3, 2, 3, 2, 4, 2, 1),
-        ConvShape::transposed(2, 3, 3, 4, 3, 1, 2),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let batch = 2;
-        let seed = 90 + 10 * i as u64;
-        let act = Activation::Sigmoid;
-        let u = uniform(seed, batch * s.out_len(), -2.0, 2.0);
-        let wb = uniform(seed + 1, s.out_ch * s.patch() + s.in_ch, -1.0, 1.0);
-        let c = uniform(seed + 2, batch * s.in_len(), -1.0, 1.0);
-        let nw = s.out_ch * s.patch();
-        let x: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
-        let loss_w = |wb: &[f64]| {
-            dot(
-                &c,
-                &cpu::conv_transpose2d_forward(
-                    &x,
-                    &wb[..nw],
-                    Some(&wb[nw..]),
-                    &s,
-                    batch,
-                    Activation::Identity,
-                ),
-            )
-        };
-        let mut analytic = vec![0.0; wb.len()];
-        let (dw, db) = analytic.split_at_mut(nw);
-        cpu::conv_transpose2d_backward_weight(&c, &x, &s, batch, dw, Some(db));
-        check(
-            &format!("conv_transpose2d_backward_weight of {s}"),
-            &wb,
-            &analytic,
-            loss_w,
-        );
-        let loss_u = |u: &[f64]| {
-            let x: Vec<f64> = u.iter().map(|&v| cpu::activate(v, act)).collect();
-            dot(
-                &c,
-                &cpu::conv_transpose2d_forward(
-                    &x,
-                    &wb[..nw],
-                    None,
-                    &s,
-                    batch,
-                    Activation::Identity,
-                ),
-            )
-        };
-        let analytic =
-            cpu::conv_transpose2d_backward_input(&c, &wb[..nw], Some(&x), &s, batch, act);
-        check(
-            &format!("conv_transpose2d_backward_input of {s}"),
-            &u,
-            &analytic,
-            loss_u,
+    for (i, s) in [ConvShape::transposed(3, 2, 3, 2, 4, 2, 1), ConvShape::transposed(2, 3, 3, 4, 3, 1, 2)].into_iter().enumerate() {
+        // Its input is the Conv2d's output, and its bias one value per Conv2d input channel.
+        let widths = (s.out_len(), s.in_len(), s.in_ch);
+        check_conv(
+            "conv_transpose2d",
+            s,
+            widths,
+            Activation::Sigmoid,
+            90 + 10 * i as u64,
+            cpu::conv_transpose2d_forward,
+            cpu::conv_transpose2d_backward_input,
+            cpu::conv_transpose2d_backward_weight,
         );
     }
 }

@@ -656,51 +656,18 @@ fn im2col_and_col2im_match_reference_with_padding_strides_and_odd_channels() {
         let rows = batch * s.pixels();
         let cols = rounded(&uniform(1510 + i as u64, rows * s.patch(), -1.0, 1.0));
         // Both sit after 5 values of their buffers, as a half-batch window would.
-        let tx = upload(
-            "x",
-            &[5 + batch * s.in_len()],
-            &[vec![9.0; 5], x.clone()].concat(),
-        );
-        let tc = upload(
-            "cols",
-            &[5 + rows * s.patch()],
-            &[vec![9.0; 5], cols.clone()].concat(),
-        );
-        let (out_cols, out_x) = (
-            zeros("cols", &[rows, s.patch()]),
-            zeros("x", &[batch, s.in_len()]),
-        );
+        let tx = upload("x", &[5 + batch * s.in_len()], &[vec![9.0; 5], x.clone()].concat());
+        let tc = upload("cols", &[5 + rows * s.patch()], &[vec![9.0; 5], cols.clone()].concat());
+        let (out_cols, out_x) = (zeros("cols", &[rows, s.patch()]), zeros("x", &[batch, s.in_len()]));
         let x_view = View::new(&tx.buffer, 5, batch, s.in_len());
         let c_view = View::new(&tc.buffer, 5, rows, s.patch());
         g.run(
             "im2col",
-            &[
-                &nn::im2col(g, "im2col", &s, x_view, out_cols.view()),
-                &nn::col2im(
-                    g,
-                    "col2im",
-                    &s,
-                    c_view,
-                    out_x.view(),
-                    nn::Col2imEpilogue::None,
-                ),
-            ],
+            &[&nn::im2col(g, "im2col", &s, x_view, out_cols.view()), &nn::col2im(g, "col2im", &s, c_view, out_x.view(), nn::Col2imEpilogue::None)],
         );
-        assert_close(
-            &format!("im2col {s}"),
-            &read(&out_cols),
-            &cpu::im2col(&x, &s, batch),
-            0.0,
-            0.0,
-        );
+        assert_close(&format!("im2col {s}"), &read(&out_cols), &cpu::im2col(&x, &s, batch), 0.0, 0.0);
         // Sums of at most k² values in [-1, 1].
-        assert_close(
-            &format!("col2im {s}"),
-            &read(&out_x),
-            &cpu::col2im(&cols, &s, batch),
-            1e-6,
-            1e-6,
-        );
+        assert_close(&format!("col2im {s}"), &read(&out_x), &cpu::col2im(&cols, &s, batch), 1e-6, 1e-6);
     }
 }
 
@@ -710,10 +677,7 @@ fn transpose_blocks_and_channel_sum_handle_blocks_not_multiple_of_workgroup() {
     let (batch, a, b) = (3usize, 7usize, 45usize);
     let src = rounded(&uniform(1520, batch * a * b, -1.0, 1.0));
     let prev = rounded(&uniform(1521, batch * a * b, -1.0, 1.0));
-    let (ts, tp) = (
-        upload("src", &[batch, a * b], &src),
-        upload("prev", &[batch, a * b], &prev),
-    );
+    let (ts, tp) = (upload("src", &[batch, a * b], &src), upload("prev", &[batch, a * b], &prev));
     let (plain, graded) = (zeros("dst", &[batch, a * b]), zeros("dst", &[batch, a * b]));
     let act = Activation::LeakyRelu(0.2);
     let sums = Tensor::from_slice(g, "grads", &[3 + a], &[1.0; 10]).unwrap();
@@ -721,180 +685,92 @@ fn transpose_blocks_and_channel_sum_handle_blocks_not_multiple_of_workgroup() {
         "transpose",
         &[
             &nn::transpose_blocks(g, "t", batch, a, b, ts.view(), plain.view(), None),
-            &nn::transpose_blocks(
-                g,
-                "t",
-                batch,
-                a,
-                b,
-                ts.view(),
-                graded.view(),
-                Some((tp.view(), act)),
-            ),
+            &nn::transpose_blocks(g, "t", batch, a, b, ts.view(), graded.view(), Some((tp.view(), act))),
             &nn::channel_sum(g, "sum", a, b, ts.view(), &sums.buffer, 3, true),
         ],
     );
     let want = cpu::transpose_blocks(&src, batch, a, b);
     assert_close("transpose_blocks", &read(&plain), &want, 0.0, 0.0);
-    let want_grad: Vec<f64> = want
-        .iter()
-        .zip(&prev)
-        .map(|(v, &p)| v * cpu::activate_grad_from_output(p, act))
-        .collect();
-    assert_close(
-        "transpose_blocks ⊙ act'",
-        &read(&graded),
-        &want_grad,
-        1e-7,
-        1e-7,
-    );
+    let want_grad: Vec<f64> = want.iter().zip(&prev).map(|(v, &p)| v * cpu::activate_grad_from_output(p, act)).collect();
+    assert_close("transpose_blocks ⊙ act'", &read(&graded), &want_grad, 1e-7, 1e-7);
     let mut want_sums = vec![1.0; 3];
     want_sums.extend(cpu::channel_sum(&src, batch, a, b).iter().map(|s| s + 1.0));
     // Sums of 135 values in [-1, 1], tree-ordered on the GPU.
-    assert_close(
-        "channel_sum, accumulated",
-        &read(&sums),
-        &want_sums,
-        1e-5,
-        1e-5,
-    );
+    assert_close("channel_sum, accumulated", &read(&sums), &want_sums, 1e-5, 1e-5);
 }
 
-/// A conv layer's operands on the GPU: weight [rows, cols] then bias [bias_len] in one
-/// buffer (as in the flat parameter buffer), and the scratch for a forward and a backward.
-struct ConvCase {
-    s: nn::ConvShape,
-    batch: usize,
-    wb: Vec<f64>,
-    tw: Tensor,
-    fwd: [Tensor; 2],
-    bwd: [Tensor; 2],
+/// A conv layer's scratch: [receptive fields, channels-last side].
+fn scratch_view(t: &[Tensor; 2]) -> nn::ConvScratch<'_> {
+    nn::ConvScratch { cols: t[0].view(), channels_last: t[1].view() }
 }
 
-impl ConvCase {
-    fn new(s: nn::ConvShape, batch: usize, bias_len: usize, seed: u64) -> ConvCase {
-        let bound = 1.0 / (s.patch() as f64).sqrt();
-        let wb = rounded(&uniform(
-            seed,
-            s.out_ch * s.patch() + bias_len,
-            -bound,
-            bound,
-        ));
-        let rows = batch * s.pixels();
-        let scratch = || {
-            [
-                zeros("cols", &[rows, s.patch()]),
-                zeros("cl", &[rows, s.out_ch]),
-            ]
-        };
-        ConvCase {
-            s,
-            batch,
-            tw: upload("wb", &[wb.len()], &wb),
-            wb,
-            fwd: scratch(),
-            bwd: scratch(),
+/// One conv layer — a Conv2d of `s`, or with `transposed` the ConvTranspose2d that `s`
+/// describes — on the GPU as training runs it (forward with `act`; dW and db; dX through the
+/// previous layer's `prev_act`), weight and bias in one buffer as in the flat parameter buffer,
+/// against the direct-loop twins.
+fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_act: Activation, seed: u64) {
+    let (g, batch) = (gpu(), 3);
+    // A ConvTranspose2d's bias has one value per output channel: the Conv2d's in_ch.
+    let (inp, out, bias_len) = if transposed { (s.out_len(), s.in_len(), s.in_ch) } else { (s.in_len(), s.out_len(), s.out_ch) };
+    let nw = s.out_ch * s.patch();
+    let bound = 1.0 / (s.patch() as f64).sqrt();
+    let wb = rounded(&uniform(seed, nw + bias_len, -bound, bound));
+    let (w, b) = wb.split_at(nw);
+    let x = rounded(&uniform(seed + 1, batch * inp, -1.0, 1.0));
+    let dy = rounded(&uniform(seed + 2, batch * out, -1.0, 1.0));
+    // The input as the previous layer's activated output, for the fused act'.
+    let prev = rounded(&x.iter().map(|&v| cpu::activate(v, prev_act)).collect::<Vec<_>>());
+    let (tw, tx, tdy, tp) =
+        (upload("wb", &[wb.len()], &wb), upload("x", &[batch, inp], &x), upload("dy", &[batch, out], &dy), upload("prev", &[batch, inp], &prev));
+    let (y, dx, grads) = (zeros("y", &[batch, out]), zeros("dx", &[batch, inp]), zeros("grads", &[wb.len()]));
+    let rows = batch * s.pixels();
+    let scratch = || [zeros("cols", &[rows, s.patch()]), zeros("cl", &[rows, s.out_ch])];
+    let (fwd, bwd) = (scratch(), scratch());
+    let (wv, dw) = (View::new(&tw.buffer, 0, s.out_ch, s.patch()), View::new(&grads.buffer, 0, s.out_ch, s.patch()));
+    let (weights, dx_to) = (Some((dw, Some(nw))), Some((dx.view(), Some((tp.view(), prev_act)))));
+    let mut launches = match transposed {
+        false => nn::conv2d_forward(g, "conv", &s, tx.view(), wv, Some(nw), &scratch_view(&fwd), y.view(), act),
+        true => nn::conv_transpose2d_forward(g, "conv", &s, tx.view(), wv, Some(nw), &scratch_view(&fwd), y.view(), act),
+    };
+    launches.extend(match transposed {
+        false => nn::conv2d_backward(g, "conv", &s, tdy.view(), wv, fwd[0].view(), &scratch_view(&bwd), weights, dx_to),
+        true => nn::conv_transpose2d_backward(g, "conv", &s, tdy.view(), wv, fwd[1].view(), &scratch_view(&bwd), weights, dx_to),
+    });
+    g.run("conv", &launches.iter().collect::<Vec<_>>());
+
+    let mut want = vec![0.0; wb.len()];
+    let (dw_want, db_want) = want.split_at_mut(nw);
+    let (y_want, dx_want) = match transposed {
+        false => {
+            cpu::conv2d_backward_weight(&dy, &x, &s, batch, dw_want, Some(db_want));
+            (cpu::conv2d_forward(&x, w, Some(b), &s, batch, act), cpu::conv2d_backward_input(&dy, w, Some(&prev), &s, batch, prev_act))
         }
-    }
-
-    fn w(&self) -> View<'_> {
-        View::new(&self.tw.buffer, 0, self.s.out_ch, self.s.patch())
-    }
-
-    fn bias(&self) -> usize {
-        self.s.out_ch * self.s.patch()
-    }
-
-    fn scratch(t: &[Tensor; 2]) -> nn::ConvScratch<'_> {
-        nn::ConvScratch {
-            cols: t[0].view(),
-            channels_last: t[1].view(),
+        true => {
+            cpu::conv_transpose2d_backward_weight(&dy, &x, &s, batch, dw_want, Some(db_want));
+            (
+                cpu::conv_transpose2d_forward(&x, w, Some(b), &s, batch, act),
+                cpu::conv_transpose2d_backward_input(&dy, w, Some(&prev), &s, batch, prev_act),
+            )
         }
-    }
+    };
+    let what = format!("{} of {s} {act}", if transposed { "conv_transpose2d" } else { "conv2d" });
+    // Sums of at most patch (≤ 25) or out_ch·k² (≤ 112) products forward and for dX, of
+    // batch·pixels (≤ 192) for dW.
+    assert_close(&format!("{what}: y"), &read(&y), &y_want, MM_ATOL, MM_RTOL);
+    assert_close(&format!("{what}: dw, db"), &read(&grads), &want, 1e-4, 1e-4);
+    assert_close(&format!("{what}: dx"), &read(&dx), &dx_want, MM_ATOL, MM_RTOL);
 }
 
 #[test]
 fn conv2d_matches_reference_forward_weight_and_input_gradients_on_odd_shapes() {
-    let g = gpu();
     for (i, s) in conv_shapes().into_iter().enumerate() {
         let act = ACTIVATIONS[i % ACTIVATIONS.len() + 1];
-        let c = ConvCase::new(s, 3, s.out_ch, 1530 + 10 * i as u64);
-        let (w, b) = c.wb.split_at(c.bias());
-        let x = rounded(&uniform(
-            1531 + 10 * i as u64,
-            c.batch * s.in_len(),
-            -1.0,
-            1.0,
-        ));
-        let dy = rounded(&uniform(
-            1532 + 10 * i as u64,
-            c.batch * s.out_len(),
-            -1.0,
-            1.0,
-        ));
-        // The input as the previous layer's activated output, for the fused act'.
-        let prev: Vec<f64> = x.iter().map(|&v| cpu::activate(v, act)).collect();
-        let (tx, tdy, tp) = (
-            upload("x", &[c.batch, s.in_len()], &x),
-            upload("dy", &[c.batch, s.out_len()], &dy),
-            upload("prev", &[c.batch, s.in_len()], &rounded(&prev)),
-        );
-        let (y, dx) = (
-            zeros("y", &[c.batch, s.out_len()]),
-            zeros("dx", &[c.batch, s.in_len()]),
-        );
-        let grads = zeros("grads", &[c.wb.len()]);
-        let dw = View::new(&grads.buffer, 0, s.out_ch, s.patch());
-        let mut launches = nn::conv2d_forward(
-            g,
-            "conv",
-            &s,
-            tx.view(),
-            c.w(),
-            Some(c.bias()),
-            &ConvCase::scratch(&c.fwd),
-            y.view(),
-            act,
-        );
-        launches.extend(nn::conv2d_backward(
-            g,
-            "conv",
-            &s,
-            tdy.view(),
-            c.w(),
-            c.fwd[0].view(),
-            &ConvCase::scratch(&c.bwd),
-            Some((dw, Some(c.bias()))),
-            Some((dx.view(), Some((tp.view(), act)))),
-        ));
-        g.run("conv", &launches.iter().collect::<Vec<_>>());
-        let what = format!("conv2d {s} {act}");
-        // Sums of patch (≤ 25) products forward and of batch·pixels (≤ 192) for dw.
-        assert_close(
-            &format!("{what}: y"),
-            &read(&y),
-            &cpu::conv2d_forward(&x, w, Some(b), &s, c.batch, act),
-            MM_ATOL,
-            MM_RTOL,
-        );
-        let mut want = vec![0.0; c.wb.len()];
-        let (dw_want, db_want) = want.split_at_mut(c.bias());
-        cpu::conv2d_backward_weight(&dy, &x, &s, c.batch, dw_want, Some(db_want));
-        assert_close(&format!("{what}: dw, db"), &read(&grads), &want, 1e-4, 1e-4);
-        let want_dx = cpu::conv2d_backward_input(&dy, w, Some(&rounded(&prev)), &s, c.batch, act);
-        assert_close(
-            &format!("{what}: dx"),
-            &read(&dx),
-            &want_dx,
-            MM_ATOL,
-            MM_RTOL,
-        );
+        check_conv_layer(s, false, act, act, 1530 + 10 * i as u64);
     }
 }
 
 #[test]
 fn conv_transpose2d_matches_reference_forward_weight_and_input_gradients_on_odd_shapes() {
-    let g = gpu();
     let shapes = [
         nn::ConvShape::transposed(5, 3, 4, 3, 3, 2, 1),
         nn::ConvShape::transposed(6, 2, 3, 5, 4, 2, 1),
@@ -902,87 +778,6 @@ fn conv_transpose2d_matches_reference_forward_weight_and_input_gradients_on_odd_
         nn::ConvShape::transposed(2, 1, 7, 7, 4, 2, 1),
     ];
     for (i, s) in shapes.into_iter().enumerate() {
-        let act = ACTIVATIONS[(i + 2) % ACTIVATIONS.len()];
-        // Its bias has one value per output channel: the Conv2d's in_ch.
-        let c = ConvCase::new(s, 3, s.in_ch, 1580 + 10 * i as u64);
-        let (w, b) = c.wb.split_at(c.bias());
-        let x = rounded(&uniform(
-            1581 + 10 * i as u64,
-            c.batch * s.out_len(),
-            -1.0,
-            1.0,
-        ));
-        let dy = rounded(&uniform(
-            1582 + 10 * i as u64,
-            c.batch * s.in_len(),
-            -1.0,
-            1.0,
-        ));
-        let prev: Vec<f64> = rounded(
-            &x.iter()
-                .map(|&v| cpu::activate(v, Activation::Tanh))
-                .collect::<Vec<_>>(),
-        );
-        let (tx, tdy, tp) = (
-            upload("x", &[c.batch, s.out_len()], &x),
-            upload("dy", &[c.batch, s.in_len()], &dy),
-            upload("prev", &[c.batch, s.out_len()], &prev),
-        );
-        let (y, dx) = (
-            zeros("y", &[c.batch, s.in_len()]),
-            zeros("dx", &[c.batch, s.out_len()]),
-        );
-        let grads = zeros("grads", &[c.wb.len()]);
-        let dw = View::new(&grads.buffer, 0, s.out_ch, s.patch());
-        let mut launches = nn::conv_transpose2d_forward(
-            g,
-            "deconv",
-            &s,
-            tx.view(),
-            c.w(),
-            Some(c.bias()),
-            &ConvCase::scratch(&c.fwd),
-            y.view(),
-            act,
-        );
-        launches.extend(nn::conv_transpose2d_backward(
-            g,
-            "deconv",
-            &s,
-            tdy.view(),
-            c.w(),
-            c.fwd[1].view(),
-            &ConvCase::scratch(&c.bwd),
-            Some((dw, Some(c.bias()))),
-            Some((dx.view(), Some((tp.view(), Activation::Tanh)))),
-        ));
-        g.run("deconv", &launches.iter().collect::<Vec<_>>());
-        let what = format!("conv_transpose2d of {s} {act}");
-        assert_close(
-            &format!("{what}: y"),
-            &read(&y),
-            &cpu::conv_transpose2d_forward(&x, w, Some(b), &s, c.batch, act),
-            MM_ATOL,
-            MM_RTOL,
-        );
-        let mut want = vec![0.0; c.wb.len()];
-        let (dw_want, db_want) = want.split_at_mut(c.bias());
-        cpu::conv_transpose2d_backward_weight(&dy, &x, &s, c.batch, dw_want, Some(db_want));
-        assert_close(&format!("{what}: dw, db"), &read(&grads), &want, 1e-4, 1e-4);
-        let want_dx = cpu::conv_transpose2d_backward_input(
-            &dy,
-            w,
-            Some(&prev),
-            &s,
-            c.batch,
-            Activation::Tanh,
-        );
-        assert_close(
-            &format!("{what}: dx"),
-            &read(&dx),
-            &want_dx,
-            MM_ATOL,
-            MM_RTOL,
-        );
+        check_conv_layer(s, true, ACTIVATIONS[(i + 2) % ACTIVATIONS.len()], Activation::Tanh, 1580 + 10 * i as u64);
     }
 }

@@ -54,67 +54,20 @@ pub struct ConvShape {
 
 impl ConvShape {
     /// torch.nn.Conv2d(in_ch, out_ch, kernel, stride, padding) over `in_h × in_w` images.
-    pub fn conv2d(
-        in_ch: usize,
-        out_ch: usize,
-        in_h: usize,
-        in_w: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> ConvShape {
-        assert!(
-            kernel >= 1 && stride >= 1,
-            "kernel and stride are at least 1"
-        );
-        assert!(
-            in_h + 2 * padding >= kernel && in_w + 2 * padding >= kernel,
-            "the kernel fits the padded image"
-        );
-        ConvShape {
-            in_ch,
-            out_ch,
-            in_h,
-            in_w,
-            kernel,
-            stride,
-            padding,
-        }
+    pub fn conv2d(in_ch: usize, out_ch: usize, in_h: usize, in_w: usize, kernel: usize, stride: usize, padding: usize) -> ConvShape {
+        assert!(kernel >= 1 && stride >= 1, "kernel and stride are at least 1");
+        assert!(in_h + 2 * padding >= kernel && in_w + 2 * padding >= kernel, "the kernel fits the padded image");
+        ConvShape { in_ch, out_ch, in_h, in_w, kernel, stride, padding }
     }
 
     /// torch.nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding) over `in_h × in_w`
     /// images, which it maps to `(in − 1)·stride − 2·padding + kernel`: the Conv2d(out_ch →
     /// in_ch) over that size whose output is `in_h × in_w`. Its weight `[in_ch, out_ch, k, k]`
     /// is that Conv2d's `[out_ch, in_ch, k, k]`.
-    pub fn transposed(
-        in_ch: usize,
-        out_ch: usize,
-        in_h: usize,
-        in_w: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> ConvShape {
-        let size = |n: usize| {
-            ((n - 1) * stride + kernel)
-                .checked_sub(2 * padding)
-                .filter(|&s| s > 0)
-                .expect("a non-empty output")
-        };
-        let conv = ConvShape::conv2d(
-            out_ch,
-            in_ch,
-            size(in_h),
-            size(in_w),
-            kernel,
-            stride,
-            padding,
-        );
-        assert_eq!(
-            (conv.out_h(), conv.out_w()),
-            (in_h, in_w),
-            "the transposed geometry inverts exactly"
-        );
+    pub fn transposed(in_ch: usize, out_ch: usize, in_h: usize, in_w: usize, kernel: usize, stride: usize, padding: usize) -> ConvShape {
+        let size = |n: usize| ((n - 1) * stride + kernel).checked_sub(2 * padding).filter(|&s| s > 0).expect("a non-empty output");
+        let conv = ConvShape::conv2d(out_ch, in_ch, size(in_h), size(in_w), kernel, stride, padding);
+        assert_eq!((conv.out_h(), conv.out_w()), (in_h, in_w), "the transposed geometry inverts exactly");
         conv
     }
 
@@ -188,47 +141,19 @@ impl std::fmt::Display for ConvShape {
 }
 
 fn contiguous(label: &str, views: &[View<'_>]) {
-    assert!(
-        views.iter().all(View::is_contiguous),
-        "{label}: conv kernels read and write contiguous views"
-    );
+    assert!(views.iter().all(View::is_contiguous), "{label}: conv kernels read and write contiguous views");
 }
 
 /// cols [batch·pixels, patch] = the receptive field of every output pixel of `x` [batch, in_len].
 pub fn im2col(gpu: &Gpu, label: &str, shape: &ConvShape, x: View<'_>, cols: View<'_>) -> Launch {
     let batch = x.rows;
     assert_eq!(x.cols, shape.in_len(), "{label}: image width");
-    assert_eq!(
-        (cols.rows, cols.cols),
-        (batch * shape.pixels(), shape.patch()),
-        "{label}: cols shape"
-    );
+    assert_eq!((cols.rows, cols.cols), (batch * shape.pixels(), shape.patch()), "{label}: cols shape");
     contiguous(label, &[x, cols]);
-    let params = ConvParams {
-        src_off: u32_of(x.offset),
-        dst_off: u32_of(cols.offset),
-        ..shape.params(batch)
-    };
+    let params = ConvParams { src_off: u32_of(x.offset), dst_off: u32_of(cols.offset), ..shape.params(batch) };
     let n = cols.rows * cols.cols;
-    let bindings = [
-        Binding {
-            slot: 1,
-            buffer: x.buffer,
-        },
-        Binding {
-            slot: 2,
-            buffer: cols.buffer,
-        },
-    ];
-    Launch::new(
-        gpu,
-        Kernel::Im2col,
-        label,
-        &params,
-        &bindings,
-        grid_for(gpu, n, 256),
-    )
-    .with_cost(
+    let bindings = [Binding { slot: 1, buffer: x.buffer }, Binding { slot: 2, buffer: cols.buffer }];
+    Launch::new(gpu, Kernel::Im2col, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(
         0,
         4 * (n + batch * shape.in_len()) as u64,
         format!("{shape} ×{batch}"),
@@ -242,38 +167,19 @@ pub enum Col2imEpilogue<'a> {
     None,
     /// act(sum + bias[c]), the bias at element `bias` of `weights` when given: a
     /// ConvTranspose2d's output.
-    Activate {
-        weights: &'a wgpu::Buffer,
-        bias: Option<usize>,
-        act: Activation,
-    },
+    Activate { weights: &'a wgpu::Buffer, bias: Option<usize>, act: Activation },
     /// sum · act'(prev): the gradient at a layer's pre-activation, from its output `prev`.
     Grad { prev: View<'a>, act: Activation },
 }
 
 /// x [batch, in_len] = the sum of every cols [batch·pixels, patch] value that im2col would
 /// have read from each image position, then `epilogue`.
-pub fn col2im(
-    gpu: &Gpu,
-    label: &str,
-    shape: &ConvShape,
-    cols: View<'_>,
-    x: View<'_>,
-    epilogue: Col2imEpilogue<'_>,
-) -> Launch {
+pub fn col2im(gpu: &Gpu, label: &str, shape: &ConvShape, cols: View<'_>, x: View<'_>, epilogue: Col2imEpilogue<'_>) -> Launch {
     let batch = x.rows;
     assert_eq!(x.cols, shape.in_len(), "{label}: image width");
-    assert_eq!(
-        (cols.rows, cols.cols),
-        (batch * shape.pixels(), shape.patch()),
-        "{label}: cols shape"
-    );
+    assert_eq!((cols.rows, cols.cols), (batch * shape.pixels(), shape.patch()), "{label}: cols shape");
     contiguous(label, &[x, cols]);
-    let mut params = ConvParams {
-        src_off: u32_of(cols.offset),
-        dst_off: u32_of(x.offset),
-        ..shape.params(batch)
-    };
+    let mut params = ConvParams { src_off: u32_of(cols.offset), dst_off: u32_of(x.offset), ..shape.params(batch) };
     // The aux slot is bound whether read or not; any read-only buffer fills it.
     let mut aux = cols.buffer;
     let mut detail = format!("{shape} ×{batch}");
@@ -281,48 +187,21 @@ pub fn col2im(
         Col2imEpilogue::None => {}
         Col2imEpilogue::Activate { weights, bias, act } => {
             params.flags = ACT | if bias.is_some() { BIAS } else { 0 };
-            (params.aux_off, params.act, params.slope) =
-                (u32_of(bias.unwrap_or(0)), act.id(), act.slope());
+            (params.aux_off, params.act, params.slope) = (u32_of(bias.unwrap_or(0)), act.id(), act.slope());
             aux = weights;
             detail += &format!(" {act}");
         }
         Col2imEpilogue::Grad { prev, act } => {
-            assert_eq!(
-                (prev.rows, prev.cols),
-                (x.rows, x.cols),
-                "{label}: activation shape"
-            );
+            assert_eq!((prev.rows, prev.cols), (x.rows, x.cols), "{label}: activation shape");
             contiguous(label, &[prev]);
-            (params.flags, params.aux_off, params.act, params.slope) =
-                (GRAD, u32_of(prev.offset), act.id(), act.slope());
+            (params.flags, params.aux_off, params.act, params.slope) = (GRAD, u32_of(prev.offset), act.id(), act.slope());
             aux = prev.buffer;
             detail += &format!(" ⊙ {act}'");
         }
     }
     let n = x.rows * x.cols;
-    let bindings = [
-        Binding {
-            slot: 1,
-            buffer: cols.buffer,
-        },
-        Binding {
-            slot: 2,
-            buffer: x.buffer,
-        },
-        Binding {
-            slot: 3,
-            buffer: aux,
-        },
-    ];
-    Launch::new(
-        gpu,
-        Kernel::Col2im,
-        label,
-        &params,
-        &bindings,
-        grid_for(gpu, n, 256),
-    )
-    .with_cost(
+    let bindings = [Binding { slot: 1, buffer: cols.buffer }, Binding { slot: 2, buffer: x.buffer }, Binding { slot: 3, buffer: aux }];
+    Launch::new(gpu, Kernel::Col2im, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(
         (cols.rows * cols.cols) as u64,
         4 * (n + cols.rows * cols.cols) as u64,
         detail,
@@ -334,21 +213,10 @@ pub fn col2im(
 /// is laid out as dst.
 #[allow(clippy::too_many_arguments)]
 pub fn transpose_blocks(
-    gpu: &Gpu,
-    label: &str,
-    batch: usize,
-    a: usize,
-    b: usize,
-    src: View<'_>,
-    dst: View<'_>,
-    grad: Option<(View<'_>, Activation)>,
+    gpu: &Gpu, label: &str, batch: usize, a: usize, b: usize, src: View<'_>, dst: View<'_>, grad: Option<(View<'_>, Activation)>,
 ) -> Launch {
     let n = batch * a * b;
-    assert_eq!(
-        (src.rows * src.cols, dst.rows * dst.cols),
-        (n, n),
-        "{label}: {batch} blocks of {a}x{b}"
-    );
+    assert_eq!((src.rows * src.cols, dst.rows * dst.cols), (n, n), "{label}: {batch} blocks of {a}x{b}");
     contiguous(label, &[src, dst]);
     let mut params = ConvParams {
         batch: u32_of(batch),
@@ -363,53 +231,20 @@ pub fn transpose_blocks(
     if let Some((prev, act)) = grad {
         assert_eq!(prev.rows * prev.cols, n, "{label}: activation shape");
         contiguous(label, &[prev]);
-        (params.flags, params.aux_off, params.act, params.slope) =
-            (GRAD, u32_of(prev.offset), act.id(), act.slope());
+        (params.flags, params.aux_off, params.act, params.slope) = (GRAD, u32_of(prev.offset), act.id(), act.slope());
         aux = prev.buffer;
         detail += &format!(" ⊙ {act}'");
     }
-    let bindings = [
-        Binding {
-            slot: 1,
-            buffer: src.buffer,
-        },
-        Binding {
-            slot: 2,
-            buffer: dst.buffer,
-        },
-        Binding {
-            slot: 3,
-            buffer: aux,
-        },
-    ];
-    Launch::new(
-        gpu,
-        Kernel::TransposeBlocks,
-        label,
-        &params,
-        &bindings,
-        grid_for(gpu, n, 256),
-    )
-    .with_cost(0, 8 * n as u64, detail)
+    let bindings = [Binding { slot: 1, buffer: src.buffer }, Binding { slot: 2, buffer: dst.buffer }, Binding { slot: 3, buffer: aux }];
+    Launch::new(gpu, Kernel::TransposeBlocks, label, &params, &bindings, grid_for(gpu, n, 256)).with_cost(0, 8 * n as u64, detail)
 }
 
 /// dst[dst_off + c] (+)= Σ over images and pixels of src [batch, channels, hw] at channel c.
 #[allow(clippy::too_many_arguments)]
 pub fn channel_sum(
-    gpu: &Gpu,
-    label: &str,
-    channels: usize,
-    hw: usize,
-    src: View<'_>,
-    dst: &wgpu::Buffer,
-    dst_off: usize,
-    accumulate: bool,
+    gpu: &Gpu, label: &str, channels: usize, hw: usize, src: View<'_>, dst: &wgpu::Buffer, dst_off: usize, accumulate: bool,
 ) -> Launch {
-    assert_eq!(
-        src.cols,
-        channels * hw,
-        "{label}: {channels} channels of {hw}"
-    );
+    assert_eq!(src.cols, channels * hw, "{label}: {channels} channels of {hw}");
     contiguous(label, &[src]);
     let params = ConvParams {
         batch: u32_of(src.rows),
@@ -421,25 +256,8 @@ pub fn channel_sum(
         ..Zeroable::zeroed()
     };
     let n = src.rows * src.cols;
-    let bindings = [
-        Binding {
-            slot: 1,
-            buffer: src.buffer,
-        },
-        Binding {
-            slot: 2,
-            buffer: dst,
-        },
-    ];
-    Launch::new(
-        gpu,
-        Kernel::ChannelSum,
-        label,
-        &params,
-        &bindings,
-        grid_for(gpu, channels * 256, 256),
-    )
-    .with_cost(
+    let bindings = [Binding { slot: 1, buffer: src.buffer }, Binding { slot: 2, buffer: dst }];
+    Launch::new(gpu, Kernel::ChannelSum, label, &params, &bindings, grid_for(gpu, channels * 256, 256)).with_cost(
         n as u64,
         4 * (n + channels) as u64,
         format!("{}x{channels}x{hw}", src.rows),
@@ -458,38 +276,13 @@ pub struct ConvScratch<'a> {
 /// forward matmul with its bias and activation epilogue, back to NCHW.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
-    gpu: &Gpu,
-    label: &str,
-    shape: &ConvShape,
-    x: View<'_>,
-    w: View<'_>,
-    bias: Option<usize>,
-    scratch: &ConvScratch<'_>,
-    y: View<'_>,
-    act: Activation,
+    gpu: &Gpu, label: &str, shape: &ConvShape, x: View<'_>, w: View<'_>, bias: Option<usize>, scratch: &ConvScratch<'_>, y: View<'_>, act: Activation,
 ) -> Vec<Launch> {
     let batch = x.rows;
     vec![
         im2col(gpu, label, shape, x, scratch.cols),
-        super::matmul_forward(
-            gpu,
-            label,
-            scratch.cols,
-            w,
-            bias,
-            scratch.channels_last,
-            act,
-        ),
-        transpose_blocks(
-            gpu,
-            label,
-            batch,
-            shape.pixels(),
-            shape.out_ch,
-            scratch.channels_last,
-            y,
-            None,
-        ),
+        super::matmul_forward(gpu, label, scratch.cols, w, bias, scratch.channels_last, act),
+        transpose_blocks(gpu, label, batch, shape.pixels(), shape.out_ch, scratch.channels_last, y, None),
     ]
 }
 
@@ -500,46 +293,18 @@ pub fn conv2d_forward(
 /// the input's gradient in receptive-field form, `scratch.channels_last` dy channels-last.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(
-    gpu: &Gpu,
-    label: &str,
-    shape: &ConvShape,
-    dy: View<'_>,
-    w: View<'_>,
-    cols: View<'_>,
-    scratch: &ConvScratch<'_>,
-    weights: Option<(View<'_>, Option<usize>)>,
-    dx: Option<(View<'_>, Option<(View<'_>, Activation)>)>,
+    gpu: &Gpu, label: &str, shape: &ConvShape, dy: View<'_>, w: View<'_>, cols: View<'_>, scratch: &ConvScratch<'_>,
+    weights: Option<(View<'_>, Option<usize>)>, dx: Option<(View<'_>, Option<(View<'_>, Activation)>)>,
 ) -> Vec<Launch> {
     let batch = dy.rows;
     let dy_cl = scratch.channels_last;
-    let mut launches = vec![transpose_blocks(
-        gpu,
-        label,
-        batch,
-        shape.out_ch,
-        shape.pixels(),
-        dy,
-        dy_cl,
-        None,
-    )];
+    let mut launches = vec![transpose_blocks(gpu, label, batch, shape.out_ch, shape.pixels(), dy, dy_cl, None)];
     if let Some((dw, bias)) = weights {
-        launches.push(super::matmul_backward_weight(
-            gpu, label, dy_cl, cols, dw, bias, false,
-        ));
+        launches.push(super::matmul_backward_weight(gpu, label, dy_cl, cols, dw, bias, false));
     }
     if let Some((dx, prev)) = dx {
-        launches.push(super::matmul_backward_input(
-            gpu,
-            label,
-            dy_cl,
-            w,
-            scratch.cols,
-            None,
-        ));
-        let epilogue = prev.map_or(Col2imEpilogue::None, |(prev, act)| Col2imEpilogue::Grad {
-            prev,
-            act,
-        });
+        launches.push(super::matmul_backward_input(gpu, label, dy_cl, w, scratch.cols, None));
+        let epilogue = prev.map_or(Col2imEpilogue::None, |(prev, act)| Col2imEpilogue::Grad { prev, act });
         launches.push(col2im(gpu, label, shape, scratch.cols, dx, epilogue));
     }
     launches
@@ -550,41 +315,13 @@ pub fn conv2d_backward(
 /// bias and activation.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d_forward(
-    gpu: &Gpu,
-    label: &str,
-    shape: &ConvShape,
-    x: View<'_>,
-    w: View<'_>,
-    bias: Option<usize>,
-    scratch: &ConvScratch<'_>,
-    y: View<'_>,
-    act: Activation,
+    gpu: &Gpu, label: &str, shape: &ConvShape, x: View<'_>, w: View<'_>, bias: Option<usize>, scratch: &ConvScratch<'_>, y: View<'_>, act: Activation,
 ) -> Vec<Launch> {
     let batch = x.rows;
     vec![
-        transpose_blocks(
-            gpu,
-            label,
-            batch,
-            shape.out_ch,
-            shape.pixels(),
-            x,
-            scratch.channels_last,
-            None,
-        ),
+        transpose_blocks(gpu, label, batch, shape.out_ch, shape.pixels(), x, scratch.channels_last, None),
         super::matmul_backward_input(gpu, label, scratch.channels_last, w, scratch.cols, None),
-        col2im(
-            gpu,
-            label,
-            shape,
-            scratch.cols,
-            y,
-            Col2imEpilogue::Activate {
-                weights: w.buffer,
-                bias,
-                act,
-            },
-        ),
+        col2im(gpu, label, shape, scratch.cols, y, Col2imEpilogue::Activate { weights: w.buffer, bias, act }),
     ]
 }
 
@@ -595,61 +332,20 @@ pub fn conv_transpose2d_forward(
 /// the input's gradient before it returns to NCHW.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d_backward(
-    gpu: &Gpu,
-    label: &str,
-    shape: &ConvShape,
-    dy: View<'_>,
-    w: View<'_>,
-    x_cl: View<'_>,
-    scratch: &ConvScratch<'_>,
-    weights: Option<(View<'_>, Option<usize>)>,
-    dx: Option<(View<'_>, Option<(View<'_>, Activation)>)>,
+    gpu: &Gpu, label: &str, shape: &ConvShape, dy: View<'_>, w: View<'_>, x_cl: View<'_>, scratch: &ConvScratch<'_>,
+    weights: Option<(View<'_>, Option<usize>)>, dx: Option<(View<'_>, Option<(View<'_>, Activation)>)>,
 ) -> Vec<Launch> {
     let batch = dy.rows;
     let mut launches = vec![im2col(gpu, label, shape, dy, scratch.cols)];
     if let Some((dw, bias)) = weights {
-        launches.push(super::matmul_backward_weight(
-            gpu,
-            label,
-            x_cl,
-            scratch.cols,
-            dw,
-            None,
-            false,
-        ));
+        launches.push(super::matmul_backward_weight(gpu, label, x_cl, scratch.cols, dw, None, false));
         if let Some(bias) = bias {
-            launches.push(channel_sum(
-                gpu,
-                label,
-                shape.in_ch,
-                shape.in_h * shape.in_w,
-                dy,
-                dw.buffer,
-                bias,
-                false,
-            ));
+            launches.push(channel_sum(gpu, label, shape.in_ch, shape.in_h * shape.in_w, dy, dw.buffer, bias, false));
         }
     }
     if let Some((dx, prev)) = dx {
-        launches.push(super::matmul_forward(
-            gpu,
-            label,
-            scratch.cols,
-            w,
-            None,
-            scratch.channels_last,
-            Activation::Identity,
-        ));
-        launches.push(transpose_blocks(
-            gpu,
-            label,
-            batch,
-            shape.pixels(),
-            shape.out_ch,
-            scratch.channels_last,
-            dx,
-            prev,
-        ));
+        launches.push(super::matmul_forward(gpu, label, scratch.cols, w, None, scratch.channels_last, Activation::Identity));
+        launches.push(transpose_blocks(gpu, label, batch, shape.pixels(), shape.out_ch, scratch.channels_last, dx, prev));
     }
     launches
 }
@@ -694,7 +390,12 @@ impl ConvOperands {
             dx: fill("dx", &[batch, inp])?,
             weights: fill("weights", &[params])?,
             grads: fill("grads", &[params])?,
-            scratch: [fill("cols", &[rows, shape.patch()])?, fill("cl", &[rows, shape.out_ch])?, fill("d_cols", &[rows, shape.patch()])?, fill("d_cl", &[rows, shape.out_ch])?],
+            scratch: [
+                fill("cols", &[rows, shape.patch()])?,
+                fill("cl", &[rows, shape.out_ch])?,
+                fill("d_cols", &[rows, shape.patch()])?,
+                fill("d_cl", &[rows, shape.out_ch])?,
+            ],
         })
     }
 
