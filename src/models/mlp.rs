@@ -360,35 +360,22 @@ impl Mlp {
             let x = fwd.layer_input(l).view();
             let w = self.weight(params, l);
             let bias = Some(self.offsets[l].bias);
-            if let (Some(s), Some(c)) = (spec.conv_shape(), &fwd.conv[l]) {
-                // Batch-normalised, the conv writes the pre-activation and the batch norm applies
-                // the activation.
-                let (y, act) = match &fwd.pre[l] {
-                    Some(pre) => (pre.view(), Activation::Identity),
-                    None => (fwd.out[l].view(), spec.act),
-                };
-                launches.extend(match spec.kind {
-                    LayerKind::Conv2d(_) => nn::conv2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, act),
-                    _ => nn::conv_transpose2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, act),
+            // Batch-normalised, the product writes the pre-activation and the batch norm applies
+            // the activation.
+            let (y, act) = match &fwd.pre[l] {
+                Some(pre) => (pre.view(), Activation::Identity),
+                None => (fwd.out[l].view(), spec.act),
+            };
+            launches.extend(match (spec.kind, &fwd.conv[l]) {
+                (LayerKind::Conv2d(s), Some(c)) => nn::conv2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, act),
+                (LayerKind::ConvTranspose2d(s), Some(c)) => nn::conv_transpose2d_forward(gpu, &spec.name, &s, x, w, bias, &c.scratch(), y, act),
+                _ => vec![nn::matmul_forward(gpu, &spec.name, x, w, bias, y, act)],
+            });
+            if let (Some(bn), Some(pre), Some(bn_spec)) = (self.batchnorm(params, l), &fwd.pre[l], &spec.batchnorm) {
+                launches.push(match mode {
+                    BatchnormMode::Train => nn::batchnorm_forward_train(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
+                    BatchnormMode::Eval => nn::batchnorm_forward_eval(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
                 });
-                if let (Some(bn), Some(pre), Some(bn_spec)) = (self.batchnorm(params, l), &fwd.pre[l], &spec.batchnorm) {
-                    launches.push(match mode {
-                        BatchnormMode::Train => nn::batchnorm_forward_train(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
-                        BatchnormMode::Eval => nn::batchnorm_forward_eval(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
-                    });
-                }
-                continue;
-            }
-            match (self.batchnorm(params, l), &fwd.pre[l]) {
-                (Some(bn), Some(pre)) => {
-                    launches.push(nn::matmul_forward(gpu, &spec.name, x, w, bias, pre.view(), Activation::Identity));
-                    let name = &spec.batchnorm.as_ref().expect("batch-normalised").name;
-                    launches.push(match mode {
-                        BatchnormMode::Train => nn::batchnorm_forward_train(gpu, name, &bn, pre.view(), fwd.out[l].view()),
-                        BatchnormMode::Eval => nn::batchnorm_forward_eval(gpu, name, &bn, pre.view(), fwd.out[l].view()),
-                    });
-                }
-                _ => launches.push(nn::matmul_forward(gpu, &spec.name, x, w, bias, fwd.out[l].view(), spec.act)),
             }
         }
         launches
@@ -408,80 +395,50 @@ impl Mlp {
         let mut launches = Vec::new();
         for l in (0..self.layers.len()).rev() {
             let spec = &self.layers[l];
-            let dy = bwd.d_pre[l].view();
+            let (dy, w) = (bwd.d_pre[l].view(), self.weight(params, l));
             let x = window(fwd.layer_input(l));
-            if let (Some(s), Some(saved), Some(scratch)) = (spec.conv_shape(), &fwd.conv[l], &bwd.conv[l]) {
-                let (w_rows, w_cols) = spec.weight_matrix();
-                let prev_out = (l > 0).then(|| window(&fwd.out[l - 1]));
-                let dw = weights.then(|| (View::new(&params.grads.buffer, self.offsets[l].weight, w_rows, w_cols), Some(self.offsets[l].bias)));
-                // Into a batch-normalised previous layer, dx is the gradient at its output and its
-                // batch norm's backward follows.
-                let mut bn_backward = None;
-                let dx = match l {
-                    0 => {
-                        assert!(input_grads.is_empty(), "{}: no input gradient through a first conv layer", spec.name);
-                        None
-                    }
-                    _ => {
-                        let p = l - 1;
-                        let prev_out = prev_out.as_ref().expect("a previous layer");
-                        match (self.batchnorm(params, p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
-                            (Some(bn), Some(d_out), Some(pre), Some(bn_spec)) => {
-                                assert_eq!((start, rows), (0, fwd.rows), "batch norm backpropagates whole batches");
-                                bn_backward = Some(nn::batchnorm_backward(
-                                    gpu, &bn_spec.name, &bn, pre.view(), prev_out.view(), d_out.view(), bwd.d_pre[p].view(), &params.grads.buffer,
-                                ));
-                                Some((d_out.view(), None))
-                            }
-                            _ => Some((bwd.d_pre[p].view(), Some((prev_out.view(), self.layers[p].act)))),
-                        }
-                    }
-                };
-                let (pixels, w) = (s.pixels(), self.weight(params, l));
-                launches.extend(match spec.kind {
-                    LayerKind::Conv2d(_) => {
-                        let cols = saved.cols.view().rows(start * pixels, rows * pixels);
-                        nn::conv2d_backward(gpu, &spec.name, &s, dy, w, cols, &scratch.scratch(), dw, dx)
-                    }
-                    _ => {
-                        let x_cl = saved.channels_last.view().rows(start * pixels, rows * pixels);
-                        nn::conv_transpose2d_backward(gpu, &spec.name, &s, dy, w, x_cl, &scratch.scratch(), dw, dx)
-                    }
-                });
-                launches.extend(bn_backward);
-                continue;
-            }
-            if weights {
-                let dw = View::new(&params.grads.buffer, self.offsets[l].weight, spec.out, spec.inp);
-                launches.push(nn::matmul_backward_weight(gpu, &spec.name, dy, x.view(), dw, Some(self.offsets[l].bias), false));
-            }
-            let w = self.weight(params, l);
-            if l == 0 {
+            let (w_rows, w_cols) = spec.weight_matrix();
+            let dw = weights.then(|| (View::new(&params.grads.buffer, self.offsets[l].weight, w_rows, w_cols), Some(self.offsets[l].bias)));
+            if l == 0 && spec.conv_shape().is_none() {
+                launches.extend(dw.map(|(dw, bias)| nn::matmul_backward_weight(gpu, &spec.name, dy, x.view(), dw, bias, false)));
                 for g in input_grads {
                     launches.push(nn::matmul_backward_input(gpu, &spec.name, dy, w.columns(g.from, g.dx.cols), g.dx, g.prev));
                 }
                 continue;
             }
-            let p = l - 1;
-            let prev_out = window(&fwd.out[p]);
-            match (self.batchnorm(params, p), &bwd.d_out[p], &fwd.pre[p]) {
-                (Some(bn), Some(d_out), Some(pre)) => {
-                    assert_eq!((start, rows), (0, fwd.rows), "batch norm backpropagates whole batches");
-                    launches.push(nn::matmul_backward_input(gpu, &spec.name, dy, w, d_out.view(), None));
-                    let name = &self.layers[p].batchnorm.as_ref().expect("batch-normalised").name;
-                    launches.push(nn::batchnorm_backward(
-                        gpu, name, &bn, pre.view(), prev_out.view(), d_out.view(), bwd.d_pre[p].view(), &params.grads.buffer,
-                    ));
+            assert!(l > 0 || input_grads.is_empty(), "{}: no input gradient through a first conv layer", spec.name);
+            // The gradient goes on into the previous layer: at its pre-activation through its
+            // act', or, batch-normalised, at its output, and its batch norm's backward follows.
+            let prev_out = (l > 0).then(|| window(&fwd.out[l - 1]));
+            let mut bn_backward = None;
+            let dx = prev_out.as_ref().map(|prev_out| {
+                let p = l - 1;
+                match (self.batchnorm(params, p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
+                    (Some(bn), Some(d_out), Some(pre), Some(bn_spec)) => {
+                        assert_eq!((start, rows), (0, fwd.rows), "batch norm backpropagates whole batches");
+                        bn_backward = Some(nn::batchnorm_backward(
+                            gpu, &bn_spec.name, &bn, pre.view(), prev_out.view(), d_out.view(), bwd.d_pre[p].view(), &params.grads.buffer,
+                        ));
+                        (d_out.view(), None)
+                    }
+                    _ => (bwd.d_pre[p].view(), Some((prev_out.view(), self.layers[p].act))),
                 }
-                _ => launches.push(nn::matmul_backward_input(
-                    gpu,
-                    &spec.name,
-                    dy,
-                    w,
-                    bwd.d_pre[p].view(),
-                    Some((prev_out.view(), self.layers[p].act)),
-                )),
+            });
+            match (spec.kind, &fwd.conv[l], &bwd.conv[l]) {
+                (LayerKind::Conv2d(s), Some(saved), Some(scratch)) => {
+                    let cols = saved.cols.view().rows(start * s.pixels(), rows * s.pixels());
+                    launches.extend(nn::conv2d_backward(gpu, &spec.name, &s, dy, w, cols, &scratch.scratch(), dw, dx));
+                }
+                (LayerKind::ConvTranspose2d(s), Some(saved), Some(scratch)) => {
+                    let x_cl = saved.channels_last.view().rows(start * s.pixels(), rows * s.pixels());
+                    launches.extend(nn::conv_transpose2d_backward(gpu, &spec.name, &s, dy, w, x_cl, &scratch.scratch(), dw, dx));
+                }
+                _ => {
+                    launches.extend(dw.map(|(dw, bias)| nn::matmul_backward_weight(gpu, &spec.name, dy, x.view(), dw, bias, false)));
+                    launches.extend(dx.map(|(dx, prev)| nn::matmul_backward_input(gpu, &spec.name, dy, w, dx, prev)));
+                }
             }
+            launches.extend(bn_backward);
         }
         launches
     }
