@@ -3,14 +3,19 @@
 // columns c·hw..(c + 1)·hw), in training and evaluation modes, with the activation that follows
 // it fused in. `cols` are the channels, `rows` the values per channel (batch·hw); value r of
 // channel c is at at(r, c), which for hw = 1 is r·cols + c.
+// The rows may be `groups` equal batches normalised independently, as separate calls of the
+// module would: a GAN's discriminator sees [real; fake] in one pass, with PyTorch's statistics
+// of the real batch and of the fake batch (the running statistics take the groups in order).
 //   batchnorm_forward_train  y = act(gamma * (x - mean) * invstd + beta) with batch statistics
 //                            (biased variance); saves mean and invstd for the backward pass and
 //                            updates the running statistics with the unbiased variance.
 //   batchnorm_forward_eval   the same with the running statistics.
-//   batchnorm_backward       dx, dgamma, dbeta from dy, the gradient of y.
-// state holds, from state_off: saved_mean [cols], saved_invstd [cols], running_mean [cols],
-// running_var [cols]. gamma and beta live in the flat parameter buffer (weights); their gradients
-// at the same offsets in the flat gradient buffer (grads).
+//   batchnorm_backward       dx, and (WRITE_GRADS) dgamma, dbeta summed over the groups, from
+//                            dy, the gradient of y; x and y may be a window of whole groups of
+//                            the forward pass (from x_off, groups first_group..).
+// state holds, from state_off: saved_mean [capacity, cols], saved_invstd [capacity, cols],
+// running_mean [cols], running_var [cols]. gamma and beta live in the flat parameter buffer
+// (weights); their gradients at the same offsets in the flat gradient buffer (grads).
 // Bindings: 0 params (BatchNormParams), 1 x (read), 2 weights (read), 3 state (read_write),
 //           4 y (read_write), 5 dy (read), 6 dx (read_write), 7 grads (read_write)
 // Grid: train and backward: one thread per column, 64 per workgroup, folded over x and y; each
@@ -18,6 +23,8 @@
 //       column shared by 16 lanes and tree-reduced took 12 barriers per workgroup, and was 3×
 //       slower on lavapipe.
 //       eval: one thread per element, 256 per workgroup, folded over x and y.
+
+const WRITE_GRADS: u32 = 1u;
 
 struct BatchNormParams {
     rows: u32,
@@ -29,9 +36,14 @@ struct BatchNormParams {
     gamma_off: u32,
     beta_off: u32,
     state_off: u32,
-    hw: u32,         // 1 for BatchNorm1d; pixels per channel for BatchNorm2d
+    hw: u32,          // 1 for BatchNorm1d; pixels per channel for BatchNorm2d
+    groups: u32,      // independent batches in `rows`
+    capacity: u32,    // groups the saved statistics have room for
+    first_group: u32, // backward: the first group's slot in the saved statistics
+    x_off: u32,       // backward: where the window starts in x and y
+    flags: u32,
+    _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: BatchNormParams;
@@ -47,6 +59,22 @@ fn at(r: u32, c: u32) -> u32 {
     return (r / p.hw * p.cols + c) * p.hw + r % p.hw;
 }
 
+fn saved_mean(group: u32, c: u32) -> u32 {
+    return p.state_off + group * p.cols + c;
+}
+
+fn saved_invstd(group: u32, c: u32) -> u32 {
+    return p.state_off + (p.capacity + group) * p.cols + c;
+}
+
+fn running_mean(c: u32) -> u32 {
+    return p.state_off + 2u * p.capacity * p.cols + c;
+}
+
+fn running_var(c: u32) -> u32 {
+    return running_mean(c) + p.cols;
+}
+
 @compute @workgroup_size(64)
 fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
                            @builtin(num_workgroups) nwg: vec3<u32>,
@@ -55,34 +83,37 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
     if col >= p.cols {
         return;
     }
-    let n = f32(p.rows);
-    var s = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        s += x[at(r, col)];
-    }
-    let mean = s / n;
-    // A second pass for the variance: rows are few, and it avoids E[x²] - E[x]² cancellation.
-    var q = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        let dev = x[at(r, col)] - mean;
-        q += dev * dev;
-    }
-    let variance = q / n;
-    let invstd = inverseSqrt(variance + p.eps);
+    let per_group = p.rows / p.groups;
+    let n = f32(per_group);
     let gamma = weights[p.gamma_off + col];
     let beta = weights[p.beta_off + col];
-    for (var r = 0u; r < p.rows; r++) {
-        let i = at(r, col);
-        y[i] = activate(gamma * (x[i] - mean) * invstd + beta, p.act, p.slope);
+    for (var g = 0u; g < p.groups; g++) {
+        let r0 = g * per_group;
+        var s = 0.0;
+        for (var r = r0; r < r0 + per_group; r++) {
+            s += x[at(r, col)];
+        }
+        let mean = s / n;
+        // A second pass for the variance: rows are few, and it avoids E[x²] - E[x]² cancellation.
+        var q = 0.0;
+        for (var r = r0; r < r0 + per_group; r++) {
+            let dev = x[at(r, col)] - mean;
+            q += dev * dev;
+        }
+        let variance = q / n;
+        let invstd = inverseSqrt(variance + p.eps);
+        for (var r = r0; r < r0 + per_group; r++) {
+            let i = at(r, col);
+            y[i] = activate(gamma * (x[i] - mean) * invstd + beta, p.act, p.slope);
+        }
+        state[saved_mean(g, col)] = mean;
+        state[saved_invstd(g, col)] = invstd;
+        let unbiased = variance * n / max(n - 1.0, 1.0);
+        let rm = running_mean(col);
+        let rv = running_var(col);
+        state[rm] = (1.0 - p.momentum) * state[rm] + p.momentum * mean;
+        state[rv] = (1.0 - p.momentum) * state[rv] + p.momentum * unbiased;
     }
-    let base = p.state_off;
-    state[base + col] = mean;
-    state[base + p.cols + col] = invstd;
-    let unbiased = variance * n / max(n - 1.0, 1.0);
-    let rm = base + 2u * p.cols + col;
-    let rv = base + 3u * p.cols + col;
-    state[rm] = (1.0 - p.momentum) * state[rm] + p.momentum * mean;
-    state[rv] = (1.0 - p.momentum) * state[rv] + p.momentum * unbiased;
 }
 
 @compute @workgroup_size(256)
@@ -94,8 +125,8 @@ fn batchnorm_forward_eval(@builtin(workgroup_id) wid: vec3<u32>,
         return;
     }
     let col = (i / p.hw) % p.cols;
-    let mean = state[p.state_off + 2u * p.cols + col];
-    let variance = state[p.state_off + 3u * p.cols + col];
+    let mean = state[running_mean(col)];
+    let variance = state[running_var(col)];
     let xhat = (x[i] - mean) * inverseSqrt(variance + p.eps);
     y[i] = activate(weights[p.gamma_off + col] * xhat + weights[p.beta_off + col], p.act, p.slope);
 }
@@ -108,26 +139,36 @@ fn batchnorm_backward(@builtin(workgroup_id) wid: vec3<u32>,
     if col >= p.cols {
         return;
     }
-    let n = f32(p.rows);
-    let mean = state[p.state_off + col];
-    let invstd = state[p.state_off + p.cols + col];
-    // Differentiates `y = act(gamma * xhat + beta)`: g is the gradient at the activation's input.
-    var sum_g = 0.0;
-    var sum_g_xhat = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        let i = at(r, col);
-        let g = dy[i] * activate_grad_from_output(y[i], p.act, p.slope);
-        sum_g += g;
-        sum_g_xhat += g * (x[i] - mean) * invstd;
-    }
+    let per_group = p.rows / p.groups;
+    let n = f32(per_group);
     let gamma = weights[p.gamma_off + col];
-    let k = gamma * invstd / n;
-    for (var r = 0u; r < p.rows; r++) {
-        let i = at(r, col);
-        let g = dy[i] * activate_grad_from_output(y[i], p.act, p.slope);
-        let xhat = (x[i] - mean) * invstd;
-        dx[i] = k * (n * g - sum_g - xhat * sum_g_xhat);
+    var dgamma = 0.0;
+    var dbeta = 0.0;
+    for (var g = 0u; g < p.groups; g++) {
+        let r0 = g * per_group;
+        let mean = state[saved_mean(p.first_group + g, col)];
+        let invstd = state[saved_invstd(p.first_group + g, col)];
+        // Differentiates `y = act(gamma * xhat + beta)`: g is the gradient at the activation's input.
+        var sum_g = 0.0;
+        var sum_g_xhat = 0.0;
+        for (var r = r0; r < r0 + per_group; r++) {
+            let i = at(r, col);
+            let grad = dy[i] * activate_grad_from_output(y[p.x_off + i], p.act, p.slope);
+            sum_g += grad;
+            sum_g_xhat += grad * (x[p.x_off + i] - mean) * invstd;
+        }
+        let k = gamma * invstd / n;
+        for (var r = r0; r < r0 + per_group; r++) {
+            let i = at(r, col);
+            let grad = dy[i] * activate_grad_from_output(y[p.x_off + i], p.act, p.slope);
+            let xhat = (x[p.x_off + i] - mean) * invstd;
+            dx[i] = k * (n * grad - sum_g - xhat * sum_g_xhat);
+        }
+        dgamma += sum_g_xhat;
+        dbeta += sum_g;
     }
-    grads[p.gamma_off + col] = sum_g_xhat;
-    grads[p.beta_off + col] = sum_g;
+    if (p.flags & WRITE_GRADS) != 0u {
+        grads[p.gamma_off + col] = dgamma;
+        grads[p.beta_off + col] = dbeta;
+    }
 }

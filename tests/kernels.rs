@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use wgen::gpu::{grid_1d, Binding, Kernel, Launch, MatmulImpl, Tensor, View};
-use wgen::nn::{self, Activation, AdamConfig, BatchnormTensors, Step, StepBuffer};
+use wgen::nn::{self, Activation, AdamConfig, BatchGroups, BatchnormTensors, Step, StepBuffer};
 use wgen::reference as cpu;
 
 const ACTIVATIONS: [Activation; 5] =
@@ -197,54 +197,80 @@ fn subgroup_backward_weight_falls_back_to_vec4_when_accumulating() {
     check_backward_weight_modes(MatmulImpl::Subgroup, &[(7, 100, 64), (63, 32, 128)], &[true], Kernel::MatmulBackwardWeightVec4);
 }
 
-fn batchnorm_setup(rows: usize, cols: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+fn batchnorm_setup(rows: usize, cols: usize, groups: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let x = rounded(&uniform(seed, rows * cols, -2.0, 3.0));
     let gamma = rounded(&uniform(seed + 1, cols, 0.5, 1.5));
     let beta = rounded(&uniform(seed + 2, cols, -0.5, 0.5));
-    let running = rounded(&uniform(seed + 3, 4 * cols, 0.5, 1.0));
-    (x, gamma, beta, running)
+    let state = rounded(&uniform(seed + 3, (2 * groups + 2) * cols, 0.5, 1.0));
+    (x, gamma, beta, state)
 }
 
 #[test]
-fn batchnorm_matches_reference_in_train_eval_and_backward() {
-    // (batch, channels, pixels per channel): BatchNorm1d where hw = 1, BatchNorm2d over NCHW
-    // images otherwise (channels not multiples of 4, 7 and 49 pixels).
-    let cases = [(2, 1, 1), (7, 17, 1), (64, 100, 1), (65, 33, 1), (130, 20, 1), (3, 5, 7), (9, 3, 49)];
+fn batchnorm_matches_reference_in_train_eval_and_backward_over_groups_and_windows() {
+    // (batch, channels, pixels per channel, groups): BatchNorm1d where hw = 1, BatchNorm2d over
+    // NCHW images otherwise (channels not multiples of 4, 7 and 49 pixels); the batch as 1–3
+    // independently normalised groups (a discriminator's real and fake rows).
+    let cases = [(2, 1, 1, 1), (7, 17, 1, 1), (64, 100, 1, 2), (65, 33, 1, 1), (130, 20, 1, 2), (3, 5, 7, 1), (9, 3, 49, 3), (6, 5, 7, 2)];
     let g = gpu();
-    for (i, &(batch, cols, hw)) in cases.iter().enumerate() {
+    for (i, &(batch, cols, hw, groups)) in cases.iter().enumerate() {
         let act = [Activation::LeakyRelu(0.2), Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Sigmoid][i % 5];
         let (eps, momentum) = (0.8, 0.1);
-        let width = cols * hw;
-        let (x, gamma, beta, state) = batchnorm_setup(batch * hw, cols, 400 + i as u64);
+        let (width, per_group) = (cols * hw, batch / groups);
+        let (x, gamma, beta, state) = batchnorm_setup(batch * hw, cols, groups, 400 + i as u64);
         let weights: Vec<f64> = gamma.iter().chain(&beta).copied().collect();
-        let (tx, tw, ts) = (upload("x", &[batch, width], &x), upload("weights", &[2 * cols], &weights), upload("state", &[4 * cols], &state));
+        let (tx, tw, ts) = (upload("x", &[batch, width], &x), upload("weights", &[2 * cols], &weights), upload("state", &[state.len()], &state));
         let (ty, tdx) = (zeros("y", &[batch, width]), zeros("dx", &[batch, width]));
         let dy = rounded(&uniform(500 + i as u64, batch * width, -1.0, 1.0));
         let tdy = upload("dy", &[batch, width], &dy);
         let tgrads = zeros("grads", &[2 * cols]);
-        let bn = BatchnormTensors { weights: &tw.buffer, gamma_off: 0, beta_off: cols, state: &ts.buffer, state_off: 0, eps, momentum, act, hw };
-        let fwd = nn::batchnorm_forward_train(g, "bn", &bn, tx.view(), ty.view());
-        let bwd = nn::batchnorm_backward(g, "bn", &bn, tx.view(), ty.view(), tdy.view(), tdx.view(), &tgrads.buffer);
+        let bn = BatchnormTensors { weights: &tw.buffer, gamma_off: 0, beta_off: cols, state: &ts.buffer, state_off: 0, capacity: groups, eps, momentum, act, hw };
+        let fwd = nn::batchnorm_forward_train(g, "bn", &bn, groups, tx.view(), ty.view());
+        let bwd = nn::batchnorm_backward(g, "bn", &bn, BatchGroups::new(groups), tx.view(), ty.view(), tdy.view(), tdx.view(), Some(&tgrads.buffer));
         g.run("bn", &[&fwd, &bwd]);
 
-        // The reference normalises columns: NCHW channels made columns, pixels made rows.
-        let (rows, cl, nchw) = (batch * hw, |v: &[f64]| cpu::transpose_blocks(v, batch, cols, hw), |v: &[f64]| cpu::transpose_blocks(v, batch, hw, cols));
-        let (mut rm, mut rv) = (state[2 * cols..3 * cols].to_vec(), state[3 * cols..].to_vec());
-        let (y, saved) = cpu::batchnorm_forward_train(&cl(&x), &gamma, &beta, rows, cols, f64::from(eps), f64::from(momentum), act, &mut rm, &mut rv);
-        let what = format!("batchnorm {batch}x{cols}x{hw} {act}");
-        assert_close(&format!("{what} y"), &read(&ty), &nchw(&y), 1e-5, 1e-5);
-        let want_state: Vec<f64> = saved.mean.iter().chain(&saved.invstd).chain(&rm).chain(&rv).copied().collect();
-        assert_close(&format!("{what} state"), &read(&ts), &want_state, 1e-5, 1e-5);
+        // The reference normalises columns, one group at a time: NCHW channels made columns,
+        // pixels made rows.
+        let rows = per_group * hw;
+        let group = |v: &[f64], k: usize| v[k * per_group * width..(k + 1) * per_group * width].to_vec();
+        let cl = |v: &[f64]| cpu::transpose_blocks(v, per_group, cols, hw);
+        let nchw = |v: &[f64]| cpu::transpose_blocks(v, per_group, hw, cols);
+        let (mut rm, mut rv) = (state[2 * groups * cols..(2 * groups + 1) * cols].to_vec(), state[(2 * groups + 1) * cols..].to_vec());
         let y_gpu: Vec<f64> = read(&ty).iter().map(|&v| f64::from(v)).collect();
-        let (dx, dgamma, dbeta) = cpu::batchnorm_backward(&cl(&dy), &cl(&y_gpu), &cl(&x), &gamma, &saved, rows, cols, act);
-        assert_close(&format!("{what} dx"), &read(&tdx), &nchw(&dx), 1e-4, 1e-4);
-        let dgb: Vec<f64> = dgamma.iter().chain(&dbeta).copied().collect();
+        let (mut want_y, mut want_dx, mut means, mut invstds, mut dgb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), vec![0.0; 2 * cols]);
+        let mut saved_per_group = Vec::new();
+        for k in 0..groups {
+            let (y, saved) =
+                cpu::batchnorm_forward_train(&cl(&group(&x, k)), &gamma, &beta, rows, cols, f64::from(eps), f64::from(momentum), act, &mut rm, &mut rv);
+            want_y.extend(nchw(&y));
+            let (dx, dgamma, dbeta) = cpu::batchnorm_backward(&cl(&group(&dy, k)), &cl(&group(&y_gpu, k)), &cl(&group(&x, k)), &gamma, &saved, rows, cols, act);
+            want_dx.extend(nchw(&dx));
+            dgb.iter_mut().zip(dgamma.iter().chain(&dbeta)).for_each(|(a, b)| *a += b);
+            means.extend(saved.mean.clone());
+            invstds.extend(saved.invstd.clone());
+            saved_per_group.push((saved, nchw(&dx)));
+        }
+        let what = format!("batchnorm {batch}x{cols}x{hw} in {groups} groups {act}");
+        assert_close(&format!("{what} y"), &read(&ty), &want_y, 1e-5, 1e-5);
+        let want_state: Vec<f64> = means.iter().chain(&invstds).chain(&rm).chain(&rv).copied().collect();
+        assert_close(&format!("{what} state"), &read(&ts), &want_state, 1e-5, 1e-5);
+        assert_close(&format!("{what} dx"), &read(&tdx), &want_dx, 1e-4, 1e-4);
         assert_close(&format!("{what} dgamma|dbeta"), &read(&tgrads), &dgb, 1e-4, 1e-4);
+
+        // The last group alone, as a backward over part of the batch: its rows of x and y, its
+        // own statistics, and no parameter gradients written.
+        let last = groups - 1;
+        let (wdy, wdx) = (upload("dy.window", &[per_group, width], &group(&dy, last)), zeros("dx.window", &[per_group, width]));
+        let (wx, wy) = (tx.view().rows(last * per_group, per_group), ty.view().rows(last * per_group, per_group));
+        let window = nn::batchnorm_backward(g, "bn", &bn, BatchGroups { count: 1, first: last }, wx, wy, wdy.view(), wdx.view(), None);
+        g.run("bn", &[&window]);
+        assert_close(&format!("{what} dx of the last group"), &read(&wdx), &saved_per_group[last].1, 1e-4, 1e-4);
+        assert_close(&format!("{what} dgamma|dbeta left alone"), &read(&tgrads), &dgb, 1e-4, 1e-4);
 
         let eval = nn::batchnorm_forward_eval(g, "bn", &bn, tx.view(), ty.view());
         g.run("bn", &[&eval]);
-        let want = cpu::batchnorm_forward_eval(&cl(&x), &gamma, &beta, rows, cols, f64::from(eps), act, &rm, &rv);
-        assert_close(&format!("{what} eval"), &read(&ty), &nchw(&want), 1e-5, 1e-5);
+        let (cl_all, nchw_all) = (|v: &[f64]| cpu::transpose_blocks(v, batch, cols, hw), |v: &[f64]| cpu::transpose_blocks(v, batch, hw, cols));
+        let want = cpu::batchnorm_forward_eval(&cl_all(&x), &gamma, &beta, batch * hw, cols, f64::from(eps), act, &rm, &rv);
+        assert_close(&format!("{what} eval"), &read(&ty), &nchw_all(&want), 1e-5, 1e-5);
     }
 }
 

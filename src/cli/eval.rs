@@ -13,7 +13,7 @@ use super::progress::Console;
 use crate::eval::{argmax, score, vae_scores, SampleScores};
 use crate::gpu::Gpu;
 use crate::models::cycling_classes;
-use crate::models::gan::{Gan, GanConfig, GanSampler};
+use crate::models::gan::{self, Gan, GanConfig};
 use crate::models::vae::{sample_images, Vae, VaeConfig, IMAGE};
 use crate::nn::{Step, StepBuffer};
 use crate::train::checkpoint::{write_atomically, Checkpoint};
@@ -109,9 +109,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<i32> {
                 let (layout, state_layout, mut values, mut state) = Gan::initial(&cfg, 0);
                 ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
                 let gan = Gan::new(gpu, &cfg, &values, &state)?;
-                let sampler = GanSampler::new(gpu, &gan, a.samples, &step.uniform, a.seed)?;
-                sampler.program.run(gpu, "eval.sample");
-                (sampler.generator.output().read_rows(gpu, a.samples, |v| cfg.output.to_unit(v))?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
+                (gan::sample_images(gpu, &gan, a.samples, &step, a.seed)?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
             }
             other => bail!("{}: `wgen eval` scores a vae or a gan, not a {other}", model_path.display()),
         };

@@ -1,4 +1,4 @@
-//! `wgen train vae|gan`: flags, over an optional config file, over the defaults → a checked
+//! `wgen train vae|conv-vae|gan|dcgan|classifier`: flags, over an optional config file, over the defaults → a checked
 //! TrainConfig → training.
 
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ pub struct TrainArgs {
     /// Passes over the training split [default: 10].
     #[arg(long)]
     epochs: Option<u32>,
-    /// Images per step [default: 128 for vae and conv-vae, 64 for gan].
+    /// Images per step [default: 128 for vae and conv-vae, 64 for gan and dcgan].
     #[arg(long)]
     batch: Option<usize>,
     /// Adam's learning rate [default: 1e-3 for vae, 2e-4 for gan].
@@ -177,8 +177,15 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if conditional && model == ModelKind::Classifier {
         bail!("--conditional is for vae and gan; a classifier already learns from the labels");
     }
-    if conditional && model == ModelKind::ConvVae {
-        bail!("--conditional is for the MLP vae and gan; the conv-vae has no conditional form yet (train `vae --conditional`)");
+    match model {
+        ModelKind::ConvVae | ModelKind::Dcgan if conditional => {
+            let mlp = if model.is_vae() { "vae" } else { "gan" };
+            bail!("--conditional is for the MLP vae and gan; the {} has no conditional form yet (train `{mlp} --conditional`)", model.name());
+        }
+        ModelKind::Dcgan if pick!(g_batchnorm).is_some() => {
+            bail!("--g-batchnorm is for the MLP gan; the dcgan's batch norms are part of its architecture");
+        }
+        _ => {}
     }
     let vae = model.is_vae();
     let z_dim = pick!(z_dim).unwrap_or(match (vae, conditional) {

@@ -1,5 +1,6 @@
 //! The GAN: generator z[100] → 256 → 512 → 1024 → 784, discriminator 784 → 512 → 256 → 1
-//! logit, trained with the non-saturating BCE loss.
+//! logit (or the DCGAN's conv layers, `GanArch::Conv`), trained with the non-saturating BCE
+//! loss.
 //!
 //! A step updates the two networks in one of two orders (`UpdateOrder`). D first (the default,
 //! as pytorch/examples' DCGAN): D learns from [real; G(z).detach()], then G from the updated D's
@@ -7,6 +8,8 @@
 //! PyTorch-GAN's recipe): G's loss is D(G(z)) judged by the not-yet-updated D and D's loss sees
 //! the same G(z) detached, so one discriminator pass over [real; fake] serves both losses. In
 //! both, D's gradient from G's loss is discarded as `optimizer_D.zero_grad()` discards it.
+//! D's batch norm (the DCGAN's) normalises the real and the fake rows of its pass as two
+//! batches, as PyTorch's separate `netD(real)` and `netD(fake)` calls do.
 //!
 //! Conditioned on k classes (PyTorch-GAN's cgan), each network learns a k×k label embedding
 //! (`nn.Embedding(k, k)`): G sees [embedding(label) | z] and D sees [image | embedding(label)].
@@ -21,7 +24,7 @@ use super::mlp::{padded_width, Backward, BatchnormMode, BatchnormSpec, Forward, 
 use super::params::{initial_values, Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor, View};
-use crate::nn::{self, Activation, AdamConfig, GanLossParts, LabelVectors};
+use crate::nn::{self, Activation, AdamConfig, ConvShape, GanLossParts, LabelVectors, Step, StepBuffer};
 
 pub const IMAGE: usize = 784;
 
@@ -91,8 +94,24 @@ impl Output {
     }
 }
 
+/// The two networks' layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GanArch {
+    /// Linear layers of `g_hidden` and `d_hidden` widths.
+    #[default]
+    Mlp,
+    /// `wgen train dcgan`: G z → Linear 128·7·7 → BatchNorm1d → ReLU → [128, 7, 7] →
+    /// ConvTranspose2d(128→64, k4 s2 p1) → BatchNorm2d → ReLU → ConvTranspose2d(64→1, k4 s2 p1)
+    /// → tanh; D Conv2d(1→64, k4 s2 p1) → LeakyReLU 0.2 → Conv2d(64→128, k4 s2 p1) →
+    /// BatchNorm2d → LeakyReLU 0.2 → flatten → Linear(128·7·7 → 1).
+    Conv,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GanConfig {
+    #[serde(default)]
+    pub arch: GanArch,
     pub latent: usize,
     pub g_hidden: Vec<usize>,
     pub d_hidden: Vec<usize>,
@@ -123,6 +142,7 @@ impl GanConfig {
 impl Default for GanConfig {
     fn default() -> Self {
         GanConfig {
+            arch: GanArch::Mlp,
             latent: 100,
             g_hidden: vec![256, 512, 1024],
             d_hidden: vec![512, 256],
@@ -140,14 +160,24 @@ impl Default for GanConfig {
     }
 }
 
+impl GanConfig {
+    /// The DCGAN (`wgen train dcgan`): PyTorch's BatchNorm defaults, ReLU in G.
+    pub fn dcgan() -> GanConfig {
+        GanConfig { arch: GanArch::Conv, g_activation: Activation::Relu, bn_eps: 1e-5, ..GanConfig::default() }
+    }
+}
+
 pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
+    if cfg.arch == GanArch::Conv {
+        return conv_layers(cfg);
+    }
     let mut generator = Vec::new();
     let mut width = cfg.latent + cfg.label_width();
     for (i, &h) in cfg.g_hidden.iter().enumerate() {
         let n = i + 1;
         let mut layer = LayerSpec::new(&format!("generator.fc{n}"), width, h, cfg.g_activation);
         if cfg.g_batchnorm && i > 0 {
-            layer.batchnorm = Some(BatchnormSpec { name: format!("generator.bn{n}"), eps: cfg.bn_eps, momentum: cfg.bn_momentum });
+            layer.batchnorm = Some(BatchnormSpec::new(&format!("generator.bn{n}"), cfg.bn_eps, cfg.bn_momentum));
         }
         generator.push(layer);
         width = h;
@@ -164,6 +194,28 @@ pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         generator[0] = generator[0].clone().padded();
         discriminator[0] = discriminator[0].clone().padded();
     }
+    (generator, discriminator)
+}
+
+/// The DCGAN's layers (`GanArch::Conv`), named as its PyTorch module's.
+fn conv_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
+    assert!(cfg.classes.is_none(), "the DCGAN is not conditioned");
+    let bn = |name: &str, groups| Some(BatchnormSpec { groups, ..BatchnormSpec::new(name, cfg.bn_eps, cfg.bn_momentum) });
+    let deconv1 = ConvShape::transposed(128, 64, 7, 7, 4, 2, 1);
+    let deconv2 = ConvShape::transposed(64, 1, 14, 14, 4, 2, 1);
+    let generator = vec![
+        LayerSpec { batchnorm: bn("generator.bn0", 1), ..LayerSpec::new("generator.fc", cfg.latent, deconv1.out_len(), cfg.g_activation) },
+        LayerSpec { batchnorm: bn("generator.bn1", 1), ..LayerSpec::conv_transpose2d("generator.deconv1", deconv1, cfg.g_activation) },
+        LayerSpec::conv_transpose2d("generator.deconv2", deconv2, cfg.output.activation()),
+    ];
+    let conv1 = ConvShape::conv2d(1, 64, 28, 28, 4, 2, 1);
+    let conv2 = ConvShape::conv2d(64, 128, 14, 14, 4, 2, 1);
+    let discriminator = vec![
+        LayerSpec::conv2d("discriminator.conv1", conv1, cfg.d_activation),
+        // Real and fake batches: two groups.
+        LayerSpec { batchnorm: bn("discriminator.bn2", 2), ..LayerSpec::conv2d("discriminator.conv2", conv2, cfg.d_activation) },
+        LayerSpec::new("discriminator.fc", conv2.out_len(), 1, Activation::Identity),
+    ];
     (generator, discriminator)
 }
 
@@ -223,6 +275,13 @@ impl Gan {
         let (generator, discriminator, p, s) = allocate(cfg);
         let params = Parameters::new(gpu, "gan", p, s, values, state)?;
         Ok(Gan { config: cfg.clone(), generator, discriminator, params })
+    }
+
+    /// The most rows one generator graph may have: its widest per-row buffer (the DCGAN's
+    /// deconv1 receptive fields: 50,176 values an image) must fit in one storage binding.
+    pub fn max_rows(&self, gpu: &Gpu) -> usize {
+        let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) as usize;
+        (limit / (4 * self.generator.widest_row())).max(1)
     }
 
     /// A label table ([classes, classes]) and its gradient, when conditioned.
@@ -303,7 +362,8 @@ impl GanGraph {
             None => gan.generator.forward_buffers(gpu, z.region(), Some(d_in.region().rows(batch, batch)))?,
             Some(c) => gan.generator.forward_buffers(gpu, c.g_in.region(), Some(c.fake.region()))?,
         };
-        let discriminator = gan.discriminator.forward_buffers(gpu, d_in.region(), None)?;
+        let mut discriminator = gan.discriminator.forward_buffers(gpu, d_in.region(), None)?;
+        discriminator.groups = 2;
         let discriminator_fake = match cfg.update_order {
             UpdateOrder::DFirst => Some(gan.discriminator.forward_buffers(gpu, d_in.region().rows(batch, batch), None)?),
             UpdateOrder::GFirst => None,
@@ -437,6 +497,26 @@ impl GanGraph {
         }
         program
     }
+}
+
+/// `n` samples [n, 784] in [0, 1], generated `max_rows` at a time (chunks whose row count is a
+/// multiple of the class count, so the asked-for classes cycle as in one sampler): chunk c
+/// draws its z at rng_step c, so a single chunk (any MLP GAN at 5,000) is exactly one
+/// sampler's draw. Leaves `step` at the default Step.
+pub fn sample_images(gpu: &Gpu, gan: &Gan, n: usize, step: &StepBuffer, seed: u64) -> Result<Vec<f32>, GpuError> {
+    let k = gan.config.label_width().max(1);
+    let rows = n.min((gan.max_rows(gpu) / k * k).max(k));
+    let sampler = GanSampler::new(gpu, gan, rows, &step.uniform, seed)?;
+    let output = gan.config.output;
+    let mut images = Vec::with_capacity(n * IMAGE);
+    for c in 0..n.div_ceil(rows) {
+        step.set(gpu, &Step { rng_step: c as u32, ..Step::default() });
+        sampler.program.run(gpu, "gan.samples");
+        let take = rows.min(n - c * rows);
+        images.extend(sampler.generator.output().read_rows(gpu, take, |v| output.to_unit(v))?);
+    }
+    step.set(gpu, &Step::default());
+    Ok(images)
 }
 
 /// Generates `rows` images, batch norm on running statistics: `program` from noise drawn with

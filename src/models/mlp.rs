@@ -13,6 +13,15 @@ pub struct BatchnormSpec {
     pub name: String,
     pub eps: f32,
     pub momentum: f32,
+    /// The most independently normalised batches one pass holds (`Forward::groups`): a
+    /// discriminator's real and fake batches are 2.
+    pub groups: usize,
+}
+
+impl BatchnormSpec {
+    pub fn new(name: &str, eps: f32, momentum: f32) -> BatchnormSpec {
+        BatchnormSpec { name: name.to_string(), eps, momentum, groups: 1 }
+    }
 }
 
 /// What a layer's matmul computes.
@@ -158,6 +167,9 @@ pub struct Forward {
     /// Conv layers: receptive fields and the channels-last side of the product (the backward
     /// reads a Conv2d's `cols` and a ConvTranspose2d's channels-last input)
     pub conv: Vec<Option<ConvBuffers>>,
+    /// Batch norm in training mode normalises the rows as this many equal batches, each with
+    /// its own statistics, as that many calls of the network would (1 unless set).
+    pub groups: usize,
 }
 
 /// `[rows·pixels, patch]` and `[rows·pixels, out_ch]` of a conv layer's products.
@@ -275,7 +287,9 @@ impl Mlp {
                 let batchnorm = layer.batchnorm.as_ref().map(|bn| {
                     let n = vec![layer.channels()];
                     let gamma = params.push_block(&[(format!("{}.weight", bn.name), n.clone()), (format!("{}.bias", bn.name), n.clone())]);
-                    let stats = ["saved_mean", "saved_invstd", "running_mean", "running_var"].map(|s| (format!("{}.{s}", bn.name), n.clone()));
+                    let saved = vec![bn.groups, layer.channels()];
+                    let stats = [("saved_mean", &saved), ("saved_invstd", &saved), ("running_mean", &n), ("running_var", &n)]
+                        .map(|(s, shape)| (format!("{}.{s}", bn.name), shape.clone()));
                     let state_off = state.push_block(&stats);
                     (gamma, gamma + layer.channels(), state_off)
                 });
@@ -307,6 +321,7 @@ impl Mlp {
             beta_off: beta,
             state: &params.state.buffer,
             state_off: state,
+            capacity: bn.groups,
             eps: bn.eps,
             momentum: bn.momentum,
             act: spec.act,
@@ -336,7 +351,7 @@ impl Mlp {
                 _ => Tensor::zeros(gpu, &format!("{}.out", spec.name), &[rows, spec.out])?.region(),
             });
         }
-        Ok(Forward { rows, input, pre, out, conv })
+        Ok(Forward { rows, input, pre, out, conv, groups: 1 })
     }
 
     pub fn backward_buffers(&self, gpu: &Gpu, rows: usize) -> Result<Backward, GpuError> {
@@ -373,7 +388,7 @@ impl Mlp {
             });
             if let (Some(bn), Some(pre), Some(bn_spec)) = (self.batchnorm(params, l), &fwd.pre[l], &spec.batchnorm) {
                 launches.push(match mode {
-                    BatchnormMode::Train => nn::batchnorm_forward_train(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
+                    BatchnormMode::Train => nn::batchnorm_forward_train(gpu, &bn_spec.name, &bn, fwd.groups, pre.view(), fwd.out[l].view()),
                     BatchnormMode::Eval => nn::batchnorm_forward_eval(gpu, &bn_spec.name, &bn, pre.view(), fwd.out[l].view()),
                 });
             }
@@ -406,7 +421,7 @@ impl Mlp {
                 }
                 continue;
             }
-            assert!(l > 0 || input_grads.is_empty(), "{}: no input gradient through a first conv layer", spec.name);
+            assert!(l > 0 || input_grads.len() <= 1, "{}: one input gradient through a first conv layer", spec.name);
             // The gradient goes on into the previous layer: at its pre-activation through its
             // act', or, batch-normalised, at its output, and its batch norm's backward follows.
             let prev_out = (l > 0).then(|| window(&fwd.out[l - 1]));
@@ -415,14 +430,24 @@ impl Mlp {
                 let p = l - 1;
                 match (self.batchnorm(params, p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
                     (Some(bn), Some(d_out), Some(pre), Some(bn_spec)) => {
-                        assert_eq!((start, rows), (0, fwd.rows), "batch norm backpropagates whole batches");
-                        bn_backward = Some(nn::batchnorm_backward(
-                            gpu, &bn_spec.name, &bn, pre.view(), prev_out.view(), d_out.view(), bwd.d_pre[p].view(), &params.grads.buffer,
-                        ));
+                        let per_group = fwd.rows / fwd.groups;
+                        assert!(start.is_multiple_of(per_group) && rows.is_multiple_of(per_group), "batch norm backpropagates whole batches");
+                        let groups = nn::BatchGroups { count: rows / per_group, first: start / per_group };
+                        let pre = pre.view().rows(start, rows);
+                        let grads = weights.then_some(&params.grads.buffer);
+                        bn_backward =
+                            Some(nn::batchnorm_backward(gpu, &bn_spec.name, &bn, groups, pre, prev_out.view(), d_out.view(), bwd.d_pre[p].view(), grads));
                         (d_out.view(), None)
                     }
                     _ => (bwd.d_pre[p].view(), Some((prev_out.view(), self.layers[p].act))),
                 }
+            });
+            // A first conv layer's input gradient: a discriminator's, into the generator.
+            let dx = dx.or_else(|| {
+                input_grads.first().map(|g| {
+                    assert!(g.from == 0 && g.dx.cols == spec.inp, "{}: the gradient at the whole input of a conv layer", spec.name);
+                    (g.dx, g.prev)
+                })
             });
             match (spec.kind, &fwd.conv[l], &bwd.conv[l]) {
                 (LayerKind::Conv2d(s), Some(saved), Some(scratch)) => {

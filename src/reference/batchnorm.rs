@@ -2,6 +2,7 @@ use super::{activate, activate_grad_from_output};
 use crate::nn::Activation;
 
 /// What the training forward pass leaves for the backward pass, per column.
+#[derive(Clone)]
 pub struct BatchnormSaved {
     pub mean: Vec<f64>,
     pub invstd: Vec<f64>,

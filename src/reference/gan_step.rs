@@ -1,6 +1,6 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
-use super::{activate_grad_from_output, adam, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward};
+use super::{activate_grad_from_output, adam, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
 use crate::models::gan::{input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
@@ -44,7 +44,8 @@ pub fn gan_step(
     let fake = gf.out.last().unwrap().clone();
     let images: Vec<f64> = real.iter().chain(&fake).copied().collect();
     let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, IMAGE, false, d_width);
-    let df = mlp_forward(&disc, layout, state_layout, values, &mut [], &d_in, 2 * batch);
+    // D's batch norm sees the real and the fake rows as two batches.
+    let df = mlp_forward_grouped(&disc, layout, state_layout, values, state, &d_in, 2 * batch, 2);
     let loss = gan_loss(df.out.last().unwrap(), batch, 1.0 - f64::from(cfg.label_smoothing), 0.0);
     let mut grads = vec![0.0; values.len()];
     let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, loss.d_grad, Some(&mut grads), None);
@@ -64,7 +65,7 @@ pub fn gan_step(
             adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, opt);
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
             let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);
-            let judged = mlp_forward(&disc, layout, state_layout, values, &mut [], &fake_in, batch);
+            let judged = mlp_forward(&disc, layout, state_layout, values, state, &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
             let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(judged.out.last().unwrap().iter().copied()).collect();
             let g_loss = gan_loss(&logits, batch, 1.0, 0.0);

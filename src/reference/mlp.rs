@@ -16,6 +16,7 @@ struct Offsets {
     /// weight and bias lengths
     w_len: usize,
     b_len: usize,
+    /// gamma, beta, running_mean
     bn: Option<(usize, usize, usize)>,
 }
 
@@ -36,7 +37,7 @@ fn offsets(spec: &LayerSpec, params: &ParamLayout, state: &ParamLayout) -> Offse
             (
                 params.get(&format!("{}.weight", bn.name)).offset,
                 params.get(&format!("{}.bias", bn.name)).offset,
-                state.get(&format!("{}.saved_mean", bn.name)).offset,
+                state.get(&format!("{}.running_mean", bn.name)).offset,
             )
         }),
     }
@@ -45,7 +46,10 @@ fn offsets(spec: &LayerSpec, params: &ParamLayout, state: &ParamLayout) -> Offse
 pub struct MlpForward {
     pub pre: Vec<Option<Vec<f64>>>,
     pub out: Vec<Vec<f64>>,
-    saved: Vec<Option<BatchnormSaved>>,
+    /// Per batch-normalised layer, each group's statistics.
+    saved: Vec<Option<Vec<BatchnormSaved>>>,
+    /// The rows as this many equal batches, each batch-normalised on its own.
+    groups: usize,
 }
 
 /// A layer's product, its activation applied.
@@ -78,7 +82,17 @@ fn channels_first(v: &[f64], rows: usize, channels: usize, hw: usize) -> Vec<f64
 
 /// Forward in training mode; batch-norm running statistics in `state` are updated.
 pub fn mlp_forward(layers: &[LayerSpec], params: &ParamLayout, state_layout: &ParamLayout, values: &[f64], state: &mut [f64], x: &[f64], rows: usize) -> MlpForward {
-    let mut fwd = MlpForward { pre: Vec::new(), out: Vec::new(), saved: Vec::new() };
+    mlp_forward_grouped(layers, params, state_layout, values, state, x, rows, 1)
+}
+
+/// `mlp_forward` with batch norm over `groups` equal batches of the rows, one after the other,
+/// as that many calls of the network would compute them.
+#[allow(clippy::too_many_arguments)]
+pub fn mlp_forward_grouped(
+    layers: &[LayerSpec], params: &ParamLayout, state_layout: &ParamLayout, values: &[f64], state: &mut [f64], x: &[f64], rows: usize, groups: usize,
+) -> MlpForward {
+    let mut fwd = MlpForward { pre: Vec::new(), out: Vec::new(), saved: Vec::new(), groups };
+    let per_group = rows / groups;
     for (l, spec) in layers.iter().enumerate() {
         let o = offsets(spec, params, state_layout);
         let input = if l == 0 { x } else { &fwd.out[l - 1] };
@@ -87,13 +101,19 @@ pub fn mlp_forward(layers: &[LayerSpec], params: &ParamLayout, state_layout: &Pa
             (Some((g, be, st)), Some(bn)) => {
                 let pre = layer_forward(spec, input, w, b, rows, Activation::Identity);
                 let (n, hw) = (spec.channels(), spec.pixels());
-                let (rm, rv) = state[st + 2 * n..st + 4 * n].split_at_mut(n);
-                let (y, saved) = batchnorm_forward_train(
-                    &channels_last(&pre, rows, n, hw), &values[g..g + n], &values[be..be + n], rows * hw, n, f64::from(bn.eps), f64::from(bn.momentum),
-                    spec.act, rm, rv,
-                );
+                let (rm, rv) = state[st..st + 2 * n].split_at_mut(n);
+                let mut out = Vec::with_capacity(pre.len());
+                let mut saved = Vec::new();
+                for group in pre.chunks(per_group * spec.out) {
+                    let (y, s) = batchnorm_forward_train(
+                        &channels_last(group, per_group, n, hw), &values[g..g + n], &values[be..be + n], per_group * hw, n, f64::from(bn.eps),
+                        f64::from(bn.momentum), spec.act, rm, rv,
+                    );
+                    out.extend(channels_first(&y, per_group, n, hw));
+                    saved.push(s);
+                }
                 fwd.pre.push(Some(pre));
-                fwd.out.push(channels_first(&y, rows, n, hw));
+                fwd.out.push(out);
                 fwd.saved.push(Some(saved));
             }
             _ => {
@@ -138,14 +158,21 @@ pub fn mlp_backward(
             (Some((gamma, beta, _)), Some(saved), Some(pre)) => {
                 let d_out = layer_backward_input(spec, &dy, w, None, rows, Activation::Identity);
                 let (n, hw) = (p.channels(), p.pixels());
-                let cl = |v: &[f64]| channels_last(v, rows, n, hw);
-                let (dx, dgamma, dbeta) =
-                    batchnorm_backward(&cl(&d_out), &cl(&fwd.out[l - 1]), &cl(pre), &values[gamma..gamma + n], saved, rows * hw, n, p.act);
+                let per_group = rows / fwd.groups;
+                let cl = |v: &[f64], i: usize| channels_last(&v[i * per_group * p.out..(i + 1) * per_group * p.out], per_group, n, hw);
+                let (mut dx, mut dgamma, mut dbeta) = (Vec::with_capacity(d_out.len()), vec![0.0; n], vec![0.0; n]);
+                for (i, s) in saved.iter().enumerate() {
+                    let (dxg, dg, db) =
+                        batchnorm_backward(&cl(&d_out, i), &cl(&fwd.out[l - 1], i), &cl(pre, i), &values[gamma..gamma + n], s, per_group * hw, n, p.act);
+                    dx.extend(channels_first(&dxg, per_group, n, hw));
+                    dgamma.iter_mut().zip(&dg).for_each(|(a, b)| *a += b);
+                    dbeta.iter_mut().zip(&db).for_each(|(a, b)| *a += b);
+                }
                 if let Some(g) = grads.as_deref_mut() {
                     g[gamma..gamma + n].copy_from_slice(&dgamma);
                     g[beta..beta + n].copy_from_slice(&dbeta);
                 }
-                channels_first(&dx, rows, n, hw)
+                dx
             }
             _ => layer_backward_input(spec, &dy, w, Some(&fwd.out[l - 1]), rows, p.act),
         };
@@ -155,13 +182,17 @@ pub fn mlp_backward(
 
 impl MlpForward {
     /// Rows `start..start + rows` of every activation, for a backward pass over part of the
-    /// batch. Batch-normalised layers cannot be split.
+    /// batch: whole groups, when batch norm couples the rows of a group.
     pub fn rows(&self, start: usize, rows: usize, widths: &[usize]) -> MlpForward {
-        assert!(self.pre.iter().all(Option::is_none), "batch norm couples the rows");
+        let total = self.out[0].len() / widths[0];
+        let per_group = total / self.groups;
+        assert!(start.is_multiple_of(per_group) && rows.is_multiple_of(per_group), "batch norm couples the rows of a group");
+        let window = |v: &Vec<f64>, w: usize| v[start * w..(start + rows) * w].to_vec();
         MlpForward {
-            pre: vec![None; self.pre.len()],
-            out: self.out.iter().zip(widths).map(|(o, &w)| o[start * w..(start + rows) * w].to_vec()).collect(),
-            saved: (0..self.saved.len()).map(|_| None).collect(),
+            pre: self.pre.iter().zip(widths).map(|(p, &w)| p.as_ref().map(|p| window(p, w))).collect(),
+            out: self.out.iter().zip(widths).map(|(o, &w)| window(o, w)).collect(),
+            saved: self.saved.iter().map(|s| s.as_ref().map(|s| s[start / per_group..(start + rows) / per_group].to_vec())).collect(),
+            groups: rows / per_group,
         }
     }
 }

@@ -27,7 +27,7 @@ pub use gather::gather_rows;
 pub use losses::{bce_logits, bce_with_logit, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, GanLossOut};
 pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};
 pub use random::{fill_labels, fill_normal, fill_uniform, philox4x32_10, to_unit};
-pub use mlp::{mlp_backward, mlp_forward, MlpForward};
+pub use mlp::{mlp_backward, mlp_forward, mlp_forward_grouped, MlpForward};
 pub use vae_step::{vae_step, VaeStepOut};
 pub use gan_step::{gan_step, GanStepOut};
 pub use classify::{gather_labels, iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows};

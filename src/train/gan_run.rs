@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{class_rows, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
-use crate::models::gan::{Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
+use crate::models::gan::{sample_images, Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
 use crate::models::{ask_classes, cycling_classes, Parameters};
 use crate::nn::StepBuffer;
 
@@ -81,10 +81,7 @@ impl Trainee for GanRun {
     }
 
     fn samples(&self, gpu: &Gpu, n: usize) -> Result<Option<Vec<f32>>> {
-        let sampler = GanSampler::new(gpu, &self.gan, n, &self.sample_step.uniform, self.seed)?;
-        sampler.program.run(gpu, "gan.eval-samples");
-        let output = self.gan.config.output;
-        Ok(Some(sampler.generator.output().read_rows(gpu, n, |v| output.to_unit(v))?))
+        Ok(Some(sample_images(gpu, &self.gan, n, &self.sample_step, self.seed)?))
     }
 
     fn asked(&self, n: usize) -> Option<Vec<usize>> {

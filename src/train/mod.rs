@@ -41,6 +41,8 @@ pub enum ModelKind {
     #[serde(rename = "conv-vae")]
     ConvVae,
     Gan,
+    /// The GAN with convolutional generator and discriminator (DCGAN).
+    Dcgan,
     /// The digit classifier that `wgen eval` measures samples with.
     Classifier,
 }
@@ -52,6 +54,7 @@ impl ModelKind {
             ModelKind::Vae => "vae",
             ModelKind::ConvVae => "conv-vae",
             ModelKind::Gan => "gan",
+            ModelKind::Dcgan => "dcgan",
             ModelKind::Classifier => "classifier",
         }
     }
@@ -59,6 +62,11 @@ impl ModelKind {
     /// Trained by the VAE's loop.
     pub fn is_vae(self) -> bool {
         matches!(self, ModelKind::Vae | ModelKind::ConvVae)
+    }
+
+    /// Trained by the GAN's loop.
+    pub fn is_gan(self) -> bool {
+        matches!(self, ModelKind::Gan | ModelKind::Dcgan)
     }
 }
 
@@ -104,7 +112,7 @@ impl TrainConfig {
     /// with betas (0.5, 0.999), batch 64).
     pub fn defaults(model: ModelKind) -> TrainConfig {
         let vae = model.is_vae();
-        let gan = model == ModelKind::Gan;
+        let gan = model.is_gan();
         TrainConfig {
             model,
             epochs: 10,
@@ -119,7 +127,7 @@ impl TrainConfig {
             steps_per_submit: 32,
             conditional: false,
             vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
-            gan: (model == ModelKind::Gan).then(GanConfig::default),
+            gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::default() }),
             classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
         }
     }
@@ -150,7 +158,7 @@ impl ModelRun {
     pub fn new(gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, test: &DeviceSplit) -> Result<ModelRun> {
         Ok(match cfg.model {
             ModelKind::Vae | ModelKind::ConvVae => ModelRun::Vae(VaeRun::new(gpu, cfg, train, test)?),
-            ModelKind::Gan => ModelRun::Gan(GanRun::new(gpu, cfg, train)?),
+            ModelKind::Gan | ModelKind::Dcgan => ModelRun::Gan(GanRun::new(gpu, cfg, train)?),
             ModelKind::Classifier => ModelRun::Classifier(ClassifierRun::new(gpu, cfg, train, test)?),
         })
     }
