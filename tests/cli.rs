@@ -113,8 +113,9 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     let data = dir.join("data");
     let common = ["--epochs", "3", "--batch", "32", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
     // The conditional GAN also draws labels every step: they must resume where they left off;
-    // the conv VAE's scratch buffers must not carry state across the interruption.
-    for (model, extra) in [("gan", None), ("vae", None), ("gan", Some("--conditional")), ("conv-vae", None)] {
+    // the conv VAE's scratch buffers must not carry state across the interruption, nor the
+    // DCGAN's batch-norm statistics.
+    for (model, extra) in [("gan", None), ("vae", None), ("gan", Some("--conditional")), ("conv-vae", None), ("dcgan", None)] {
         let name = format!("{model}{}", extra.unwrap_or(""));
         let (whole, cut) = (dir.join(format!("{name}-whole")), dir.join(format!("{name}-cut")));
         let mut args = vec!["train", model, "--out", whole.to_str().unwrap()];
@@ -391,4 +392,51 @@ fn conv_vae_trains_with_pytorch_conv_layouts_then_samples_reconstructs_and_evalu
     let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert!(e["vae"]["iwae_nll"].as_f64().unwrap() < e["vae"]["test_neg_elbo"].as_f64().unwrap(), "{e}");
     fails_with(&["train", "conv-vae", "--conditional", "--data", data.to_str().unwrap()], "no conditional form");
+}
+
+#[test]
+fn dcgan_trains_with_pytorch_layouts_and_batch_norm_statistics_then_samples_and_evaluates_in_chunks() {
+    let dir = temp_dir("cli-dcgan");
+    small_mnist(&dir.join("data"), 64, 40);
+    let data = dir.join("data");
+    let run = dir.join("run");
+    let out = ok(&["train", "dcgan", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(out.contains("D(G(z))"), "{out}");
+    let model = run.join("model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let shapes: std::collections::BTreeMap<String, Vec<usize>> =
+        file.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect();
+    let want = [
+        ("generator.fc.weight", vec![6272, 100]),
+        ("generator.bn0.running_var", vec![6272]),
+        ("generator.deconv1.weight", vec![128, 64, 4, 4]),
+        ("generator.bn1.weight", vec![64]),
+        ("generator.deconv2.weight", vec![64, 1, 4, 4]),
+        ("generator.deconv2.bias", vec![1]),
+        ("discriminator.conv1.weight", vec![64, 1, 4, 4]),
+        ("discriminator.conv2.weight", vec![128, 64, 4, 4]),
+        ("discriminator.bn2.running_mean", vec![128]),
+        ("discriminator.fc.weight", vec![1, 6272]),
+    ];
+    for (name, shape) in want {
+        assert_eq!(shapes.get(name), Some(&shape), "{name}");
+    }
+    // 6 layers with weight and bias, 3 batch norms with weight, bias and running statistics.
+    assert_eq!(shapes.len(), 6 * 2 + 3 * 4, "{shapes:?}");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap()["model"], "gan");
+
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    ok(&["sample", model.to_str().unwrap(), "--interpolate", "--rows", "2", "--cols", "3", "--grid", &out("lerp.png")]);
+    ok(&["sample", model.to_str().unwrap(), "--n", "5", "--raw", &out("raw.f32")]);
+    assert_eq!(std::fs::metadata(dir.join("raw.f32")).unwrap().len(), 5 * 784 * 4);
+    // 700 samples take two generator passes on lavapipe (a 128 MiB binding holds ~668 images'
+    // deconv1 receptive fields).
+    let classifier = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/model.safetensors");
+    ok(&["eval", run.to_str().unwrap(), "--samples", "700", "--classifier", classifier]);
+    let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert!(e["samples"]["fd"].as_f64().unwrap().is_finite(), "{e}");
+    fails_with(&["train", "dcgan", "--conditional", "--data", data.to_str().unwrap()], "no conditional form");
+    fails_with(&["train", "dcgan", "--g-batchnorm", "false", "--data", data.to_str().unwrap()], "part of its architecture");
 }

@@ -50,7 +50,7 @@ enum BenchWhat {
 
 /// Training cases: each model at its default batch and at larger ones.
 const TRAIN_CASES: &[(ModelKind, usize)] =
-    &[(ModelKind::Gan, 64), (ModelKind::Gan, 256), (ModelKind::Vae, 128), (ModelKind::Vae, 512), (ModelKind::ConvVae, 128)];
+    &[(ModelKind::Gan, 64), (ModelKind::Gan, 256), (ModelKind::Vae, 128), (ModelKind::Vae, 512), (ModelKind::ConvVae, 128), (ModelKind::Dcgan, 64)];
 
 #[derive(serde::Serialize)]
 struct TrainCase {

@@ -42,5 +42,7 @@ pub const LAYER_SHAPES: &[(&str, &str, usize, usize)] = &[
 /// (model, layer) of every conv layer of the conv models, for `wgen bench conv`.
 pub fn conv_layers() -> Vec<(&'static str, mlp::LayerSpec)> {
     let (enc, dec) = vae::layers(&vae::VaeConfig { arch: vae::VaeArch::Conv, ..vae::VaeConfig::default() });
-    enc.into_iter().chain(dec).filter(|l| l.conv_shape().is_some()).map(|l| ("conv-vae", l)).collect()
+    let (g, d) = gan::layers(&gan::GanConfig::dcgan());
+    let conv = |model, layers: Vec<mlp::LayerSpec>| layers.into_iter().filter(|l| l.conv_shape().is_some()).map(move |l| (model, l));
+    conv("conv-vae", enc.into_iter().chain(dec).collect()).chain(conv("dcgan", g.into_iter().chain(d).collect())).collect()
 }
