@@ -439,4 +439,11 @@ fn dcgan_trains_with_pytorch_layouts_and_batch_norm_statistics_then_samples_and_
     assert!(e["samples"]["fd"].as_f64().unwrap().is_finite(), "{e}");
     fails_with(&["train", "dcgan", "--conditional", "--data", data.to_str().unwrap()], "no conditional form");
     fails_with(&["train", "dcgan", "--g-batchnorm", "false", "--data", data.to_str().unwrap()], "part of its architecture");
+    fails_with(&["train", "gan", "--d-batchnorm", "true", "--data", data.to_str().unwrap()], "is for the dcgan");
+    fails_with(&["train", "dcgan", "--d-lr", "0", "--data", data.to_str().unwrap()], "--d-lr must be a positive number");
+    // The recipe knobs of the quality study: no batch norm in D, D's own learning rate.
+    let plain = dir.join("plain");
+    ok(&["-q", "train", "dcgan", "--d-batchnorm", "false", "--d-lr", "1e-4", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", plain.to_str().unwrap()]);
+    let names: Vec<String> = tensors(&plain.join("model.safetensors")).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.iter().any(|n| n.starts_with("discriminator.bn2")) && names.len() == 6 * 2 + 2 * 4, "{names:?}");
 }

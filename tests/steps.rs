@@ -142,6 +142,14 @@ fn dcgan_steps_updating_g_first_match_cpu_reference_backpropagating_the_fake_gro
     gan_steps_match(GanConfig { update_order: UpdateOrder::GFirst, ..GanConfig::dcgan() }, DCGAN_TWIN);
 }
 
+#[test]
+fn gan_steps_with_their_own_discriminator_learning_rate_match_cpu_reference_in_either_order() {
+    use wgen::models::gan::{GanConfig, UpdateOrder};
+    for update_order in [UpdateOrder::GFirst, UpdateOrder::DFirst] {
+        gan_steps_match(GanConfig { update_order, d_lr: Some(5e-5), ..GanConfig::default() }, (3, 2e-4));
+    }
+}
+
 fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder, classes: Option<usize>) {
     use wgen::models::gan::GanConfig;
     gan_steps_match(GanConfig { label_smoothing: 0.1, update_order, classes, ..GanConfig::default() }, (3, 2e-4));

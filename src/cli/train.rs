@@ -98,6 +98,12 @@ pub struct TrainArgs {
     /// GAN: the discriminator's target for real images is 1 - this [default: 0].
     #[arg(long)]
     label_smoothing: Option<f32>,
+    /// GAN: the discriminator's learning rate [default: --lr].
+    #[arg(long)]
+    d_lr: Option<f32>,
+    /// DCGAN: batch norm after the discriminator's second conv [default: true].
+    #[arg(long)]
+    d_batchnorm: Option<bool>,
     /// GAN: which network each step updates first; d-first judges G by the updated D
     /// [default: d-first].
     #[arg(long, value_enum)]
@@ -167,6 +173,16 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if !(weight_decay.is_finite() && weight_decay >= 0.0) {
         bail!("--weight-decay must be zero or positive, got {weight_decay}");
     }
+    let d_lr = pick!(d_lr);
+    if let Some(d_lr) = d_lr.filter(|l| !(l.is_finite() && *l > 0.0)) {
+        bail!("--d-lr must be a positive number, got {d_lr}");
+    }
+    if d_lr.is_some() && !model.is_gan() {
+        bail!("--d-lr is for gan and dcgan: the discriminator's learning rate");
+    }
+    if pick!(d_batchnorm).is_some() && model != ModelKind::Dcgan {
+        bail!("--d-batchnorm is for the dcgan; the MLP gan's discriminator has no batch norm");
+    }
     if !(0.0..1.0).contains(&label_smoothing) {
         bail!("--label-smoothing must be in [0, 1), got {label_smoothing}");
     }
@@ -227,6 +243,8 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
             label_smoothing,
             init,
             update_order: pick!(update_order).unwrap_or(g.update_order),
+            d_lr,
+            d_batchnorm: pick!(d_batchnorm).unwrap_or(g.d_batchnorm),
             ..g
         }),
         classifier: defaults.classifier.map(|c| crate::models::classifier::ClassifierConfig { init, ..c }),

@@ -130,9 +130,24 @@ pub struct GanConfig {
     /// Conditioned on this many classes (`--conditional`); absent for the unconditional GAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
+    /// D's Adam learning rate when it is not G's (`--d-lr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_lr: Option<f32>,
+    /// The DCGAN's batch norm in D (`--d-batchnorm`); the MLP GAN's D has none.
+    #[serde(default = "with_batchnorm")]
+    pub d_batchnorm: bool,
+}
+
+fn with_batchnorm() -> bool {
+    true
 }
 
 impl GanConfig {
+    /// The Adam settings of each network: D's learning rate may differ.
+    pub fn adam(&self, adam: &AdamConfig) -> (AdamConfig, AdamConfig) {
+        (*adam, AdamConfig { lr: self.d_lr.unwrap_or(adam.lr), ..*adam })
+    }
+
     /// The width of the label vector in each network's input (0 unconditioned).
     pub fn label_width(&self) -> usize {
         self.classes.unwrap_or(0)
@@ -156,6 +171,8 @@ impl Default for GanConfig {
             init: Init::Torch,
             update_order: UpdateOrder::DFirst,
             classes: None,
+            d_lr: None,
+            d_batchnorm: true,
         }
     }
 }
@@ -213,7 +230,7 @@ fn conv_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     let discriminator = vec![
         LayerSpec::conv2d("discriminator.conv1", conv1, cfg.d_activation),
         // Real and fake batches: two groups.
-        LayerSpec { batchnorm: bn("discriminator.bn2", 2), ..LayerSpec::conv2d("discriminator.conv2", conv2, cfg.d_activation) },
+        LayerSpec { batchnorm: bn("discriminator.bn2", 2).filter(|_| cfg.d_batchnorm), ..LayerSpec::conv2d("discriminator.conv2", conv2, cfg.d_activation) },
         LayerSpec::new("discriminator.fc", conv2.out_len(), 1, Activation::Identity),
     ];
     (generator, discriminator)
@@ -440,10 +457,11 @@ impl GanGraph {
             let (d_grad, g_grad) = (self.d_disc.d_output().view(), self.d_disc_for_g.d_output().view());
             vec![nn::gan_loss(gpu, "gan", parts, logits.output().view(), real_label, 0.0, d_grad, g_grad, &metrics.buffer, D_LOSS)]
         };
-        let adam_over = |label, range| {
+        let adam_over = |label, range, adam: &AdamConfig| {
             vec![nn::adam(gpu, label, adam, step, range, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)]
         };
         let (g_range, d_range) = gan.ranges();
+        let (g_adam, d_adam) = cfg.adam(adam);
         // G's gradient reaches G(z) through D's input gradient on the fake rows' image columns,
         // times tanh′.
         let into_generator = [InputGrad { from: 0, dx: self.d_generator.d_output().view(), prev: Some((self.fake(), cfg.output.activation())) }];
@@ -474,12 +492,18 @@ impl GanGraph {
                 let to_g = gan.discriminator.backward_launches(gpu, params, &self.discriminator, b, &self.d_disc_for_g, false, &into_generator);
                 program.phase("generator.loss.backward", to_g);
                 program.phase("generator.backward", generator_backward());
-                program.phase("adam", adam_over("gan", 0..params.layout.len));
+                if g_adam == d_adam {
+                    program.phase("adam", adam_over("gan", 0..params.layout.len, &g_adam));
+                } else {
+                    let mut both = adam_over("gan.generator", g_range, &g_adam);
+                    both.extend(adam_over("gan.discriminator", d_range, &d_adam));
+                    program.phase("adam", both);
+                }
             }
             Some(judged) => {
                 program.phase("discriminator.loss", loss(GanLossParts::Discriminator, &self.discriminator));
                 program.phase("discriminator.backward", d_backward);
-                program.phase("discriminator.adam", adam_over("gan.discriminator", d_range));
+                program.phase("discriminator.adam", adam_over("gan.discriminator", d_range, &d_adam));
                 let mut judge = Vec::new();
                 if let (Some(c), Some(k), Some((d_table, _))) = (&self.conditioning, cfg.classes, d_table) {
                     // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
@@ -492,7 +516,7 @@ impl GanGraph {
                 let to_g = gan.discriminator.backward_launches(gpu, params, judged, 0, &self.d_disc_for_g, false, &into_generator);
                 program.phase("generator.loss.backward", to_g);
                 program.phase("generator.backward", generator_backward());
-                program.phase("generator.adam", adam_over("gan.generator", g_range));
+                program.phase("generator.adam", adam_over("gan.generator", g_range, &g_adam));
             }
         }
         program

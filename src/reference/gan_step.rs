@@ -54,6 +54,7 @@ pub fn gan_step(
         grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, IMAGE, k), k, k));
     }
     let (g_range, d_range) = network_ranges(layout);
+    let (g_opt, d_opt) = cfg.adam(opt);
     let mut metrics = loss.metrics;
     let (judged, g_grad) = match cfg.update_order {
         UpdateOrder::GFirst => {
@@ -62,7 +63,7 @@ pub fn gan_step(
         }
         UpdateOrder::DFirst => {
             let r = d_range.clone();
-            adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, opt);
+            adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, &d_opt);
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
             let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);
             let judged = mlp_forward(&disc, layout, state_layout, values, state, &fake_in, batch);
@@ -83,10 +84,12 @@ pub fn gan_step(
         let table = layout.get(G_EMBEDDING).range();
         grads[table].copy_from_slice(&embedding_backward(fake_labels, &columns(&d_g_in, g_width, 0, k), k, k));
     }
-    let update = match cfg.update_order {
-        UpdateOrder::GFirst => 0..values.len(),
-        UpdateOrder::DFirst => g_range,
-    };
-    adam(&mut values[update.clone()], &grads[update.clone()], &mut m[update.clone()], &mut v[update], t, opt);
+    let mut updates = vec![(g_range, g_opt)];
+    if cfg.update_order == UpdateOrder::GFirst {
+        updates.push((d_range, d_opt));
+    }
+    for (r, o) in updates {
+        adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, &o);
+    }
     GanStepOut { metrics, grads, fake }
 }
