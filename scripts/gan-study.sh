@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# The GAN quality study: each update order × seeds 0, 1, 2, 50 epochs, samples scored every 5
-# epochs by the built-in digit classifier; then the table (`wgen compare`) at epochs 10, 25, 50.
+# The GAN quality study: each update order × seeds 0, 1, 2, 50 epochs (the DCGAN: 20), samples
+# scored every 5 epochs by the built-in digit classifier; then the table (`wgen compare`).
 #
 #   scripts/gan-study.sh [OUT] [-- TRAIN FLAGS...]
 #
 # OUT defaults to runs/gan-study. Flags after `--` go to every run (a remedy to measure, e.g.
-# `-- --label-smoothing 0.1`). ORDERS, SEEDS and EPOCHS override the grid; WGEN names a wgen
-# binary to use instead of building this checkout's. A finished run is kept,
-# an interrupted one resumed, so the script can be run again after a stop. On lavapipe (2 cores)
-# a 50-epoch run takes about 7 minutes.
+# `-- --label-smoothing 0.1`; give each remedy its own OUT). MODEL (gan or dcgan), ORDERS,
+# SEEDS and EPOCHS override the grid; WGEN names a wgen binary to use instead of building this
+# checkout's. A finished run is kept, an interrupted one resumed, so the script can be run again
+# after a stop. On lavapipe (2 cores) a 50-epoch MLP GAN run takes about 31 minutes, a 20-epoch
+# DCGAN run about 2.5 hours.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${1:-runs/gan-study}
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
+model=${MODEL:-gan}
 orders=${ORDERS:-d-first g-first}
 seeds=${SEEDS:-0 1 2}
-epochs=${EPOCHS:-50}
+if [ "$model" = dcgan ]; then
+    epochs=${EPOCHS:-20}
+    table_epochs=5,10,$epochs
+else
+    epochs=${EPOCHS:-50}
+    table_epochs=10,25,$epochs
+fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 if [ -z "${WGEN:-}" ]; then
     cargo build --release --quiet
@@ -32,9 +40,9 @@ for order in $orders; do
         elif [ -f "$dir/checkpoint.safetensors" ]; then
             "$wgen" train --resume "$dir" --epochs "$epochs" -q
         else
-            "$wgen" train gan --epochs "$epochs" --seed "$seed" --update-order "$order" --eval-every 5 --out "$dir" -q "$@"
+            "$wgen" train "$model" --epochs "$epochs" --seed "$seed" --update-order "$order" --eval-every 5 --out "$dir" -q "$@"
         fi
         echo "$dir: done"
     done
 done
-"$wgen" compare "${runs[@]}" --epochs 10,25,50 | tee "$out/table.md"
+"$wgen" compare "${runs[@]}" --epochs "$table_epochs" | tee "$out/table.md"
