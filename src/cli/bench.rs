@@ -25,7 +25,7 @@ pub struct BenchArgs {
     /// Repetitions per case, recorded into one compute pass.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     reps: u32,
-    /// Batch sizes of the kernel cases.
+    /// Batch sizes of the kernel and conv cases.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 128])]
     batch: Vec<usize>,
     /// Seconds to time each training case for.
@@ -189,7 +189,13 @@ struct ConvCase {
 /// Each conv layer's forward, dX and dW passes, timed whole with each matmul family, and the
 /// share of the time the matmul takes: what the lowering to matmuls costs.
 fn bench_conv(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
-    let batch = 128;
+    for &batch in &args.batch {
+        bench_conv_at(gpu, args, batch)?;
+    }
+    Ok(())
+}
+
+fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
     if !args.json {
         println!("conv layers on {} (batch {batch}, {} reps per case; whole passes: im2col/col2im/transposes + the matmul)", gpu.adapter_name(), args.reps);
         println!(
