@@ -9,7 +9,7 @@
 # SEEDS and EPOCHS override the grid; WGEN names a wgen binary to use instead of building this
 # checkout's. A finished run is kept, an interrupted one resumed, so the script can be run again
 # after a stop. On lavapipe (2 cores) a 50-epoch MLP GAN run takes about 31 minutes, a 20-epoch
-# DCGAN run about 2.5 hours.
+# DCGAN run about 2.3 hours.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${1:-runs/gan-study}

@@ -431,6 +431,7 @@ fn dcgan_trains_with_pytorch_layouts_and_batch_norm_statistics_then_samples_and_
     ok(&["sample", model.to_str().unwrap(), "--interpolate", "--rows", "2", "--cols", "3", "--grid", &out("lerp.png")]);
     ok(&["sample", model.to_str().unwrap(), "--n", "5", "--raw", &out("raw.f32")]);
     assert_eq!(std::fs::metadata(dir.join("raw.f32")).unwrap().len(), 5 * 784 * 4);
+    fails_with(&["sample", model.to_str().unwrap(), "--n", "100000", "--raw", &out("many.f32")], "draws at once");
     // 700 samples take two generator passes on lavapipe (a 128 MiB binding holds ~668 images'
     // deconv1 receptive fields).
     let classifier = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/model.safetensors");

@@ -76,6 +76,18 @@ enum Model {
 
 impl Model {
     /// The class count of a conditional model.
+    /// Refuses more images than one pass of this model can hold on this adapter.
+    fn check_rows(&self, gpu: &Gpu, n: usize) -> Result<()> {
+        let most = match self {
+            Model::Vae(v) => v.max_rows(gpu),
+            Model::Gan(g) => g.max_rows(gpu),
+        };
+        if n > most {
+            bail!("{n} images is more than this model draws at once on this adapter ({most}: its widest layer must fit one storage binding); ask for fewer, and for more run again with another --seed");
+        }
+        Ok(())
+    }
+
     fn classes(&self) -> Option<usize> {
         match self {
             Model::Vae(v) => v.config.classes,
@@ -236,6 +248,7 @@ pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
             _ => layout(a, 64)?,
         };
         let n = a.n.unwrap_or(rows * cols);
+        model.check_rows(gpu, n)?;
         // Each grid row asks for one class (row r for class r mod k), or all for --class.
         let asked: Vec<usize> = match (model.classes(), class) {
             (_, Some(c)) => vec![c; n],
@@ -279,6 +292,7 @@ fn side_by_side(a: &[f32], wa: usize, b: &[f32], wb: usize, n: usize, width: usi
 /// Decodes host-chosen latent vectors (or GAN noise) `z` [n, dim] and, for a conditional
 /// model, each row's class vector `cond` [n, k] (blends allowed).
 fn decode(gpu: &Gpu, model: &Model, z: &[f32], cond: &[f32], n: usize, step: &StepBuffer) -> Result<Vec<f32>> {
+    model.check_rows(gpu, n)?;
     let k = model.classes().unwrap_or(0);
     if cond.len() != n * k {
         bail!("a conditional model needs a class for every image (--class K)");
