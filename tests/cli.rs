@@ -106,6 +106,14 @@ fn tensors(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     t
 }
 
+/// A checkpoint's bytes and each tensor's shape by name.
+fn tensor_shapes(path: &std::path::Path) -> (Vec<u8>, std::collections::BTreeMap<String, Vec<usize>>) {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let shapes = file.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect();
+    (bytes, shapes)
+}
+
 #[test]
 fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     let dir = temp_dir("resume");
@@ -356,10 +364,7 @@ fn conv_vae_trains_with_pytorch_conv_layouts_then_samples_reconstructs_and_evalu
     let out = ok(&["train", "conv-vae", "--epochs", "2", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
     assert!(out.contains("test_neg_elbo"), "{out}");
     let model = run.join("model.safetensors");
-    let bytes = std::fs::read(&model).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let shapes: std::collections::BTreeMap<String, Vec<usize>> =
-        file.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect();
+    let (bytes, shapes) = tensor_shapes(&model);
     // Conv2d [out, in, kh, kw]; ConvTranspose2d [in, out, kh, kw]; flatten and reshape in NCHW.
     let want = [
         ("encoder.conv1.weight", vec![32, 1, 4, 4]),
@@ -403,10 +408,7 @@ fn dcgan_trains_with_pytorch_layouts_and_batch_norm_statistics_then_samples_and_
     let out = ok(&["train", "dcgan", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
     assert!(out.contains("D(G(z))"), "{out}");
     let model = run.join("model.safetensors");
-    let bytes = std::fs::read(&model).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let shapes: std::collections::BTreeMap<String, Vec<usize>> =
-        file.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect();
+    let (bytes, shapes) = tensor_shapes(&model);
     let want = [
         ("generator.fc.weight", vec![6272, 100]),
         ("generator.bn0.running_var", vec![6272]),
