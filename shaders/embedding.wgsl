@@ -10,12 +10,17 @@
 //                       so the result is the same every run (no atomics, no float races)
 //   copy_columns        dst[r, j] = src[r, j]: places a block (noise, images, G's output) in
 //                       its column window
+//   class_logit_forward dst[r, 0] = src[r, 0] + src[r, 1 + label[r]]: the projection
+//                       discriminator's logit, a shared head plus the row's class head (dim is
+//                       1 + classes, the width of src)
+//   class_logit_backward dst[r, j] = src[r, 0] where j is 0 or 1 + label[r], else 0: the
+//                       logit's gradient to both heads it read (dim = 1 + classes, dst's width)
 // Every [r, j] above is read or written at off + r * stride + j of its buffer (the table and
 // its gradient are row-major with stride dim).
 // Bindings: 0 params (EmbedParams), 1 labels (read: [rows] f32 class indices; unused by
 //           copy_columns), 2 src (read), 3 dst (read_write)
-// Grid: one thread per output value (rows × dim, or classes × dim for the backward), 256 per
-//       workgroup, folded over x and y.
+// Grid: one thread per output value (rows × dim, or classes × dim for the backward, rows for
+//       class_logit_forward), 256 per workgroup, folded over x and y.
 
 struct EmbedParams {
     rows: u32,
@@ -96,4 +101,32 @@ fn copy_columns(@builtin(workgroup_id) wid: vec3<u32>,
     let r = i / p.dim;
     let j = i % p.dim;
     dst[p.dst_off + r * p.dst_stride + j] = src[p.src_off + r * p.src_stride + j];
+}
+
+@compute @workgroup_size(256)
+fn class_logit_forward(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) tid: u32) {
+    let r = linear_workgroup(wid, nwg) * 256u + tid;
+    if r >= p.rows {
+        return;
+    }
+    let row = p.src_off + r * p.src_stride;
+    dst[p.dst_off + r * p.dst_stride] = src[row] + src[row + 1u + u32(labels[p.label_off + r])];
+}
+
+@compute @workgroup_size(256)
+fn class_logit_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) tid: u32) {
+    let i = linear_workgroup(wid, nwg) * 256u + tid;
+    if i >= p.rows * p.dim {
+        return;
+    }
+    let r = i / p.dim;
+    let j = i % p.dim;
+    // Differentiates `src[row] + src[row + 1u + u32(labels[p.label_off + r])]`: both heads
+    // read receive the logit's gradient, every other class head none.
+    let read = j == 0u || j == 1u + u32(labels[p.label_off + r]);
+    dst[p.dst_off + r * p.dst_stride + j] = select(0.0, src[p.src_off + r * p.src_stride], read);
 }

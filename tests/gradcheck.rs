@@ -184,6 +184,17 @@ fn logsumexp_is_stable_and_exact_on_known_values() {
 }
 
 #[test]
+fn class_logit_backward_matches_finite_differences() {
+    let (rows, classes) = (13usize, 4usize);
+    let dim = 1 + classes;
+    let labels: Vec<usize> = (0..rows).map(|r| (r * 3) % classes).collect();
+    let heads = uniform(1610, rows * dim, -1.0, 1.0);
+    let c = uniform(1611, rows, -1.0, 1.0);
+    let analytic = cpu::class_logit_backward(&labels, &c, dim);
+    check("class_logit_backward", &heads, &analytic, |h| dot(&c, &cpu::class_logit_forward(&labels, h)));
+}
+
+#[test]
 fn embedding_backward_matches_finite_differences_with_repeated_and_absent_classes() {
     let (classes, dim) = (7, 5);
     // Class 3 thrice, class 6 never: the gradient must sum repeats and leave absent rows zero.

@@ -615,6 +615,38 @@ fn embedding_backward_sums_strided_gradient_rows_per_class_and_zeroes_absent_cla
 }
 
 #[test]
+fn class_logit_adds_the_shared_head_to_the_rows_class_head_and_routes_the_gradient_to_both() {
+    let g = gpu();
+    // 300 rows (more than a workgroup) of 1 + 9 heads read from columns 2..12 of a [300, 13]
+    // buffer; the labels sit after 4 others, the logits in a column of a wider buffer.
+    let (rows, classes, width, at) = (300usize, 9usize, 13usize, 2usize);
+    let dim = 1 + classes;
+    let labels: Vec<usize> = (0..rows).map(|r| (r * 5 + r / 7) % classes).collect();
+    let stored: Vec<f64> = [8.0; 4].into_iter().chain(labels.iter().map(|&c| c as f64)).collect();
+    let tl = upload("labels", &[rows + 4], &stored);
+    let heads = rounded(&uniform(1415, rows * width, -1.0, 1.0));
+    let th = upload("heads", &[rows, width], &heads);
+    let logits = Tensor::from_slice(g, "logits", &[rows, 3], &vec![6.0; rows * 3]).unwrap();
+    g.run("logit", &[&nn::class_logit_forward(g, "logit", tl.view().rows(4, rows), th.view().columns(at, dim), logits.view().columns(1, 1))]);
+    let mut want = vec![6.0; rows * 3];
+    for (r, v) in cpu::class_logit_forward(&labels, &cpu::columns(&heads, width, at, dim)).into_iter().enumerate() {
+        want[r * 3 + 1] = v;
+    }
+    assert_close("class_logit_forward", &read(&logits), &want, 1e-6, 1e-6);
+
+    let d_logits = rounded(&uniform(1416, rows, -1.0, 1.0));
+    let td = upload("d_logits", &[rows, 1], &d_logits);
+    let d_heads = Tensor::from_slice(g, "d_heads", &[rows, width], &vec![7.0; rows * width]).unwrap();
+    g.run("logit", &[&nn::class_logit_backward(g, "logit", tl.view().rows(4, rows), td.view(), d_heads.view().columns(at, dim))]);
+    let d = cpu::class_logit_backward(&labels, &d_logits, dim);
+    let mut want = vec![7.0; rows * width];
+    for r in 0..rows {
+        want[r * width + at..r * width + at + dim].copy_from_slice(&d[r * dim..(r + 1) * dim]);
+    }
+    assert_close("class_logit_backward", &read(&d_heads), &want, 0.0, 0.0);
+}
+
+#[test]
 fn copy_columns_moves_a_block_between_strided_windows() {
     let g = gpu();
     let (rows, cols) = (67usize, 13usize);

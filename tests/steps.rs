@@ -122,6 +122,14 @@ fn conditional_gan_steps_updating_g_first_match_cpu_reference_embeddings_include
     gan_steps_match_cpu_reference(wgen::models::gan::UpdateOrder::GFirst, Some(10));
 }
 
+#[test]
+fn projection_gan_steps_match_cpu_reference_in_either_order_through_shared_and_class_heads() {
+    use wgen::models::gan::{GanConfig, UpdateOrder};
+    for update_order in [UpdateOrder::DFirst, UpdateOrder::GFirst] {
+        gan_steps_match(GanConfig { label_smoothing: 0.1, update_order, classes: Some(10), projection: true, ..GanConfig::default() }, (3, 2e-4));
+    }
+}
+
 /// The DCGAN's twins run at a tenth of its learning rate, from seed 5. Adam's early steps are
 /// ±lr for any gradient above its eps, so a weight whose gradient is rounding noise (a conv
 /// weight whose terms cancel, a bias before a batch norm) steps by ±lr at random; in the D-first

@@ -112,6 +112,10 @@ pub struct TrainArgs {
     /// one-hot; PyTorch-GAN cgan's label embeddings). The classes are the data's labels.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     conditional: Option<bool>,
+    /// Conditional gan: a projection discriminator, whose logit adds a head for the row's class
+    /// to a shared head (Miyato & Koyama 2018) [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    projection: Option<bool>,
     /// Conditional vae: a learned prior mean per class, p(z|y) = N(m_y, I), instead of N(0, I)
     /// for every class [default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -203,6 +207,10 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         _ => {}
     }
+    let projection = pick!(projection).unwrap_or(false);
+    if projection && !(model == ModelKind::Gan && conditional) {
+        bail!("--projection is for `gan --conditional`: it gives the discriminator a head per class");
+    }
     let vae = model.is_vae();
     let z_dim = pick!(z_dim).unwrap_or(match (vae, conditional) {
         (true, false) => 32,
@@ -245,6 +253,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
             update_order: pick!(update_order).unwrap_or(g.update_order),
             d_lr,
             d_batchnorm: pick!(d_batchnorm).unwrap_or(g.d_batchnorm),
+            projection,
             ..g
         }),
         classifier: defaults.classifier.map(|c| crate::models::classifier::ClassifierConfig { init, ..c }),

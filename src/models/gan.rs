@@ -136,6 +136,11 @@ pub struct GanConfig {
     /// The DCGAN's batch norm in D (`--d-batchnorm`); the MLP GAN's D has none.
     #[serde(default = "with_batchnorm")]
     pub d_batchnorm: bool,
+    /// Conditioned: D's last layer has a shared head and one head per class, and its logit is
+    /// the shared head's plus the row's class head's (`--projection`; Miyato & Koyama's
+    /// projection discriminator, the class vectors being the class heads' weights).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub projection: bool,
 }
 
 fn with_batchnorm() -> bool {
@@ -151,6 +156,15 @@ impl GanConfig {
     /// The width of the label vector in each network's input (0 unconditioned).
     pub fn label_width(&self) -> usize {
         self.classes.unwrap_or(0)
+    }
+
+    /// The width of D's last layer: one logit, or with the projection a shared head and a head
+    /// per class.
+    pub fn d_heads(&self) -> usize {
+        match self.classes {
+            Some(k) if self.projection => 1 + k,
+            _ => 1,
+        }
     }
 }
 
@@ -173,6 +187,7 @@ impl Default for GanConfig {
             classes: None,
             d_lr: None,
             d_batchnorm: true,
+            projection: false,
         }
     }
 }
@@ -206,7 +221,7 @@ pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         discriminator.push(LayerSpec::new(&format!("discriminator.fc{}", i + 1), width, h, cfg.d_activation));
         width = h;
     }
-    discriminator.push(LayerSpec::new(&format!("discriminator.fc{}", cfg.d_hidden.len() + 1), width, 1, Activation::Identity));
+    discriminator.push(LayerSpec::new(&format!("discriminator.fc{}", cfg.d_hidden.len() + 1), width, cfg.d_heads(), Activation::Identity));
     if cfg.classes.is_some() {
         generator[0] = generator[0].clone().padded();
         discriminator[0] = discriminator[0].clone().padded();
@@ -334,6 +349,18 @@ pub struct Conditioning {
     pub d_label: Tensor,
     /// [B, k rounded up to 4]: the gradient at G's label columns (and the first z columns)
     pub g_label: Tensor,
+    pub projection: Option<Projection>,
+}
+
+/// The logits a projection discriminator's heads give, and their gradients.
+pub struct Projection {
+    /// [2B, 1]: one logit per row of D's main pass (the first B rows reused for its fake-only
+    /// pass)
+    pub logits: Tensor,
+    /// [2B, 1]: d D's loss / d logit
+    pub d_logits: Tensor,
+    /// [B, 1]: d G's loss / d logit of the fake rows
+    pub g_logits: Tensor,
 }
 
 /// The buffers of one GAN training step over a batch of B real images.
@@ -373,6 +400,14 @@ impl GanGraph {
                 fake: Tensor::zeros(gpu, "gan.fake", &[batch, IMAGE])?,
                 d_label: Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, padded_width(k)])?,
                 g_label: Tensor::zeros(gpu, "generator.label_emb.d_out", &[batch, padded_width(k)])?,
+                projection: match cfg.projection {
+                    true => Some(Projection {
+                        logits: Tensor::zeros(gpu, "discriminator.logits", &[2 * batch, 1])?,
+                        d_logits: Tensor::zeros(gpu, "discriminator.logits.d_disc", &[2 * batch, 1])?,
+                        g_logits: Tensor::zeros(gpu, "discriminator.logits.d_gen", &[batch, 1])?,
+                    }),
+                    false => None,
+                },
             }),
         };
         let generator = match &conditioning {
@@ -453,9 +488,28 @@ impl GanGraph {
         }
         program.phase("discriminator.forward", gan.discriminator.forward_launches(gpu, params, &self.discriminator, BatchnormMode::Train));
         let real_label = 1.0 - cfg.label_smoothing;
-        let loss = |parts, logits: &Forward| {
-            let (d_grad, g_grad) = (self.d_disc.d_output().view(), self.d_disc_for_g.d_output().view());
-            vec![nn::gan_loss(gpu, "gan", parts, logits.output().view(), real_label, 0.0, d_grad, g_grad, &metrics.buffer, D_LOSS)]
+        // `heads` is D's output over rows from `first` of [real; fake].
+        let loss = |parts, heads: &Forward, first: usize| {
+            let (d_heads, g_heads) = (self.d_disc.d_output().view(), self.d_disc_for_g.d_output().view());
+            match self.conditioning.as_ref().and_then(|c| c.projection.as_ref().map(|p| (c, p))) {
+                None => vec![nn::gan_loss(gpu, "gan", parts, heads.output().view(), real_label, 0.0, d_heads, g_heads, &metrics.buffer, D_LOSS)],
+                Some((c, p)) => {
+                    let rows = heads.output().rows;
+                    let logits = p.logits.view().rows(0, rows);
+                    let labels = c.labels.view();
+                    let mut launches = vec![
+                        nn::class_logit_forward(gpu, "discriminator.projection", labels.rows(first, rows), heads.output().view(), logits),
+                        nn::gan_loss(gpu, "gan", parts, logits, real_label, 0.0, p.d_logits.view(), p.g_logits.view(), &metrics.buffer, D_LOSS),
+                    ];
+                    if parts != GanLossParts::Generator {
+                        launches.push(nn::class_logit_backward(gpu, "discriminator.projection", labels, p.d_logits.view(), d_heads));
+                    }
+                    if parts != GanLossParts::Discriminator {
+                        launches.push(nn::class_logit_backward(gpu, "discriminator.projection", labels.rows(b, b), p.g_logits.view(), g_heads));
+                    }
+                    launches
+                }
+            }
         };
         let adam_over = |label, range, adam: &AdamConfig| {
             vec![nn::adam(gpu, label, adam, step, range, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)]
@@ -487,7 +541,7 @@ impl GanGraph {
         d_embedding_backward(&mut d_backward);
         match &self.discriminator_fake {
             None => {
-                program.phase("loss", loss(GanLossParts::Both, &self.discriminator));
+                program.phase("loss", loss(GanLossParts::Both, &self.discriminator, 0));
                 program.phase("discriminator.backward", d_backward);
                 let to_g = gan.discriminator.backward_launches(gpu, params, &self.discriminator, b, &self.d_disc_for_g, false, &into_generator);
                 program.phase("generator.loss.backward", to_g);
@@ -501,7 +555,7 @@ impl GanGraph {
                 }
             }
             Some(judged) => {
-                program.phase("discriminator.loss", loss(GanLossParts::Discriminator, &self.discriminator));
+                program.phase("discriminator.loss", loss(GanLossParts::Discriminator, &self.discriminator, 0));
                 program.phase("discriminator.backward", d_backward);
                 program.phase("discriminator.adam", adam_over("gan.discriminator", d_range, &d_adam));
                 let mut judge = Vec::new();
@@ -512,7 +566,7 @@ impl GanGraph {
                 }
                 judge.extend(gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
                 program.phase("discriminator.forward.fake", judge);
-                program.phase("generator.loss", loss(GanLossParts::Generator, judged));
+                program.phase("generator.loss", loss(GanLossParts::Generator, judged, b));
                 let to_g = gan.discriminator.backward_launches(gpu, params, judged, 0, &self.d_disc_for_g, false, &into_generator);
                 program.phase("generator.loss.backward", to_g);
                 program.phase("generator.backward", generator_backward());

@@ -121,3 +121,38 @@ pub fn copy_columns(gpu: &Gpu, label: &str, src: View<'_>, dst: View<'_>) -> Lau
     Launch::new(gpu, Kernel::CopyColumns, label, &params, &bindings, grid_for(gpu, n, 256))
         .with_cost(0, 8 * n as u64, format!("{}x{}", src.rows, src.cols))
 }
+
+/// logits [rows, 1] = heads[r, 0] + heads[r, 1 + label[r]]: the projection discriminator's
+/// logit from its [rows, 1 + classes] last layer, a shared head plus the row's class head.
+pub fn class_logit_forward(gpu: &Gpu, label: &str, labels: View<'_>, heads: View<'_>, logits: View<'_>) -> Launch {
+    class_logit_launch(gpu, Kernel::ClassLogitForward, label, labels, heads, logits, heads.cols)
+}
+
+/// d_heads [rows, 1 + classes] = d_logits[r] at the two heads row r read, 0 elsewhere;
+/// overwrites.
+pub fn class_logit_backward(gpu: &Gpu, label: &str, labels: View<'_>, d_logits: View<'_>, d_heads: View<'_>) -> Launch {
+    class_logit_launch(gpu, Kernel::ClassLogitBackward, label, labels, d_logits, d_heads, d_heads.cols)
+}
+
+fn class_logit_launch(gpu: &Gpu, kernel: Kernel, label: &str, labels: View<'_>, src: View<'_>, dst: View<'_>, dim: usize) -> Launch {
+    assert_eq!(labels.rows * labels.cols, src.rows, "{label}: one label per row");
+    assert_eq!(src.rows, dst.rows, "{label}: rows");
+    assert!(labels.is_contiguous(), "{label}: contiguous labels");
+    assert!(dim >= 2, "{label}: a shared head and at least one class head");
+    let params = EmbedParams {
+        rows: u32_of(src.rows),
+        dim: u32_of(dim),
+        classes: u32_of(dim - 1),
+        flags: 0,
+        src_off: u32_of(src.offset),
+        src_stride: u32_of(src.stride),
+        dst_off: u32_of(dst.offset),
+        dst_stride: u32_of(dst.stride),
+        label_off: u32_of(labels.offset),
+        ..Zeroable::zeroed()
+    };
+    let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: src.buffer }, Binding { slot: 3, buffer: dst.buffer }];
+    let (rows, n) = (src.rows as u64, (dst.rows * dst.cols) as u64);
+    Launch::new(gpu, kernel, label, &params, &bindings, grid_for(gpu, n as usize, 256))
+        .with_cost(if kernel == Kernel::ClassLogitForward { rows } else { 0 }, 4 * (3 * rows + n), format!("{}x{dim}", src.rows))
+}

@@ -21,7 +21,7 @@ pub use conv::{
     ConvOperands, ConvParams, ConvScratch, ConvShape,
 };
 pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
-pub use embedding::{copy_columns, embedding_add, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
+pub use embedding::{class_logit_backward, class_logit_forward, copy_columns, embedding_add, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
 pub use gather::{gather_labels, gather_rows, GatherParams};
 pub use linear::{
     backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_input_with, matmul_backward_weight,

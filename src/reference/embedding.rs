@@ -37,3 +37,19 @@ pub fn concat_columns(left: &[f64], a: usize, right: &[f64], b: usize) -> Vec<f6
 pub fn columns(x: &[f64], cols: usize, start: usize, n: usize) -> Vec<f64> {
     x.chunks(cols).flat_map(|row| row[start..start + n].iter().copied()).collect()
 }
+
+/// logits [rows] = heads[r, 0] + heads[r, 1 + label[r]] over heads [rows, 1 + classes].
+pub fn class_logit_forward(labels: &[usize], heads: &[f64]) -> Vec<f64> {
+    let dim = heads.len() / labels.len().max(1);
+    labels.iter().enumerate().map(|(r, &c)| heads[r * dim] + heads[r * dim + 1 + c]).collect()
+}
+
+/// d_heads [rows, dim]: each row's logit gradient at its shared head and its class head.
+pub fn class_logit_backward(labels: &[usize], d_logits: &[f64], dim: usize) -> Vec<f64> {
+    let mut d = vec![0.0; labels.len() * dim];
+    for (r, (&c, &g)) in labels.iter().zip(d_logits).enumerate() {
+        d[r * dim] = g;
+        d[r * dim + 1 + c] = g;
+    }
+    d
+}

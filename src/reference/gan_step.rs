@@ -1,6 +1,6 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
-use super::{activate_grad_from_output, adam, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
+use super::{activate_grad_from_output, adam, class_logit_backward, class_logit_forward, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
 use crate::models::gan::{input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
@@ -46,9 +46,12 @@ pub fn gan_step(
     let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, IMAGE, false, d_width);
     // D's batch norm sees the real and the fake rows as two batches.
     let df = mlp_forward_grouped(&disc, layout, state_layout, values, state, &d_in, 2 * batch, 2);
-    let loss = gan_loss(df.out.last().unwrap(), batch, 1.0 - f64::from(cfg.label_smoothing), 0.0);
+    // A projection discriminator's heads give the logit of each row's class.
+    let logits_of = |heads: &[f64], labels: &[usize]| if cfg.projection { class_logit_forward(labels, heads) } else { heads.to_vec() };
+    let to_heads = |d_logits: Vec<f64>, labels: &[usize]| if cfg.projection { class_logit_backward(labels, &d_logits, cfg.d_heads()) } else { d_logits };
+    let loss = gan_loss(&logits_of(df.out.last().unwrap(), labels), batch, 1.0 - f64::from(cfg.label_smoothing), 0.0);
     let mut grads = vec![0.0; values.len()];
-    let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, loss.d_grad, Some(&mut grads), None);
+    let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, to_heads(loss.d_grad, labels), Some(&mut grads), None);
     if k > 0 {
         let table = layout.get(D_EMBEDDING).range();
         grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, IMAGE, k), k, k));
@@ -59,7 +62,7 @@ pub fn gan_step(
     let (judged, g_grad) = match cfg.update_order {
         UpdateOrder::GFirst => {
             let widths: Vec<usize> = disc.iter().map(|l| l.out).collect();
-            (df.rows(batch, batch, &widths), loss.g_grad)
+            (df.rows(batch, batch, &widths), to_heads(loss.g_grad, fake_labels))
         }
         UpdateOrder::DFirst => {
             let r = d_range.clone();
@@ -68,10 +71,10 @@ pub fn gan_step(
             let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);
             let judged = mlp_forward(&disc, layout, state_layout, values, state, &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
-            let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(judged.out.last().unwrap().iter().copied()).collect();
+            let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(logits_of(judged.out.last().unwrap(), fake_labels)).collect();
             let g_loss = gan_loss(&logits, batch, 1.0, 0.0);
             metrics[1] = g_loss.metrics[1];
-            (judged, g_loss.g_grad)
+            (judged, to_heads(g_loss.g_grad, fake_labels))
         }
     };
     let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);

@@ -22,7 +22,7 @@ pub use conv::{
     channel_sum, col2im, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv_transpose2d_backward_input, conv_transpose2d_backward_weight,
     conv_transpose2d_forward, im2col, transpose_blocks,
 };
-pub use embedding::{columns, concat_columns, embedding_backward, embedding_forward};
+pub use embedding::{class_logit_backward, class_logit_forward, columns, concat_columns, embedding_backward, embedding_forward};
 pub use gather::gather_rows;
 pub use losses::{bce_logits, bce_with_logit, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, GanLossOut};
 pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};
