@@ -353,6 +353,14 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     let sizes: std::collections::HashMap<String, usize> = tensors(&prior.join("model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
     assert_eq!(sizes.get("prior.mean"), Some(&(10 * 2)), "a prior mean per class: {sizes:?}");
     ok(&["sample", prior.join("model.safetensors").to_str().unwrap(), "--interpolate", "--grid", &out("prior-across.png")]);
+    // The projection discriminator's last layer: a shared head, then one per class.
+    let projection = dir.join("projection");
+    ok(&["-q", "train", "gan", "--conditional", "--projection", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", projection.to_str().unwrap()]);
+    let (_, shapes) = tensor_shapes(&projection.join("model.safetensors"));
+    assert_eq!((shapes["discriminator.fc3.weight"].clone(), shapes["discriminator.fc3.bias"].clone()), (vec![11, 256], vec![11]));
+    ok(&["sample", projection.join("model.safetensors").to_str().unwrap(), "--class", "2", "--n", "3", "--raw", &out("projection-twos.f32")]);
+    fails_with(&["train", "gan", "--projection", "--epochs", "1"], "--projection is for `gan --conditional`");
+    fails_with(&["train", "vae", "--conditional", "--projection", "--epochs", "1"], "--projection is for `gan --conditional`");
 }
 
 #[test]
