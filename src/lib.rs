@@ -4,6 +4,7 @@
 //! `nn` (host-side launchers of each kernel) → `models` → `train` → `cli`. `reference` holds
 //! the CPU twin of every kernel under the same name; `data` and `image` sit beside.
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod data;
 pub mod eval;

@@ -246,10 +246,19 @@ impl Gpu {
                     })?
             }
         };
-        Self::from_adapter(&adapter)
+        pollster::block_on(Self::open(&adapter))
     }
 
-    fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu, GpuError> {
+    /// The adapter the platform prefers, a high-performance one where it has a choice: the
+    /// only way a browser offers one (WebGPU lists none).
+    pub async fn preferred() -> Result<Gpu, GpuError> {
+        let instance = instance(None);
+        let options = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
+        let adapter = instance.request_adapter(&options).await.map_err(|_| GpuError::NoAdapter { backend: String::new() })?;
+        Self::open(&adapter).await
+    }
+
+    async fn open(adapter: &wgpu::Adapter) -> Result<Gpu, GpuError> {
         let info = adapter.get_info();
         // Timestamps and subgroups are requested when offered: asking costs nothing; only
         // `wgen profile` writes timestamps, only the subgroup matmul uses subgroups.
@@ -261,15 +270,17 @@ impl Gpu {
         // The defaults are smaller than many adapters offer (lavapipe's storage bindings reach
         // 128 MiB against the default 128 MiB, buffers 2 GiB against 256 MiB): take what it has.
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgen"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|source| GpuError::RequestDevice {
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgen"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|source| GpuError::RequestDevice {
             adapter: info.name.clone(),
             source,
         })?;
@@ -358,12 +369,13 @@ impl Gpu {
 
     /// Copies `len` elements of `buffer` from element `offset` back to the host. Not for hot
     /// paths: it waits for the queue.
-    pub fn read<T: bytemuck::Pod>(
-        &self,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<T>, GpuError> {
+    pub fn read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, offset: u64, len: usize) -> Result<Vec<T>, GpuError> {
+        pollster::block_on(self.read_async(buffer, offset, len))
+    }
+
+    /// `read` as a future, for a caller that must not block (a browser, whose event loop
+    /// completes the mapping): native back ends have done the copy before it is first polled.
+    pub async fn read_async<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, offset: u64, len: usize) -> Result<Vec<T>, GpuError> {
         let size = std::mem::size_of::<T>();
         let bytes = (len * size) as u64;
         // Copies must be 4-byte multiples; round up and cut afterwards.
@@ -380,16 +392,17 @@ impl Gpu {
         encoder.copy_buffer_to_buffer(buffer, offset * size as u64, &staging, 0, padded);
         self.queue.submit(Some(encoder.finish()));
         let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
+        // Native back ends run the callback inside poll; on WebGPU poll does nothing.
         self.wait();
         let fail = |detail: String| GpuError::Readback {
             what: format!("a buffer of {} bytes", buffer.size()),
             detail,
         };
-        rx.recv()
+        rx.await
             .map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(e.to_string()))?;
         let view = slice.get_mapped_range().map_err(|e| fail(e.to_string()))?;

@@ -3,6 +3,8 @@
 
 pub mod checkpoint;
 mod classifier_run;
+// Drawn with plotters' file backend and system fonts; the browser draws its own curves.
+#[cfg(not(target_arch = "wasm32"))]
 mod curves;
 mod gan_run;
 pub mod judge;
@@ -511,6 +513,7 @@ fn run_epochs<T: Trainee>(
         writeln!(metrics_file, "{}", Value::Object(record.clone()))?;
         metrics_file.flush()?;
         records.push(record);
+        #[cfg(not(target_arch = "wasm32"))]
         curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
         let last = records.last().expect("just pushed");
         let scores = match (last.get("fd").and_then(Value::as_f64), last.get("inception_score").and_then(Value::as_f64), last.get("modes")) {
