@@ -329,7 +329,8 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     // PyTorch's shapes: the first layers read 100 + 10 and 784 + 10 columns (the 2 columns
     // that pad them to whole vec4s on the GPU are not exported).
     let sizes: std::collections::HashMap<String, usize> = tensors(&dir.join("gan/model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
-    for (name, len) in [("generator.label_emb.weight", 100), ("discriminator.label_emb.weight", 100), ("generator.fc1.weight", 256 * 110), ("discriminator.fc1.weight", 512 * 794)] {
+    // The projection discriminator (the default) ends in a shared head and one per class.
+    for (name, len) in [("generator.label_emb.weight", 100), ("discriminator.label_emb.weight", 100), ("generator.fc1.weight", 256 * 110), ("discriminator.fc1.weight", 512 * 794), ("discriminator.fc3.weight", 11 * 256)] {
         assert_eq!(sizes.get(name), Some(&len), "{name}: {sizes:?}");
     }
     let sizes: std::collections::HashMap<String, usize> = tensors(&dir.join("vae/model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
@@ -353,12 +354,12 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     let sizes: std::collections::HashMap<String, usize> = tensors(&prior.join("model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
     assert_eq!(sizes.get("prior.mean"), Some(&(10 * 2)), "a prior mean per class: {sizes:?}");
     ok(&["sample", prior.join("model.safetensors").to_str().unwrap(), "--interpolate", "--grid", &out("prior-across.png")]);
-    // The projection discriminator's last layer: a shared head, then one per class.
-    let projection = dir.join("projection");
-    ok(&["-q", "train", "gan", "--conditional", "--projection", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", projection.to_str().unwrap()]);
-    let (_, shapes) = tensor_shapes(&projection.join("model.safetensors"));
-    assert_eq!((shapes["discriminator.fc3.weight"].clone(), shapes["discriminator.fc3.bias"].clone()), (vec![11, 256], vec![11]));
-    ok(&["sample", projection.join("model.safetensors").to_str().unwrap(), "--class", "2", "--n", "3", "--raw", &out("projection-twos.f32")]);
+    // Without the projection: PyTorch-GAN's cgan, one logit.
+    let cgan = dir.join("cgan");
+    ok(&["-q", "train", "gan", "--conditional", "--projection", "false", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", cgan.to_str().unwrap()]);
+    let (_, shapes) = tensor_shapes(&cgan.join("model.safetensors"));
+    assert_eq!((shapes["discriminator.fc3.weight"].clone(), shapes["discriminator.fc3.bias"].clone()), (vec![1, 256], vec![1]));
+    ok(&["sample", cgan.join("model.safetensors").to_str().unwrap(), "--class", "2", "--n", "3", "--raw", &out("cgan-twos.f32")]);
     fails_with(&["train", "gan", "--projection", "--epochs", "1"], "--projection is for `gan --conditional`");
     fails_with(&["train", "vae", "--conditional", "--projection", "--epochs", "1"], "--projection is for `gan --conditional`");
 }

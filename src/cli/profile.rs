@@ -56,7 +56,10 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
                 v.classes = Some(k);
                 v.latent = super::train::CVAE_LATENT;
             }
-            (_, Some(g)) => g.classes = Some(k),
+            (_, Some(g)) => {
+                g.classes = Some(k);
+                g.projection = true;
+            }
             _ => bail!("--conditional is for vae and gan"),
         }
     }

@@ -113,7 +113,8 @@ pub struct TrainArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     conditional: Option<bool>,
     /// Conditional gan: a projection discriminator, whose logit adds a head for the row's class
-    /// to a shared head (Miyato & Koyama 2018) [default: false].
+    /// to a shared head (Miyato & Koyama 2018); false gives PyTorch-GAN's cgan, whose D sees
+    /// the label only beside the image [default: true with --conditional].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     projection: Option<bool>,
     /// Conditional vae: a learned prior mean per class, p(z|y) = N(m_y, I), instead of N(0, I)
@@ -207,7 +208,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         _ => {}
     }
-    let projection = pick!(projection).unwrap_or(false);
+    let projection = pick!(projection).unwrap_or(model == ModelKind::Gan && conditional);
     if projection && !(model == ModelKind::Gan && conditional) {
         bail!("--projection is for `gan --conditional`: it gives the discriminator a head per class");
     }

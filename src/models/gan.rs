@@ -16,6 +16,10 @@
 //! A learned vector rather than a one-hot lets the two networks place classes where their
 //! first layers find them useful, at 2·k² parameters. Real rows carry their true labels, fake
 //! rows labels drawn uniformly on the GPU.
+//! With `projection` (the CLI's default for `--conditional`) D's last layer has a shared head
+//! and one per class, and a row's logit is the shared head's plus its class head's: the label
+//! then also meets D's last features, where the input columns alone checked it too weakly for
+//! G to keep every class (README, "Class-conditional models").
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
