@@ -313,6 +313,7 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
         let run = dir.join(model);
         let said = ok(&["train", model, "--conditional", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
         assert!(said.contains("conditioned on 10 classes"), "{said}");
+        assert_eq!(said.contains("through a projection discriminator"), model == "gan", "{said}");
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
         assert_eq!(config["config"][model]["classes"], 10, "the class count comes from the data's labels");
         assert_eq!(png_size(&run.join("samples/epoch-001.png")), (8 * 58 + 2, 10 * 58 + 2), "a row of 8 per class, 2× per epoch");

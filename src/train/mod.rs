@@ -348,9 +348,10 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     let verb = if ckpt.is_some() { "resuming" } else { "training" };
     let classes = cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes));
     monitor.say(&format!(
-        "{verb} {}{} on {} for {}, batch {}, into {}",
+        "{verb} {}{}{} on {} for {}, batch {}, into {}",
         cfg.model.name(),
         classes.map_or(String::new(), |k| format!(" conditioned on {k} classes")),
+        if cfg.gan.as_ref().is_some_and(|g| g.projection) { " through a projection discriminator" } else { "" },
         gpu.adapter_name(),
         plural(cfg.epochs, "epoch"),
         cfg.batch,
