@@ -280,10 +280,7 @@ impl Gpu {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|source| GpuError::RequestDevice {
-            adapter: info.name.clone(),
-            source,
-        })?;
+            .map_err(|source| GpuError::RequestDevice { adapter: info.name.clone(), source })?;
         let subgroup_matmul = subgroups_fit(&info, features);
         let matmul = MatmulImpl::for_adapter(&info, features, subgroup_matmul)?;
         let lost = std::sync::Arc::new(std::sync::Mutex::new(None));

@@ -24,6 +24,25 @@ pub struct EmbedParams {
     pub _pad2: u32,
 }
 
+impl EmbedParams {
+    /// `rows` × `dim` values from `src` to `dst`, each at its view's offset and row stride;
+    /// row r's label at `labels.offset + r` (when the kernel reads labels).
+    fn between(rows: usize, dim: usize, classes: usize, labels: Option<View<'_>>, src: View<'_>, dst: View<'_>) -> EmbedParams {
+        EmbedParams {
+            rows: u32_of(rows),
+            dim: u32_of(dim),
+            classes: u32_of(classes),
+            flags: 0,
+            src_off: u32_of(src.offset),
+            src_stride: u32_of(src.stride),
+            dst_off: u32_of(dst.offset),
+            dst_stride: u32_of(dst.stride),
+            label_off: labels.map_or(0, |l| u32_of(l.offset)),
+            ..Zeroable::zeroed()
+        }
+    }
+}
+
 const ONE_HOT: u32 = 1;
 const ADD: u32 = 2;
 
@@ -82,18 +101,7 @@ pub fn embedding_backward(gpu: &Gpu, label: &str, labels: View<'_>, d_out: View<
     assert_eq!(labels.rows * labels.cols, d_out.rows, "{label}: one label per gradient row");
     assert_eq!(d_table.cols, d_out.cols, "{label}: the table's width is the gradient's");
     assert!(labels.is_contiguous() && d_table.is_contiguous(), "{label}: contiguous labels and table");
-    let params = EmbedParams {
-        rows: u32_of(d_out.rows),
-        dim: u32_of(d_out.cols),
-        classes: u32_of(d_table.rows),
-        flags: 0,
-        src_off: u32_of(d_out.offset),
-        src_stride: u32_of(d_out.stride),
-        dst_off: u32_of(d_table.offset),
-        dst_stride: u32_of(d_table.stride),
-        label_off: u32_of(labels.offset),
-        ..Zeroable::zeroed()
-    };
+    let params = EmbedParams::between(d_out.rows, d_out.cols, d_table.rows, Some(labels), d_out, d_table);
     let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: d_out.buffer }, Binding { slot: 3, buffer: d_table.buffer }];
     // Each table entry reads every row's label and (when it matches) its gradient.
     let n = d_table.rows * d_table.cols;
@@ -105,17 +113,7 @@ pub fn embedding_backward(gpu: &Gpu, label: &str, labels: View<'_>, d_out: View<
 /// dst = src, both [rows, cols] with their own row strides.
 pub fn copy_columns(gpu: &Gpu, label: &str, src: View<'_>, dst: View<'_>) -> Launch {
     assert_eq!((src.rows, src.cols), (dst.rows, dst.cols), "{label}: copy shape");
-    let params = EmbedParams {
-        rows: u32_of(src.rows),
-        dim: u32_of(src.cols),
-        classes: 0,
-        flags: 0,
-        src_off: u32_of(src.offset),
-        src_stride: u32_of(src.stride),
-        dst_off: u32_of(dst.offset),
-        dst_stride: u32_of(dst.stride),
-        ..Zeroable::zeroed()
-    };
+    let params = EmbedParams::between(src.rows, src.cols, 0, None, src, dst);
     let bindings = [Binding { slot: 2, buffer: src.buffer }, Binding { slot: 3, buffer: dst.buffer }];
     let n = src.rows * src.cols;
     Launch::new(gpu, Kernel::CopyColumns, label, &params, &bindings, grid_for(gpu, n, 256))
@@ -139,18 +137,7 @@ fn class_logit_launch(gpu: &Gpu, kernel: Kernel, label: &str, labels: View<'_>, 
     assert_eq!(src.rows, dst.rows, "{label}: rows");
     assert!(labels.is_contiguous(), "{label}: contiguous labels");
     assert!(dim >= 2, "{label}: a shared head and at least one class head");
-    let params = EmbedParams {
-        rows: u32_of(src.rows),
-        dim: u32_of(dim),
-        classes: u32_of(dim - 1),
-        flags: 0,
-        src_off: u32_of(src.offset),
-        src_stride: u32_of(src.stride),
-        dst_off: u32_of(dst.offset),
-        dst_stride: u32_of(dst.stride),
-        label_off: u32_of(labels.offset),
-        ..Zeroable::zeroed()
-    };
+    let params = EmbedParams::between(src.rows, dim, dim - 1, Some(labels), src, dst);
     let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: src.buffer }, Binding { slot: 3, buffer: dst.buffer }];
     let (rows, n) = (src.rows as u64, (dst.rows * dst.cols) as u64);
     Launch::new(gpu, kernel, label, &params, &bindings, grid_for(gpu, n as usize, 256))
