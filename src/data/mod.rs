@@ -69,7 +69,8 @@ impl Dataset {
     }
 }
 
-const FILES: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+/// The four files of an MNIST-format folder, in the order `from_files` takes them.
+pub const FILES: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 const EMBEDDED: [&[u8]; 4] = [
     include_bytes!("../../assets/mnist-10k/train-images-idx3-ubyte.gz"),
@@ -82,7 +83,7 @@ const EMBEDDED: [&[u8]; 4] = [
 pub fn load(dir: Option<&Path>) -> Result<Dataset, DataError> {
     let (files, source) = match dir {
         None => (
-            EMBEDDED.iter().zip(FILES).map(|(b, n)| (format!("built-in {n}.gz"), b.to_vec())).collect::<Vec<_>>(),
+            std::array::from_fn(|i| (format!("built-in {}.gz", FILES[i]), EMBEDDED[i].to_vec())),
             "built-in mnist-10k".to_string(),
         ),
         Some(dir) => {
@@ -92,10 +93,17 @@ pub fn load(dir: Option<&Path>) -> Result<Dataset, DataError> {
             if !dir.is_dir() {
                 return Err(DataError::NoFolder(dir.to_path_buf()));
             }
-            let files = FILES.iter().map(|name| read_file(dir, name)).collect::<Result<Vec<_>, _>>()?;
-            (files, dir.display().to_string())
+            let [a, b, c, d] = FILES.map(|name| read_file(dir, name));
+            ([a?, b?, c?, d?], dir.display().to_string())
         }
     };
+    from_files(files, source)
+}
+
+/// The dataset in the four standard files' bytes, gzip or plain, in the order train images,
+/// train labels, test images, test labels, each with the name its errors show; `source` names
+/// where they came from. The browser fetches the files and comes in here, as `load` does.
+pub fn from_files(files: [(String, Vec<u8>); 4], source: String) -> Result<Dataset, DataError> {
     let mut decoded = Vec::with_capacity(4);
     for (name, bytes) in files {
         let raw = gunzip_if_needed(&name, bytes)?;

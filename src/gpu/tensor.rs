@@ -74,6 +74,10 @@ impl Tensor {
         gpu.read(&self.buffer, 0, self.len())
     }
 
+    pub async fn read_async(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
+        gpu.read_async(&self.buffer, 0, self.len()).await
+    }
+
     pub fn write(&self, gpu: &Gpu, data: &[f32]) {
         gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
     }
@@ -145,7 +149,11 @@ pub struct Region {
 impl Region {
     /// Reads the first `rows` rows back, each value mapped through `f` (to pixels, say).
     pub fn read_rows(&self, gpu: &Gpu, rows: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>, GpuError> {
-        Ok(gpu.read::<f32>(&self.buffer, self.offset as u64, rows * self.cols)?.into_iter().map(f).collect())
+        pollster::block_on(self.read_rows_async(gpu, rows, f))
+    }
+
+    pub async fn read_rows_async(&self, gpu: &Gpu, rows: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>, GpuError> {
+        Ok(gpu.read_async::<f32>(&self.buffer, self.offset as u64, rows * self.cols).await?.into_iter().map(f).collect())
     }
 
     pub fn view(&self) -> View<'_> {

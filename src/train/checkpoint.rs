@@ -26,6 +26,11 @@ pub fn exported_entries<'a>(params: &'a ParamLayout, state: &'a ParamLayout) -> 
 }
 
 pub fn write_safetensors(path: &Path, params: &ParamLayout, values: &[f32], state: &ParamLayout, state_values: &[f32], metadata: HashMap<String, String>) -> Result<()> {
+    write_atomically(path, &safetensors_bytes(params, values, state, state_values, metadata)?)
+}
+
+/// The bytes of `model.safetensors` for these values.
+pub fn safetensors_bytes(params: &ParamLayout, values: &[f32], state: &ParamLayout, state_values: &[f32], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
     let exported: Vec<(&ParamEntry, Vec<f32>)> = exported_entries(params, state)
         .map(|(entry, in_state)| (entry, entry.export(if in_state { state_values } else { values })))
         .collect();
@@ -33,8 +38,15 @@ pub fn write_safetensors(path: &Path, params: &ParamLayout, values: &[f32], stat
     for (entry, data) in &exported {
         tensors.push((entry.name.clone(), TensorView::new(Dtype::F32, entry.exported_shape(), bytemuck::cast_slice(data))?));
     }
-    let bytes = safetensors::tensor::serialize(tensors, Some(metadata))?;
-    write_atomically(path, &bytes)
+    Ok(safetensors::tensor::serialize(tensors, Some(metadata))?)
+}
+
+/// `model.safetensors` of the model on the GPU as it is now, read without blocking: what the
+/// browser offers for download.
+pub async fn model_safetensors(gpu: &Gpu, params: &Parameters, metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    let values = gpu.read_async::<f32>(&params.values.buffer, 0, params.values.len()).await?;
+    let state = gpu.read_async::<f32>(&params.state.buffer, 0, params.state.len()).await?;
+    safetensors_bytes(&params.layout, &values, &params.state_layout, &state, metadata)
 }
 
 /// Temporary file in the same folder, fsync, rename, fsync the folder.

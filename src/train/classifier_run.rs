@@ -68,6 +68,11 @@ impl Trainee for ClassifierRun {
         format!("loss {:.4} acc {:.3}", sums[TRAIN_LOSS] / n, sums[TRAIN_CORRECT] / n)
     }
 
+    fn losses(&self, sums: &[f32], steps: usize) -> Vec<(&'static str, f64)> {
+        let n = steps.max(1) as f64;
+        vec![("loss", f64::from(sums[TRAIN_LOSS]) / n), ("accuracy", f64::from(sums[TRAIN_CORRECT]) / n)]
+    }
+
     fn summary(&self, r: &Map<String, Value>) -> String {
         let f = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
         format!(

@@ -40,6 +40,15 @@ impl GanRun {
     }
 }
 
+impl GanRun {
+    /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned.
+    pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.sampler.program.run(gpu, "gan.sample");
+        let output = self.gan.config.output;
+        Ok(self.sampler.generator.output().read_rows_async(gpu, self.sampler.generator.rows, |v| output.to_unit(v)).await?)
+    }
+}
+
 impl Trainee for GanRun {
     fn core(&self) -> &StepCore {
         &self.core
@@ -55,9 +64,7 @@ impl Trainee for GanRun {
 
     fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>> {
         let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
-        self.sampler.program.run(gpu, "gan.sample");
-        let output = self.gan.config.output;
-        let samples = self.sampler.generator.output().read_rows(gpu, self.sampler.generator.rows, |v| output.to_unit(v))?;
+        let samples = pollster::block_on(self.grid(gpu))?;
         save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, GRID_COLS)?;
         let mut r = Map::new();
         r.insert("d_loss".into(), json!(mean(D_LOSS)));
@@ -70,6 +77,11 @@ impl Trainee for GanRun {
     fn running(&self, sums: &[f32], steps: usize) -> String {
         let n = steps.max(1) as f32;
         format!("d_loss {:.3} g_loss {:.3} D(x) {:.2} D(G(z)) {:.2}", sums[D_LOSS] / n, sums[G_LOSS] / n, sums[D_REAL] / n, sums[D_FAKE] / n)
+    }
+
+    fn losses(&self, sums: &[f32], steps: usize) -> Vec<(&'static str, f64)> {
+        let n = steps.max(1) as f64;
+        [("d_loss", D_LOSS), ("g_loss", G_LOSS), ("d_real", D_REAL), ("d_fake", D_FAKE)].map(|(k, slot)| (k, f64::from(sums[slot]) / n)).to_vec()
     }
 
     fn curves(&self) -> Vec<(&'static str, Vec<&'static str>)> {

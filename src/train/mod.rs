@@ -8,6 +8,7 @@ mod classifier_run;
 mod curves;
 mod gan_run;
 pub mod judge;
+pub mod live;
 mod tune;
 mod vae_run;
 
@@ -32,6 +33,7 @@ use crate::nn::{submit_steps, AdamConfig, Step, StepBuffer};
 pub use classifier_run::ClassifierRun;
 pub use gan_run::GanRun;
 pub use judge::Judge;
+pub use live::Live;
 pub use tune::{settle_matmul, MatmulSource};
 pub use vae_run::VaeRun;
 
@@ -165,28 +167,24 @@ impl ModelRun {
         })
     }
 
-    pub fn parameters(&self) -> &Parameters {
+    pub fn trainee(&self) -> &dyn Trainee {
         match self {
-            ModelRun::Vae(r) => r.parameters(),
-            ModelRun::Gan(r) => r.parameters(),
-            ModelRun::Classifier(r) => r.parameters(),
+            ModelRun::Vae(r) => r,
+            ModelRun::Gan(r) => r,
+            ModelRun::Classifier(r) => r,
         }
+    }
+
+    pub fn parameters(&self) -> &Parameters {
+        self.trainee().parameters()
     }
 
     pub fn program(&self) -> &Program {
-        match self {
-            ModelRun::Vae(r) => r.program(),
-            ModelRun::Gan(r) => r.program(),
-            ModelRun::Classifier(r) => r.program(),
-        }
+        self.trainee().program()
     }
 
     pub fn steps(&self) -> &StepBuffer {
-        match self {
-            ModelRun::Vae(r) => r.steps(),
-            ModelRun::Gan(r) => r.steps(),
-            ModelRun::Classifier(r) => r.steps(),
-        }
+        self.trainee().steps()
     }
 }
 
@@ -221,6 +219,9 @@ pub trait Trainee {
     fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>>;
     /// The running training losses from partial sums, for the progress bar.
     fn running(&self, sums: &[f32], steps: usize) -> String;
+    /// The training metrics as (key, mean per step) from the sums of `steps` steps: what the
+    /// browser plots.
+    fn losses(&self, sums: &[f32], steps: usize) -> Vec<(&'static str, f64)>;
     /// One line for the terminal.
     fn summary(&self, record: &Map<String, Value>) -> String;
     /// What each metric slot holds, for messages.
@@ -331,9 +332,7 @@ pub fn resume(gpu: &Gpu, dir: &Path, epochs: Option<u32>, monitor: &mut dyn Moni
 
 fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, monitor: &mut dyn Monitor) -> Result<RunSummary> {
     let dataset = data::load(cfg.data.as_deref())?;
-    if cfg.batch > dataset.train.count {
-        bail!("--batch {} is larger than the {} training images of {}", cfg.batch, dataset.train.count, dataset.source);
-    }
+    check_batch(cfg, &dataset)?;
     let mut cfg = cfg.clone();
     if cfg.conditional {
         condition_on(&mut cfg, &dataset)?;
@@ -388,6 +387,13 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
     }
+}
+
+fn check_batch(cfg: &TrainConfig, dataset: &data::Dataset) -> Result<()> {
+    if cfg.batch > dataset.train.count {
+        bail!("--batch {} is larger than the {} training images of {}", cfg.batch, dataset.train.count, dataset.source);
+    }
+    Ok(())
 }
 
 /// Sets the model's class count from the data (a new run), or checks that the data's labels

@@ -50,6 +50,32 @@ impl VaeRun {
     }
 }
 
+impl VaeRun {
+    /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned.
+    pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.sampler.program.run(gpu, "vae.sample");
+        Ok(self.sampler.decoder.output().read_rows_async(gpu, self.sampler.decoder.rows, |v| sigmoid(f64::from(v)) as f32).await?)
+    }
+
+    /// The first `shown` test images and their reconstructions from the last test pass, in [0, 1].
+    pub async fn reconstructions(&self, gpu: &Gpu, shown: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let part = &self.eval.parts[0].0;
+        let shown = part.rows.min(shown);
+        let originals = part.x.region().read_rows_async(gpu, shown, |v| v).await?;
+        let recons = part.decoder.output().read_rows_async(gpu, shown, |v| sigmoid(f64::from(v)) as f32).await?;
+        Ok((originals, recons))
+    }
+
+    /// Runs the test split through the model; returns its −ELBO per image in nats.
+    pub async fn test_pass(&self, gpu: &Gpu) -> Result<f64> {
+        // The test slots are summed into by each pass: clear them, keep the training sums.
+        gpu.queue.write_buffer(&self.core.metrics.buffer, (TEST_RECON * 4) as u64, bytemuck::cast_slice(&[0f32; 2]));
+        self.eval.submit(gpu);
+        let sums = self.core.metrics.read_async(gpu).await?;
+        Ok(f64::from(sums[TEST_RECON] + sums[TEST_KL]) / self.test_count as f64)
+    }
+}
+
 impl Trainee for VaeRun {
     fn core(&self) -> &StepCore {
         &self.core
@@ -68,14 +94,9 @@ impl Trainee for VaeRun {
         let n = self.test_count as f64;
         let (recon, kl) = (f64::from(sums[TEST_RECON]) / n, f64::from(sums[TEST_KL]) / n);
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
-        // Samples from fixed noise, then test images (odd rows) over their reconstructions.
-        self.sampler.program.run(gpu, "vae.sample");
-        let samples = self.sampler.decoder.output().read_rows(gpu, self.sampler.decoder.rows, |v| sigmoid(f64::from(v)) as f32)?;
+        let samples = pollster::block_on(self.grid(gpu))?;
         save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, GRID_COLS)?;
-        let part = &self.eval.parts[0].0;
-        let shown = part.rows.min(32);
-        let originals = part.x.region().read_rows(gpu, shown, |v| v)?;
-        let recons = part.decoder.output().read_rows(gpu, shown, |v| sigmoid(f64::from(v)) as f32)?;
+        let (originals, recons) = pollster::block_on(self.reconstructions(gpu, 32))?;
         let pairs = crate::image::interleave_rows(&originals, &recons, 8, IMAGE);
         save_grid(&out.join(format!("samples/recon-epoch-{epoch:03}.png")), &pairs, 8)?;
         let mut r = Map::new();
@@ -88,6 +109,12 @@ impl Trainee for VaeRun {
 
     fn running(&self, sums: &[f32], steps: usize) -> String {
         format!("loss {:.2}", f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps.max(1) as f64)
+    }
+
+    fn losses(&self, sums: &[f32], steps: usize) -> Vec<(&'static str, f64)> {
+        let n = steps.max(1) as f64;
+        let (recon, kl) = (f64::from(sums[TRAIN_RECON]) / n, f64::from(sums[TRAIN_KL]) / n);
+        vec![("loss", recon + kl), ("recon", recon), ("kl", kl)]
     }
 
     fn curves(&self) -> Vec<(&'static str, Vec<&'static str>)> {
