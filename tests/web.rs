@@ -1,22 +1,11 @@
-//! The browser build: the library (gpu, nn, models, the training step, data, images) compiles
-//! for wasm32-unknown-unknown, where wgpu runs on WebGPU and nothing may block.
+//! The browser's way through the library, natively: the adapter the platform prefers, readbacks
+//! as futures, and `Live`, the trainer a page steps, against `wgen train`. The page itself is
+//! built and driven in a real browser by tests/browser.rs.
 
-use std::process::Command;
+mod common;
 
-#[test]
-fn library_builds_for_webassembly_with_no_native_only_code_in_its_path() {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output().map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown"));
-    assert!(installed.unwrap_or(true), "the browser build needs the WebAssembly target: rustup target add wasm32-unknown-unknown");
-    // Its own target folder: the outer cargo holds this checkout's.
-    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm32-check");
-    let out = Command::new(env!("CARGO"))
-        .args(["check", "--lib", "--quiet", "--target", "wasm32-unknown-unknown", "--target-dir"])
-        .arg(&target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success(), "cargo check --lib --target wasm32-unknown-unknown failed:\n{}", String::from_utf8_lossy(&out.stderr));
-}
+use common::{gpu, small_mnist, temp_dir};
+use wgen::train::{train, Live, ModelKind, Silent, TrainConfig};
 
 #[test]
 fn the_preferred_adapter_opens_and_reads_back_through_a_future() {
@@ -27,11 +16,6 @@ fn the_preferred_adapter_opens_and_reads_back_through_a_future() {
     let back: Vec<f32> = pollster::block_on(gpu.read_async(&t.buffer, 3, 30)).unwrap();
     assert_eq!(back, values[3..33]);
 }
-
-mod common;
-
-use common::{gpu, small_mnist, temp_dir};
-use wgen::train::{train, Live, ModelKind, Silent, TrainConfig};
 
 /// Steps a `Live` run in uneven pieces, reading its losses between them, across an epoch
 /// boundary; the per-epoch means it adds up must be the trainer's, and its safetensors the

@@ -50,17 +50,16 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     cfg.steps_per_submit = a.steps.clamp(3, 256);
     let dataset = data::load(cfg.data.as_deref())?;
     if a.conditional {
+        if !(cfg.model == ModelKind::Vae || cfg.model == ModelKind::Gan) {
+            bail!("--conditional is for vae and gan");
+        }
         let k = dataset.train.classes();
-        match (cfg.vae.as_mut(), cfg.gan.as_mut()) {
-            (Some(v), _) => {
-                v.classes = Some(k);
-                v.latent = super::train::CVAE_LATENT;
-            }
-            (_, Some(g)) => {
-                g.classes = Some(k);
-                g.projection = true;
-            }
-            _ => bail!("--conditional is for vae and gan"),
+        cfg = cfg.conditioned();
+        if let Some(v) = cfg.vae.as_mut() {
+            v.classes = Some(k);
+        }
+        if let Some(g) = cfg.gan.as_mut() {
+            g.classes = Some(k);
         }
     }
     if cfg.batch == 0 || cfg.batch > dataset.train.count {

@@ -14,9 +14,6 @@ use crate::models::Init;
 use crate::nn::{Activation, AdamConfig};
 use crate::train::{self, ModelKind, TrainConfig};
 
-/// The conditional VAE's default latent size: samples are the asked-for class ≥ 90% of the time.
-pub const CVAE_LATENT: usize = 2;
-
 /// The settings of a run; each is a flag, or a key of the same name in `--config FILE`.
 #[derive(Args, Debug, Default, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -217,7 +214,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         (true, false) => 32,
         // A CVAE's z holds what the label does not; the wider it is, the more of the class it
         // keeps too, and prior samples ignore the label (README, "Class-conditional models").
-        (true, true) => CVAE_LATENT,
+        (true, true) => train::CVAE_LATENT,
         (false, _) => 100,
     });
     if z_dim == 0 {

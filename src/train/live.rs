@@ -80,6 +80,11 @@ impl Live {
         self.global
     }
 
+    /// What one training step dispatches.
+    pub fn program(&self) -> &crate::gpu::Program {
+        self.run.program()
+    }
+
     pub fn steps_per_epoch(&self) -> usize {
         self.steps_per_epoch
     }

@@ -136,6 +136,20 @@ impl TrainConfig {
         }
     }
 
+    /// The defaults of a model conditioned on the labels, as `wgen train MODEL --conditional`
+    /// gives them: the CVAE's small latent, the GAN's projection discriminator. The class
+    /// count is set when the data are read.
+    pub fn conditioned(mut self) -> TrainConfig {
+        self.conditional = true;
+        if let Some(v) = self.vae.as_mut() {
+            v.latent = CVAE_LATENT;
+        }
+        if let Some(g) = self.gan.as_mut() {
+            g.projection = self.model == ModelKind::Gan;
+        }
+        self
+    }
+
     /// `count` consecutive steps from global step `first` (0-based), batches taken in order
     /// through an epoch of `epoch_steps` steps.
     pub fn steps(&self, first: u32, count: usize, epoch_steps: usize) -> Vec<Step> {
@@ -149,6 +163,9 @@ impl TrainConfig {
             .collect()
     }
 }
+
+/// The conditional VAE's default latent size: samples are the asked-for class ≥ 90% of the time.
+pub const CVAE_LATENT: usize = 2;
 
 /// Any model, built for training; one exists per process, so variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]

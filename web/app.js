@@ -1,0 +1,310 @@
+// The page around wgen's wasm Trainer: a training loop of a few steps per animation frame,
+// every readback awaited (WebGPU never blocks), the sample grid and the VAE's reconstructions
+// redrawn every few hundred steps, and a state object (`window.wgenPage.state()`) that the
+// browser test reads.
+import init, { Trainer } from './pkg/wgen_web.js';
+
+const $ = (id) => document.getElementById(id);
+const DATA = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
+const DEFAULTS = { vae: [1e-3, 128], 'conv-vae': [1e-3, 128], gan: [2e-4, 64], dcgan: [2e-4, 64] };
+// The first steps run one per read, so the curve's steep start is exact step by step.
+const SINGLE_STEPS = 10;
+// Steps between sample grids (and the VAE's test pass).
+const GRID_EVERY = 200;
+// A read every ~this many ms: long enough to keep the GPU busy, short enough to stay live.
+const READ_MS = 120;
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd'];
+
+const page = {
+  trainer: null, files: null, running: false, adapter: '', error: null,
+  history: [], chunk: 1, trainMs: 0, trainImages: 0, rate: 0, lastGrid: -1, negElbo: null, describe: null,
+};
+
+function problem(text) {
+  page.error = text;
+  const box = $('problem');
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+function setState(text) { $('state').textContent = text; }
+
+function buttons() {
+  const ready = page.files && !page.error?.startsWith('WebGPU');
+  $('start').disabled = !ready || page.running;
+  $('pause').disabled = !page.running;
+  $('reset').disabled = !page.trainer || page.running;
+  $('download').disabled = !page.trainer || page.running;
+  for (const id of ['model', 'conditional', 'lr', 'batch', 'seed']) $(id).disabled = !!page.trainer;
+  const model = $('model').value;
+  if (!page.trainer && (model === 'conv-vae' || model === 'dcgan')) $('conditional').disabled = true;
+}
+
+async function openWebGpu() {
+  if (!navigator.gpu) {
+    throw new Error('WebGPU is not available in this browser. Use a recent Chrome or Edge (113+), Safari 26+, or Firefox 141+ on Windows; on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu. The page needs a secure context too: https:// or http://127.0.0.1.');
+  }
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    throw new Error('WebGPU is present but offers no adapter: the browser may block this GPU or its driver (see chrome://gpu).');
+  }
+  const info = adapter.info || {};
+  page.adapter = [info.vendor, info.architecture, info.description].filter(Boolean).join(' · ') || 'unnamed adapter';
+  const features = [...adapter.features].filter((f) => f === 'subgroups' || f.includes('timestamp')).join(', ');
+  $('adapter').textContent = `adapter: ${page.adapter}; features used: ${features || 'none beyond core WebGPU'}; max storage binding ${(adapter.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`;
+}
+
+async function fetchData() {
+  const files = await Promise.all(DATA.map(async (name) => {
+    const response = await fetch(`data/${name}`);
+    if (!response.ok) throw new Error(`data/${name}: ${response.status} ${response.statusText} (was the page built with cargo xtask web?)`);
+    return new Uint8Array(await response.arrayBuffer());
+  }));
+  page.files = files;
+}
+
+function settings() {
+  const lr = Number($('lr').value);
+  const batch = Math.trunc(Number($('batch').value));
+  const seed = Math.trunc(Number($('seed').value));
+  if (!(lr > 0 && Number.isFinite(lr))) throw new Error(`the learning rate must be a positive number, got "${$('lr').value}"`);
+  if (!(batch >= 1 && batch <= 9000)) throw new Error(`the batch must be between 1 and 9000 (the training images), got "${$('batch').value}"`);
+  if (!(seed >= 0 && seed < 2 ** 32)) throw new Error(`the seed must be a whole number from 0 to ${2 ** 32 - 1}`);
+  return { model: $('model').value, lr, batch, seed, conditional: $('conditional').checked };
+}
+
+async function create() {
+  const s = settings();
+  setState('building the model…');
+  const [a, b, c, d] = page.files;
+  page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, a, b, c, d);
+  page.describe = JSON.parse(page.trainer.describe());
+  page.history = [];
+  page.chunk = 1;
+  page.trainMs = 0;
+  page.trainImages = 0;
+  page.lastGrid = -1;
+  page.negElbo = null;
+  $('recon-box').hidden = !page.describe.model.includes('vae');
+  listKernels();
+}
+
+function listKernels() {
+  const d = page.describe;
+  const table = $('kernels');
+  table.replaceChildren();
+  const head = table.insertRow();
+  for (const h of ['phase', 'kernel', 'layer', 'shape']) head.appendChild(Object.assign(document.createElement('th'), { textContent: h }));
+  let phase = null;
+  for (const l of d.launches) {
+    const row = table.insertRow();
+    row.insertCell().textContent = l.phase === phase ? '' : l.phase;
+    phase = l.phase;
+    const link = Object.assign(document.createElement('a'), { href: `shaders/${l.file}.wgsl`, textContent: l.kernel, target: '_blank' });
+    link.title = `shaders/${l.file}.wgsl`;
+    row.insertCell().appendChild(link);
+    row.insertCell().textContent = l.layer;
+    Object.assign(row.insertCell(), { textContent: l.shape, className: 'shape' });
+  }
+  const classes = d.classes ? `, conditioned on ${d.classes} classes` : '';
+  $('kernel-summary').textContent = `${d.model}${classes}: ${d.launches.length} dispatches per step, batch ${d.batch}, ${d.steps_per_epoch} steps per epoch, matmul family ${d.matmul} (subgroups of ${d.subgroup_sizes.join('–')} lanes). Each name links to its WGSL source.`;
+}
+
+const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+
+async function loop() {
+  const stopAt = Number($('stop-at').value) || Infinity;
+  while (page.running) {
+    const global = page.history.length ? page.history[page.history.length - 1].global : 0;
+    if (global >= stopAt) break;
+    const want = Math.min(global < SINGLE_STEPS ? 1 : page.chunk, stopAt - global);
+    const t0 = performance.now();
+    const n = page.trainer.submit(want);
+    const w = JSON.parse(await page.trainer.losses());
+    const ms = performance.now() - t0;
+    page.history.push(w);
+    if (global >= SINGLE_STEPS) {
+      page.trainMs += ms;
+      page.trainImages += n * page.describe.batch;
+      page.rate = page.trainImages / (page.trainMs / 1000);
+      page.chunk = Math.max(1, Math.min(32, Math.round(n * READ_MS / Math.max(ms, 1))));
+    }
+    if (w.global - page.lastGrid >= GRID_EVERY) await refreshImages();
+    draw();
+    await nextFrame();
+  }
+  if (page.history.length && page.lastGrid !== page.history[page.history.length - 1].global) await refreshImages();
+  draw();
+}
+
+async function refreshImages() {
+  const images = await page.trainer.grid();
+  drawDigits($('grid'), images, 8, 2);
+  const w = page.history[page.history.length - 1];
+  page.lastGrid = w ? w.global : 0;
+  $('grid-step').textContent = `(step ${page.lastGrid})`;
+  const pass = JSON.parse(await page.trainer.test_pass(8));
+  if (pass) {
+    page.negElbo = pass.neg_elbo;
+    $('elbo').textContent = `(test −ELBO ${pass.neg_elbo.toFixed(1)} nats)`;
+    drawDigits($('recon'), [...pass.originals, ...pass.reconstructions], 8, 2);
+  }
+}
+
+function drawDigits(canvas, images, cols, scale) {
+  const n = images.length / 784;
+  const rows = Math.ceil(n / cols);
+  const pad = 1;
+  const side = 28 + pad;
+  const raw = new ImageData(cols * side + pad, rows * side + pad);
+  for (let i = 0; i < n; i++) {
+    const x0 = pad + (i % cols) * side;
+    const y0 = pad + Math.floor(i / cols) * side;
+    for (let p = 0; p < 784; p++) {
+      const v = Math.max(0, Math.min(255, Math.round(images[i * 784 + p] * 255)));
+      const o = ((y0 + Math.floor(p / 28)) * raw.width + x0 + (p % 28)) * 4;
+      raw.data[o] = raw.data[o + 1] = raw.data[o + 2] = v;
+      raw.data[o + 3] = 255;
+    }
+  }
+  const small = Object.assign(document.createElement('canvas'), { width: raw.width, height: raw.height });
+  small.getContext('2d').putImageData(raw, 0, 0);
+  canvas.width = raw.width * scale;
+  canvas.height = raw.height * scale;
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+function draw() {
+  const last = page.history[page.history.length - 1];
+  $('step').textContent = last ? last.global : 0;
+  $('epoch').textContent = last ? `${last.epoch} (${Math.round(100 * ((last.global - 1) % page.describe.steps_per_epoch + 1) / page.describe.steps_per_epoch)}%)` : '–';
+  $('rate').textContent = page.rate ? page.rate.toFixed(0) : '–';
+  drawChart();
+}
+
+function drawChart() {
+  const canvas = $('chart');
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!page.history.length) return;
+  const keys = Object.keys(page.history[0].values);
+  const left = 52, right = 10, top = 10, bottom = 24;
+  const w = canvas.width - left - right, h = canvas.height - top - bottom;
+  const xs = page.history.map((p) => p.global);
+  const all = page.history.flatMap((p) => keys.map((k) => p.values[k]));
+  let lo = Math.min(...all), hi = Math.max(...all);
+  if (hi - lo < 1e-9) { hi += 1; lo -= 1; }
+  const xmax = Math.max(...xs, 1);
+  const X = (g) => left + (g / xmax) * w;
+  const Y = (v) => top + (1 - (v - lo) / (hi - lo)) * h;
+  ctx.strokeStyle = '#999';
+  ctx.fillStyle = '#444';
+  ctx.font = '11px system-ui';
+  ctx.strokeRect(left, top, w, h);
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + (hi - lo) * i / 4;
+    ctx.fillText(v.toPrecision(3), 4, Y(v) + 4);
+  }
+  ctx.fillText(`step ${xmax}`, left + w - 60, top + h + 16);
+  keys.forEach((k, i) => {
+    ctx.strokeStyle = COLORS[i % COLORS.length];
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    page.history.forEach((p, j) => (j ? ctx.lineTo : ctx.moveTo).call(ctx, X(p.global), Y(p.values[k])));
+    ctx.stroke();
+  });
+  $('legend').innerHTML = keys.map((k, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${k} ${last(page.history).values[k].toFixed(4)}</span>`).join('');
+}
+
+const last = (a) => a[a.length - 1];
+
+async function start() {
+  problem(page.error?.startsWith('WebGPU') ? page.error : '');
+  try {
+    if (!page.trainer) await create();
+    page.running = true;
+    buttons();
+    setState('training');
+    await loop();
+    setState('paused');
+  } catch (e) {
+    console.error(e);
+    problem(`${e.message || e}`);
+    setState('stopped');
+  }
+  page.running = false;
+  buttons();
+}
+
+function pause() {
+  page.running = false;
+  setState('pausing…');
+  buttons();
+}
+
+function reset() {
+  page.trainer?.free();
+  page.trainer = null;
+  page.history = [];
+  page.rate = 0;
+  problem('');
+  for (const id of ['grid', 'recon', 'chart']) $(id).getContext('2d').clearRect(0, 0, $(id).width, $(id).height);
+  $('legend').textContent = '';
+  $('kernels').replaceChildren();
+  $('grid-step').textContent = $('elbo').textContent = '';
+  $('kernel-summary').textContent = 'Start a model to list its kernels. Each name links to its WGSL source.';
+  draw();
+  setState('ready');
+  buttons();
+}
+
+async function download() {
+  try {
+    const bytes = await page.trainer.model_safetensors();
+    const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    const a = Object.assign(document.createElement('a'), { href: url, download: 'model.safetensors' });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    console.error(e);
+    problem(`download failed: ${e.message || e}`);
+  }
+}
+
+$('model').addEventListener('change', () => {
+  const [lr, batch] = DEFAULTS[$('model').value];
+  $('lr').value = lr;
+  $('batch').value = batch;
+  if ($('model').value.includes('conv') || $('model').value === 'dcgan') $('conditional').checked = false;
+  buttons();
+});
+$('start').addEventListener('click', start);
+$('pause').addEventListener('click', pause);
+$('reset').addEventListener('click', reset);
+$('download').addEventListener('click', download);
+
+window.wgenPage = {
+  // What the browser test checks: every window's losses, the img/s after the single steps,
+  // the last test −ELBO and any problem shown.
+  state: () => ({
+    running: page.running, adapter: page.adapter, error: page.error, rate: page.rate, trainMs: page.trainMs, trainImages: page.trainImages,
+    history: page.history, negElbo: page.negElbo, describe: page.describe, lastGrid: page.lastGrid,
+  }),
+};
+
+try {
+  await init();
+  await openWebGpu();
+  setState('fetching the digits…');
+  await fetchData();
+  setState('ready');
+} catch (e) {
+  console.error(e);
+  problem(`${e.message || e}`);
+  setState('unavailable');
+}
+buttons();

@@ -1,0 +1,118 @@
+//! wgen in the browser: `wgen::train::Live` behind wasm-bindgen, for `web/app.js`. The page
+//! steps the model a few steps per animation frame and awaits every readback as a promise; the
+//! kernels, launchers and training step are the library's, unchanged.
+
+use serde_json::json;
+use wasm_bindgen::prelude::*;
+use wgen::data;
+use wgen::gpu::Gpu;
+use wgen::train::{Live, ModelKind, TrainConfig};
+
+fn js(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// A model being trained on the page's WebGPU device.
+#[wasm_bindgen]
+pub struct Trainer {
+    gpu: Gpu,
+    live: Live,
+}
+
+#[wasm_bindgen]
+impl Trainer {
+    /// Opens the browser's GPU and builds `model` (vae, conv-vae, gan, dcgan) with the given
+    /// learning rate, batch and seed on the four MNIST files' bytes (gzip or plain, in the
+    /// order train images, train labels, test images, test labels).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create(
+        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
+        test_labels: Vec<u8>,
+    ) -> Result<Trainer, JsError> {
+        let kind = [ModelKind::Vae, ModelKind::ConvVae, ModelKind::Gan, ModelKind::Dcgan]
+            .into_iter()
+            .find(|k| k.name() == model)
+            .ok_or_else(|| js(format!("unknown model {model}: vae, conv-vae, gan or dcgan")))?;
+        if conditional && !matches!(kind, ModelKind::Vae | ModelKind::Gan) {
+            return Err(js(format!("the {model} has no conditional form; condition the MLP vae or gan")));
+        }
+        let mut cfg = TrainConfig::defaults(kind);
+        if conditional {
+            cfg = cfg.conditioned();
+        }
+        cfg.adam.lr = lr;
+        cfg.batch = batch;
+        cfg.seed = u64::from(seed);
+        let names = data::FILES.map(|f| format!("{f}.gz"));
+        let [a, b, c, d] = names.clone();
+        let files = [(a, train_images), (b, train_labels), (c, test_images), (d, test_labels)];
+        let dataset = data::from_files(files, "the page's mnist-10k".to_string()).map_err(js)?;
+        let gpu = Gpu::preferred().await.map_err(|e| js(format!("{e} (this page needs WebGPU)")))?;
+        let live = Live::new(&gpu, &cfg, &dataset).map_err(|e| js(format!("{e:#}")))?;
+        Ok(Trainer { gpu, live })
+    }
+
+    /// Submits up to `n` steps in one command buffer, never past an epoch's end; returns how
+    /// many.
+    pub fn submit(&mut self, n: usize) -> usize {
+        self.live.submit(&self.gpu, n)
+    }
+
+    /// JSON `{global, epoch, steps, values: {key: mean}}`: the training metrics over the steps
+    /// since the last call. Resolves once those steps have run.
+    pub async fn losses(&mut self) -> Result<String, JsError> {
+        let w = self.live.losses(&self.gpu).await.map_err(|e| js(format!("{e:#}")))?;
+        let values: serde_json::Map<String, serde_json::Value> = w.values.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        Ok(json!({"global": w.global, "epoch": w.epoch, "steps": w.steps, "values": values}).to_string())
+    }
+
+    /// The fixed-noise samples, [rows, 784] in [0, 1], 8 to a row.
+    pub async fn grid(&self) -> Result<Vec<f32>, JsError> {
+        self.live.grid(&self.gpu).await.map_err(|e| js(format!("{e:#}")))
+    }
+
+    /// VAE: JSON `{neg_elbo, originals, reconstructions}` for the test split and its first
+    /// `shown` images; `null` for a GAN.
+    pub async fn test_pass(&self, shown: usize) -> Result<String, JsError> {
+        let pass = self.live.test_pass(&self.gpu, shown).await.map_err(|e| js(format!("{e:#}")))?;
+        Ok(match pass {
+            Some(p) => json!({"neg_elbo": p.neg_elbo, "originals": p.originals, "reconstructions": p.reconstructions}).to_string(),
+            None => "null".to_string(),
+        })
+    }
+
+    /// The bytes of `model.safetensors`, as `wgen train` writes it.
+    pub async fn model_safetensors(&self) -> Result<Vec<u8>, JsError> {
+        self.live.model_safetensors(&self.gpu).await.map_err(|e| js(format!("{e:#}")))
+    }
+
+    /// JSON: the run's settings, the matmul family, steps per epoch and every dispatch of one
+    /// training step in order (`[{phase, kernel, file, layer, shape}]`) for the kernel list.
+    pub fn describe(&self) -> String {
+        let cfg = self.live.config();
+        let program = self.live.program();
+        let launches: Vec<_> = program
+            .phases
+            .iter()
+            .flat_map(|phase| {
+                phase.launches.iter().map(move |l| {
+                    let (file, entry) = l.kernel.location();
+                    json!({"phase": phase.name, "kernel": entry, "file": file, "layer": l.label, "shape": l.detail})
+                })
+            })
+            .collect();
+        json!({
+            "model": cfg.model.name(),
+            "batch": cfg.batch,
+            "lr": cfg.adam.lr,
+            "seed": cfg.seed,
+            "classes": cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes)),
+            "matmul": format!("{:?}", self.gpu.matmul),
+            // The subgroup matmul wants exactly 8 lanes; otherwise a tiled family runs.
+            "subgroup_sizes": [self.gpu.info.subgroup_min_size, self.gpu.info.subgroup_max_size],
+            "steps_per_epoch": self.live.steps_per_epoch(),
+            "launches": launches,
+        })
+        .to_string()
+    }
+}
