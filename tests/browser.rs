@@ -1,6 +1,7 @@
 //! The browser page end to end: `cargo xtask web` builds it, `cargo xtask serve` serves it,
 //! headless Chromium (WebGPU on its SwiftShader adapter) trains 100 VAE steps and 50 GAN
-//! steps through the page's own buttons, driven over the DevTools protocol. The page's first
+//! steps (and two of each conv model) through the page's own buttons, driven over the
+//! DevTools protocol. The page's first
 //! losses must be native wgen's on the same seed, its download must load in `wgen sample`,
 //! and it must log no errors. Screenshots land in `target/tmp/browser/`.
 
@@ -100,7 +101,11 @@ impl Cdp {
         match event["method"].as_str() {
             Some("Runtime.exceptionThrown") => self.errors.push(format!("exception: {}", p["exceptionDetails"])),
             Some("Runtime.consoleAPICalled") if p["type"] == "error" => self.errors.push(format!("console.error: {}", p["args"])),
-            Some("Log.entryAdded") if p["entry"]["level"] == "error" => self.errors.push(format!("log: {}", p["entry"]["text"])),
+            Some("Runtime.consoleAPICalled") if p["type"] == "warning" => self.errors.push(format!("console.warn: {}", p["args"])),
+            // Dawn reports a WebGPU validation error (and the dropped command buffer) as a warning.
+            Some("Log.entryAdded") if p["entry"]["level"] == "error" || p["entry"]["level"] == "warning" => {
+                self.errors.push(format!("log ({}): {}", p["entry"]["level"], p["entry"]["text"]))
+            }
             _ => {}
         }
     }
@@ -283,6 +288,16 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     assert!(last_d < d_loss[0], "the discriminator's loss falls: {} at step 1, {last_d} at step 50", d_loss[0]);
     eprintln!("GAN, 50 steps: d_loss {:.3} → {last_d:.3}; {:.0} img/s in the page, {native_gan_rate:.0} img/s natively", d_loss[0], gan["rate"].as_f64().unwrap());
     cdp.screenshot(&tmp.join("gan.png"));
+
+    // The conv models, two steps each (a DCGAN step takes seconds on a CPU): the same losses.
+    for (model, kind, keys) in [("conv-vae", ModelKind::ConvVae, &["loss"][..]), ("dcgan", ModelKind::Dcgan, &keys[..])] {
+        cdp.eval("document.getElementById('reset').click()");
+        let state = train_on_the_page(&mut cdp, model, 2);
+        let (native_values, _) = native(kind, &matmul, keys, 2, &[]);
+        for (key, native_values) in keys.iter().zip(&native_values) {
+            assert_matches_native(&first_steps(&state, key, 2), native_values, &format!("{model} {key}"));
+        }
+    }
     assert!(cdp.errors.is_empty(), "the page logged errors:\n{}", cdp.errors.join("\n"));
     eprintln!("screenshots: {}", tmp.display());
 }

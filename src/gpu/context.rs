@@ -213,8 +213,11 @@ pub struct Gpu {
     /// Whether shaders/matmul_subgroup.wgsl can run here (8-lane subgroups).
     pub subgroup_matmul: bool,
     pub(super) pipelines: Pipelines,
-    /// Set by wgpu's device-lost callback.
+    /// Set by wgpu's device-lost callback (and, in a browser, by the first uncaptured error).
     lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// A small storage buffer for a kernel's writable binding that a launch never writes: on
+    /// WebGPU two writable bindings of one dispatch may not share a buffer.
+    pub unused: wgpu::Buffer,
 }
 
 impl Gpu {
@@ -288,8 +291,25 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, message| {
             *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{reason:?}: {message}"));
         });
+        // A browser reports a validation error as a console warning and drops the command
+        // buffer, so training would go on computing nothing: keep the first, for the next read
+        // to fail with. Native wgpu's default (a panic at the error) stays.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let flag = lost.clone();
+            device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+                flag.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| format!("GPU error: {e}"));
+            }));
+        }
+        let unused = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         Ok(Gpu {
             lost,
+            unused,
             device,
             queue,
             matmul,
@@ -314,6 +334,7 @@ impl Gpu {
             subgroup_matmul: self.subgroup_matmul,
             pipelines: Pipelines::default(),
             lost: self.lost.clone(),
+            unused: self.unused.clone(),
         }
     }
 
@@ -402,6 +423,10 @@ impl Gpu {
         rx.await
             .map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(e.to_string()))?;
+        #[cfg(target_arch = "wasm32")]
+        if let Some(reason) = self.lost() {
+            return Err(fail(reason));
+        }
         let view = slice.get_mapped_range().map_err(|e| fail(e.to_string()))?;
         let out = bytemuck::pod_collect_to_vec::<u8, T>(&view[..bytes as usize]);
         drop(view);

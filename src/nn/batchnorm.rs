@@ -158,7 +158,7 @@ pub fn batchnorm_backward(
         Binding { slot: 5, buffer: dy.buffer },
         Binding { slot: 6, buffer: dx.buffer },
         // Never written without WRITE_GRADS.
-        Binding { slot: 7, buffer: grads.unwrap_or(dx.buffer) },
+        Binding { slot: 7, buffer: grads.unwrap_or(&gpu.unused) },
     ];
     // Per element 14 FLOPs (the incoming gradient 2, two sums 4, xhat 2, dx 6); dy, y, x read
     // and dx written, and per column gamma and two statistics read, dgamma and dbeta written.
