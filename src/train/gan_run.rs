@@ -38,9 +38,7 @@ impl GanRun {
         let core = StepCore { batch: cfg.batch, steps, program, metrics };
         Ok(GanRun { gan, core, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
-}
 
-impl GanRun {
     /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned.
     pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         self.sampler.program.run(gpu, "gan.sample");

@@ -48,9 +48,7 @@ impl VaeRun {
         let core = StepCore { batch: cfg.batch, steps, program, metrics };
         Ok(VaeRun { vae, core, eval, test_count: test.count, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
-}
 
-impl VaeRun {
     /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned.
     pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         self.sampler.program.run(gpu, "vae.sample");
