@@ -400,10 +400,11 @@ fn conv_vae_trains_with_pytorch_conv_layouts_then_samples_reconstructs_and_evalu
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     ok(&["sample", model.to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("recon.png")]);
     ok(&["sample", model.to_str().unwrap(), "--interpolate", "--rows", "2", "--cols", "3", "--grid", &out("lerp.png")]);
-    ok(&["sample", model.to_str().unwrap(), "--n", "5", "--raw", &out("raw.f32")]);
+    // --quiet leaves the results in the files alone on stdout.
+    assert_eq!(ok(&["sample", model.to_str().unwrap(), "--n", "5", "--raw", &out("raw.f32"), "-q"]), "");
     assert_eq!(std::fs::metadata(dir.join("raw.f32")).unwrap().len(), 5 * 784 * 4);
     let classifier = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/model.safetensors");
-    ok(&["eval", run.to_str().unwrap(), "--iw-samples", "3", "--samples", "200", "--classifier", classifier]);
+    assert_eq!(ok(&["eval", run.to_str().unwrap(), "--iw-samples", "3", "--samples", "200", "--classifier", classifier, "--quiet"]), "");
     let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert!(e["vae"]["iwae_nll"].as_f64().unwrap() < e["vae"]["test_neg_elbo"].as_f64().unwrap(), "{e}");
     fails_with(&["train", "conv-vae", "--conditional", "--data", data.to_str().unwrap()], "no conditional form");

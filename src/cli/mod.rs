@@ -23,7 +23,7 @@ pub struct Cli {
     /// Pick the adapter whose name contains this (case-insensitive); see `wgen devices`.
     #[arg(long, global = true, env = "WGEN_ADAPTER")]
     adapter: Option<String>,
-    /// Print nothing but errors.
+    /// Print nothing but errors (train, eval and sample; their results are in the files they write).
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -75,9 +75,9 @@ pub fn run() -> Result<i32> {
     match &cli.command {
         Command::Devices => devices(&cli),
         Command::Train(args) => train::run(&open_gpu(&cli)?, args, cli.quiet),
-        Command::Eval(args) => eval::run(&open_gpu(&cli)?, args),
+        Command::Eval(args) => eval::run(&open_gpu(&cli)?, args, cli.quiet),
         Command::Profile(args) => profile::run(&open_gpu(&cli)?, args),
-        Command::Sample(args) => sample::run(&open_gpu(&cli)?, args),
+        Command::Sample(args) => sample::run(&open_gpu(&cli)?, args, cli.quiet),
         Command::Bench(args) => bench::run(&open_gpu(&cli)?, args),
         Command::Compare(args) => compare::run(args),
     }

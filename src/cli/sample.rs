@@ -179,9 +179,9 @@ fn layout(a: &SampleArgs, default_n: usize) -> Result<(usize, usize)> {
     Ok((rows, cols))
 }
 
-pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
+pub fn run(gpu: &Gpu, a: &SampleArgs, quiet: bool) -> Result<i32> {
     if let Some(dir) = &a.progression {
-        return progression(a, dir);
+        return progression(a, dir, quiet);
     }
     let path = a.model.as_ref().expect("clap requires a model unless --progression");
     let model = load(gpu, path)?;
@@ -276,7 +276,7 @@ pub fn run(gpu: &Gpu, a: &SampleArgs) -> Result<i32> {
         };
         (images, cols)
     };
-    write(a, &images, cols)
+    write(a, &images, cols, quiet)
 }
 
 fn rows_of(gpu: &Gpu, region: &Region, n: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>> {
@@ -371,23 +371,27 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
     }
 }
 
-fn write(a: &SampleArgs, images: &[f32], cols: usize) -> Result<i32> {
+fn write(a: &SampleArgs, images: &[f32], cols: usize, quiet: bool) -> Result<i32> {
     let n = images.len() / IMAGE;
     if let Some(raw) = &a.raw {
         let bytes: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(raw, bytes).with_context(|| format!("cannot write {}", raw.display()))?;
-        println!("wrote {n} images to {}", raw.display());
+        if !quiet {
+            println!("wrote {n} images to {}", raw.display());
+        }
     }
     if let Some(path) = a.grid.clone().or_else(|| a.raw.is_none().then(|| PathBuf::from("samples.png"))) {
         let (pixels, w, h) = image::grid(images, 28, cols, a.pad, usize::from(a.scale));
         image::write_png(&path, &pixels, w, h)?;
-        println!("wrote a {w}×{h} grid of {n} images to {}", path.display());
+        if !quiet {
+            println!("wrote a {w}×{h} grid of {n} images to {}", path.display());
+        }
     }
     Ok(0)
 }
 
 /// The run's `samples/epoch-*.png` side by side, in epoch order.
-fn progression(a: &SampleArgs, dir: &Path) -> Result<i32> {
+fn progression(a: &SampleArgs, dir: &Path, quiet: bool) -> Result<i32> {
     let samples = dir.join("samples");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&samples)
         .with_context(|| format!("{} has no samples/ folder; is it a wgen run?", dir.display()))?
@@ -402,6 +406,8 @@ fn progression(a: &SampleArgs, dir: &Path) -> Result<i32> {
     let (pixels, w, h) = image::tile(&pictures, a.cols.unwrap_or(10), 8);
     let out = a.grid.clone().unwrap_or_else(|| dir.join("progression.png"));
     image::write_png(&out, &pixels, w, h)?;
-    println!("wrote {} epoch grids ({w}×{h}) to {}", files.len(), out.display());
+    if !quiet {
+        println!("wrote {} epoch grids ({w}×{h}) to {}", files.len(), out.display());
+    }
     Ok(0)
 }
