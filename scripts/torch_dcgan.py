@@ -8,6 +8,15 @@ torch.nn loads wgen's model.safetensors as it is.
          against the updated D on the same G(z). Non-saturating BCE, Adam 2e-4 (0.5, 0.999),
          batch 64, images in [-1, 1]. One JSON line per epoch: d_loss ((real + fake) / 2, as
          wgen reports it), g_loss, mean D(x) and D(G(z)) of D's passes, img/s.
+         Recipe knobs for the quality study: wgen's --label-smoothing, --d-lr and
+         --no-d-batchnorm (= `--d-batchnorm false`), and two wgen lacks: --instance-noise S
+         (Gaussian noise on every image D sees, its std falling linearly from S to 0 over the
+         run) and --d-dropout P (dropout after each of D's LeakyReLUs). --save-every N writes
+         OUT/epochE.safetensors every N epochs with wgen's metadata, so `wgen eval FILE`
+         scores the generator with wgen's classifier.
+  table  the study's table from a folder of runs NAME-seedS (scripts/torch-dcgan-study.sh):
+         per run, each scoring's FD, IS and classes at >= 5%; per recipe, the summary at the
+         last epoch scored.
   check  loads a wgen dcgan model.safetensors into torch.nn modules (strict names and shapes),
          draws --n samples in eval mode and prints their pixel statistics beside those of the
          samples `wgen sample MODEL --raw FILE` wrote (different noise: a sanity check).
@@ -44,24 +53,42 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self):
+    def __init__(self, batchnorm=True, dropout=0.0):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 64, 4, 2, 1)
         self.conv2 = nn.Conv2d(64, 128, 4, 2, 1)
-        self.bn2 = nn.BatchNorm2d(128)
+        self.bn2 = nn.BatchNorm2d(128) if batchnorm else nn.Identity()
         self.fc = nn.Linear(128 * 7 * 7, 1)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        h = F.leaky_relu(self.conv1(x.view(-1, 1, 28, 28)), 0.2)
-        h = F.leaky_relu(self.bn2(self.conv2(h)), 0.2)
+        h = self.dropout(F.leaky_relu(self.conv1(x.view(-1, 1, 28, 28)), 0.2))
+        h = self.dropout(F.leaky_relu(self.bn2(self.conv2(h)), 0.2))
         return self.fc(h.flatten(1)).squeeze(1)
 
 
 class Dcgan(nn.Module):
-    def __init__(self):
+    def __init__(self, d_batchnorm=True, d_dropout=0.0):
         super().__init__()
         self.generator = Generator()
-        self.discriminator = Discriminator()
+        self.discriminator = Discriminator(d_batchnorm, d_dropout)
+
+
+def wgen_metadata(args):
+    """What `wgen train dcgan` writes beside its tensors, with the recipe's wgen knobs; the
+    knobs wgen lacks change only D and go in their own key."""
+    gan = {"arch": "conv", "latent": 100, "g_hidden": [256, 512, 1024], "d_hidden": [512, 256], "g_activation": "relu",
+           "d_activation": "leaky_relu:0.2", "g_batchnorm": True, "bn_eps": 1e-5, "bn_momentum": 0.1, "output": "tanh",
+           "label_smoothing": args.label_smoothing, "init": "torch", "update_order": "d-first", "d_batchnorm": not args.no_d_batchnorm}
+    if args.d_lr is not None:
+        gan["d_lr"] = args.d_lr
+    return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
+            "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "seed": args.seed})}
+
+
+def save(model, path, metadata):
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in model.state_dict().items() if "num_batches" not in k}, path, metadata)
 
 
 def idx(path):
@@ -82,11 +109,20 @@ def train(args):
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     x_train = images(args.data).to(dev)
-    model = Dcgan().to(dev)
+    model = Dcgan(not args.no_d_batchnorm, args.d_dropout).to(dev)
     g, d = model.generator, model.discriminator
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), args.d_lr or 2e-4, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
+    total_steps, step = args.epochs * (len(x_train) // args.batch), 0
+
+    def noisy(x):
+        if not args.instance_noise:
+            return x
+        return x + torch.randn_like(x) * args.instance_noise * (1 - step / total_steps)
+
+    if args.save_every:
+        os.makedirs(args.out, exist_ok=True)
     for epoch in range(1, args.epochs + 1):
         order = torch.randperm(len(x_train), device=dev)
         start, steps = time.perf_counter(), 0
@@ -96,29 +132,31 @@ def train(args):
             ones, zeros = torch.ones(len(real), device=dev), torch.zeros(len(real), device=dev)
             fake = g(torch.randn(len(real), 100, device=dev))
             opt_d.zero_grad()
-            out_real = d(real)
-            err_real = bce(out_real, ones)
+            out_real = d(noisy(real))
+            err_real = bce(out_real, ones * (1 - args.label_smoothing))
             err_real.backward()
-            out_fake = d(fake.detach())
+            out_fake = d(noisy(fake.detach()))
             err_fake = bce(out_fake, zeros)
             err_fake.backward()
             opt_d.step()
             opt_g.zero_grad()
-            err_g = bce(d(fake), ones)
+            err_g = bce(d(noisy(fake)), ones)
             err_g.backward()
             opt_g.step()
             with torch.no_grad():
                 sums += [float(err_real + err_fake) / 2, float(err_g), float(torch.sigmoid(out_real).mean()), float(torch.sigmoid(out_fake).mean())]
             steps += 1
+            step += 1
         if dev.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         m = sums / steps
         print(json.dumps({"epoch": epoch, "d_loss": round(m[0], 4), "g_loss": round(m[1], 4), "d_real": round(m[2], 4), "d_fake": round(m[3], 4),
                           "img_per_s": round(steps * args.batch / seconds, 1), "device": args.device, "threads": args.threads}), flush=True)
+        if args.save_every and epoch % args.save_every == 0:
+            save(model, os.path.join(args.out, f"epoch{epoch}.safetensors"), wgen_metadata(args))
     if args.save:
-        from safetensors.torch import save_file
-        save_file({k: v.contiguous() for k, v in model.state_dict().items() if "num_batches" not in k}, args.save)
+        save(model, args.save, wgen_metadata(args))
 
 
 def check(args):
@@ -139,6 +177,44 @@ def check(args):
     print(json.dumps({"torch_samples": stats(ours), "wgen_samples": stats(theirs), "loaded": len(tensors)}))
 
 
+def table(args):
+    import glob
+    import re
+
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(args.folder, "*-seed*"))):
+        m = re.fullmatch(r"(.+)-seed(\d+)", os.path.basename(path))
+        if not m or not os.path.isdir(path):
+            continue
+        evals = {}
+        for e in range(1, 1000):
+            f = os.path.join(path, f"eval{e}.json")
+            if os.path.exists(f):
+                with open(f) as fh:
+                    evals[e] = json.load(fh)["samples"]
+        with open(path + ".jsonl") as fh:
+            epochs = [json.loads(line) for line in fh if line.startswith("{")]
+        if evals and epochs:
+            runs[(m[1], int(m[2]))] = (evals, epochs[-1])
+    print("| recipe | seed | epoch | FD | IS | classes >= 5% | shares of 0-9 (%) | D(x) | D(G(z)) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    for (name, seed), (evals, last) in sorted(runs.items()):
+        for e, s in sorted(evals.items()):
+            shares = " ".join(f"{100 * v:.0f}" for v in s["class_shares"])
+            dx = f"{last['d_real']:.2f} | {last['d_fake']:.2f}" if e == last["epoch"] else " | "
+            print(f"| {name} | {seed} | {e} | {s['fd']:.1f} | {s['inception_score']:.2f} | {s['modes']} | {shares} | {dx} |")
+    print()
+    print("| recipe | runs | epoch | mean FD | mean IS | fewest classes >= 5% | smallest class share (%) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in sorted({n for n, _ in runs}):
+        last = [max(evals.items()) for (n, _), (evals, _) in runs.items() if n == name]
+        e = min(k for k, _ in last)
+        ss = [s for k, s in last if k == e]
+        fd = sum(s["fd"] for s in ss) / len(ss)
+        is_ = sum(s["inception_score"] for s in ss) / len(ss)
+        print(f"| {name} | {len(ss)} | {e} | {fd:.1f} | {is_:.2f} | {min(s['modes'] for s in ss)} | {100 * min(min(s['class_shares']) for s in ss):.1f} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -150,12 +226,21 @@ def main():
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--device", default="cpu", help="cpu, or cuda")
     t.add_argument("--save", help="write the trained model's safetensors here")
+    t.add_argument("--save-every", type=int, default=0, help="also write --out/epochE.safetensors every this many epochs")
+    t.add_argument("--out", default="runs/torch-dcgan")
+    t.add_argument("--label-smoothing", type=float, default=0.0, help="D's target for real images is 1 - this")
+    t.add_argument("--d-lr", type=float, help="D's Adam learning rate (default G's, 2e-4)")
+    t.add_argument("--no-d-batchnorm", action="store_true", help="no batch norm in D")
+    t.add_argument("--instance-noise", type=float, default=0.0, help="std of the noise on D's inputs at the start, annealed to 0")
+    t.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's LeakyReLUs")
     c = sub.add_parser("check")
     c.add_argument("model")
     c.add_argument("--raw", required=True, help="the --raw file of `wgen sample MODEL`")
     c.add_argument("--n", type=int, default=64)
+    tb = sub.add_parser("table")
+    tb.add_argument("folder")
     args = p.parse_args()
-    train(args) if args.cmd == "train" else check(args)
+    {"train": train, "check": check, "table": table}[args.cmd](args)
 
 
 if __name__ == "__main__":
