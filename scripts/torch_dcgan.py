@@ -9,7 +9,8 @@ torch.nn loads wgen's model.safetensors as it is.
          batch 64, images in [-1, 1]. One JSON line per epoch: d_loss ((real + fake) / 2, as
          wgen reports it), g_loss, mean D(x) and D(G(z)) of D's passes, img/s.
          Recipe knobs for the quality study: wgen's --label-smoothing, --d-lr and
-         --no-d-batchnorm (= `--d-batchnorm false`), and two wgen lacks: --instance-noise S
+         --no-d-batchnorm (= `--d-batchnorm false`), and three wgen lacks: --spectral-norm
+         (on D's convolutions and Linear, with no batch norm in D), --instance-noise S
          (Gaussian noise on every image D sees, its std falling linearly from S to 0 over the
          run) and --d-dropout P (dropout after each of D's LeakyReLUs). --save-every N writes
          OUT/epochE.safetensors every N epochs with wgen's metadata, so `wgen eval FILE`
@@ -68,10 +69,14 @@ class Discriminator(nn.Module):
 
 
 class Dcgan(nn.Module):
-    def __init__(self, d_batchnorm=True, d_dropout=0.0):
+    def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False):
         super().__init__()
         self.generator = Generator()
-        self.discriminator = Discriminator(d_batchnorm, d_dropout)
+        self.discriminator = Discriminator(d_batchnorm and not spectral_norm, d_dropout)
+        if spectral_norm:
+            sn = nn.utils.parametrizations.spectral_norm
+            d = self.discriminator
+            d.conv1, d.conv2, d.fc = sn(d.conv1), sn(d.conv2), sn(d.fc)
 
 
 def wgen_metadata(args):
@@ -79,16 +84,28 @@ def wgen_metadata(args):
     knobs wgen lacks change only D and go in their own key."""
     gan = {"arch": "conv", "latent": 100, "g_hidden": [256, 512, 1024], "d_hidden": [512, 256], "g_activation": "relu",
            "d_activation": "leaky_relu:0.2", "g_batchnorm": True, "bn_eps": 1e-5, "bn_momentum": 0.1, "output": "tanh",
-           "label_smoothing": args.label_smoothing, "init": "torch", "update_order": "d-first", "d_batchnorm": not args.no_d_batchnorm}
+           "label_smoothing": args.label_smoothing, "init": "torch", "update_order": "d-first",
+           "d_batchnorm": not (args.no_d_batchnorm or args.spectral_norm)}
     if args.d_lr is not None:
         gan["d_lr"] = args.d_lr
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
-            "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "seed": args.seed})}
+            "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "spectral_norm": args.spectral_norm,
+                                        "seed": args.seed})}
 
 
 def save(model, path, metadata):
+    """The state dict under wgen's names: a spectrally normalised layer's weight is saved as the
+    normalised weight it uses, without the power iteration's vectors."""
     from safetensors.torch import save_file
-    save_file({k: v.contiguous() for k, v in model.state_dict().items() if "num_batches" not in k}, path, metadata)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        if "num_batches" in k or k.endswith(("._u", "._v")):
+            continue
+        if ".parametrizations.weight.original" in k:
+            module = model.get_submodule(k.split(".parametrizations.")[0])
+            k, v = k.replace(".parametrizations.weight.original", ".weight"), module.weight.detach()
+        tensors[k] = v.contiguous()
+    save_file(tensors, path, metadata)
 
 
 def idx(path):
@@ -109,7 +126,7 @@ def train(args):
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     x_train = images(args.data).to(dev)
-    model = Dcgan(not args.no_d_batchnorm, args.d_dropout).to(dev)
+    model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm).to(dev)
     g, d = model.generator, model.discriminator
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), args.d_lr or 2e-4, betas=(0.5, 0.999))
@@ -231,6 +248,7 @@ def main():
     t.add_argument("--label-smoothing", type=float, default=0.0, help="D's target for real images is 1 - this")
     t.add_argument("--d-lr", type=float, help="D's Adam learning rate (default G's, 2e-4)")
     t.add_argument("--no-d-batchnorm", action="store_true", help="no batch norm in D")
+    t.add_argument("--spectral-norm", action="store_true", help="spectral norm on D's layers, no batch norm in D")
     t.add_argument("--instance-noise", type=float, default=0.0, help="std of the noise on D's inputs at the start, annealed to 0")
     t.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's LeakyReLUs")
     c = sub.add_parser("check")
