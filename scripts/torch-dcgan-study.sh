@@ -8,8 +8,8 @@
 #   scripts/torch-dcgan-study.sh OUT 'NAME [FLAGS...]' ...
 #   scripts/torch-dcgan-study.sh runs/dcgan-recipes base 'dlr5e-5 --d-lr 5e-5' 'nodbn --no-d-batchnorm'
 #
-# FLAGS are torch_dcgan.py train's (--label-smoothing, --d-lr, --no-d-batchnorm,
-# --instance-noise, --d-dropout). SEEDS (default 0 1 2), JOBS (runs at a time, default 2, one
+# FLAGS are torch_dcgan.py train's (--label-smoothing, --d-lr, --no-d-batchnorm, --spectral-norm,
+# --instance-noise, --d-dropout; not --epochs: every run is 20 epochs, scored at 5, 10, 15, 20). SEEDS (default 0 1 2), JOBS (runs at a time, default 2, one
 # thread each), PYTHON (one with torch, numpy and safetensors; default python3) and WGEN (a wgen
 # binary; default this checkout's release build) override. A finished run is kept.
 set -euo pipefail

@@ -204,11 +204,11 @@ def table(args):
         if not m or not os.path.isdir(path):
             continue
         evals = {}
-        for e in range(1, 1000):
-            f = os.path.join(path, f"eval{e}.json")
-            if os.path.exists(f):
+        for f in glob.glob(os.path.join(path, "eval*.json")):
+            e = re.fullmatch(r"eval(\d+)\.json", os.path.basename(f))
+            if e:
                 with open(f) as fh:
-                    evals[e] = json.load(fh)["samples"]
+                    evals[int(e[1])] = json.load(fh)["samples"]
         with open(path + ".jsonl") as fh:
             epochs = [json.loads(line) for line in fh if line.startswith("{")]
         if evals and epochs:

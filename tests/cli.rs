@@ -400,7 +400,7 @@ fn conv_vae_trains_with_pytorch_conv_layouts_then_samples_reconstructs_and_evalu
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     ok(&["sample", model.to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("recon.png")]);
     ok(&["sample", model.to_str().unwrap(), "--interpolate", "--rows", "2", "--cols", "3", "--grid", &out("lerp.png")]);
-    // --quiet leaves the results in the files alone on stdout.
+    // With --quiet, stdout is empty: the results are only in the files written.
     assert_eq!(ok(&["sample", model.to_str().unwrap(), "--n", "5", "--raw", &out("raw.f32"), "-q"]), "");
     assert_eq!(std::fs::metadata(dir.join("raw.f32")).unwrap().len(), 5 * 784 * 4);
     let classifier = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/model.safetensors");

@@ -62,12 +62,6 @@ fn locate(target: &Path) -> Result<(PathBuf, PathBuf, Option<PathBuf>)> {
 }
 
 pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
-    // --quiet: the scores are in eval.json.
-    let say = |line: String| {
-        if !quiet {
-            println!("{line}");
-        }
-    };
     if a.samples == 0 || a.iw_samples == 0 {
         bail!("--samples and --iw-samples must be at least 1");
     }
@@ -80,6 +74,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
     report.insert("data".into(), json!(dataset.source));
     report.insert("test_images".into(), json!(dataset.test.count));
 
+    // --quiet: the scores are only in eval.json.
     let mut console = Console::new(quiet, None)?;
     let judge = find_or_train(gpu, a.classifier.as_deref(), data_dir.as_deref(), &dataset, &mut console)?;
     console.finish();
@@ -87,14 +82,14 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
     let (reference, probs) = features.of(gpu, &test_images)?;
     let correct = probs.chunks(10).zip(&dataset.test.labels).filter(|(p, &l)| argmax(p) == usize::from(l)).count();
     let accuracy = correct as f64 / dataset.test.count as f64;
-    say(format!("classifier: {judge}, test accuracy {:.2}%", 100.0 * accuracy));
+    console.say(&format!("classifier: {judge}, test accuracy {:.2}%", 100.0 * accuracy));
     report.insert("classifier".into(), json!(judge.to_string()));
     report.insert("classifier_test_accuracy".into(), json!(accuracy));
 
     if let Some((model_path, dir, _)) = &located {
         let ckpt = Checkpoint::read(model_path)?;
         let kind = ckpt.meta("model")?.to_string();
-        say(format!("evaluating {} ({kind}) on the test split of {} ({} images)", model_path.display(), dataset.source, dataset.test.count));
+        console.say(&format!("evaluating {} ({kind}) on the test split of {} ({} images)", model_path.display(), dataset.source, dataset.test.count));
         report.insert("model".into(), json!(kind));
         let step = StepBuffer::new(gpu, "eval.sample", 1);
         step.set(gpu, &Step::default());
@@ -105,8 +100,8 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
                 ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
                 let vae = Vae::new(gpu, &cfg, &values, &state)?;
                 let s = vae_scores(gpu, &vae, &test, a.iw_samples, a.seed)?;
-                say(format!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl));
-                say(format!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim));
+                console.say(&format!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl));
+                console.say(&format!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim));
                 report.insert("vae".into(), serde_json::to_value(&s)?);
                 (sample_images(gpu, &vae, a.samples, &step, a.seed)?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
             }
@@ -120,11 +115,11 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
             other => bail!("{}: `wgen eval` scores a vae or a gan, not a {other}", model_path.display()),
         };
         let s = score(&features, gpu, &samples, &reference, asked.as_deref())?;
-        say(scores_text(&format!("{kind} samples ({})", a.samples), &s));
+        console.say(&scores_text(&format!("{kind} samples ({})", a.samples), &s));
         report.insert("samples".into(), serde_json::to_value(&s)?);
         let path = dir.join("eval.json");
         write_atomically(&path, serde_json::to_string_pretty(&Value::Object(report.clone()))?.as_bytes())?;
-        say(format!("wrote {}", path.display()));
+        console.say(&format!("wrote {}", path.display()));
     }
 
     if a.calibrate {
@@ -135,16 +130,16 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
         let noise: Vec<f32> = (0..n * IMAGE).map(|_| rng.random::<f32>()).collect();
         let blank = vec![0.0f32; n * IMAGE];
         let one: Vec<f32> = test_images[..IMAGE].iter().copied().cycle().take(n * IMAGE).collect();
-        say(format!("calibration against the {} test images ({} images each):", dataset.test.count, n));
+        console.say(&format!("calibration against the {} test images ({} images each):", dataset.test.count, n));
         let mut table = serde_json::Map::new();
         for (name, images) in [("training images (the floor)", &train), ("uniform noise", &noise), ("blank images", &blank), ("one test digit repeated", &one)] {
             let s = score(f, gpu, images, r, None)?;
-            say(scores_text(name, &s));
+            console.say(&scores_text(name, &s));
             table.insert(name.into(), serde_json::to_value(&s)?);
         }
         let path = located.as_ref().map_or_else(|| PathBuf::from("calibration.json"), |l| l.1.join("calibration.json"));
         write_atomically(&path, serde_json::to_string_pretty(&Value::Object(table))?.as_bytes())?;
-        say(format!("wrote {}", path.display()));
+        console.say(&format!("wrote {}", path.display()));
     }
     Ok(0)
 }
