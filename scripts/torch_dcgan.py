@@ -12,9 +12,13 @@ torch.nn loads wgen's model.safetensors as it is.
          --no-d-batchnorm (= `--d-batchnorm false`), and three wgen lacks: --spectral-norm
          (on D's convolutions and Linear, with no batch norm in D), --instance-noise S
          (Gaussian noise on every image D sees, its std falling linearly from S to 0 over the
-         run) and --d-dropout P (dropout after each of D's LeakyReLUs). --save-every N writes
-         OUT/epochE.safetensors every N epochs with wgen's metadata, so `wgen eval FILE`
-         scores the generator with wgen's classifier.
+         run) and --d-dropout P (dropout after each of D's LeakyReLUs); and on G's side
+         --g-lr, --g-steps N (N G updates per D update, each past the first on fresh noise)
+         and --g-ema DECAY (an exponential moving average of G's parameters and batch-norm
+         statistics, which does not change training). --save-every N writes
+         OUT/epochE.safetensors every N epochs with wgen's metadata, so `wgen eval FILE` scores
+         the generator with wgen's classifier; with --g-ema also OUT/epochE-ema.safetensors,
+         the same model with the averaged G.
   table  the study's table from a folder of runs NAME-seedS (scripts/torch-dcgan-study.sh):
          per run, each scoring's FD, IS and classes at >= 5%; per recipe, the summary at the
          last epoch scored.
@@ -90,15 +94,19 @@ def wgen_metadata(args):
         gan["d_lr"] = args.d_lr
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
             "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "spectral_norm": args.spectral_norm,
-                                        "seed": args.seed})}
+                                        "g_lr": args.g_lr, "g_steps": args.g_steps, "g_ema": args.g_ema, "seed": args.seed})}
 
 
-def save(model, path, metadata):
+def save(model, path, metadata, ema=None):
     """The state dict under wgen's names: a spectrally normalised layer's weight is saved as the
-    normalised weight it uses, without the power iteration's vectors."""
+    normalised weight it uses, without the power iteration's vectors; with `ema`, its generator
+    stands in for the trained one."""
     from safetensors.torch import save_file
     tensors = {}
-    for k, v in model.state_dict().items():
+    state = model.state_dict()
+    if ema is not None:
+        state.update({f"generator.{k}": v for k, v in ema.state_dict().items()})
+    for k, v in state.items():
         if "num_batches" in k or k.endswith(("._u", "._v")):
             continue
         if ".parametrizations.weight.original" in k:
@@ -128,7 +136,21 @@ def train(args):
     x_train = images(args.data).to(dev)
     model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm).to(dev)
     g, d = model.generator, model.discriminator
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(g.parameters(), args.g_lr, betas=(0.5, 0.999))
+    ema = None
+    if args.g_ema:
+        import copy
+        ema = copy.deepcopy(g).eval()
+
+    def update_ema():
+        # Running statistics are averaged like the weights: the saved G runs in eval mode on them.
+        with torch.no_grad():
+            for e, v in zip(list(ema.parameters()) + list(ema.buffers()), list(g.parameters()) + list(g.buffers())):
+                if e.dtype.is_floating_point:
+                    e.lerp_(v, 1 - args.g_ema)
+                else:
+                    e.copy_(v)
+
     opt_d = torch.optim.Adam(d.parameters(), args.d_lr or 2e-4, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
     total_steps, step = args.epochs * (len(x_train) // args.batch), 0
@@ -160,6 +182,12 @@ def train(args):
             err_g = bce(d(noisy(fake)), ones)
             err_g.backward()
             opt_g.step()
+            for _ in range(args.g_steps - 1):
+                opt_g.zero_grad()
+                bce(d(noisy(g(torch.randn(len(real), 100, device=dev)))), ones).backward()
+                opt_g.step()
+            if ema is not None:
+                update_ema()
             with torch.no_grad():
                 sums += [float(err_real + err_fake) / 2, float(err_g), float(torch.sigmoid(out_real).mean()), float(torch.sigmoid(out_fake).mean())]
             steps += 1
@@ -172,8 +200,10 @@ def train(args):
                           "img_per_s": round(steps * args.batch / seconds, 1), "device": args.device, "threads": args.threads}), flush=True)
         if args.save_every and epoch % args.save_every == 0:
             save(model, os.path.join(args.out, f"epoch{epoch}.safetensors"), wgen_metadata(args))
+            if ema is not None:
+                save(model, os.path.join(args.out, f"epoch{epoch}-ema.safetensors"), wgen_metadata(args), ema)
     if args.save:
-        save(model, args.save, wgen_metadata(args))
+        save(model, args.save, wgen_metadata(args), ema)
 
 
 def check(args):
@@ -205,14 +235,15 @@ def table(args):
             continue
         evals = {}
         for f in glob.glob(os.path.join(path, "eval*.json")):
-            e = re.fullmatch(r"eval(\d+)\.json", os.path.basename(f))
+            e = re.fullmatch(r"eval(\d+)(-ema)?\.json", os.path.basename(f))
             if e:
                 with open(f) as fh:
-                    evals[int(e[1])] = json.load(fh)["samples"]
+                    evals.setdefault(m[1] + (" +ema" if e[2] else ""), {})[int(e[1])] = json.load(fh)["samples"]
         with open(path + ".jsonl") as fh:
             epochs = [json.loads(line) for line in fh if line.startswith("{")]
-        if evals and epochs:
-            runs[(m[1], int(m[2]))] = (evals, epochs[-1])
+        for name, ev in evals.items():
+            if epochs:
+                runs[(name, int(m[2]))] = (ev, epochs[-1])
     print("| recipe | seed | epoch | FD | IS | classes >= 5% | shares of 0-9 (%) | D(x) | D(G(z)) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     for (name, seed), (evals, last) in sorted(runs.items()):
@@ -242,7 +273,7 @@ def main():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--device", default="cpu", help="cpu, or cuda")
-    t.add_argument("--save", help="write the trained model's safetensors here")
+    t.add_argument("--save", help="write the trained model's safetensors here (with --g-ema, the averaged G)")
     t.add_argument("--save-every", type=int, default=0, help="also write --out/epochE.safetensors every this many epochs")
     t.add_argument("--out", default="runs/torch-dcgan")
     t.add_argument("--label-smoothing", type=float, default=0.0, help="D's target for real images is 1 - this")
@@ -251,6 +282,9 @@ def main():
     t.add_argument("--spectral-norm", action="store_true", help="spectral norm on D's layers, no batch norm in D")
     t.add_argument("--instance-noise", type=float, default=0.0, help="std of the noise on D's inputs at the start, annealed to 0")
     t.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's LeakyReLUs")
+    t.add_argument("--g-lr", type=float, default=2e-4, help="G's Adam learning rate")
+    t.add_argument("--g-steps", type=int, default=1, help="G updates per D update")
+    t.add_argument("--g-ema", type=float, default=0.0, help="also save an EMA of G with this decay (e.g. 0.999)")
     c = sub.add_parser("check")
     c.add_argument("model")
     c.add_argument("--raw", required=True, help="the --raw file of `wgen sample MODEL`")
