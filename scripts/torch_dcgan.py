@@ -9,10 +9,11 @@ torch.nn loads wgen's model.safetensors as it is.
          batch 64, images in [-1, 1]. One JSON line per epoch: d_loss ((real + fake) / 2, as
          wgen reports it), g_loss, mean D(x) and D(G(z)) of D's passes, img/s.
          Recipe knobs for the quality study: wgen's --label-smoothing, --d-lr and
-         --no-d-batchnorm (= `--d-batchnorm false`), and three wgen lacks: --spectral-norm
+         --no-d-batchnorm (= `--d-batchnorm false`), and some wgen lacks: --spectral-norm
          (on D's convolutions and Linear, with no batch norm in D), --instance-noise S
          (Gaussian noise on every image D sees, its std falling linearly from S to 0 over the
-         run) and --d-dropout P (dropout after each of D's LeakyReLUs); and on G's side
+         run), --d-dropout P (dropout after each of D's LeakyReLUs) and --mbstd (ProGAN's
+         minibatch-std channel before D's Linear); and on G's side
          --g-lr, --g-steps N (N G updates per D update, each past the first on fresh noise)
          and --g-ema DECAY (an exponential moving average of G's parameters and batch-norm
          statistics, which does not change training). --save-every N writes
@@ -58,25 +59,31 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, batchnorm=True, dropout=0.0):
+    def __init__(self, batchnorm=True, dropout=0.0, mbstd=False):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 64, 4, 2, 1)
         self.conv2 = nn.Conv2d(64, 128, 4, 2, 1)
         self.bn2 = nn.BatchNorm2d(128) if batchnorm else nn.Identity()
-        self.fc = nn.Linear(128 * 7 * 7, 1)
+        self.mbstd = mbstd
+        self.fc = nn.Linear((128 + mbstd) * 7 * 7, 1)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
         h = self.dropout(F.leaky_relu(self.conv1(x.view(-1, 1, 28, 28)), 0.2))
         h = self.dropout(F.leaky_relu(self.bn2(self.conv2(h)), 0.2))
+        if self.mbstd:
+            # ProGAN's minibatch standard deviation: the batch's mean feature std as one more
+            # channel, so D can tell a batch that lacks variety.
+            std = h.std(0, unbiased=False).mean().expand(len(h), 1, 7, 7)
+            h = torch.cat([h, std], 1)
         return self.fc(h.flatten(1)).squeeze(1)
 
 
 class Dcgan(nn.Module):
-    def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False):
+    def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False, mbstd=False):
         super().__init__()
         self.generator = Generator()
-        self.discriminator = Discriminator(d_batchnorm and not spectral_norm, d_dropout)
+        self.discriminator = Discriminator(d_batchnorm and not spectral_norm, d_dropout, mbstd)
         if spectral_norm:
             sn = nn.utils.parametrizations.spectral_norm
             d = self.discriminator
@@ -94,7 +101,7 @@ def wgen_metadata(args):
         gan["d_lr"] = args.d_lr
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
             "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "spectral_norm": args.spectral_norm,
-                                        "g_lr": args.g_lr, "g_steps": args.g_steps, "g_ema": args.g_ema, "seed": args.seed})}
+                                        "g_lr": args.g_lr, "g_steps": args.g_steps, "g_ema": args.g_ema, "mbstd": args.mbstd, "seed": args.seed})}
 
 
 def save(model, path, metadata, ema=None):
@@ -112,6 +119,10 @@ def save(model, path, metadata, ema=None):
         if ".parametrizations.weight.original" in k:
             module = model.get_submodule(k.split(".parametrizations.")[0])
             k, v = k.replace(".parametrizations.weight.original", ".weight"), module.weight.detach()
+        if k == "discriminator.fc.weight":
+            # wgen's D has no minibatch-std channel: its weights are left out so `wgen eval`,
+            # which scores G, loads the file.
+            v = v[:, :128 * 7 * 7]
         tensors[k] = v.contiguous()
     save_file(tensors, path, metadata)
 
@@ -134,7 +145,7 @@ def train(args):
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     x_train = images(args.data).to(dev)
-    model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm).to(dev)
+    model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm, args.mbstd).to(dev)
     g, d = model.generator, model.discriminator
     opt_g = torch.optim.Adam(g.parameters(), args.g_lr, betas=(0.5, 0.999))
     ema = None
@@ -282,6 +293,7 @@ def main():
     t.add_argument("--spectral-norm", action="store_true", help="spectral norm on D's layers, no batch norm in D")
     t.add_argument("--instance-noise", type=float, default=0.0, help="std of the noise on D's inputs at the start, annealed to 0")
     t.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's LeakyReLUs")
+    t.add_argument("--mbstd", action="store_true", help="a minibatch-std channel before D's Linear (left out of saved files)")
     t.add_argument("--g-lr", type=float, default=2e-4, help="G's Adam learning rate")
     t.add_argument("--g-steps", type=int, default=1, help="G updates per D update")
     t.add_argument("--g-ema", type=float, default=0.0, help="also save an EMA of G with this decay (e.g. 0.999)")
