@@ -155,10 +155,13 @@ def train(args):
 
     def update_ema():
         # Running statistics are averaged like the weights: the saved G runs in eval mode on them.
+        # The decay warms up (as TensorFlow's ExponentialMovingAverage with num_updates) so the
+        # initial weights are forgotten within the first hundreds of steps, not after thousands.
+        decay = min(args.g_ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, v in zip(list(ema.parameters()) + list(ema.buffers()), list(g.parameters()) + list(g.buffers())):
                 if e.dtype.is_floating_point:
-                    e.lerp_(v, 1 - args.g_ema)
+                    e.lerp_(v, 1 - decay)
                 else:
                     e.copy_(v)
 
