@@ -95,7 +95,7 @@ pub struct TrainArgs {
     /// GAN: the discriminator's target for real images is 1 - this [default: 0].
     #[arg(long)]
     label_smoothing: Option<f32>,
-    /// GAN: the discriminator's learning rate [default: --lr].
+    /// GAN: the discriminator's learning rate [default: --lr; dcgan: 2e-5].
     #[arg(long)]
     d_lr: Option<f32>,
     /// DCGAN: batch norm after the discriminator's second conv [default: true].
@@ -249,7 +249,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
             label_smoothing,
             init,
             update_order: pick!(update_order).unwrap_or(g.update_order),
-            d_lr,
+            d_lr: d_lr.or(g.d_lr),
             d_batchnorm: pick!(d_batchnorm).unwrap_or(g.d_batchnorm),
             projection,
             ..g
