@@ -35,7 +35,7 @@ pub struct TrainArgs {
     /// Images per step [default: 128 for vae and conv-vae, 64 for gan and dcgan].
     #[arg(long)]
     batch: Option<usize>,
-    /// Adam's learning rate [default: 1e-3 for vae, 2e-4 for gan].
+    /// Adam's learning rate [default: 1e-3 for vae, 2e-4 for gan; the dcgan's D has its own, --d-lr].
     #[arg(long)]
     lr: Option<f32>,
     /// Adam's beta1 [default: 0.9 for vae, 0.5 for gan].
