@@ -14,7 +14,7 @@ torch.nn loads wgen's model.safetensors as it is.
          (Gaussian noise on every image D sees, its std falling linearly from S to 0 over the
          run), --d-dropout P (dropout after each of D's LeakyReLUs) and --mbstd (ProGAN's
          minibatch-std channel before D's Linear); and on G's side
-         --g-lr, --g-steps N (N G updates per D update, each past the first on fresh noise)
+         --g-lr (wgen's --lr), --g-steps N (N G updates per D update, each past the first on fresh noise)
          and --g-ema DECAY (an exponential moving average of G's parameters and batch-norm
          statistics, which does not change training). --save-every N writes
          OUT/epochE.safetensors every N epochs with wgen's metadata, so `wgen eval FILE` scores
@@ -96,9 +96,9 @@ def wgen_metadata(args):
     gan = {"arch": "conv", "latent": 100, "g_hidden": [256, 512, 1024], "d_hidden": [512, 256], "g_activation": "relu",
            "d_activation": "leaky_relu:0.2", "g_batchnorm": True, "bn_eps": 1e-5, "bn_momentum": 0.1, "output": "tanh",
            "label_smoothing": args.label_smoothing, "init": "torch", "update_order": "d-first",
-           "d_batchnorm": not (args.no_d_batchnorm or args.spectral_norm)}
-    if args.d_lr is not None:
-        gan["d_lr"] = args.d_lr
+           "d_batchnorm": not (args.no_d_batchnorm or args.spectral_norm),
+           # Always written: wgen's DCGAN default (2e-5) is not this script's (2e-4).
+           "d_lr": args.d_lr or 2e-4}
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
             "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "spectral_norm": args.spectral_norm,
                                         "g_lr": args.g_lr, "g_steps": args.g_steps, "g_ema": args.g_ema, "mbstd": args.mbstd, "seed": args.seed})}
