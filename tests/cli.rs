@@ -122,9 +122,10 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     let common = ["--epochs", "3", "--batch", "32", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
     // The conditional GAN also draws labels every step: they must resume where they left off;
     // the conv VAE's scratch buffers must not carry state across the interruption, nor the
-    // DCGAN's batch-norm statistics.
-    for (model, extra) in [("gan", None), ("vae", None), ("gan", Some("--conditional")), ("conv-vae", None), ("dcgan", None)] {
-        let name = format!("{model}{}", extra.unwrap_or(""));
+    // DCGAN's batch-norm statistics; an average of G must resume as it was, not restart.
+    let none: &[&str] = &[];
+    for (model, extra) in [("gan", none), ("vae", none), ("gan", &["--conditional"]), ("conv-vae", none), ("dcgan", none), ("gan", &["--g-ema", "0.9"])] {
+        let name = format!("{model}{}", extra.join(""));
         let (whole, cut) = (dir.join(format!("{name}-whole")), dir.join(format!("{name}-cut")));
         let mut args = vec!["train", model, "--out", whole.to_str().unwrap()];
         args.extend(common);
@@ -143,6 +144,36 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
         assert_eq!(record_losses(&cut), record_losses(&whole), "{name}: metrics differ after resuming");
         assert!(tensors(&cut.join("model.safetensors")) == tensors(&whole.join("model.safetensors")), "{name}: weights differ after resuming");
     }
+}
+
+#[test]
+fn gan_with_g_ema_exports_the_average_of_g_beside_the_trained_d_and_checkpoints_both() {
+    use std::collections::HashMap;
+    use wgen::models::gan::{Gan, GanConfig};
+    let dir = temp_dir("cli-g-ema");
+    small_mnist(&dir.join("data"), 128, 40);
+    let data = dir.join("data");
+    let run = dir.join("run");
+    ok(&["-q", "train", "gan", "--g-ema", "0.9", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let model: HashMap<String, Vec<u8>> = tensors(&run.join("model.safetensors")).into_iter().collect();
+    let ckpt: HashMap<String, Vec<u8>> = tensors(&run.join("checkpoint.safetensors")).into_iter().collect();
+    let (layout, state_layout, _, _) = Gan::initial(&GanConfig::default(), 0);
+    let part = |blob: &str, entry: &wgen::models::params::ParamEntry| ckpt[blob][4 * entry.offset..4 * (entry.offset + entry.len())].to_vec();
+    for name in ["generator.fc1.weight", "generator.bn2.weight", "generator.fc4.bias"] {
+        let e = layout.get(name);
+        assert_eq!(model[name], part("average.params", e), "{name}: exported from the average");
+        assert_ne!(part("average.params", e), part("params", e), "{name}: 4 steps at 0.9 leave the average behind the trained weights");
+    }
+    let e = state_layout.get("generator.bn3.running_var");
+    assert_eq!(model["generator.bn3.running_var"], part("average.state", e), "G's statistics from the average too");
+    let e = layout.get("discriminator.fc1.weight");
+    assert_eq!(model["discriminator.fc1.weight"], part("params", e), "D as trained");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["config"]["gan"]["g_ema"].as_f64(), Some(0.9f32 as f64));
+    // The exported file is a model like any other: it samples and evaluates.
+    ok(&["sample", run.join("model.safetensors").to_str().unwrap(), "--n", "4", "--grid", dir.join("g.png").to_str().unwrap()]);
+    fails_with(&["train", "gan", "--g-ema", "1", "--data", data.to_str().unwrap()], "--g-ema must be in [0, 1)");
+    fails_with(&["train", "vae", "--g-ema", "0.9", "--data", data.to_str().unwrap()], "--g-ema is for gan and dcgan");
 }
 
 #[test]

@@ -400,6 +400,30 @@ fn adam_matches_torch_formula_over_several_steps_with_and_without_decay_and_on_a
 }
 
 #[test]
+fn ema_matches_cpu_through_warm_up_and_saturation_and_leaves_values_outside_its_block() {
+    let g = gpu();
+    // 1037 ends in a partial vec4; 64..1037 is a block of a larger buffer whose other values
+    // must not move. Steps 1-3 are in the warm-up (decay 0.1, 0.18, 0.25), 9000 past it (0.999).
+    for range in [0..1037, 64..1037] {
+        let n = range.end;
+        let mut avg = rounded(&uniform(3000, n, -1.0, 1.0));
+        let tavg = upload("average", &[n], &avg);
+        let tvalue = zeros("value", &[n]);
+        let steps = StepBuffer::new(g, "ema", 1);
+        let launch = nn::ema(g, "ema", 0.999, &steps.uniform, range.clone(), &tavg.buffer, &tvalue.buffer);
+        for t in [1u32, 2, 3, 9000] {
+            let value = rounded(&uniform(3000 + u64::from(t), n, -1.0, 1.0));
+            tvalue.write(g, &f32s(&value));
+            steps.set(g, &Step { t, ..Step::default() });
+            g.run("ema", &[&launch]);
+            cpu::ema(&mut avg[range.clone()], &value[range.clone()], 0.999, t);
+        }
+        // O(1) values lerped four times: f32 rounding of the decay and the products.
+        assert_close(&format!("ema over {range:?}"), &read(&tavg), &avg, 1e-6, 1e-6);
+    }
+}
+
+#[test]
 fn gather_rows_scales_bytes_by_permutation() {
     let g = gpu();
     let (items, cols, rows) = (50usize, 29usize, 13usize); // odd row length: bytes straddle words

@@ -65,7 +65,8 @@ fn every_kernel_names_an_entry_point_of_its_file() {
         MatmulForward, MatmulBackwardInput, MatmulBackwardWeight, MatmulNaive, MatmulForwardVec4, MatmulBackwardInputVec4,
         MatmulBackwardWeightVec4, MatmulForwardSubgroup, MatmulBackwardInputSubgroup, MatmulBackwardWeightSubgroup, BatchnormForwardTrain, BatchnormForwardEval, BatchnormBackward,
         BceLogits, GanLoss, ReparamKlForward, ReparamKlBackward, SumAccumulate, Adam, FillUniform, FillNormal, GatherRows,
-        GatherLabels, SoftmaxCrossEntropy, SoftmaxRows, IwaeLogWeight, LogsumexpGroups,
+        GatherLabels, SoftmaxCrossEntropy, SoftmaxRows, IwaeLogWeight, LogsumexpGroups, Ema, FillLabels, EmbeddingForward, EmbeddingBackward,
+        CopyColumns, ClassLogitForward, ClassLogitBackward, Im2col, Col2im, TransposeBlocks, ChannelSum,
     ];
     for kernel in all {
         let (file, entry) = kernel.location();

@@ -139,9 +139,10 @@ fn projection_gan_steps_match_cpu_reference_in_either_order_through_shared_and_c
 const DCGAN_TWIN: (u64, f32) = (5, 2e-5);
 
 #[test]
-fn dcgan_steps_updating_d_first_match_cpu_reference_with_real_and_fake_batch_norm_groups() {
+fn dcgan_steps_updating_d_first_match_cpu_reference_with_real_and_fake_batch_norm_groups_and_g_averaged_in_its_warm_up() {
     use wgen::models::gan::{GanConfig, UpdateOrder};
-    gan_steps_match(GanConfig { label_smoothing: 0.1, update_order: UpdateOrder::DFirst, ..GanConfig::dcgan() }, DCGAN_TWIN);
+    // The average does not change training: the same steps also check it.
+    gan_steps_match(GanConfig { label_smoothing: 0.1, update_order: UpdateOrder::DFirst, g_ema: Some(0.999), ..GanConfig::dcgan() }, DCGAN_TWIN);
 }
 
 #[test]
@@ -183,6 +184,8 @@ fn gan_steps_match(cfg: wgen::models::gan::GanConfig, (seed, lr): (u64, f32)) {
     let mut s = widen(&state);
     let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
     let mut noisy = vec![false; p.len()];
+    // G's moving average starts as the initial weights.
+    let mut average = cfg.g_ema.map(|_| (p.clone(), s.clone()));
     for t in 1..=3u32 {
         metrics.write(g, &[0.0; METRIC_SLOTS]);
         let (bc1, bc2) = opt.bias_corrections(t);
@@ -204,19 +207,31 @@ fn gan_steps_match(cfg: wgen::models::gan::GanConfig, (seed, lr): (u64, f32)) {
         }
         let z = widen(&read(&graph.z));
         let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, &real, &z, &labels, batch, t, &opt);
+        if let Some((avg, avg_state)) = average.as_mut() {
+            cpu::gan_average(&cfg, &layout, &state_layout, &p, &s, avg, avg_state, t);
+        }
         let what = format!("{:?} {:?} classes {classes:?} step {t}", cfg.arch, cfg.update_order);
         // Tolerances as for the VAE.
         assert_close(&format!("{what} G(z)"), &fake, &want.fake, 1e-5, 1e-5);
         assert_close(&format!("{what} d_loss, g_loss, D(x), D(G(z))"), &read(&metrics), &want.metrics, 1e-5, 1e-5);
         assert_close(&format!("{what} gradients"), &read(&gan.params.grads), &want.grads, 2e-6, 1e-4);
-        assert_weights_close(&format!("{what} weights"), &read(&gan.params.values), &p, (&want.grads, &read(&gan.params.grads)), opt.lr, &mut noisy, t);
+        let gpu_grads = read(&gan.params.grads);
+        assert_weights_close(&format!("{what} weights"), &read(&gan.params.values), &p, (&want.grads, &gpu_grads), opt.lr, &mut noisy, t);
         // A bias before a batch norm (the DCGAN's) takes noisy steps (above) that shift the
         // batch means by as much, so the running means get that slack; the variances none.
-        let got_state = read(&gan.params.state);
-        for (stat, slack) in [("running_mean", 2.0 * f64::from(opt.lr) * f64::from(t)), ("running_var", 0.0)] {
-            let idx: Vec<usize> = state_layout.entries.iter().filter(|e| e.name.ends_with(stat)).flat_map(|e| e.range()).collect();
-            let (got, want): (Vec<f32>, Vec<f64>) = idx.iter().map(|&i| (got_state[i], s[i])).unzip();
-            assert_close(&format!("{what} batch-norm {stat}"), &got, &want, 1e-5 + slack, 1e-5);
+        let statistics_close = |what: &str, got_state: &[f32], s: &[f64]| {
+            for (stat, slack) in [("running_mean", 2.0 * f64::from(opt.lr) * f64::from(t)), ("running_var", 0.0)] {
+                let idx: Vec<usize> = state_layout.entries.iter().filter(|e| e.name.ends_with(stat)).flat_map(|e| e.range()).collect();
+                let (got, want): (Vec<f32>, Vec<f64>) = idx.iter().map(|&i| (got_state[i], s[i])).unzip();
+                assert_close(&format!("{what} batch-norm {stat}"), &got, &want, 1e-5 + slack, 1e-5);
+            }
+        };
+        statistics_close(&what, &read(&gan.params.state), &s);
+        // The average blends the weights above, so it has their slack and no more.
+        if let (Some((avg, avg_state)), Some(got)) = (&average, &gan.params.average) {
+            let what = format!("{what} average of G");
+            assert_weights_close(&what, &read(&got.values), avg, (&want.grads, &gpu_grads), opt.lr, &mut noisy.clone(), t);
+            statistics_close(&what, &read(&got.state), avg_state);
         }
     }
 }

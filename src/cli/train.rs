@@ -98,6 +98,11 @@ pub struct TrainArgs {
     /// GAN: the discriminator's learning rate [default: --lr; dcgan: 2e-5].
     #[arg(long)]
     d_lr: Option<f32>,
+    /// GAN: keep an exponential moving average of the generator with this decay (e.g. 0.999,
+    /// warmed up as min(decay, t/(9+t))); samples, evaluations and model.safetensors use it in
+    /// place of G's last weights; 0 keeps none [default: none].
+    #[arg(long, value_name = "DECAY")]
+    g_ema: Option<f32>,
     /// DCGAN: batch norm after the discriminator's second conv [default: true].
     #[arg(long)]
     d_batchnorm: Option<bool>,
@@ -182,6 +187,13 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
     if d_lr.is_some() && !model.is_gan() {
         bail!("--d-lr is for gan and dcgan: the discriminator's learning rate");
     }
+    let g_ema = pick!(g_ema);
+    if let Some(decay) = g_ema.filter(|d| !(0.0..1.0).contains(d)) {
+        bail!("--g-ema must be in [0, 1) (0.999 is usual; 0 keeps no average), got {decay}");
+    }
+    if g_ema.is_some() && !model.is_gan() {
+        bail!("--g-ema is for gan and dcgan: an average of the generator");
+    }
     if pick!(d_batchnorm).is_some() && model != ModelKind::Dcgan {
         bail!("--d-batchnorm is for the dcgan; the MLP gan's discriminator has no batch norm");
     }
@@ -250,6 +262,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
             init,
             update_order: pick!(update_order).unwrap_or(g.update_order),
             d_lr: d_lr.or(g.d_lr),
+            g_ema: g_ema.map_or(g.g_ema, |d| (d > 0.0).then_some(d)),
             d_batchnorm: pick!(d_batchnorm).unwrap_or(g.d_batchnorm),
             projection,
             ..g

@@ -145,6 +145,11 @@ pub struct GanConfig {
     /// projection discriminator, the class vectors being the class heads' weights).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub projection: bool,
+    /// Keep an exponential moving average of G with this decay (`--g-ema`), warmed up as
+    /// min(decay, t / (9 + t)); sampling and `model.safetensors` use it instead of G's last
+    /// weights, which go on training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g_ema: Option<f32>,
 }
 
 fn with_batchnorm() -> bool {
@@ -192,6 +197,7 @@ impl Default for GanConfig {
             d_lr: None,
             d_batchnorm: true,
             projection: false,
+            g_ema: None,
         }
     }
 }
@@ -313,7 +319,11 @@ impl Gan {
 
     pub fn new(gpu: &Gpu, cfg: &GanConfig, values: &[f32], state: &[f32]) -> Result<Gan, GpuError> {
         let (generator, discriminator, p, s) = allocate(cfg);
-        let params = Parameters::new(gpu, "gan", p, s, values, state)?;
+        let ranges = (network_ranges(&p).0, generator_state_range(&s));
+        let mut params = Parameters::new(gpu, "gan", p, s, values, state)?;
+        if let Some(decay) = cfg.g_ema {
+            params = params.averaging(gpu, "generator", decay, ranges, values, state)?;
+        }
         Ok(Gan { config: cfg.clone(), generator, discriminator, params })
     }
 
@@ -339,6 +349,11 @@ impl Gan {
 pub fn network_ranges(layout: &ParamLayout) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     let d = layout.entries.iter().find(|e| e.name.starts_with("discriminator.")).expect("a GAN has a discriminator").offset;
     (0..d, d..layout.len)
+}
+
+/// G's batch-norm statistics in a GAN's state layout: all before D's first (D may have none).
+pub fn generator_state_range(state: &ParamLayout) -> std::ops::Range<usize> {
+    0..state.entries.iter().find(|e| e.name.starts_with("discriminator.")).map_or(state.len, |e| e.offset)
 }
 
 /// The extra buffers of a conditional GAN's step (k classes).
@@ -581,6 +596,15 @@ impl GanGraph {
                 program.phase("generator.adam", adam_over("gan.generator", g_range, &g_adam));
             }
         }
+        if let Some(avg) = &params.average {
+            // After G's update and its forward pass's running statistics, as the PyTorch loop's
+            // update of its averaged copy.
+            let mut launches = vec![nn::ema(gpu, "generator.average", avg.decay, step, avg.range.clone(), &avg.values.buffer, &params.values.buffer)];
+            if !avg.state_range.is_empty() {
+                launches.push(nn::ema(gpu, "generator.average.state", avg.decay, step, avg.state_range.clone(), &avg.state.buffer, &params.state.buffer));
+            }
+            program.phase("generator.average", launches);
+        }
         program
     }
 }
@@ -626,8 +650,11 @@ impl GanSampler {
         let z = Tensor::zeros(gpu, "sample.z", &[rows, cfg.latent])?;
         let mut program = Program::default();
         program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
-        let (labels, input) = match (cfg.classes, gan.embedding(G_EMBEDDING)) {
-            (Some(k), Some((table, _))) => {
+        // G's average, when it keeps one: its label table too.
+        let weights = gan.params.sampling_weights();
+        let (labels, input) = match (cfg.classes, gan.params.layout.find(G_EMBEDDING)) {
+            (Some(k), Some(e)) => {
+                let table = View::new(weights.values, e.offset, k, k);
                 let classes: Vec<f32> = super::cycling_classes(rows, k).iter().map(|&c| c as f32).collect();
                 let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
                 let input = Tensor::zeros(gpu, "sample.generator.input", &[rows, input_widths(cfg).0])?;
@@ -643,9 +670,9 @@ impl GanSampler {
             _ => (None, z.clone()),
         };
         let generator = gan.generator.forward_buffers(gpu, input.region(), None)?;
-        program.phase("generator.forward", gan.generator.forward_launches(gpu, &gan.params, &generator, BatchnormMode::Eval));
+        program.phase("generator.forward", gan.generator.forward_launches(gpu, weights, &generator, BatchnormMode::Eval));
         let mut decode = Program::default();
-        decode.phase("generator.forward", gan.generator.forward_launches(gpu, &gan.params, &generator, BatchnormMode::Eval));
+        decode.phase("generator.forward", gan.generator.forward_launches(gpu, weights, &generator, BatchnormMode::Eval));
         Ok(GanSampler { z, labels, input, generator, program, decode })
     }
 }

@@ -3,7 +3,7 @@
 //! forward and backward passes. Every layer maps `[rows, inp]` to `[rows, out]`; images are
 //! NCHW rows, so a conv layer's output feeds a Linear layer as PyTorch's flatten would.
 
-use super::params::{ParamLayout, Parameters};
+use super::params::{ParamLayout, Parameters, Weights};
 use crate::gpu::{Gpu, GpuError, Launch, Region, Tensor, View};
 use crate::nn::{self, Activation, BatchnormTensors, ConvScratch, ConvShape};
 
@@ -307,19 +307,19 @@ impl Mlp {
         self.layers.iter().map(|l| l.inp.max(l.out).max(l.conv_shape().map_or(0, conv))).max().unwrap_or(1)
     }
 
-    fn weight<'a>(&self, params: &'a Parameters, l: usize) -> View<'a> {
+    fn weight<'a>(&self, params: Weights<'a>, l: usize) -> View<'a> {
         let (rows, cols) = self.layers[l].weight_matrix();
-        View::new(&params.values.buffer, self.offsets[l].weight, rows, cols)
+        View::new(params.values, self.offsets[l].weight, rows, cols)
     }
 
-    fn batchnorm<'a>(&self, params: &'a Parameters, l: usize) -> Option<BatchnormTensors<'a>> {
+    fn batchnorm<'a>(&self, params: Weights<'a>, l: usize) -> Option<BatchnormTensors<'a>> {
         let spec = &self.layers[l];
         let (bn, (gamma, beta, state)) = (spec.batchnorm.as_ref()?, self.offsets[l].batchnorm?);
         Some(BatchnormTensors {
-            weights: &params.values.buffer,
+            weights: params.values,
             gamma_off: gamma,
             beta_off: beta,
-            state: &params.state.buffer,
+            state: params.state,
             state_off: state,
             capacity: bn.groups,
             eps: bn.eps,
@@ -369,7 +369,9 @@ impl Mlp {
         Ok(Backward { d_pre, d_out, conv })
     }
 
-    pub fn forward_launches(&self, gpu: &Gpu, params: &Parameters, fwd: &Forward, mode: BatchnormMode) -> Vec<Launch> {
+    /// The forward pass on `params`: a model's own weights, or their average when sampling.
+    pub fn forward_launches<'a>(&self, gpu: &Gpu, params: impl Into<Weights<'a>>, fwd: &Forward, mode: BatchnormMode) -> Vec<Launch> {
+        let params = params.into();
         let mut launches = Vec::new();
         for (l, spec) in self.layers.iter().enumerate() {
             let x = fwd.layer_input(l).view();
@@ -410,7 +412,7 @@ impl Mlp {
         let mut launches = Vec::new();
         for l in (0..self.layers.len()).rev() {
             let spec = &self.layers[l];
-            let (dy, w) = (bwd.d_pre[l].view(), self.weight(params, l));
+            let (dy, w) = (bwd.d_pre[l].view(), self.weight(params.into(), l));
             let x = window(fwd.layer_input(l));
             let (w_rows, w_cols) = spec.weight_matrix();
             let dw = weights.then(|| (View::new(&params.grads.buffer, self.offsets[l].weight, w_rows, w_cols), Some(self.offsets[l].bias)));
@@ -428,7 +430,7 @@ impl Mlp {
             let mut bn_backward = None;
             let dx = prev_out.as_ref().map(|prev_out| {
                 let p = l - 1;
-                match (self.batchnorm(params, p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
+                match (self.batchnorm(params.into(), p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
                     (Some(bn), Some(d_out), Some(pre), Some(bn_spec)) => {
                         let per_group = fwd.rows / fwd.groups;
                         assert!(start.is_multiple_of(per_group) && rows.is_multiple_of(per_group), "batch norm backpropagates whole batches");

@@ -7,7 +7,7 @@ pub mod mlp;
 pub mod params;
 pub mod vae;
 
-pub use params::{Init, ParamLayout, Parameters};
+pub use params::{Average, Init, ParamLayout, Parameters, Weights};
 
 /// The classes a conditional sampler asks for unless told otherwise: row i asks for i mod k,
 /// so any n rows ask for every class about equally.

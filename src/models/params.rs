@@ -1,6 +1,8 @@
 //! All parameters of a model live in one flat buffer with named views (as llm.c does): zeroing
 //! is one clear, Adam is one dispatch, a checkpoint is one readback.
 
+use std::ops::Range;
+
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
@@ -154,6 +156,8 @@ pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamL
 /// A model's parameters on the GPU: values, gradients and Adam's moments share one layout;
 /// batch-norm statistics live in `state`.
 pub struct Parameters {
+    /// A moving average of some of them, when the model keeps one (the GAN's `g_ema`)
+    pub average: Option<Average>,
     pub layout: ParamLayout,
     pub state_layout: ParamLayout,
     /// [layout.len]
@@ -177,7 +181,74 @@ impl Parameters {
             state: Tensor::from_slice(gpu, &format!("{model}.state"), &[state_layout.len.max(1)], &padded(state))?,
             layout,
             state_layout,
+            average: None,
         })
+    }
+
+    /// Keeps a moving average of the parameters in `range` and the statistics in `state_range`,
+    /// starting from `values` and `state` (the initial ones) as torch's `copy.deepcopy` does.
+    pub fn averaging(mut self, gpu: &Gpu, model: &str, decay: f32, ranges: (Range<usize>, Range<usize>), values: &[f32], state: &[f32]) -> Result<Parameters, GpuError> {
+        self.average = Some(Average {
+            decay,
+            range: ranges.0,
+            state_range: ranges.1,
+            values: Tensor::from_slice(gpu, &format!("{model}.average.params"), &[self.layout.len], values)?,
+            state: Tensor::from_slice(gpu, &format!("{model}.average.state"), &[self.state_layout.len.max(1)], &padded(state))?,
+        });
+        Ok(self)
+    }
+
+    /// What a forward pass reads: the model's own tensors.
+    pub fn weights(&self) -> Weights<'_> {
+        Weights { values: &self.values.buffer, state: &self.state.buffer }
+    }
+
+    /// What sampling reads: the average where one is kept, else the model's own tensors. Only
+    /// the averaged network's layers may be run on it.
+    pub fn sampling_weights(&self) -> Weights<'_> {
+        match &self.average {
+            Some(a) => Weights { values: &a.values.buffer, state: &a.state.buffer },
+            None => self.weights(),
+        }
+    }
+}
+
+/// An exponential moving average (shaders/ema.wgsl) of part of a model: of the GAN's G, say,
+/// whose average samples better than its last weights. It stands in for that part in sampling
+/// and in `model.safetensors`; the trained weights go on training.
+pub struct Average {
+    pub decay: f32,
+    /// The averaged parameters; `values` outside them is never written nor read.
+    pub range: Range<usize>,
+    /// The averaged batch-norm statistics
+    pub state_range: Range<usize>,
+    /// [layout.len]
+    pub values: Tensor,
+    /// [state_layout.len]
+    pub state: Tensor,
+}
+
+impl Average {
+    /// `values` and `state` (a model's own, read back) with the averaged part replaced by the
+    /// average's: what `model.safetensors` holds.
+    pub fn overlay(&self, values: &mut [f32], state: &mut [f32], average: &[f32], average_state: &[f32]) {
+        values[self.range.clone()].copy_from_slice(&average[self.range.clone()]);
+        state[self.state_range.clone()].copy_from_slice(&average_state[self.state_range.clone()]);
+    }
+}
+
+/// The buffers a forward pass reads weights and batch-norm statistics from.
+#[derive(Clone, Copy)]
+pub struct Weights<'a> {
+    /// Laid out as the model's `layout`
+    pub values: &'a wgpu::Buffer,
+    /// Laid out as its `state_layout`
+    pub state: &'a wgpu::Buffer,
+}
+
+impl<'a> From<&'a Parameters> for Weights<'a> {
+    fn from(params: &'a Parameters) -> Weights<'a> {
+        params.weights()
     }
 }
 

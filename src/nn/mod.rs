@@ -6,6 +6,7 @@ mod adam;
 mod batchnorm;
 mod classify;
 mod conv;
+mod ema;
 mod embedding;
 mod gather;
 mod linear;
@@ -21,6 +22,7 @@ pub use conv::{
     ConvOperands, ConvParams, ConvScratch, ConvShape,
 };
 pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
+pub use ema::{ema, EmaParams};
 pub use embedding::{class_logit_backward, class_logit_forward, copy_columns, embedding_add, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
 pub use gather::{gather_labels, gather_rows, GatherParams};
 pub use linear::{

@@ -1,7 +1,7 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
-use super::{activate_grad_from_output, adam, class_logit_backward, class_logit_forward, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
-use crate::models::gan::{input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
+use super::{activate_grad_from_output, adam, class_logit_backward, ema, class_logit_forward, columns, concat_columns, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
+use crate::models::gan::{generator_state_range, input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 
@@ -95,4 +95,18 @@ pub fn gan_step(
         adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, &o);
     }
     GanStepOut { metrics, grads, fake }
+}
+
+/// The step's update of G's moving average (`cfg.g_ema`), after `gan_step` updated `values`
+/// and `state`: the GPU's "generator.average" phase. `average` and `average_state` are laid
+/// out as `values` and `state`; outside G they are left alone.
+#[allow(clippy::too_many_arguments)]
+pub fn gan_average(
+    cfg: &GanConfig, layout: &ParamLayout, state_layout: &ParamLayout, values: &[f64], state: &[f64], average: &mut [f64], average_state: &mut [f64], t: u32,
+) {
+    let Some(decay) = cfg.g_ema else { return };
+    let g = network_ranges(layout).0;
+    ema(&mut average[g.clone()], &values[g], f64::from(decay), t);
+    let s = generator_state_range(state_layout);
+    ema(&mut average_state[s.clone()], &state[s], f64::from(decay), t);
 }

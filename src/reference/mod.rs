@@ -6,6 +6,7 @@ mod adam;
 mod batchnorm;
 mod classify;
 mod conv;
+mod ema;
 mod embedding;
 mod gan_step;
 mod gather;
@@ -22,6 +23,7 @@ pub use conv::{
     channel_sum, col2im, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv_transpose2d_backward_input, conv_transpose2d_backward_weight,
     conv_transpose2d_forward, im2col, transpose_blocks,
 };
+pub use ema::ema;
 pub use embedding::{class_logit_backward, class_logit_forward, columns, concat_columns, embedding_backward, embedding_forward};
 pub use gather::gather_rows;
 pub use losses::{bce_logits, bce_with_logit, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, GanLossOut};
@@ -29,5 +31,5 @@ pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};
 pub use random::{fill_labels, fill_normal, fill_uniform, philox4x32_10, to_unit};
 pub use mlp::{mlp_backward, mlp_forward, mlp_forward_grouped, MlpForward};
 pub use vae_step::{vae_step, VaeStepOut};
-pub use gan_step::{gan_step, GanStepOut};
+pub use gan_step::{gan_average, gan_step, GanStepOut};
 pub use classify::{gather_labels, iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows};

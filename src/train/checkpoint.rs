@@ -44,8 +44,13 @@ pub fn safetensors_bytes(params: &ParamLayout, values: &[f32], state: &ParamLayo
 /// `model.safetensors` of the model on the GPU as it is now, read without blocking: what the
 /// browser offers for download.
 pub async fn model_safetensors(gpu: &Gpu, params: &Parameters, metadata: HashMap<String, String>) -> Result<Vec<u8>> {
-    let values = gpu.read_async::<f32>(&params.values.buffer, 0, params.values.len()).await?;
-    let state = gpu.read_async::<f32>(&params.state.buffer, 0, params.state.len()).await?;
+    let mut values = gpu.read_async::<f32>(&params.values.buffer, 0, params.values.len()).await?;
+    let mut state = gpu.read_async::<f32>(&params.state.buffer, 0, params.state.len()).await?;
+    if let Some(avg) = &params.average {
+        let average = gpu.read_async::<f32>(&avg.values.buffer, 0, avg.values.len()).await?;
+        let average_state = gpu.read_async::<f32>(&avg.state.buffer, 0, avg.state.len()).await?;
+        avg.overlay(&mut values, &mut state, &average, &average_state);
+    }
     safetensors_bytes(&params.layout, &values, &params.state_layout, &state, metadata)
 }
 
@@ -118,17 +123,29 @@ impl Checkpoint {
     }
 }
 
-/// Writes `model.safetensors` (the weights, for PyTorch) and `checkpoint.safetensors` (also
-/// Adam's moments, the batch-norm state, the epoch's metric sums so far and the position), each
-/// atomically, so an interrupted run can resume exactly.
+/// Writes `model.safetensors` (the weights, for PyTorch; where the model keeps an average, the
+/// average in place of the part it averages) and `checkpoint.safetensors` (the trained weights,
+/// the average, Adam's moments, the batch-norm state, the epoch's metric sums so far and the
+/// position), each atomically, so an interrupted run can resume exactly.
 pub fn save(gpu: &Gpu, out: &Path, params: &Parameters, sums: &[f32], at: &Position, meta: HashMap<String, String>) -> Result<()> {
     let values = params.values.read(gpu)?;
     let state = params.state.read(gpu)?;
-    write_safetensors(&out.join("model.safetensors"), &params.layout, &values, &params.state_layout, &state, meta.clone())?;
+    let average = match &params.average {
+        Some(avg) => Some((avg, avg.values.read(gpu)?, avg.state.read(gpu)?)),
+        None => None,
+    };
+    let (mut exported, mut exported_state) = (values.clone(), state.clone());
+    if let Some((avg, average, average_state)) = &average {
+        avg.overlay(&mut exported, &mut exported_state, average, average_state);
+    }
+    write_safetensors(&out.join("model.safetensors"), &params.layout, &exported, &params.state_layout, &exported_state, meta.clone())?;
     let m = params.adam_m.read(gpu)?;
     let v = params.adam_v.read(gpu)?;
     let flat = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
-    let blobs = [("params", flat(&values)), ("state", flat(&state)), ("adam.m", flat(&m)), ("adam.v", flat(&v)), ("metrics", flat(sums))];
+    let mut blobs = vec![("params", flat(&values)), ("state", flat(&state)), ("adam.m", flat(&m)), ("adam.v", flat(&v)), ("metrics", flat(sums))];
+    if let Some((_, average, average_state)) = &average {
+        blobs.extend([("average.params", flat(average)), ("average.state", flat(average_state))]);
+    }
     let tensors: Vec<(String, TensorView<'_>)> = blobs
         .iter()
         .map(|(name, bytes)| Ok((name.to_string(), TensorView::new(Dtype::F32, vec![bytes.len() / 4], bytes)?)))
@@ -161,6 +178,10 @@ pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, params: &Parameters, expected: &Has
     params.adam_m.write(gpu, flat("adam.m", n)?);
     params.adam_v.write(gpu, flat("adam.v", n)?);
     params.state.write(gpu, flat("state", params.state.len())?);
+    if let Some(avg) = &params.average {
+        avg.values.write(gpu, flat("average.params", n)?);
+        avg.state.write(gpu, flat("average.state", avg.state.len())?);
+    }
     let sums = ckpt.tensors.get("metrics").map(|(_, d)| d.clone()).with_context(|| format!("{}: missing metrics", ckpt.path))?;
     let number = |key: &str| -> Result<u64> { ckpt.meta(key)?.parse().with_context(|| format!("{}: `{key}` is not a number", ckpt.path)) };
     let at = Position { epoch: number("epoch")? as u32, step_in_epoch: number("step_in_epoch")? as usize, global: number("global_step")? as u32 };
