@@ -82,3 +82,40 @@ fn each_shader_begins_with_its_bindings_and_grid() {
         assert!(header.contains("Bindings:") && header.contains("Grid:"), "{name}.wgsl: header must list bindings and grid");
     }
 }
+
+/// Each params struct's WGSL size is its `#[repr(C)]` twin's: a field added on one side only
+/// shifts every later field the kernel reads.
+#[test]
+fn every_params_struct_has_the_size_of_its_rust_twin() {
+    use std::mem::size_of;
+    use wgen::nn::*;
+    let twins = [
+        ("adam", "AdamParams", size_of::<AdamParams>()),
+        ("ema", "EmaParams", size_of::<EmaParams>()),
+        ("batchnorm", "BatchNormParams", size_of::<BatchnormParams>()),
+        ("bce_logits", "BceParams", size_of::<BceParams>()),
+        ("matmul", "MatmulParams", size_of::<MatmulParams>()),
+        ("matmul", "Step", size_of::<Step>()),
+        ("conv", "ConvParams", size_of::<ConvParams>()),
+        ("embedding", "EmbedParams", size_of::<EmbedParams>()),
+        ("gan_loss", "GanLossParams", size_of::<GanLossParams>()),
+        ("gather", "GatherParams", size_of::<GatherParams>()),
+        ("iwae", "IwaeParams", size_of::<IwaeParams>()),
+        ("random", "RngParams", size_of::<RngParams>()),
+        ("reparam_kl", "KlParams", size_of::<KlParams>()),
+        ("softmax_xent", "XentParams", size_of::<XentParams>()),
+        ("sum_accumulate", "SumParams", size_of::<SumParams>()),
+    ];
+    for (file, name, rust) in twins {
+        let (module, _) = validate(file);
+        let span = module
+            .types
+            .iter()
+            .find_map(|(_, ty)| match (&ty.name, &ty.inner) {
+                (Some(n), naga::TypeInner::Struct { span, .. }) if n == name => Some(*span as usize),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{file}.wgsl declares no struct {name}"));
+        assert_eq!(span, rust, "{file}.wgsl: {name} is {span} bytes, its Rust twin {rust}");
+    }
+}
