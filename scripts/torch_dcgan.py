@@ -15,8 +15,9 @@ torch.nn loads wgen's model.safetensors as it is.
          run), --d-dropout P (dropout after each of D's LeakyReLUs) and --mbstd (ProGAN's
          minibatch-std channel before D's Linear); and on G's side
          --g-lr (wgen's --lr), --g-steps N (N G updates per D update, each past the first on fresh noise)
-         and --g-ema DECAY (an exponential moving average of G's parameters and batch-norm
-         statistics, which does not change training). --save-every N writes
+         and --g-ema DECAY (wgen's --g-ema: an exponential moving average of G's parameters and
+         batch-norm statistics, warmed up as min(DECAY, t/(9+t)) at 1-based step t, which does not
+         change training). --save-every N writes
          OUT/epochE.safetensors every N epochs with wgen's metadata, so `wgen eval FILE` scores
          the generator with wgen's classifier; with --g-ema also OUT/epochE-ema.safetensors,
          the same model with the averaged G.
@@ -99,6 +100,8 @@ def wgen_metadata(args):
            "d_batchnorm": not (args.no_d_batchnorm or args.spectral_norm),
            # Always written: wgen's DCGAN default (2e-5) is not this script's (2e-4).
            "d_lr": args.d_lr or 2e-4}
+    if args.g_ema:
+        gan["g_ema"] = args.g_ema
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
             "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "spectral_norm": args.spectral_norm,
                                         "g_lr": args.g_lr, "g_steps": args.g_steps, "g_ema": args.g_ema, "mbstd": args.mbstd, "seed": args.seed})}
