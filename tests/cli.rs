@@ -470,12 +470,13 @@ fn dcgan_trains_with_pytorch_layouts_and_batch_norm_statistics_then_samples_and_
     assert_eq!(shapes.len(), 6 * 2 + 3 * 4, "{shapes:?}");
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     assert_eq!(meta.metadata().as_ref().unwrap()["model"], "gan");
-    // The study's recipe is the default: D at a tenth of G's learning rate; --d-lr overrides it.
-    let d_lr = |run: &std::path::Path| {
+    // The study's recipe is the default: G at 4e-4, D at 2e-5, G averaged; flags override it.
+    let recipe = |run: &std::path::Path| {
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
-        config["config"]["gan"]["d_lr"].as_f64().map(|v| v as f32)
+        let c = &config["config"];
+        [&c["adam"]["lr"], &c["gan"]["d_lr"], &c["gan"]["g_ema"]].map(|v| v.as_f64().map(|v| v as f32))
     };
-    assert_eq!(d_lr(&run), Some(2e-5));
+    assert_eq!(recipe(&run), [Some(4e-4), Some(2e-5), Some(0.999)]);
 
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     ok(&["sample", model.to_str().unwrap(), "--interpolate", "--rows", "2", "--cols", "3", "--grid", &out("lerp.png")]);
@@ -492,10 +493,12 @@ fn dcgan_trains_with_pytorch_layouts_and_batch_norm_statistics_then_samples_and_
     fails_with(&["train", "dcgan", "--g-batchnorm", "false", "--data", data.to_str().unwrap()], "part of its architecture");
     fails_with(&["train", "gan", "--d-batchnorm", "true", "--data", data.to_str().unwrap()], "is for the dcgan");
     fails_with(&["train", "dcgan", "--d-lr", "0", "--data", data.to_str().unwrap()], "--d-lr must be a positive number");
-    // The recipe knobs of the quality study: no batch norm in D, D's own learning rate.
+    // The recipe knobs of the quality study: no batch norm in D, D's and G's learning rates, no
+    // average of G.
     let plain = dir.join("plain");
-    ok(&["-q", "train", "dcgan", "--d-batchnorm", "false", "--d-lr", "1e-4", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", plain.to_str().unwrap()]);
-    assert_eq!(d_lr(&plain), Some(1e-4));
+    let flags = ["--d-batchnorm", "false", "--lr", "2e-4", "--d-lr", "1e-4", "--g-ema", "0", "--epochs", "1", "--batch", "32"];
+    ok(&[&["-q", "train", "dcgan"][..], &flags, &["--data", data.to_str().unwrap(), "--out", plain.to_str().unwrap()]].concat());
+    assert_eq!(recipe(&plain), [Some(2e-4), Some(1e-4), None]);
     let names: Vec<String> = tensors(&plain.join("model.safetensors")).into_iter().map(|(n, _)| n).collect();
     assert!(!names.iter().any(|n| n.starts_with("discriminator.bn2")) && names.len() == 6 * 2 + 2 * 4, "{names:?}");
 }

@@ -2,11 +2,10 @@
 // every readback awaited (WebGPU never blocks), the sample grid and the VAE's reconstructions
 // redrawn every few hundred steps, and a state object (`window.wgenPage.state()`) that the
 // browser test reads.
-import init, { Trainer } from './pkg/wgen_web.js';
+import init, { Trainer, defaults } from './pkg/wgen_web.js';
 
 const $ = (id) => document.getElementById(id);
 const DATA = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
-const DEFAULTS = { vae: [1e-3, 128], 'conv-vae': [1e-3, 128], gan: [2e-4, 64], dcgan: [2e-4, 64] };
 // The first steps run one per read, so the curve's steep start is exact step by step.
 const SINGLE_STEPS = 10;
 // Steps between sample grids (and the VAE's test pass).
@@ -276,7 +275,7 @@ async function download() {
 }
 
 $('model').addEventListener('change', () => {
-  const [lr, batch] = DEFAULTS[$('model').value];
+  const [lr, batch] = defaults($('model').value);
   $('lr').value = lr;
   $('batch').value = batch;
   if ($('model').value.includes('conv') || $('model').value === 'dcgan') $('conditional').checked = false;

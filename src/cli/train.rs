@@ -35,7 +35,8 @@ pub struct TrainArgs {
     /// Images per step [default: 128 for vae and conv-vae, 64 for gan and dcgan].
     #[arg(long)]
     batch: Option<usize>,
-    /// Adam's learning rate [default: 1e-3 for vae, 2e-4 for gan; the dcgan's D has its own, --d-lr].
+    /// Adam's learning rate [default: 1e-3 for vae, 2e-4 for gan, 4e-4 for the dcgan's G; its D
+    /// has its own, --d-lr].
     #[arg(long)]
     lr: Option<f32>,
     /// Adam's beta1 [default: 0.9 for vae, 0.5 for gan].
@@ -100,7 +101,7 @@ pub struct TrainArgs {
     d_lr: Option<f32>,
     /// GAN: keep an exponential moving average of the generator with this decay (e.g. 0.999,
     /// warmed up as min(decay, t/(9+t))); samples, evaluations and model.safetensors use it in
-    /// place of G's last weights; 0 keeps none [default: none].
+    /// place of G's last weights; 0 keeps none [default: none; dcgan: 0.999].
     #[arg(long, value_name = "DECAY")]
     g_ema: Option<f32>,
     /// DCGAN: batch norm after the discriminator's second conv [default: true].

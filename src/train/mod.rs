@@ -113,15 +113,17 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The defaults of `model`: the recipes (VAE: Adam 1e-3, batch 128; GAN: Adam 2e-4
-    /// with betas (0.5, 0.999), batch 64).
+    /// with betas (0.5, 0.999), batch 64), but for the DCGAN's G at 4e-4 (`GanConfig::dcgan`
+    /// says why).
     pub fn defaults(model: ModelKind) -> TrainConfig {
         let vae = model.is_vae();
         let gan = model.is_gan();
+        let gan_lr = if model == ModelKind::Dcgan { 4e-4 } else { 2e-4 };
         TrainConfig {
             model,
             epochs: 10,
             batch: if gan { 64 } else { 128 },
-            adam: if gan { AdamConfig::new(2e-4, 0.5, 0.999) } else { AdamConfig::new(1e-3, 0.9, 0.999) },
+            adam: if gan { AdamConfig::new(gan_lr, 0.5, 0.999) } else { AdamConfig::new(1e-3, 0.9, 0.999) },
             seed: 0,
             data: None,
             out: PathBuf::from("runs"),

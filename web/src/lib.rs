@@ -13,6 +13,24 @@ fn js(e: impl std::fmt::Display) -> JsError {
 }
 
 /// A model being trained on the page's WebGPU device.
+/// The page's models by the names `wgen train` takes.
+fn model_kind(model: &str) -> Result<ModelKind, JsError> {
+    [ModelKind::Vae, ModelKind::ConvVae, ModelKind::Gan, ModelKind::Dcgan]
+        .into_iter()
+        .find(|k| k.name() == model)
+        .ok_or_else(|| js(format!("unknown model {model}: vae, conv-vae, gan or dcgan")))
+}
+
+/// [learning rate (G's, for a GAN), batch] of `wgen train MODEL`'s defaults, so the page's form
+/// starts where the command line does.
+#[wasm_bindgen]
+pub fn defaults(model: String) -> Result<Vec<f64>, JsError> {
+    let cfg = TrainConfig::defaults(model_kind(&model)?);
+    // Through f32's shortest decimal, so the field shows 0.0004, not 0.0004000000189989805.
+    let lr = cfg.adam.lr.to_string().parse().unwrap_or(f64::from(cfg.adam.lr));
+    Ok(vec![lr, cfg.batch as f64])
+}
+
 #[wasm_bindgen]
 pub struct Trainer {
     gpu: Gpu,
@@ -29,10 +47,7 @@ impl Trainer {
         model: String, lr: f32, batch: usize, seed: u32, conditional: bool, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
         test_labels: Vec<u8>,
     ) -> Result<Trainer, JsError> {
-        let kind = [ModelKind::Vae, ModelKind::ConvVae, ModelKind::Gan, ModelKind::Dcgan]
-            .into_iter()
-            .find(|k| k.name() == model)
-            .ok_or_else(|| js(format!("unknown model {model}: vae, conv-vae, gan or dcgan")))?;
+        let kind = model_kind(&model)?;
         if conditional && !matches!(kind, ModelKind::Vae | ModelKind::Gan) {
             return Err(js(format!("the {model} has no conditional form; condition the MLP vae or gan")));
         }
