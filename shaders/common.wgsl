@@ -86,6 +86,19 @@ fn linear_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y;
 }
 
+// The vec4 a thread updates in a block of n values from `offset` (a multiple of 4) of a flat
+// buffer, one thread per vec4 and 256 per workgroup (Adam, the moving average); NO_VEC4 past
+// the block's end.
+const NO_VEC4: u32 = 0xffffffffu;
+
+fn block_vec4(wid: vec3<u32>, nwg: vec3<u32>, tid: u32, n: u32, offset: u32) -> u32 {
+    let k = linear_workgroup(wid, nwg) * 256u + tid;
+    if k >= (n + 3u) / 4u {
+        return NO_VEC4;
+    }
+    return offset / 4u + k;
+}
+
 // Tree reduction over a 256-thread workgroup. Every thread must call it (it holds barriers);
 // each gets the total.
 var<workgroup> reduce_scratch: array<f32, 256>;

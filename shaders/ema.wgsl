@@ -26,11 +26,10 @@ struct EmaParams {
 fn ema(@builtin(workgroup_id) wid: vec3<u32>,
        @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) tid: u32) {
-    let k = linear_workgroup(wid, nwg) * 256u + tid;
-    if k >= (p.n + 3u) / 4u {
+    let i = block_vec4(wid, nwg, tid, p.n, p.offset);
+    if i == NO_VEC4 {
         return;
     }
-    let i = p.offset / 4u + k;
     let t = f32(step.t);
     let decay = min(p.decay, t / (9.0 + t));
     let a = average[i];
