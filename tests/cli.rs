@@ -170,7 +170,7 @@ fn gan_with_g_ema_exports_the_average_of_g_beside_the_trained_d_and_checkpoints_
     assert_eq!(model["discriminator.fc1.weight"], part("params", e), "D as trained");
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["config"]["gan"]["g_ema"].as_f64(), Some(0.9f32 as f64));
-    // The exported file is a model like any other: it samples and evaluates.
+    // The exported file is a model like any other: `wgen sample` reads it.
     ok(&["sample", run.join("model.safetensors").to_str().unwrap(), "--n", "4", "--grid", dir.join("g.png").to_str().unwrap()]);
     fails_with(&["train", "gan", "--g-ema", "1", "--data", data.to_str().unwrap()], "--g-ema must be in [0, 1)");
     fails_with(&["train", "vae", "--g-ema", "0.9", "--data", data.to_str().unwrap()], "--g-ema is for gan and dcgan");

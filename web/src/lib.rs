@@ -12,7 +12,6 @@ fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// A model being trained on the page's WebGPU device.
 /// The page's models by the names `wgen train` takes.
 fn model_kind(model: &str) -> Result<ModelKind, JsError> {
     [ModelKind::Vae, ModelKind::ConvVae, ModelKind::Gan, ModelKind::Dcgan]
@@ -31,6 +30,7 @@ pub fn defaults(model: String) -> Result<Vec<f64>, JsError> {
     Ok(vec![lr, cfg.batch as f64])
 }
 
+/// A model being trained on the page's WebGPU device.
 #[wasm_bindgen]
 pub struct Trainer {
     gpu: Gpu,
