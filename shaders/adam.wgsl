@@ -1,6 +1,7 @@
 // Adam with bias correction (and AdamW's decoupled weight decay when weight_decay > 0) over
 // n parameters of the flat buffer from `offset` (the whole buffer, or one network's block) in
-// one dispatch, as torch.optim.Adam/AdamW compute it:
+// one dispatch, as torch.optim.Adam/AdamW compute it, lr being p.lr times the step's schedule
+// factor (as a torch LR scheduler sets it):
 //   p -= lr * wd * p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
 //   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
 // bc1 and bc2 (1 - beta^t) come from the step buffer so many steps share one command buffer.
@@ -39,13 +40,14 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>,
     if i == NO_VEC4 {
         return;
     }
+    let lr = p.lr * step.lr_scale;
     let g = grad[i];
     var w = param[i];
-    w -= p.lr * p.weight_decay * w;
+    w -= lr * p.weight_decay * w;
     let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
     let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
     let denom = sqrt(vi) / sqrt(step.adam_bc2) + p.eps;
-    param[i] = w - (p.lr / step.adam_bc1) * mi / denom;
+    param[i] = w - (lr / step.adam_bc1) * mi / denom;
 }

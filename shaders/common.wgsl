@@ -44,8 +44,8 @@ struct Step {
     _pad0: u32,
     adam_bc1: f32,     // 1 - beta1^t, computed on the host in f64
     adam_bc2: f32,     // 1 - beta2^t
+    lr_scale: f32,     // the learning-rate schedule's factor at this step (1: none)
     _pad1: u32,
-    _pad2: u32,
 }
 
 fn sigmoid(x: f32) -> f32 {

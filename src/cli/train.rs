@@ -12,7 +12,7 @@ use crate::models::gan::{GanConfig, Output, UpdateOrder};
 use crate::models::vae::VaeConfig;
 use crate::models::Init;
 use crate::nn::{Activation, AdamConfig};
-use crate::train::{self, ModelKind, TrainConfig};
+use crate::train::{self, ModelKind, Schedule, TrainConfig};
 
 /// The settings of a run; each is a flag, or a key of the same name in `--config FILE`.
 #[derive(Args, Debug, Default, Clone, PartialEq, serde::Deserialize)]
@@ -39,6 +39,10 @@ pub struct TrainArgs {
     /// has its own, --d-lr].
     #[arg(long)]
     lr: Option<f32>,
+    /// The learning rate over the run: constant, or linear from --lr down to 0 at the last step
+    /// [default: linear for classifier, constant for the others].
+    #[arg(long, value_enum)]
+    lr_schedule: Option<Schedule>,
     /// Adam's beta1 [default: 0.9 for vae, 0.5 for gan].
     #[arg(long)]
     beta1: Option<f32>,
@@ -244,6 +248,7 @@ pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
         epochs,
         batch,
         adam: AdamConfig { weight_decay, ..AdamConfig::new(lr, beta1, beta2) },
+        lr_schedule: pick!(lr_schedule).unwrap_or(defaults.lr_schedule),
         seed: pick!(seed).unwrap_or(0),
         data: pick!(data),
         out,

@@ -5,7 +5,7 @@ use crate::gpu::{Gpu, Program, StepInputs};
 
 /// Twin of `Step` in shaders/common.wgsl: what changes from one training step to the next.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub struct Step {
     pub t: u32,
     pub rng_step: u32,
@@ -13,7 +13,16 @@ pub struct Step {
     pub _pad0: u32,
     pub adam_bc1: f32,
     pub adam_bc2: f32,
-    pub _pad1: [u32; 2],
+    /// The learning-rate schedule's factor at this step (`Schedule`): 1 unless it decays.
+    pub lr_scale: f32,
+    pub _pad1: u32,
+}
+
+impl Default for Step {
+    /// Step 0 of nothing in particular, at the full learning rate.
+    fn default() -> Step {
+        Step { t: 0, rng_step: 0, batch_start: 0, _pad0: 0, adam_bc1: 0.0, adam_bc2: 0.0, lr_scale: 1.0, _pad1: 0 }
+    }
 }
 
 /// The uniform every step's kernels read, plus a staging table: a submit uploads the Step of

@@ -51,6 +51,29 @@ pub enum ModelKind {
     Classifier,
 }
 
+/// How the learning rate moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The configured rate throughout.
+    #[default]
+    Constant,
+    /// From the configured rate at the first step down towards 0 at the last, in a straight
+    /// line (torch's LambdaLR with 1 − step/steps): the classifier ends on small steps, so its
+    /// last epoch's weights are not one noisy draw among many.
+    Linear,
+}
+
+impl Schedule {
+    /// The factor at 1-based step `t` of `total`.
+    pub fn factor(self, t: u32, total: u64) -> f32 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Linear => (1.0 - f64::from(t - 1) / total.max(1) as f64).max(0.0) as f32,
+        }
+    }
+}
+
 impl ModelKind {
     /// The name the user types (`wgen train vae`).
     pub fn name(self) -> &'static str {
@@ -87,6 +110,9 @@ pub struct TrainConfig {
     pub epochs: u32,
     pub batch: usize,
     pub adam: AdamConfig,
+    /// Every Adam's rate follows it (runs from before it: constant).
+    #[serde(default)]
+    pub lr_schedule: Schedule,
     pub seed: u64,
     /// None: the built-in mnist-10k
     pub data: Option<PathBuf>,
@@ -124,6 +150,7 @@ impl TrainConfig {
             epochs: 10,
             batch: if gan { 64 } else { 128 },
             adam: if gan { AdamConfig::new(gan_lr, 0.5, 0.999) } else { AdamConfig::new(1e-3, 0.9, 0.999) },
+            lr_schedule: if model == ModelKind::Classifier { Schedule::Linear } else { Schedule::Constant },
             seed: 0,
             data: None,
             out: PathBuf::from("runs"),
@@ -160,7 +187,8 @@ impl TrainConfig {
                 let t = first + i + 1;
                 let (adam_bc1, adam_bc2) = self.adam.bias_corrections(t);
                 let batch_start = ((t - 1) as usize % epoch_steps.max(1) * self.batch) as u32;
-                Step { t, rng_step: t - 1, batch_start, adam_bc1, adam_bc2, ..Step::default() }
+                let lr_scale = self.lr_schedule.factor(t, u64::from(self.epochs) * epoch_steps as u64);
+                Step { t, rng_step: t - 1, batch_start, adam_bc1, adam_bc2, lr_scale, ..Step::default() }
             })
             .collect()
     }
@@ -531,6 +559,8 @@ fn run_epochs<T: Trainee>(
                 }
                 record.insert("inception_score".into(), json!(round(s.inception_score, 3)));
                 record.insert("modes".into(), json!(s.modes));
+                record.insert("smallest_share".into(), json!(round(s.smallest_share, 4)));
+                record.insert("effective_classes".into(), json!(round(s.effective_classes, 3)));
                 record.insert("class_shares".into(), json!(s.class_shares.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
             }
         }
@@ -543,7 +573,11 @@ fn run_epochs<T: Trainee>(
         curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
         let last = records.last().expect("just pushed");
         let scores = match (last.get("fd").and_then(Value::as_f64), last.get("inception_score").and_then(Value::as_f64), last.get("modes")) {
-            (Some(fd), Some(is), Some(modes)) => format!("  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/10"),
+            (Some(fd), Some(is), Some(modes)) => format!(
+                "  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/10  smallest {:.1}%  effective {:.2}",
+                100.0 * last.get("smallest_share").and_then(Value::as_f64).unwrap_or(f64::NAN),
+                last.get("effective_classes").and_then(Value::as_f64).unwrap_or(f64::NAN)
+            ),
             _ => String::new(),
         } + &last.get("class_agreement").and_then(Value::as_f64).map_or(String::new(), |a| format!("  asked-for class {:.1}%", 100.0 * a));
         monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}{scores}", cfg.epochs, trainee.summary(last)));
