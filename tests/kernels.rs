@@ -368,7 +368,7 @@ fn sum_accumulate_reduces_lengths_not_multiple_of_workgroup() {
 }
 
 #[test]
-fn adam_matches_torch_formula_over_several_steps_with_and_without_decay_and_on_a_block() {
+fn adam_matches_torch_formula_over_several_steps_with_and_without_decay_on_a_block_and_under_a_decaying_lr() {
     let g = gpu();
     let plain = AdamConfig::new(1e-3, 0.9, 0.999);
     let decay = AdamConfig { weight_decay: 0.01, ..AdamConfig::new(2e-4, 0.5, 0.999) };
@@ -386,10 +386,13 @@ fn adam_matches_torch_formula_over_several_steps_with_and_without_decay_and_on_a
             let grad = rounded(&uniform(2000 + u64::from(t), n, -1.0, 1.0));
             tgrad.write(g, &f32s(&grad));
             let (bc1, bc2) = cfg.bias_corrections(t);
-            steps.set(g, &Step { t, adam_bc1: bc1, adam_bc2: bc2, ..Step::default() });
+            // The AdamW case under a linear decay of its rate (1, 0.8, …, 0.2): the step's factor
+            // scales the update and the weight decay alike, as a torch scheduler's lr does.
+            let lr_scale = if i == 1 { 1.0 - (t - 1) as f32 / 5.0 } else { 1.0 };
+            steps.set(g, &Step { t, adam_bc1: bc1, adam_bc2: bc2, lr_scale, ..Step::default() });
             g.run("adam", &[&launch]);
             let r = range.clone();
-            cpu::adam(&mut p[r.clone()], &grad[r.clone()], &mut m[r.clone()], &mut v[r], t, &cfg);
+            cpu::adam_scaled(&mut p[r.clone()], &grad[r.clone()], &mut m[r.clone()], &mut v[r], t, &cfg, f64::from(lr_scale));
         }
         // Each step moves a parameter by at most ~lr; f32 rounding of O(1) values dominates.
         let what = format!("adam over {range:?}");
@@ -862,4 +865,29 @@ fn conv_transpose2d_matches_reference_forward_weight_and_input_gradients_on_odd_
     for (i, s) in shapes.into_iter().enumerate() {
         check_conv_layer(s, true, ACTIVATIONS[(i + 2) % ACTIVATIONS.len()], Activation::Tanh, 1580 + 10 * i as u64);
     }
+}
+
+#[test]
+fn shift_images_moves_each_image_by_its_own_draw_with_zeros_shifted_in() {
+    let g = gpu();
+    // 7 images of 2 channels, 5×6: no size a multiple of the 256-thread workgroup; offsets up to
+    // 2 move some images' content off the edge in both directions.
+    let (rows, dims, most) = (7usize, (2usize, 5usize, 6usize), 2usize);
+    let cols = dims.0 * dims.1 * dims.2;
+    let input: Vec<f32> = (0..rows * cols).map(|i| 1.0 + i as f32).collect();
+    let tin = Tensor::from_slice(g, "in", &[rows, cols], &input).unwrap();
+    let shifts = zeros("shifts", &[rows, 2]);
+    let out = zeros("out", &[rows, cols]);
+    let steps = StepBuffer::new(g, "shift", 1);
+    steps.set(g, &Step { rng_step: 3, ..Step::default() });
+    let draw = nn::fill_labels(g, "draw", &steps.uniform, shifts.view(), 2 * most + 1, 9, 41);
+    let shift = nn::shift_images(g, "shift", shifts.view(), tin.view(), out.view(), dims, most);
+    g.run("shift", &[&draw, &shift]);
+    let drawn: Vec<f64> = read(&shifts).into_iter().map(f64::from).collect();
+    let want_draws: Vec<f64> = cpu::fill_labels(2 * rows, 2 * most + 1, 9, 3, 41).into_iter().map(|v| v as f64).collect();
+    assert_eq!(drawn, want_draws, "the offsets are fill_labels' draws");
+    assert!(drawn.iter().any(|&d| d < most as f64) && drawn.iter().any(|&d| d > most as f64), "draws on both sides of zero: {drawn:?}");
+    let x: Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
+    // A copy: exact.
+    assert_close("shifted images", &read(&out), &cpu::shift_images(&x, &drawn, dims, most), 0.0, 0.0);
 }

@@ -3,6 +3,7 @@
 
 mod activations;
 mod adam;
+mod augment;
 mod batchnorm;
 mod classify;
 mod conv;
@@ -16,6 +17,7 @@ mod step;
 
 pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
+pub use augment::{shift_images, ShiftParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchGroups, BatchnormParams, BatchnormTensors};
 pub use conv::{
     channel_sum, col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col, transpose_blocks, Col2imEpilogue,

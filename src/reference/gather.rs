@@ -7,3 +7,24 @@ pub fn gather_rows(data: &[u8], order: &[u32], start: usize, rows: usize, cols: 
     }
     out
 }
+
+/// out [rows, channels·h·w]: each image moved by (shifts[2r] − most, shifts[2r + 1] − most)
+/// rows and columns, zeros shifted in.
+pub fn shift_images(input: &[f64], shifts: &[f64], (channels, height, width): (usize, usize, usize), most: usize) -> Vec<f64> {
+    let plane = height * width;
+    let mut out = vec![0.0; input.len()];
+    for (r, image) in input.chunks(channels * plane).enumerate() {
+        let (dy, dx) = (shifts[2 * r] as isize - most as isize, shifts[2 * r + 1] as isize - most as isize);
+        for c in 0..channels {
+            for y in 0..height as isize {
+                for x in 0..width as isize {
+                    let (sy, sx) = (y - dy, x - dx);
+                    if (0..height as isize).contains(&sy) && (0..width as isize).contains(&sx) {
+                        out[r * channels * plane + c * plane + (y * width as isize + x) as usize] = image[c * plane + (sy * width as isize + sx) as usize];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
