@@ -6,7 +6,7 @@ mod common;
 use common::{gpu, small_mnist, temp_dir};
 use nalgebra::{DMatrix, DVector};
 use wgen::data::{self, DeviceSplit};
-use wgen::eval::{class_shares, frechet_distance, frechet_from_moments, inception_score, vae_scores};
+use wgen::eval::{class_shares, effective_classes, frechet_distance, frechet_from_moments, inception_score, vae_scores};
 use wgen::models::vae::{layers, Vae, VaeConfig, IMAGE, STREAM_EVAL_EPS};
 use wgen::models::ParamLayout;
 use wgen::reference as cpu;
@@ -43,6 +43,18 @@ fn inception_score_and_coverage_on_known_distributions() {
     assert!((inception_score(&collapsed, 10) - 1.0).abs() < 1e-12, "one class scores 1");
     assert_eq!(class_shares(&collapsed, 10)[3], 1.0);
     assert!(class_shares(&spread, 10).iter().all(|&s| (s - 0.1).abs() < 1e-12));
+}
+
+#[test]
+fn effective_classes_is_ten_for_even_shares_one_for_one_class_and_falls_with_a_weak_class() {
+    assert!((effective_classes(&[0.1; 10]) - 10.0).abs() < 1e-12);
+    assert!((effective_classes(&[0.0, 1.0, 0.0]) - 1.0).abs() < 1e-12, "empty classes count nothing");
+    // ½, ¼, ¼: entropy 1.5 ln 2, so 2^1.5 classes.
+    assert!((effective_classes(&[0.5, 0.25, 0.25]) - 2f64.powf(1.5)).abs() < 1e-12);
+    // Nine classes at 10.5% and one at 5.5% are all "≥ 5%", yet fewer than ten even ones.
+    let weak: Vec<f64> = std::iter::repeat_n(0.105, 9).chain([0.055]).collect();
+    let e = effective_classes(&weak);
+    assert!(e < 9.95 && e > 9.5, "{e}");
 }
 
 #[test]
@@ -147,6 +159,7 @@ fn eval_writes_eval_json_and_a_calibration_that_orders_the_references() {
     let cal = json(&gan.join("calibration.json"));
     let fd = |k: &str| cal[k]["fd"].as_f64().unwrap();
     assert!(fd("training images (the floor)") < fd("uniform noise") && fd("training images (the floor)") < fd("blank images"), "{cal}");
+    assert!(fd("training images (the floor)") < fd("training images, blurred"), "{cal}");
     assert_eq!(cal["one test digit repeated"]["modes"], 1, "mode collapse covers one class");
     assert!(cal["one test digit repeated"]["inception_score"].as_f64().unwrap() < 1.01);
 
@@ -173,7 +186,7 @@ fn data_without_a_classifier_gets_one_trained_once_and_cached_by_its_fingerprint
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("has no classifier yet: training one"), "{said}");
     let fingerprint = data::load(Some(&d)).unwrap().fingerprint();
-    assert!(cache.join("wgen/classifiers").join(&fingerprint).join("model.safetensors").is_file(), "{said}");
+    assert!(cache.join("wgen/classifiers/cnn").join(&fingerprint).join("model.safetensors").is_file(), "{said}");
     assert!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().contains("\"fd\""));
     // The same data again, in a copy of the folder: the cached one serves, nothing is trained,
     // and scoring is on by default.
@@ -251,9 +264,11 @@ fn the_built_in_classifier_scores_the_accuracy_its_note_states() {
         .lines()
         .find_map(|l| l.strip_prefix("test accuracy: ")?.strip_suffix('%')?.parse().ok())
         .expect("the note has a `test accuracy: N%` line");
+    assert!(stated >= 98.5, "the built-in classifier is a CNN at 98.5% or better, its note says {stated}%");
     let g = gpu();
     let dataset = data::load(None).unwrap();
     let features = wgen::train::Judge::Shipped.load(g).unwrap();
+    assert!(!features.classifier.config.conv.is_empty(), "the built-in classifier is convolutional");
     let images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
     let (_, probs) = features.of(g, &images).unwrap();
     let correct = probs.chunks(10).zip(&dataset.test.labels).filter(|(p, &l)| wgen::eval::argmax(p) == usize::from(l)).count();
@@ -261,4 +276,18 @@ fn the_built_in_classifier_scores_the_accuracy_its_note_states() {
     // One image of the 1,000 either way: another matmul family sums in another order, which may
     // tip one borderline digit.
     assert!((measured - stated).abs() <= 0.1 + 1e-9, "the note says {stated}%, the classifier scores {measured}%");
+}
+
+#[test]
+fn a_classifier_file_from_before_the_cnn_loads_as_the_mlp_it_holds() {
+    use wgen::models::classifier::{layers, ClassifierConfig};
+    // The config an MLP classifier's file carries: no conv layers, no shifts.
+    let old: ClassifierConfig = serde_json::from_str(r#"{"hidden":[512,256],"init":"Torch"}"#).unwrap();
+    assert!(old.conv.is_empty() && old.shift == 0, "{old:?}");
+    let names: Vec<String> = layers(&old).into_iter().map(|l| format!("{} {}→{}", l.name, l.inp, l.out)).collect();
+    assert_eq!(names, ["classifier.fc1 784→512", "classifier.fc2 512→256", "classifier.fc3 256→10"]);
+    // The CNN: two stride-2 convolutions to 64 × 7 × 7, each batch-normalised, then 256 features.
+    let cnn: Vec<String> = layers(&ClassifierConfig::default()).into_iter().map(|l| format!("{} {}→{}", l.name, l.inp, l.out)).collect();
+    assert_eq!(cnn, ["classifier.conv1 784→6272", "classifier.conv2 6272→3136", "classifier.fc1 3136→256", "classifier.fc2 256→10"]);
+    assert!(layers(&ClassifierConfig::default()).iter().take(2).all(|l| l.batchnorm.is_some()));
 }

@@ -254,3 +254,61 @@ fn padded_first_layers_start_with_zero_pad_columns_and_export_without_them() {
     w.import(&exported, &mut back);
     assert_eq!(&back[w.range()], &values[w.range()], "export then import is the identity, pads zero");
 }
+
+#[test]
+fn classifier_steps_match_cpu_reference_through_shifted_images_batch_norm_and_a_decaying_rate() {
+    use wgen::models::classifier::{Classifier, ClassifierConfig, ClassifierGraph, METRIC_SLOTS, STREAM_SHIFT, TRAIN_CORRECT, TRAIN_LOSS};
+    let g = gpu();
+    let dataset = data::load(None).unwrap();
+    let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();
+    let cfg = ClassifierConfig::default();
+    let (layout, state_layout, values, state) = Classifier::initial(&cfg, 0);
+    let c = Classifier::new(g, &cfg, &values, &state).unwrap();
+    let rows = 24;
+    let graph = ClassifierGraph::new(g, &c, rows, "classifier", true).unwrap();
+    let metrics = Tensor::zeros(g, "metrics", &[METRIC_SLOTS]).unwrap();
+    let steps = StepBuffer::new(g, "test", 1);
+    // A tenth of the recipe's rate, as the DCGAN twins run: Adam's first steps are ±lr for any
+    // gradient above its eps, so a weight whose gradient is ~1e-7 (a bias before a batch norm)
+    // steps by a fraction of lr that turns on f32 rounding.
+    let opt = AdamConfig::new(1e-4, 0.9, 0.999);
+    let seed = 3;
+    let program = graph.train_program(g, &c, &split, &steps.uniform, seed, &metrics, &opt);
+
+    let (mut p, mut st) = (widen(&values), widen(&state));
+    let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    let mut noisy = vec![false; p.len()];
+    for t in 1..=3u32 {
+        metrics.write(g, &[0.0; METRIC_SLOTS]);
+        let (bc1, bc2) = opt.bias_corrections(t);
+        // The rate falls as a linear schedule's would: 1, 0.75, 0.5.
+        let lr_scale = 1.0 - (t - 1) as f32 / 4.0;
+        let start = (t as usize - 1) * rows;
+        let step = Step { t, rng_step: t - 1, batch_start: start as u32, adam_bc1: bc1, adam_bc2: bc2, lr_scale, ..Step::default() };
+        submit_steps(g, &program, &steps, &[step]);
+        g.wait();
+        // The batch in the split's order and the shifts by the CPU's Philox: the twin draws its own.
+        let images: Vec<f64> = dataset.train.images[start * 784..(start + rows) * 784].iter().map(|&b| f64::from(b) / 255.0).collect();
+        let labels: Vec<usize> = dataset.train.labels[start..start + rows].iter().map(|&l| usize::from(l)).collect();
+        let shifts: Vec<f64> = cpu::fill_labels(2 * rows, 2 * cfg.shift + 1, STREAM_SHIFT, t - 1, seed).into_iter().map(|s| s as f64).collect();
+        let want = cpu::classifier_step(&cfg, &layout, &state_layout, &mut p, &mut st, &mut m, &mut v, &images, &shifts, &labels, rows, t, &opt, f64::from(lr_scale));
+        let what = format!("classifier step {t}");
+        assert_close(&format!("{what} shifted batch"), &read(&graph.x), &want.x, 1e-7, 0.0);
+        let got = read(&metrics);
+        assert_close(&format!("{what} loss"), &got[TRAIN_LOSS..=TRAIN_LOSS], &[want.loss], 1e-5, 1e-5);
+        assert_close(&format!("{what} accuracy"), &got[TRAIN_CORRECT..=TRAIN_CORRECT], &[want.accuracy], 1e-6, 0.0);
+        // The VAE's tolerance but 1e-5 absolute: batch norm over 24 × 196 values per channel,
+        // most of them one background value, carries step 1's f32 rounding of the weights into
+        // step 2's gradients at up to 7e-6 (13 of 839 k values); a wrong mean is 1e-4 off.
+        assert_close(&format!("{what} gradients"), &read(&c.params.grads), &want.grads, 1e-5, 1e-4);
+        assert_weights_close(&format!("{what} weights"), &read(&c.params.values), &p, (&want.grads, &read(&c.params.grads)), opt.lr, &mut noisy, t);
+        // The running statistics, with the DCGAN twin's slack: a conv bias before a batch norm
+        // takes noisy ±lr steps that shift the batch means by as much.
+        let state_got = read(&c.params.state);
+        for e in state_layout.entries.iter().filter(|e| e.name.contains("running")) {
+            let slack = if e.name.ends_with("running_mean") { 2.0 * f64::from(opt.lr) * f64::from(t) } else { 0.0 };
+            let r = e.range();
+            assert_close(&format!("{what} {}", e.name), &state_got[r.clone()], &st[r], 1e-5 + slack, 1e-4);
+        }
+    }
+}

@@ -9,6 +9,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{Map, Value};
 
+use crate::eval::effective_classes;
+
 #[derive(Args, Debug)]
 pub struct CompareArgs {
     /// Run folders (runs/NAME), each trained with --eval-every.
@@ -60,23 +62,21 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
     let (asked_head, asked_rule) = if conditional { (" asked-for class (%) |", " ---: |") } else { ("", "") };
     let percent = |v: f64| if v.is_finite() { format!("{:.1}", 100.0 * v) } else { "–".to_string() };
     let asked = |r: &Map<String, Value>| if conditional { format!(" {} |", percent(f(r, "class_agreement"))) } else { String::new() };
-    println!("| run | epoch | FD | IS | classes ≥ 5% | shares of 0–9 (%) | D(x) | D(G(z)) |{asked_head}");
-    println!("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |{asked_rule}");
+    println!("| run | epoch | FD | IS | classes ≥ 5% | smallest class (%) | effective classes | shares of 0–9 (%) | D(x) | D(G(z)) |{asked_head}");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |{asked_rule}");
     for row in &rows {
         let r = &row.record;
-        let shares: Vec<String> = r
-            .get("class_shares")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(|v| format!("{:.0}", 100.0 * v.as_f64().unwrap_or(f64::NAN))).collect())
-            .unwrap_or_default();
+        let shares = shares(r);
         println!(
-            "| {} | {} | {:.1} | {:.2} | {} | {} | {:.3} | {:.3} |{}",
+            "| {} | {} | {:.1} | {:.2} | {} | {:.1} | {:.2} | {} | {:.3} | {:.3} |{}",
             row.run,
             row.epoch,
             f(r, "fd"),
             f(r, "inception_score"),
             f(r, "modes"),
-            shares.join(" "),
+            100.0 * smallest(&shares),
+            effective_classes(&shares),
+            shares.iter().map(|v| format!("{:.0}", 100.0 * v)).collect::<Vec<_>>().join(" "),
             f(r, "d_real"),
             f(r, "d_fake"),
             asked(r)
@@ -88,24 +88,36 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
     }
     println!();
     let (asked_head, asked_rule) = if conditional { (" mean asked-for class (%) | lowest (%) |", " ---: | ---: |") } else { ("", "") };
-    println!("| variant | epoch | runs | mean FD | mean IS | fewest classes ≥ 5% | smallest class share (%) |{asked_head}");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |{asked_rule}");
+    println!("| variant | epoch | runs | mean FD | mean IS | fewest classes ≥ 5% | smallest class share (%) | fewest effective classes |{asked_head}");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{asked_rule}");
     for ((variant, epoch), group) in &groups {
         let n = group.len() as f64;
         let mean = |k: &str| group.iter().map(|r| f(&r.record, k)).sum::<f64>() / n;
         let fewest = group.iter().map(|r| f(&r.record, "modes")).fold(f64::INFINITY, f64::min);
-        let smallest = group
-            .iter()
-            .filter_map(|r| r.record.get("class_shares").and_then(Value::as_array))
-            .flat_map(|a| a.iter().filter_map(Value::as_f64))
-            .fold(f64::INFINITY, f64::min);
+        let smallest = group.iter().map(|r| smallest(&shares(&r.record))).fold(f64::INFINITY, f64::min);
+        let fewest_effective = group.iter().map(|r| effective_classes(&shares(&r.record))).fold(f64::INFINITY, f64::min);
         let asked = if conditional {
             let lowest = group.iter().map(|r| f(&r.record, "class_agreement")).fold(f64::INFINITY, f64::min);
             format!(" {} | {} |", percent(mean("class_agreement")), percent(lowest))
         } else {
             String::new()
         };
-        println!("| {variant} | {epoch} | {} | {:.1} | {:.2} | {fewest} | {:.1} |{asked}", group.len(), mean("fd"), mean("inception_score"), 100.0 * smallest);
+        println!(
+            "| {variant} | {epoch} | {} | {:.1} | {:.2} | {fewest} | {:.1} | {fewest_effective:.2} |{asked}",
+            group.len(),
+            mean("fd"),
+            mean("inception_score"),
+            100.0 * smallest
+        );
     }
     Ok(0)
+}
+
+/// A record's class shares (empty where it has none).
+fn shares(r: &Map<String, Value>) -> Vec<f64> {
+    r.get("class_shares").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
+}
+
+fn smallest(shares: &[f64]) -> f64 {
+    shares.iter().copied().fold(f64::INFINITY, f64::min)
 }

@@ -1,6 +1,7 @@
 //! Quality numbers: a VAE's test ELBO and importance-weighted log-likelihood bound, computed on
 //! the GPU; and, for samples of either model, the Fréchet distance and Inception Score in the
-//! feature space of wgen's own digit classifier, with the share of each predicted class.
+//! feature space of wgen's own digit classifier, with the share of each predicted class, the
+//! smallest share and the effective number of classes.
 
 use anyhow::Result;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
@@ -65,7 +66,7 @@ pub struct Features {
 
 impl Features {
     pub fn new(gpu: &Gpu, classifier: Classifier) -> Result<Features> {
-        let graph = ClassifierGraph::new(gpu, &classifier, CHUNK, "features")?;
+        let graph = ClassifierGraph::new(gpu, &classifier, CHUNK, "features", false)?;
         let program = graph.features_program(gpu, &classifier);
         Ok(Features { classifier, graph, program })
     }
@@ -156,6 +157,13 @@ pub fn class_shares(probs: &[f64], classes: usize) -> Vec<f64> {
     counts.iter().map(|&c| c as f64 / n.max(1) as f64).collect()
 }
 
+/// exp of the entropy of the class shares: 10 for ten equal classes, 1 for one, and between
+/// them how many equal classes would be as spread; one weak class moves it where a 5% count
+/// does not.
+pub fn effective_classes(shares: &[f64]) -> f64 {
+    shares.iter().filter(|&&s| s > 0.0).map(|&s| -s * s.ln()).sum::<f64>().exp()
+}
+
 /// Scores of a set of images against reference features.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SampleScores {
@@ -164,6 +172,10 @@ pub struct SampleScores {
     pub class_shares: Vec<f64>,
     /// Classes with at least 5% of the images.
     pub modes: usize,
+    /// The smallest class share.
+    pub smallest_share: f64,
+    /// `effective_classes` of the shares.
+    pub effective_classes: f64,
     /// Conditional models: how often the classifier names the class each sample asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agreement: Option<ClassAgreement>,
@@ -201,6 +213,8 @@ pub fn score(features: &Features, gpu: &Gpu, images: &[f32], reference: &[f64], 
         fd: frechet_distance(&f, reference, features.width()),
         inception_score: inception_score(&p, CLASSES),
         modes: shares.iter().filter(|&&s| s >= 0.05).count(),
+        smallest_share: shares.iter().copied().fold(f64::INFINITY, f64::min),
+        effective_classes: effective_classes(&shares),
         class_shares: shares,
         agreement: asked.map(|a| class_agreement(&p, CLASSES, a)),
     })

@@ -1,14 +1,19 @@
-//! The digit classifier behind the evaluation's Fréchet distance and Inception Score: an MLP
-//! 784 → 512 → 256 → 10 trained with softmax cross-entropy. Its features are the last hidden
-//! layer (256 values after ReLU).
+//! The digit classifier behind the evaluation's Fréchet distance and Inception Score: by
+//! default a small CNN, Conv2d(1→32, k4 s2 p1) → BatchNorm2d → ReLU → Conv2d(32→64, k4 s2 p1)
+//! → BatchNorm2d → ReLU → flatten 3136 → Linear 256 → ReLU → Linear 10, trained with softmax
+//! cross-entropy on images shifted at random by up to 2 pixels. Its features are the last
+//! hidden layer (256 values after ReLU). Files from before the CNN hold an MLP (no `conv` in
+//! their config), which loads as it was trained.
 
-use super::mlp::{allocate_all, initial_all, Backward, BatchnormMode, Forward, LayerSpec, Mlp};
+use super::mlp::{allocate_all, initial_all, Backward, BatchnormMode, BatchnormSpec, Forward, LayerSpec, Mlp};
 use super::params::{Init, ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
-use crate::nn::{self, Activation, AdamConfig};
+use crate::nn::{self, Activation, AdamConfig, ConvShape};
 
 pub const IMAGE: usize = 784;
+/// Images are SIDE × SIDE, one channel.
+pub const SIDE: usize = 28;
 pub const CLASSES: usize = 10;
 
 /// Metric slots: per-step means over an epoch, and sums over the test split.
@@ -18,21 +23,42 @@ pub const TEST_LOSS: usize = 2;
 pub const TEST_CORRECT: usize = 3;
 pub const METRIC_SLOTS: usize = 4;
 
+/// The noise stream of the training images' random shifts.
+pub const STREAM_SHIFT: u32 = 7;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassifierConfig {
+    /// Output channels of each Conv2d(k4, s2, p1) + ReLU, from the image on (28 → 14 → 7 …);
+    /// empty: an MLP on the pixels.
+    #[serde(default)]
+    pub conv: Vec<usize>,
+    /// Widths of the Linear + ReLU layers after them; the last one's outputs are the features.
     pub hidden: Vec<usize>,
     pub init: Init,
+    /// A BatchNorm2d (`classifier.bnN`) between each conv layer and its ReLU.
+    #[serde(default)]
+    pub batchnorm: bool,
+    /// Training moves each image by up to this many whole pixels each way (0: never).
+    #[serde(default)]
+    pub shift: usize,
 }
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
-        ClassifierConfig { hidden: vec![512, 256], init: Init::Torch }
+        ClassifierConfig { conv: vec![32, 64], hidden: vec![256], init: Init::Torch, batchnorm: true, shift: 2 }
     }
 }
 
 pub fn layers(cfg: &ClassifierConfig) -> Vec<LayerSpec> {
     let mut layers = Vec::new();
-    let mut width = IMAGE;
+    let (mut channels, mut side) = (1, SIDE);
+    for (i, &c) in cfg.conv.iter().enumerate() {
+        let shape = ConvShape::conv2d(channels, c, side, side, 4, 2, 1);
+        let batchnorm = cfg.batchnorm.then(|| BatchnormSpec::new(&format!("classifier.bn{}", i + 1), 1e-5, 0.1));
+        layers.push(LayerSpec { batchnorm, ..LayerSpec::conv2d(&format!("classifier.conv{}", i + 1), shape, Activation::Relu) });
+        (channels, side) = (c, shape.out_h());
+    }
+    let mut width = channels * side * side;
     for (i, &h) in cfg.hidden.iter().enumerate() {
         layers.push(LayerSpec::new(&format!("classifier.fc{}", i + 1), width, h, Activation::Relu));
         width = h;
@@ -65,11 +91,24 @@ impl Classifier {
     }
 }
 
+/// What a program does with a split.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    /// Training: images shifted by draws keyed by `seed` (when the graph augments), batch
+    /// statistics, per-step means into the training slots.
+    Train { seed: u64 },
+    /// The test split: the images as they are, running statistics, sums into the test slots.
+    Test,
+}
+
 /// One pass of the classifier over `rows` images.
 pub struct ClassifierGraph {
     pub rows: usize,
     /// [rows, 784] in [0, 1]
     pub x: Tensor,
+    /// Training with shifts: the gathered images before they move ([rows, 784]) and each
+    /// row's draws ([rows, 2]: dy and dx, offset by the largest shift)
+    augment: Option<(Tensor, Tensor)>,
     /// [rows] class indices
     pub labels: Tensor,
     pub forward: Forward,
@@ -81,10 +120,16 @@ pub struct ClassifierGraph {
 }
 
 impl ClassifierGraph {
-    pub fn new(gpu: &Gpu, c: &Classifier, rows: usize, label: &str) -> Result<ClassifierGraph, GpuError> {
+    /// A graph over `rows` images; `augment` for training's shifted images.
+    pub fn new(gpu: &Gpu, c: &Classifier, rows: usize, label: &str, augment: bool) -> Result<ClassifierGraph, GpuError> {
         let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, IMAGE])?;
+        let augment = match augment && c.config.shift > 0 {
+            true => Some((Tensor::zeros(gpu, &format!("{label}.unshifted"), &[rows, IMAGE])?, Tensor::zeros(gpu, &format!("{label}.shifts"), &[rows, 2])?)),
+            false => None,
+        };
         Ok(ClassifierGraph {
             rows,
+            augment,
             labels: Tensor::zeros(gpu, &format!("{label}.labels"), &[rows])?,
             forward: c.net.forward_buffers(gpu, x.region(), None)?,
             backward: c.net.backward_buffers(gpu, rows)?,
@@ -95,17 +140,32 @@ impl ClassifierGraph {
         })
     }
 
-    /// Gather, forward and the loss, the loss and correct counts added to the slots × `scale`.
-    #[allow(clippy::too_many_arguments)]
-    fn forward_and_loss(&self, gpu: &Gpu, c: &Classifier, program: &mut Program, split: &DeviceSplit, step: &wgpu::Buffer, metrics: &Tensor, slots: (usize, usize), scale: f32) {
+    /// Gather (then shift, when training a graph that augments), forward and the loss; the
+    /// loss and correct counts go to the pass's metric slots.
+    fn forward_and_loss(&self, gpu: &Gpu, c: &Classifier, program: &mut Program, split: &DeviceSplit, step: &wgpu::Buffer, pass: Pass, metrics: &Tensor) {
+        let labels = nn::gather_labels(gpu, "labels", step, &split.labels.buffer, &split.order.buffer, self.labels.view());
+        let gather = |into: &Tensor| nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, into.view(), 1.0 / 255.0, 0.0);
         program.phase(
             "data",
-            vec![
-                nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0),
-                nn::gather_labels(gpu, "labels", step, &split.labels.buffer, &split.order.buffer, self.labels.view()),
-            ],
+            match (&self.augment, pass) {
+                (Some((unshifted, shifts)), Pass::Train { seed }) => {
+                    let most = c.config.shift;
+                    vec![
+                        gather(unshifted),
+                        labels,
+                        nn::fill_labels(gpu, "shifts", step, shifts.view(), 2 * most + 1, STREAM_SHIFT, seed),
+                        nn::shift_images(gpu, "shift", shifts.view(), unshifted.view(), self.x.view(), (1, SIDE, SIDE), most),
+                    ]
+                }
+                _ => vec![gather(&self.x), labels],
+            },
         );
-        program.phase("classifier.forward", c.net.forward_launches(gpu, &c.params, &self.forward, BatchnormMode::Train));
+        // Training normalises by the batch's statistics; the test split by the running ones.
+        let (mode, slots, scale) = match pass {
+            Pass::Train { .. } => (BatchnormMode::Train, (TRAIN_LOSS, TRAIN_CORRECT), 1.0 / self.rows as f32),
+            Pass::Test => (BatchnormMode::Eval, (TEST_LOSS, TEST_CORRECT), 1.0),
+        };
+        program.phase("classifier.forward", c.net.forward_launches(gpu, &c.params, &self.forward, mode));
         program.phase(
             "loss",
             vec![
@@ -125,9 +185,11 @@ impl ClassifierGraph {
         );
     }
 
-    pub fn train_program(&self, gpu: &Gpu, c: &Classifier, split: &DeviceSplit, step: &wgpu::Buffer, metrics: &Tensor, adam: &AdamConfig) -> Program {
+    /// A training step: the batch's mean loss and accuracy are added to the training slots.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_program(&self, gpu: &Gpu, c: &Classifier, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor, adam: &AdamConfig) -> Program {
         let mut program = Program::default();
-        self.forward_and_loss(gpu, c, &mut program, split, step, metrics, (TRAIN_LOSS, TRAIN_CORRECT), 1.0 / self.rows as f32);
+        self.forward_and_loss(gpu, c, &mut program, split, step, Pass::Train { seed }, metrics);
         program.phase("classifier.backward", c.net.backward_launches(gpu, &c.params, &self.forward, 0, &self.backward, true, &[]));
         let p = &c.params;
         program.phase("adam", vec![nn::adam(gpu, "classifier", adam, step, 0..p.layout.len, &p.values.buffer, &p.grads.buffer, &p.adam_m.buffer, &p.adam_v.buffer)]);
@@ -137,7 +199,7 @@ impl ClassifierGraph {
     /// Test loss and correct counts, summed.
     pub fn eval_program(&self, gpu: &Gpu, c: &Classifier, split: &DeviceSplit, step: &wgpu::Buffer, metrics: &Tensor) -> Program {
         let mut program = Program::default();
-        self.forward_and_loss(gpu, c, &mut program, split, step, metrics, (TEST_LOSS, TEST_CORRECT), 1.0);
+        self.forward_and_loss(gpu, c, &mut program, split, step, Pass::Test, metrics);
         program
     }
 

@@ -27,10 +27,10 @@ impl ClassifierRun {
         let classifier = Classifier::new(gpu, &cc, &values, &state)?;
         let metrics = Tensor::zeros(gpu, "classifier.metrics", &[METRIC_SLOTS])?;
         let steps = StepBuffer::new(gpu, "classifier.train", cfg.steps_per_submit);
-        let graph = ClassifierGraph::new(gpu, &classifier, cfg.batch, "classifier.train")?;
-        let program = graph.train_program(gpu, &classifier, train, &steps.uniform, &metrics, &cfg.adam);
+        let graph = ClassifierGraph::new(gpu, &classifier, cfg.batch, "classifier.train", true)?;
+        let program = graph.train_program(gpu, &classifier, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
         let eval = EvalParts::new(gpu, "classifier.eval", test.count, |rows, step| {
-            let g = ClassifierGraph::new(gpu, &classifier, rows, "classifier.eval")?;
+            let g = ClassifierGraph::new(gpu, &classifier, rows, "classifier.eval", false)?;
             let p = g.eval_program(gpu, &classifier, test, step, &metrics);
             Ok((g, p))
         })?;

@@ -107,6 +107,8 @@ pub fn find_or_train(gpu: &Gpu, given: Option<&Path>, data_dir: Option<&Path>, d
     Ok(Judge::Cached(model))
 }
 
+/// Under `classifiers/cnn/`: the MLP classifiers of earlier versions, kept directly under
+/// `classifiers/`, are never picked up again.
 fn cached_model(fingerprint: &str) -> Option<PathBuf> {
-    Some(cache_dir()?.join("classifiers").join(fingerprint).join("model.safetensors"))
+    Some(cache_dir()?.join("classifiers").join("cnn").join(fingerprint).join("model.safetensors"))
 }
