@@ -19,7 +19,8 @@
 // Bindings: 0 params (BatchNormParams), 1 x (read), 2 weights (read), 3 state (read_write),
 //           4 y (read_write), 5 dy (read), 6 dx (read_write), 7 grads (read_write)
 // Grid: train and backward: one thread per column, 64 per workgroup, folded over x and y; each
-//       thread walks its column's rows (a batch: tens to hundreds), so there is no barrier. A
+//       thread walks its column's rows (a batch: tens to hundreds; times the pixels for a conv
+//       layer: tens of thousands, see UNROLL), so there is no barrier. A
 //       column shared by 16 lanes and tree-reduced took 12 barriers per workgroup, and was 3×
 //       slower on lavapipe.
 //       eval: one thread per element, 256 per workgroup, folded over x and y.
@@ -75,6 +76,59 @@ fn running_var(c: u32) -> u32 {
     return running_mean(c) + p.cols;
 }
 
+// llvmpipe (lavapipe) ends an invocation's loops after 65,535 iterations, all its loops
+// counted together, and carries on as if they had finished. A column of a conv layer's batch
+// norm holds batch × pixels values (25,088 at batch 128 on 14 × 14) and the forward walks it
+// three times, so the walks take UNROLL values an iteration, in order (the same sums as one at a
+// time): up to ~87,000 values a column then fit.
+const UNROLL: u32 = 4u;
+
+// x at value r of a column, or 0 past the group's end (adding 0 leaves a sum as it was).
+fn x_or_zero(r: u32, end: u32, col: u32) -> f32 {
+    if r < end {
+        return x[at(r, col)];
+    }
+    return 0.0;
+}
+
+fn deviate(r: u32, end: u32, col: u32, rough: f32, d: ptr<function, f32>, q: ptr<function, f32>) {
+    if r < end {
+        let dev = x[at(r, col)] - rough;
+        *d += dev;
+        *q += dev * dev;
+    }
+}
+
+fn normalise(r: u32, end: u32, col: u32, mean: f32, invstd: f32, gamma: f32, beta: f32) {
+    if r < end {
+        let i = at(r, col);
+        y[i] = activate(gamma * (x[i] - mean) * invstd + beta, p.act, p.slope);
+    }
+}
+
+// The gradient at the activation's input of value r (backward: x and y from x_off).
+fn act_input_gradient(i: u32) -> f32 {
+    return dy[i] * activate_grad_from_output(y[p.x_off + i], p.act, p.slope);
+}
+
+fn gradient_sums(r: u32, end: u32, col: u32, mean: f32, invstd: f32, sum_g: ptr<function, f32>, sum_g_xhat: ptr<function, f32>) {
+    if r < end {
+        let i = at(r, col);
+        let grad = act_input_gradient(i);
+        *sum_g += grad;
+        *sum_g_xhat += grad * (x[p.x_off + i] - mean) * invstd;
+    }
+}
+
+// dx = k·(n·g − Σg − x̂·Σg·x̂).
+fn input_gradient(r: u32, end: u32, col: u32, mean: f32, invstd: f32, k: f32, n: f32, sum_g: f32, sum_g_xhat: f32) {
+    if r < end {
+        let i = at(r, col);
+        let xhat = (x[p.x_off + i] - mean) * invstd;
+        dx[i] = k * (n * act_input_gradient(i) - sum_g - xhat * sum_g_xhat);
+    }
+}
+
 @compute @workgroup_size(64)
 fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
                            @builtin(num_workgroups) nwg: vec3<u32>,
@@ -89,9 +143,13 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
     let beta = weights[p.beta_off + col];
     for (var g = 0u; g < p.groups; g++) {
         let r0 = g * per_group;
+        let end = r0 + per_group;
         var s = 0.0;
-        for (var r = r0; r < r0 + per_group; r++) {
-            s += x[at(r, col)];
+        for (var r = r0; r < end; r += UNROLL) {
+            s += x_or_zero(r, end, col);
+            s += x_or_zero(r + 1u, end, col);
+            s += x_or_zero(r + 2u, end, col);
+            s += x_or_zero(r + 3u, end, col);
         }
         let rough = s / n;
         // A second pass for the variance, which avoids E[x²] - E[x]² cancellation, also sums the
@@ -101,18 +159,21 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
         // put every normalised value of a 24 × 196 batch 1e-4 off.
         var d = 0.0;
         var q = 0.0;
-        for (var r = r0; r < r0 + per_group; r++) {
-            let dev = x[at(r, col)] - rough;
-            d += dev;
-            q += dev * dev;
+        for (var r = r0; r < end; r += UNROLL) {
+            deviate(r, end, col, rough, &d, &q);
+            deviate(r + 1u, end, col, rough, &d, &q);
+            deviate(r + 2u, end, col, rough, &d, &q);
+            deviate(r + 3u, end, col, rough, &d, &q);
         }
         let shift = d / n;
         let mean = rough + shift;
         let variance = max(q / n - shift * shift, 0.0);
         let invstd = inverseSqrt(variance + p.eps);
-        for (var r = r0; r < r0 + per_group; r++) {
-            let i = at(r, col);
-            y[i] = activate(gamma * (x[i] - mean) * invstd + beta, p.act, p.slope);
+        for (var r = r0; r < end; r += UNROLL) {
+            normalise(r, end, col, mean, invstd, gamma, beta);
+            normalise(r + 1u, end, col, mean, invstd, gamma, beta);
+            normalise(r + 2u, end, col, mean, invstd, gamma, beta);
+            normalise(r + 3u, end, col, mean, invstd, gamma, beta);
         }
         state[saved_mean(g, col)] = mean;
         state[saved_invstd(g, col)] = invstd;
@@ -156,21 +217,22 @@ fn batchnorm_backward(@builtin(workgroup_id) wid: vec3<u32>,
         let r0 = g * per_group;
         let mean = state[saved_mean(p.first_group + g, col)];
         let invstd = state[saved_invstd(p.first_group + g, col)];
+        let end = r0 + per_group;
         // Differentiates `y = act(gamma * xhat + beta)`: g is the gradient at the activation's input.
         var sum_g = 0.0;
         var sum_g_xhat = 0.0;
-        for (var r = r0; r < r0 + per_group; r++) {
-            let i = at(r, col);
-            let grad = dy[i] * activate_grad_from_output(y[p.x_off + i], p.act, p.slope);
-            sum_g += grad;
-            sum_g_xhat += grad * (x[p.x_off + i] - mean) * invstd;
+        for (var r = r0; r < end; r += UNROLL) {
+            gradient_sums(r, end, col, mean, invstd, &sum_g, &sum_g_xhat);
+            gradient_sums(r + 1u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
+            gradient_sums(r + 2u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
+            gradient_sums(r + 3u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
         }
         let k = gamma * invstd / n;
-        for (var r = r0; r < r0 + per_group; r++) {
-            let i = at(r, col);
-            let grad = dy[i] * activate_grad_from_output(y[p.x_off + i], p.act, p.slope);
-            let xhat = (x[p.x_off + i] - mean) * invstd;
-            dx[i] = k * (n * grad - sum_g - xhat * sum_g_xhat);
+        for (var r = r0; r < end; r += UNROLL) {
+            input_gradient(r, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
+            input_gradient(r + 1u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
+            input_gradient(r + 2u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
+            input_gradient(r + 3u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
         }
         dgamma += sum_g_xhat;
         dbeta += sum_g;
