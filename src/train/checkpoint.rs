@@ -106,8 +106,19 @@ impl Checkpoint {
             .with_context(|| format!("{}: metadata has no `{key}`; was it written by `wgen train`?", self.path))
     }
 
-    /// Fills flat parameter and state buffers from the checkpoint's tensors, by name.
+    /// Fills flat parameter and state buffers: from a checkpoint.safetensors's flat `params` and
+    /// `state`, the weights as trained (G's own, where model.safetensors holds its average),
+    /// else from the tensors by name.
     pub fn fill(&self, params: &ParamLayout, values: &mut [f32], state: &ParamLayout, state_values: &mut [f32]) -> Result<()> {
+        if let (Some((_, flat)), Some((_, flat_state))) = (self.tensors.get("params"), self.tensors.get("state")) {
+            if flat.len() != values.len() || flat_state.len() < state_values.len() {
+                bail!("{}: a checkpoint of {} parameters, the model in its metadata has {}", self.path, flat.len(), values.len());
+            }
+            values.copy_from_slice(flat);
+            let n = state_values.len();
+            state_values.copy_from_slice(&flat_state[..n]);
+            return Ok(());
+        }
         for (entry, in_state) in exported_entries(params, state) {
             let (shape, data) = self
                 .tensors
