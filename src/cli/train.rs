@@ -105,7 +105,7 @@ pub struct TrainArgs {
     d_lr: Option<f32>,
     /// GAN: keep an exponential moving average of the generator with this decay (e.g. 0.999,
     /// warmed up as min(decay, t/(9+t))); samples, evaluations and model.safetensors use it in
-    /// place of G's last weights; 0 keeps none [default: none; dcgan: 0.999].
+    /// place of G's last weights; 0 keeps none [default: 0.999].
     #[arg(long, value_name = "DECAY")]
     g_ema: Option<f32>,
     /// DCGAN: batch norm after the discriminator's second conv [default: true].

@@ -160,7 +160,7 @@ impl TrainConfig {
             steps_per_submit: 32,
             conditional: false,
             vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
-            gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::default() }),
+            gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::mlp() }),
             classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
         }
     }
