@@ -17,7 +17,6 @@ PyTorch, none of wgen's code, to check the scores of wgen's built-in classifier 
 Needs torch, numpy and safetensors (pip); never a dependency of wgen itself.
 """
 import argparse
-import gzip
 import json
 import math
 import os
@@ -28,8 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EMBEDDED = os.path.join(HERE, "..", "assets", "mnist-10k")
+from torch_conv_vae import EMBEDDED, idx  # the IDX reader the PyTorch scripts share
 
 
 class PoolCnn(nn.Module):
@@ -71,14 +69,6 @@ class StrideCnn(nn.Module):
 
 
 ARCHS = {"pool": PoolCnn, "stride": StrideCnn}
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
 def split(folder, name):
