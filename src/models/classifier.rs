@@ -142,6 +142,7 @@ impl ClassifierGraph {
 
     /// Gather (then shift, when training a graph that augments), forward and the loss; the
     /// loss and correct counts go to the pass's metric slots.
+    #[allow(clippy::too_many_arguments)]
     fn forward_and_loss(&self, gpu: &Gpu, c: &Classifier, program: &mut Program, split: &DeviceSplit, step: &wgpu::Buffer, pass: Pass, metrics: &Tensor) {
         let labels = nn::gather_labels(gpu, "labels", step, &split.labels.buffer, &split.order.buffer, self.labels.view());
         let gather = |into: &Tensor| nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, into.view(), 1.0 / 255.0, 0.0);
