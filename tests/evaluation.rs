@@ -281,8 +281,8 @@ fn the_built_in_classifier_scores_the_accuracy_its_note_states() {
 #[test]
 fn a_classifier_file_from_before_the_cnn_loads_as_the_mlp_it_holds() {
     use wgen::models::classifier::{layers, ClassifierConfig};
-    // The config an MLP classifier's file carries: no conv layers, no shifts.
-    let old: ClassifierConfig = serde_json::from_str(r#"{"hidden":[512,256],"init":"Torch"}"#).unwrap();
+    // The config the MLP classifier shipped before the CNN carries: no conv layers, no shifts.
+    let old: ClassifierConfig = serde_json::from_str(r#"{"hidden":[512,256],"init":"torch"}"#).unwrap();
     assert!(old.conv.is_empty() && old.shift == 0, "{old:?}");
     let names: Vec<String> = layers(&old).into_iter().map(|l| format!("{} {}→{}", l.name, l.inp, l.out)).collect();
     assert_eq!(names, ["classifier.fc1 784→512", "classifier.fc2 512→256", "classifier.fc3 256→10"]);
