@@ -3,7 +3,7 @@
 mod common;
 
 use common::{gpu, small_mnist, temp_dir};
-use wgen::train::{train, ModelKind, Silent, TrainConfig};
+use wgen::train::{train, ModelKind, Schedule, Silent, TrainConfig};
 
 fn config(model: ModelKind, data: &std::path::Path, out: std::path::PathBuf, epochs: u32, batch: usize) -> TrainConfig {
     TrainConfig { epochs, batch, seed: 5, data: Some(data.to_path_buf()), out, checkpoint_every: 0, steps_per_submit: 7, ..TrainConfig::defaults(model) }
@@ -60,4 +60,17 @@ fn same_seed_same_adapter_repeats_gan_and_vae_runs_bit_for_bit() {
         };
         assert!(weights(&a_dir) == weights(&b_dir), "{model:?}: final weights differ between identical runs");
     }
+}
+
+#[test]
+fn a_linear_schedule_falls_from_the_full_rate_to_one_step_above_zero_and_constant_stays() {
+    // 3 epochs of 4 steps: factors 1, 11/12, …, 1/12 over the run, whichever submit they fall in.
+    let cfg = TrainConfig { epochs: 3, lr_schedule: Schedule::Linear, ..TrainConfig::defaults(ModelKind::Classifier) };
+    let factors: Vec<f32> = cfg.steps(0, 5, 4).iter().chain(&cfg.steps(5, 7, 4)).map(|s| s.lr_scale).collect();
+    let want: Vec<f32> = (0..12).map(|i| (1.0 - f64::from(i) / 12.0) as f32).collect();
+    assert_eq!(factors, want);
+    assert_eq!(TrainConfig::defaults(ModelKind::Classifier).lr_schedule, Schedule::Linear);
+    let vae = TrainConfig::defaults(ModelKind::Vae);
+    assert_eq!(vae.lr_schedule, Schedule::Constant);
+    assert!(vae.steps(0, 9, 4).iter().all(|s| s.lr_scale == 1.0));
 }
