@@ -12,7 +12,8 @@
 # G) and epochN-checkpoint.safetensors holds G's own weights. EPOCHS (e.g. "10 25 50") and
 # WEIGHTS (average or G) pick some of the saves. SAMPLES (default 5000) and SEED (default 0)
 # set the draw; WGEN and PYTHON name the programs (default target/release/wgen and
-# python3). Saves already in OUT/scores.jsonl are skipped, so it can be run again after a stop.
+# python3). Saves already in OUT/scores.jsonl are skipped, so it can be run again after a stop;
+# scoring the same saves with other JUDGES therefore wants another OUT.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=$1

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{Map, Value};
 
-use crate::eval::effective_classes;
+use crate::eval::{effective_classes, smallest_share};
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
@@ -74,7 +74,7 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
             f(r, "fd"),
             f(r, "inception_score"),
             f(r, "modes"),
-            100.0 * smallest(&shares),
+            100.0 * smallest_share(&shares),
             effective_classes(&shares),
             shares.iter().map(|v| format!("{:.0}", 100.0 * v)).collect::<Vec<_>>().join(" "),
             f(r, "d_real"),
@@ -94,7 +94,7 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
         let n = group.len() as f64;
         let mean = |k: &str| group.iter().map(|r| f(&r.record, k)).sum::<f64>() / n;
         let fewest = group.iter().map(|r| f(&r.record, "modes")).fold(f64::INFINITY, f64::min);
-        let smallest = group.iter().map(|r| smallest(&shares(&r.record))).fold(f64::INFINITY, f64::min);
+        let smallest = group.iter().map(|r| smallest_share(&shares(&r.record))).fold(f64::INFINITY, f64::min);
         let fewest_effective = group.iter().map(|r| effective_classes(&shares(&r.record))).fold(f64::INFINITY, f64::min);
         let asked = if conditional {
             let lowest = group.iter().map(|r| f(&r.record, "class_agreement")).fold(f64::INFINITY, f64::min);
@@ -116,8 +116,4 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
 /// A record's class shares (empty where it has none).
 fn shares(r: &Map<String, Value>) -> Vec<f64> {
     r.get("class_shares").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
-}
-
-fn smallest(shares: &[f64]) -> f64 {
-    shares.iter().copied().fold(f64::INFINITY, f64::min)
 }

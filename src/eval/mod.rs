@@ -164,6 +164,11 @@ pub fn effective_classes(shares: &[f64]) -> f64 {
     shares.iter().filter(|&&s| s > 0.0).map(|&s| -s * s.ln()).sum::<f64>().exp()
 }
 
+/// The smallest class share (∞ for none).
+pub fn smallest_share(shares: &[f64]) -> f64 {
+    shares.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
 /// Scores of a set of images against reference features.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SampleScores {
@@ -213,7 +218,7 @@ pub fn score(features: &Features, gpu: &Gpu, images: &[f32], reference: &[f64], 
         fd: frechet_distance(&f, reference, features.width()),
         inception_score: inception_score(&p, CLASSES),
         modes: shares.iter().filter(|&&s| s >= 0.05).count(),
-        smallest_share: shares.iter().copied().fold(f64::INFINITY, f64::min),
+        smallest_share: smallest_share(&shares),
         effective_classes: effective_classes(&shares),
         class_shares: shares,
         agreement: asked.map(|a| class_agreement(&p, CLASSES, a)),
