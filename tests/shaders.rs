@@ -60,15 +60,7 @@ fn every_shader_translates_to_hlsl() {
 
 #[test]
 fn every_kernel_names_an_entry_point_of_its_file() {
-    use Kernel::*;
-    let all = [
-        MatmulForward, MatmulBackwardInput, MatmulBackwardWeight, MatmulNaive, MatmulForwardVec4, MatmulBackwardInputVec4,
-        MatmulBackwardWeightVec4, MatmulForwardSubgroup, MatmulBackwardInputSubgroup, MatmulBackwardWeightSubgroup, BatchnormForwardTrain, BatchnormForwardEval, BatchnormBackward,
-        BceLogits, GanLoss, ReparamKlForward, ReparamKlBackward, SumAccumulate, Adam, FillUniform, FillNormal, GatherRows,
-        GatherLabels, SoftmaxCrossEntropy, SoftmaxRows, IwaeLogWeight, LogsumexpGroups, Ema, FillLabels, EmbeddingForward, EmbeddingBackward,
-        CopyColumns, ClassLogitForward, ClassLogitBackward, Im2col, Col2im, TransposeBlocks, ChannelSum,
-    ];
-    for kernel in all {
+    for &kernel in Kernel::ALL {
         let (file, entry) = kernel.location();
         let (module, _) = validate(file);
         assert!(module.entry_points.iter().any(|e| e.name == entry), "{file}.wgsl has no entry point {entry}");

@@ -6,26 +6,109 @@ use super::Gpu;
 /// The prelude every kernel module starts with: activations, the Step struct, reductions.
 const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 
-/// Every kernel file in `shaders/`, by name. The prelude is not listed: it is no module alone.
-pub const SHADER_FILES: &[(&str, &str)] = &[
-    ("matmul", include_str!("../../shaders/matmul.wgsl")),
-    ("matmul_vec4", include_str!("../../shaders/matmul_vec4.wgsl")),
-    ("matmul_subgroup", include_str!("../../shaders/matmul_subgroup.wgsl")),
-    ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
-    ("bce_logits", include_str!("../../shaders/bce_logits.wgsl")),
-    ("gan_loss", include_str!("../../shaders/gan_loss.wgsl")),
-    ("reparam_kl", include_str!("../../shaders/reparam_kl.wgsl")),
-    ("sum_accumulate", include_str!("../../shaders/sum_accumulate.wgsl")),
-    ("adam", include_str!("../../shaders/adam.wgsl")),
-    ("ema", include_str!("../../shaders/ema.wgsl")),
-    ("random", include_str!("../../shaders/random.wgsl")),
-    ("gather", include_str!("../../shaders/gather.wgsl")),
-    ("augment", include_str!("../../shaders/augment.wgsl")),
-    ("softmax_xent", include_str!("../../shaders/softmax_xent.wgsl")),
-    ("iwae", include_str!("../../shaders/iwae.wgsl")),
-    ("embedding", include_str!("../../shaders/embedding.wgsl")),
-    ("conv", include_str!("../../shaders/conv.wgsl")),
-];
+/// Declares every kernel once: its shader file (in `shaders/`, without `.wgsl`) and its entry
+/// point. From the one table come `SHADER_FILES`, the `Kernel` enum, `Kernel::ALL` and
+/// `Kernel::location`, so a new kernel is one line here (and a new file one block).
+macro_rules! kernels {
+    ($($file:literal => { $($kernel:ident: $entry:literal,)+ },)+) => {
+        /// Every kernel file in `shaders/`, by name. The prelude is not listed: it is no module alone.
+        pub const SHADER_FILES: &[(&str, &str)] = &[$(($file, include_str!(concat!("../../shaders/", $file, ".wgsl")))),+];
+
+        /// Every compute entry point wgen dispatches.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+        pub enum Kernel {
+            $($($kernel,)+)+
+        }
+
+        impl Kernel {
+            /// Every kernel, in the table's order.
+            pub const ALL: &[Kernel] = &[$($(Kernel::$kernel,)+)+];
+
+            /// (file in shaders/, entry point)
+            pub fn location(self) -> (&'static str, &'static str) {
+                match self {
+                    $($(Kernel::$kernel => ($file, $entry),)+)+
+                }
+            }
+        }
+    };
+}
+
+kernels! {
+    "matmul" => {
+        MatmulForward: "matmul_forward",
+        MatmulBackwardInput: "matmul_backward_input",
+        MatmulBackwardWeight: "matmul_backward_weight",
+        MatmulNaive: "matmul_naive",
+    },
+    "matmul_vec4" => {
+        MatmulForwardVec4: "matmul_forward_vec4",
+        MatmulBackwardInputVec4: "matmul_backward_input_vec4",
+        MatmulBackwardWeightVec4: "matmul_backward_weight_vec4",
+    },
+    "matmul_subgroup" => {
+        MatmulForwardSubgroup: "matmul_forward_subgroup",
+        MatmulBackwardInputSubgroup: "matmul_backward_input_subgroup",
+        MatmulBackwardWeightSubgroup: "matmul_backward_weight_subgroup",
+    },
+    "batchnorm" => {
+        BatchnormForwardTrain: "batchnorm_forward_train",
+        BatchnormForwardEval: "batchnorm_forward_eval",
+        BatchnormBackward: "batchnorm_backward",
+    },
+    "bce_logits" => {
+        BceLogits: "bce_logits",
+    },
+    "gan_loss" => {
+        GanLoss: "gan_loss",
+    },
+    "reparam_kl" => {
+        ReparamKlForward: "reparam_kl_forward",
+        ReparamKlBackward: "reparam_kl_backward",
+    },
+    "sum_accumulate" => {
+        SumAccumulate: "sum_accumulate",
+    },
+    "adam" => {
+        Adam: "adam",
+    },
+    "ema" => {
+        Ema: "ema",
+    },
+    "random" => {
+        FillUniform: "fill_uniform",
+        FillNormal: "fill_normal",
+        FillLabels: "fill_labels",
+    },
+    "gather" => {
+        GatherRows: "gather_rows",
+        GatherLabels: "gather_labels",
+    },
+    "augment" => {
+        ShiftImages: "shift_images",
+    },
+    "softmax_xent" => {
+        SoftmaxCrossEntropy: "softmax_cross_entropy",
+        SoftmaxRows: "softmax_rows",
+    },
+    "iwae" => {
+        IwaeLogWeight: "iwae_log_weight",
+        LogsumexpGroups: "logsumexp_groups",
+    },
+    "embedding" => {
+        EmbeddingForward: "embedding_forward",
+        EmbeddingBackward: "embedding_backward",
+        CopyColumns: "copy_columns",
+        ClassLogitForward: "class_logit_forward",
+        ClassLogitBackward: "class_logit_backward",
+    },
+    "conv" => {
+        Im2col: "im2col",
+        Col2im: "col2im",
+        TransposeBlocks: "transpose_blocks",
+        ChannelSum: "channel_sum",
+    },
+}
 
 /// The WGSL a module is compiled from: the prelude, then the kernel file.
 pub fn module_source(file: &str) -> Option<String> {
@@ -35,96 +118,7 @@ pub fn module_source(file: &str) -> Option<String> {
         .map(|(_, body)| format!("{PRELUDE}\n{body}"))
 }
 
-/// Every compute entry point wgen dispatches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum Kernel {
-    MatmulForward,
-    MatmulBackwardInput,
-    MatmulBackwardWeight,
-    MatmulNaive,
-    MatmulForwardVec4,
-    MatmulBackwardInputVec4,
-    MatmulBackwardWeightVec4,
-    MatmulForwardSubgroup,
-    MatmulBackwardInputSubgroup,
-    MatmulBackwardWeightSubgroup,
-    BatchnormForwardTrain,
-    BatchnormForwardEval,
-    BatchnormBackward,
-    BceLogits,
-    GanLoss,
-    ReparamKlForward,
-    ReparamKlBackward,
-    SumAccumulate,
-    Adam,
-    Ema,
-    FillUniform,
-    FillNormal,
-    FillLabels,
-    EmbeddingForward,
-    EmbeddingBackward,
-    CopyColumns,
-    ClassLogitForward,
-    ClassLogitBackward,
-    GatherRows,
-    GatherLabels,
-    ShiftImages,
-    SoftmaxCrossEntropy,
-    SoftmaxRows,
-    IwaeLogWeight,
-    LogsumexpGroups,
-    Im2col,
-    Col2im,
-    TransposeBlocks,
-    ChannelSum,
-}
-
 impl Kernel {
-    /// (file in shaders/, entry point)
-    pub fn location(self) -> (&'static str, &'static str) {
-        match self {
-            Kernel::MatmulForward => ("matmul", "matmul_forward"),
-            Kernel::MatmulBackwardInput => ("matmul", "matmul_backward_input"),
-            Kernel::MatmulBackwardWeight => ("matmul", "matmul_backward_weight"),
-            Kernel::MatmulNaive => ("matmul", "matmul_naive"),
-            Kernel::MatmulForwardVec4 => ("matmul_vec4", "matmul_forward_vec4"),
-            Kernel::MatmulBackwardInputVec4 => ("matmul_vec4", "matmul_backward_input_vec4"),
-            Kernel::MatmulBackwardWeightVec4 => ("matmul_vec4", "matmul_backward_weight_vec4"),
-            Kernel::MatmulForwardSubgroup => ("matmul_subgroup", "matmul_forward_subgroup"),
-            Kernel::MatmulBackwardInputSubgroup => ("matmul_subgroup", "matmul_backward_input_subgroup"),
-            Kernel::MatmulBackwardWeightSubgroup => ("matmul_subgroup", "matmul_backward_weight_subgroup"),
-            Kernel::BatchnormForwardTrain => ("batchnorm", "batchnorm_forward_train"),
-            Kernel::BatchnormForwardEval => ("batchnorm", "batchnorm_forward_eval"),
-            Kernel::BatchnormBackward => ("batchnorm", "batchnorm_backward"),
-            Kernel::BceLogits => ("bce_logits", "bce_logits"),
-            Kernel::GanLoss => ("gan_loss", "gan_loss"),
-            Kernel::ReparamKlForward => ("reparam_kl", "reparam_kl_forward"),
-            Kernel::ReparamKlBackward => ("reparam_kl", "reparam_kl_backward"),
-            Kernel::SumAccumulate => ("sum_accumulate", "sum_accumulate"),
-            Kernel::Adam => ("adam", "adam"),
-            Kernel::Ema => ("ema", "ema"),
-            Kernel::FillUniform => ("random", "fill_uniform"),
-            Kernel::FillNormal => ("random", "fill_normal"),
-            Kernel::FillLabels => ("random", "fill_labels"),
-            Kernel::EmbeddingForward => ("embedding", "embedding_forward"),
-            Kernel::EmbeddingBackward => ("embedding", "embedding_backward"),
-            Kernel::CopyColumns => ("embedding", "copy_columns"),
-            Kernel::ClassLogitForward => ("embedding", "class_logit_forward"),
-            Kernel::ClassLogitBackward => ("embedding", "class_logit_backward"),
-            Kernel::GatherRows => ("gather", "gather_rows"),
-            Kernel::GatherLabels => ("gather", "gather_labels"),
-            Kernel::ShiftImages => ("augment", "shift_images"),
-            Kernel::SoftmaxCrossEntropy => ("softmax_xent", "softmax_cross_entropy"),
-            Kernel::SoftmaxRows => ("softmax_xent", "softmax_rows"),
-            Kernel::IwaeLogWeight => ("iwae", "iwae_log_weight"),
-            Kernel::LogsumexpGroups => ("iwae", "logsumexp_groups"),
-            Kernel::Im2col => ("conv", "im2col"),
-            Kernel::Col2im => ("conv", "col2im"),
-            Kernel::TransposeBlocks => ("conv", "transpose_blocks"),
-            Kernel::ChannelSum => ("conv", "channel_sum"),
-        }
-    }
-
     pub fn entry_point(self) -> &'static str {
         self.location().1
     }
