@@ -3,11 +3,12 @@
 
 mod common;
 
+use wgen::data::IMAGE;
 use common::{gpu, small_mnist, temp_dir};
 use nalgebra::{DMatrix, DVector};
 use wgen::data::{self, DeviceSplit};
 use wgen::eval::{class_shares, effective_classes, frechet_distance, frechet_from_moments, inception_score, vae_scores};
-use wgen::models::vae::{layers, Vae, VaeConfig, IMAGE, STREAM_EVAL_EPS};
+use wgen::models::vae::{layers, Vae, VaeConfig, STREAM_EVAL_EPS};
 use wgen::models::ParamLayout;
 use wgen::reference as cpu;
 use wgen::eval::eval_chunks;

@@ -166,7 +166,8 @@ fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder, c
 
 /// Three steps from `seed`'s weights at learning rate `lr`.
 fn gan_steps_match(cfg: wgen::models::gan::GanConfig, (seed, lr): (u64, f32)) {
-    use wgen::models::gan::{Gan, GanGraph, IMAGE, METRIC_SLOTS};
+    use wgen::data::IMAGE;
+    use wgen::models::gan::{Gan, GanGraph, METRIC_SLOTS};
     let g = gpu();
     let dataset = data::load(None).unwrap();
     let split = DeviceSplit::upload(g, "train", &dataset.train).unwrap();

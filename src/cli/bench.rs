@@ -11,7 +11,7 @@ use crate::data::{self, DeviceSplit};
 use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl};
 use crate::nn::submit_steps;
 use crate::train::{ModelKind, ModelRun, TrainConfig};
-use crate::models::LAYER_SHAPES;
+use crate::models::linear_layers;
 use crate::nn::{ConvOperands, LayerOperands};
 
 #[derive(Args, Debug)]
@@ -133,7 +133,7 @@ fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
 struct Case {
     case: &'static str,
     model: &'static str,
-    layer: &'static str,
+    layer: String,
     layout: &'static str,
     batch: usize,
     shape: String,
@@ -207,7 +207,7 @@ fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
     let used = families.iter().position(|f| f.matmul == gpu.matmul).unwrap_or(0);
     for (model, spec) in crate::models::conv_layers() {
         let shape = spec.conv_shape().expect("conv layers");
-        let transposed = matches!(spec.kind, crate::models::mlp::LayerKind::ConvTranspose2d(_));
+        let transposed = matches!(spec.kind, crate::models::layers::LayerKind::ConvTranspose2d(_));
         let operands = ConvOperands::new(gpu, &spec.name, shape, transposed, batch)?;
         let flops = operands.flops() as f64;
         let passes = families.each_ref().map(|f| operands.passes(f));
@@ -268,8 +268,8 @@ fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     // (cases at the goal, cases, the largest case in MFLOP that falls short)
     let mut goal = (0usize, 0usize, 0.0f64);
     for &batch in &args.batch {
-        for &(model, layer, inp, out) in LAYER_SHAPES {
-            for case in measure_layer(gpu, model, layer, batch, inp, out, args.reps as usize)? {
+        for (model, layer, inp, out) in linear_layers() {
+            for case in measure_layer(gpu, model, &layer, batch, inp, out, args.reps as usize)? {
                 over_tiled.push(case.wgen_gflops / case.tiled_gflops);
                 over_naive.push(case.wgen_gflops / case.naive_gflops);
                 if args.json {
@@ -311,7 +311,7 @@ fn bench_kernels(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usize, inp: usize, out: usize, reps: usize) -> Result<Vec<Case>> {
+fn measure_layer(gpu: &Gpu, model: &'static str, layer: &str, batch: usize, inp: usize, out: usize, reps: usize) -> Result<Vec<Case>> {
     let operands = LayerOperands::new(gpu, layer, batch, inp, out)?;
     let families = [MatmulImpl::Tiled, MatmulImpl::Vec4, MatmulImpl::Subgroup];
     let launches = families.map(|f| operands.launches(gpu, f));
@@ -336,7 +336,7 @@ fn measure_layer(gpu: &Gpu, model: &'static str, layer: &'static str, batch: usi
             Case {
                 case: "matmul",
                 model,
-                layer,
+                layer: layer.to_string(),
                 layout,
                 batch,
                 shape,

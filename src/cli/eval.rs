@@ -1,6 +1,7 @@
 //! `wgen eval`: the quality numbers of a trained model, and the calibration that gives them
 //! meaning.
 
+use crate::data::IMAGE;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -13,11 +14,11 @@ use super::progress::Console;
 use crate::eval::{argmax, score, vae_scores, SampleScores};
 use crate::gpu::Gpu;
 use crate::models::cycling_classes;
-use crate::models::gan::{self, Gan, GanConfig};
-use crate::models::classifier::SIDE;
-use crate::models::vae::{sample_images, Vae, VaeConfig, IMAGE};
+use crate::models::gan;
+use crate::data::SIDE;
+use crate::models::vae::sample_images;
 use crate::nn::{Step, StepBuffer};
-use crate::train::checkpoint::{write_atomically, Checkpoint};
+use crate::train::checkpoint::{write_atomically, Checkpoint, Loaded};
 use crate::train::judge::find_or_train;
 
 #[derive(Args, Debug)]
@@ -94,26 +95,16 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
         report.insert("model".into(), json!(kind));
         let step = StepBuffer::new(gpu, "eval.sample", 1);
         step.set(gpu, &Step::default());
-        let (samples, asked): (Vec<f32>, Option<Vec<usize>>) = match kind.as_str() {
-            "vae" => {
-                let cfg: VaeConfig = serde_json::from_str(ckpt.meta("config")?)?;
-                let (layout, state_layout, mut values, mut state) = Vae::initial(&cfg, 0);
-                ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-                let vae = Vae::new(gpu, &cfg, &values, &state)?;
+        let (samples, asked): (Vec<f32>, Option<Vec<usize>>) = match ckpt.load(gpu)? {
+            Loaded::Vae(vae) => {
                 let s = vae_scores(gpu, &vae, &test, a.iw_samples, a.seed)?;
                 console.say(&format!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl));
                 console.say(&format!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim));
                 report.insert("vae".into(), serde_json::to_value(&s)?);
-                (sample_images(gpu, &vae, a.samples, &step, a.seed)?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
+                (sample_images(gpu, &vae, a.samples, &step, a.seed, None)?, vae.config.classes.map(|k| cycling_classes(a.samples, k)))
             }
-            "gan" => {
-                let cfg: GanConfig = serde_json::from_str(ckpt.meta("config")?)?;
-                let (layout, state_layout, mut values, mut state) = Gan::initial(&cfg, 0);
-                ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-                let gan = Gan::new(gpu, &cfg, &values, &state)?;
-                (gan::sample_images(gpu, &gan, a.samples, &step, a.seed)?, cfg.classes.map(|k| cycling_classes(a.samples, k)))
-            }
-            other => bail!("{}: `wgen eval` scores a vae or a gan, not a {other}", model_path.display()),
+            Loaded::Gan(gan) => (gan::sample_images(gpu, &gan, a.samples, &step, a.seed, None)?, gan.config.classes.map(|k| cycling_classes(a.samples, k))),
+            Loaded::Classifier(_) => bail!("{}: `wgen eval` scores a vae or a gan, not a classifier", model_path.display()),
         };
         let s = score(&features, gpu, &samples, &reference, asked.as_deref())?;
         console.say(&scores_text(&format!("{kind} samples ({})", a.samples), &s));

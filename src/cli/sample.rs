@@ -1,6 +1,7 @@
 //! `wgen sample`: images from a trained model (random grids, VAE reconstructions, latent or
 //! noise interpolations, the 2-D latent manifold) and a run's per-epoch grids side by side.
 
+use crate::data::IMAGE;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -11,12 +12,11 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Region};
 use crate::image;
-use crate::models::ask_classes;
-use crate::models::gan::{Gan, GanConfig, GanSampler, G_EMBEDDING};
-use crate::models::vae::{Vae, VaeConfig, VaeGraph, VaeSampler, IMAGE, PRIOR_MEAN};
+use crate::models::{gan, vae};
+use crate::models::gan::{Gan, GanSampler, G_EMBEDDING};
+use crate::models::vae::{pixel, Vae, VaeGraph, VaeSampler, PRIOR_MEAN};
 use crate::nn::{Step, StepBuffer};
-use crate::reference::sigmoid;
-use crate::train::checkpoint::Checkpoint;
+use crate::train::checkpoint::{write_atomically, Checkpoint, Loaded};
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -83,7 +83,7 @@ impl Model {
             Model::Gan(g) => g.max_rows(gpu),
         };
         if n > most {
-            bail!("{n} images is more than this model draws at once on this adapter ({most}: its widest layer must fit one storage binding); ask for fewer, and for more run again with another --seed");
+            bail!("{n} images is more than this model decodes from chosen inputs at once on this adapter ({most}: its widest layer must fit one storage binding); ask for a smaller grid with --rows and --cols");
         }
         Ok(())
     }
@@ -121,22 +121,10 @@ fn asked_class(a: &SampleArgs, model: &Model, path: &Path) -> Result<Option<usiz
 }
 
 fn load(gpu: &Gpu, path: &Path) -> Result<Model> {
-    let ckpt = Checkpoint::read(path)?;
-    let config = ckpt.meta("config")?;
-    Ok(match ckpt.meta("model")? {
-        "vae" => {
-            let cfg: VaeConfig = serde_json::from_str(config).with_context(|| format!("{}: the VAE config is unreadable", path.display()))?;
-            let (layout, state_layout, mut values, mut state) = Vae::initial(&cfg, 0);
-            ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-            Model::Vae(Vae::new(gpu, &cfg, &values, &state)?)
-        }
-        "gan" => {
-            let cfg: GanConfig = serde_json::from_str(config).with_context(|| format!("{}: the GAN config is unreadable", path.display()))?;
-            let (layout, state_layout, mut values, mut state) = Gan::initial(&cfg, 0);
-            ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-            Model::Gan(Gan::new(gpu, &cfg, &values, &state)?)
-        }
-        other => bail!("{}: model `{other}` is neither vae nor gan", path.display()),
+    Ok(match Checkpoint::read(path)?.load(gpu)? {
+        Loaded::Vae(v) => Model::Vae(v),
+        Loaded::Gan(g) => Model::Gan(g),
+        Loaded::Classifier(_) => bail!("{} is a classifier; `wgen sample` draws from a vae or a gan", path.display()),
     })
 }
 
@@ -187,96 +175,97 @@ pub fn run(gpu: &Gpu, a: &SampleArgs, quiet: bool) -> Result<i32> {
     let model = load(gpu, path)?;
     let step = StepBuffer::new(gpu, "sample", 1);
     step.set(gpu, &Step::default());
-    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
     let (images, cols) = if a.recon {
         let Model::Vae(vae) = &model else { bail!("--recon needs a VAE; {} is a GAN", path.display()) };
         let (rows, cols) = layout_or(a, 8, 8)?;
         reconstructions(gpu, vae, a, (rows * cols).div_ceil(2).max(1), cols, &step)?
     } else if a.interpolate {
-        let class = asked_class(a, &model, path)?;
-        let across_classes = model.classes().filter(|_| class.is_none());
-        let (rows, cols) = match across_classes {
-            Some(k) => class_layout(a, k)?,
-            None => layout_or(a, 8, 10)?,
-        };
-        let dim = match &model {
-            Model::Vae(v) => v.config.latent,
-            Model::Gan(g) => g.config.latent,
-        };
-        let spherical = matches!(model, Model::Gan(_));
-        let vectors = model.class_vectors(gpu)?;
-        let (mut z, mut cond) = (Vec::with_capacity(rows * cols * dim), Vec::new());
-        for r in 0..rows {
-            let a: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
-            let b: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
-            for j in 0..cols {
-                let t = j as f32 / (cols - 1).max(1) as f32;
-                match across_classes {
-                    Some(k) => {
-                        z.extend(&a);
-                        cond.extend(between(&vectors[r % k], &vectors[(r + 1) % k], t, false));
-                    }
-                    None => {
-                        z.extend(between(&a, &b, t, spherical));
-                        if let Some(c) = class {
-                            cond.extend(&vectors[c]);
-                        }
-                    }
-                }
-            }
-        }
-        (decode(gpu, &model, &z, &cond, rows * cols, &step)?, cols)
+        interpolations(gpu, a, &model, path, &step)?
     } else if a.manifold {
-        let Model::Vae(vae) = &model else { bail!("--manifold needs a VAE; {} is a GAN", path.display()) };
-        if vae.config.latent != 2 {
-            bail!("--manifold needs a 2-D latent space; {} has {} dimensions (train with --z-dim 2)", path.display(), vae.config.latent);
-        }
-        let cond = match (asked_class(a, &model, path)?, model.classes()) {
-            (Some(c), _) => model.class_vectors(gpu)?[c].clone(),
-            (None, Some(_)) => bail!("--manifold of a conditional VAE draws one class's latent plane: add --class K"),
-            (None, None) => Vec::new(),
-        };
-        let (rows, cols) = layout_or(a, 20, 20)?;
-        let q = |i: usize, n: usize| inverse_normal_cdf(0.05 + 0.9 * i as f64 / (n - 1).max(1) as f64) as f32;
-        let z: Vec<f32> = (0..rows).flat_map(|r| (0..cols).flat_map(move |c| [q(c, cols), q(rows - 1 - r, rows)])).collect();
-        let cond: Vec<f32> = cond.iter().copied().cycle().take(cond.len() * rows * cols).collect();
-        (decode(gpu, &model, &z, &cond, rows * cols, &step)?, cols)
+        manifold(gpu, a, &model, path, &step)?
     } else {
-        let class = asked_class(a, &model, path)?;
-        let (rows, cols) = match (model.classes(), class) {
-            (Some(k), None) => class_layout(a, k)?,
-            _ => layout(a, 64)?,
-        };
-        let n = a.n.unwrap_or(rows * cols);
-        model.check_rows(gpu, n)?;
-        // Each grid row asks for one class (row r for class r mod k), or all for --class.
-        let asked: Vec<usize> = match (model.classes(), class) {
-            (_, Some(c)) => vec![c; n],
-            (Some(k), None) => (0..n).map(|i| i / cols % k).collect(),
-            (None, None) => Vec::new(),
-        };
-        let images = match &model {
-            Model::Vae(vae) => {
-                let s = VaeSampler::new(gpu, vae, n, &step.uniform, a.seed)?;
-                if let Some(labels) = &s.labels {
-                    ask_classes(gpu, labels, &asked);
-                }
-                s.program.run(gpu, "sample");
-                rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)?
-            }
-            Model::Gan(gan) => {
-                let s = GanSampler::new(gpu, gan, n, &step.uniform, a.seed)?;
-                if let Some(labels) = &s.labels {
-                    ask_classes(gpu, labels, &asked);
-                }
-                s.program.run(gpu, "sample");
-                let out = gan.config.output;
-                rows_of(gpu, s.generator.output(), n, |v| out.to_unit(v))?
-            }
-        };
-        (images, cols)
+        draw(gpu, a, &model, path, &step)?
     };
     write(a, &images, cols, quiet)
+}
+
+/// --interpolate: rows of noise interpolations, or (conditioned, no --class) fixed noise per
+/// row walking from class r to r + 1. Returns the images and the grid's columns.
+fn interpolations(gpu: &Gpu, a: &SampleArgs, model: &Model, path: &Path, step: &StepBuffer) -> Result<(Vec<f32>, usize)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+    let class = asked_class(a, model, path)?;
+    let across_classes = model.classes().filter(|_| class.is_none());
+    let (rows, cols) = match across_classes {
+        Some(k) => class_layout(a, k)?,
+        None => layout_or(a, 8, 10)?,
+    };
+    let dim = match model {
+        Model::Vae(v) => v.config.latent,
+        Model::Gan(g) => g.config.latent,
+    };
+    let spherical = matches!(model, Model::Gan(_));
+    let vectors = model.class_vectors(gpu)?;
+    let (mut z, mut cond) = (Vec::with_capacity(rows * cols * dim), Vec::new());
+    for r in 0..rows {
+        let from: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let to: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+        for j in 0..cols {
+            let t = j as f32 / (cols - 1).max(1) as f32;
+            match across_classes {
+                Some(k) => {
+                    z.extend(&from);
+                    cond.extend(between(&vectors[r % k], &vectors[(r + 1) % k], t, false));
+                }
+                None => {
+                    z.extend(between(&from, &to, t, spherical));
+                    if let Some(c) = class {
+                        cond.extend(&vectors[c]);
+                    }
+                }
+            }
+        }
+    }
+    Ok((decode(gpu, model, &z, &cond, rows * cols, step)?, cols))
+}
+
+/// --manifold: a 2-D VAE's latent plane at the normal's quantiles (one class's, conditioned).
+fn manifold(gpu: &Gpu, a: &SampleArgs, model: &Model, path: &Path, step: &StepBuffer) -> Result<(Vec<f32>, usize)> {
+    let Model::Vae(vae) = model else { bail!("--manifold needs a VAE; {} is a GAN", path.display()) };
+    if vae.config.latent != 2 {
+        bail!("--manifold needs a 2-D latent space; {} has {} dimensions (train with --z-dim 2)", path.display(), vae.config.latent);
+    }
+    let cond = match (asked_class(a, model, path)?, model.classes()) {
+        (Some(c), _) => model.class_vectors(gpu)?[c].clone(),
+        (None, Some(_)) => bail!("--manifold of a conditional VAE draws one class's latent plane: add --class K"),
+        (None, None) => Vec::new(),
+    };
+    let (rows, cols) = layout_or(a, 20, 20)?;
+    let q = |i: usize, n: usize| inverse_normal_cdf(0.05 + 0.9 * i as f64 / (n - 1).max(1) as f64) as f32;
+    let z: Vec<f32> = (0..rows).flat_map(|r| (0..cols).flat_map(move |c| [q(c, cols), q(rows - 1 - r, rows)])).collect();
+    let cond: Vec<f32> = cond.iter().copied().cycle().take(cond.len() * rows * cols).collect();
+    Ok((decode(gpu, model, &z, &cond, rows * cols, step)?, cols))
+}
+
+/// The default: a grid of samples (conditioned: a row per class, or all of --class).
+fn draw(gpu: &Gpu, a: &SampleArgs, model: &Model, path: &Path, step: &StepBuffer) -> Result<(Vec<f32>, usize)> {
+    let class = asked_class(a, model, path)?;
+    let (rows, cols) = match (model.classes(), class) {
+        (Some(k), None) => class_layout(a, k)?,
+        _ => layout(a, 64)?,
+    };
+    let n = a.n.unwrap_or(rows * cols);
+    // Each grid row asks for one class (row r for class r mod k), or all for --class.
+    let asked: Option<Vec<usize>> = match (model.classes(), class) {
+        (_, Some(c)) => Some(vec![c; n]),
+        (Some(k), None) => Some((0..n).map(|i| i / cols % k).collect()),
+        (None, None) => None,
+    };
+    // In chunks that fit the adapter's bindings: any n, and n below one chunk is one draw.
+    let images = match model {
+        Model::Vae(vae) => vae::sample_images(gpu, vae, n, step, a.seed, asked.as_deref())?,
+        Model::Gan(gan) => gan::sample_images(gpu, gan, n, step, a.seed, asked.as_deref())?,
+    };
+    Ok((images, cols))
 }
 
 fn rows_of(gpu: &Gpu, region: &Region, n: usize, f: impl Fn(f32) -> f32) -> Result<Vec<f32>> {
@@ -316,7 +305,7 @@ fn decode(gpu: &Gpu, model: &Model, z: &[f32], cond: &[f32], n: usize, step: &St
             };
             s.input.write(gpu, &side_by_side(&z, latent, cond, k, n, s.input.view().cols));
             s.decode.run(gpu, "decode");
-            rows_of(gpu, s.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)
+            rows_of(gpu, s.decoder.output(), n, pixel)
         }
         Model::Gan(gan) => {
             let s = GanSampler::new(gpu, gan, n, &step.uniform, 0)?;
@@ -336,7 +325,7 @@ fn reconstructions(gpu: &Gpu, vae: &Vae, a: &SampleArgs, n: usize, cols: usize, 
     let graph = VaeGraph::new(gpu, vae, n, "recon")?;
     graph.reconstruct_program(gpu, vae, &test, &step.uniform).run(gpu, "recon");
     let originals = rows_of(gpu, &graph.x.region(), n, |v| v)?;
-    let recons = rows_of(gpu, graph.decoder.output(), n, |v| sigmoid(f64::from(v)) as f32)?;
+    let recons = rows_of(gpu, graph.decoder.output(), n, pixel)?;
     Ok((image::interleave_rows(&originals, &recons, cols, IMAGE), cols))
 }
 
@@ -375,7 +364,7 @@ fn write(a: &SampleArgs, images: &[f32], cols: usize, quiet: bool) -> Result<i32
     let n = images.len() / IMAGE;
     if let Some(raw) = &a.raw {
         let bytes: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
-        std::fs::write(raw, bytes).with_context(|| format!("cannot write {}", raw.display()))?;
+        write_atomically(raw, &bytes)?;
         if !quiet {
             println!("wrote {n} images to {}", raw.display());
         }

@@ -8,26 +8,22 @@ use clap::Args;
 
 use super::progress::Console;
 use crate::gpu::Gpu;
-use crate::models::gan::{GanConfig, Output, UpdateOrder};
-use crate::models::vae::VaeConfig;
+use crate::models::gan::{Output, UpdateOrder};
 use crate::models::Init;
-use crate::nn::{Activation, AdamConfig};
-use crate::train::{self, ModelKind, Schedule, TrainConfig};
+use crate::nn::Activation;
+use crate::train::{self, ModelKind, Schedule, Settings};
 
 /// The settings of a run; each is a flag, or a key of the same name in `--config FILE`.
-#[derive(Args, Debug, Default, Clone, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Args, Debug, Default, Clone, PartialEq)]
 pub struct TrainArgs {
     /// The model to train (or `model = "vae"` in the config file).
     #[arg(value_enum)]
     model: Option<ModelKind>,
     /// Take settings from this TOML file (keys are the flag names); flags override it.
     #[arg(long)]
-    #[serde(skip)]
     config: Option<PathBuf>,
     /// Continue the interrupted or finished run in this folder (only --epochs may change).
     #[arg(long, value_name = "RUN_DIR")]
-    #[serde(skip)]
     resume: Option<PathBuf>,
     /// Passes over the training split [default: 10].
     #[arg(long)]
@@ -130,150 +126,58 @@ pub struct TrainArgs {
     class_prior: Option<bool>,
     /// Stop as Ctrl-C would once this many steps are done (for tests of resuming).
     #[arg(long, hide = true)]
-    #[serde(skip)]
     stop_after_steps: Option<u32>,
 }
 
+impl TrainArgs {
+    /// The flags as settings, over the `--config` file's where given: `Settings::build` then
+    /// picks the defaults and checks every value.
+    pub fn settings(&self) -> Result<Settings> {
+        let flags = Settings {
+            model: self.model.clone(),
+            epochs: self.epochs.clone(),
+            batch: self.batch.clone(),
+            lr: self.lr.clone(),
+            lr_schedule: self.lr_schedule.clone(),
+            beta1: self.beta1.clone(),
+            beta2: self.beta2.clone(),
+            weight_decay: self.weight_decay.clone(),
+            seed: self.seed.clone(),
+            data: self.data.clone(),
+            out: self.out.clone(),
+            checkpoint_every: self.checkpoint_every.clone(),
+            eval_every: self.eval_every.clone(),
+            classifier: self.classifier.clone(),
+            steps_per_submit: self.steps_per_submit.clone(),
+            init: self.init.clone(),
+            z_dim: self.z_dim.clone(),
+            g_activation: self.g_activation.clone(),
+            d_activation: self.d_activation.clone(),
+            g_batchnorm: self.g_batchnorm.clone(),
+            output: self.output.clone(),
+            label_smoothing: self.label_smoothing.clone(),
+            d_lr: self.d_lr.clone(),
+            g_ema: self.g_ema.clone(),
+            d_batchnorm: self.d_batchnorm.clone(),
+            update_order: self.update_order.clone(),
+            conditional: self.conditional.clone(),
+            projection: self.projection.clone(),
+            class_prior: self.class_prior.clone(),
+        };
+        Ok(match &self.config {
+            Some(path) => flags.over(read_config_file(path)?),
+            None => flags,
+        })
+    }
+}
+
 /// Reads a config file: unknown keys and wrong types are refused with the file and key named.
-pub fn read_config_file(path: &Path) -> Result<TrainArgs> {
+fn read_config_file(path: &Path) -> Result<Settings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
         let line = e.span().map_or(1, |span| text[..span.start].matches('\n').count() + 1);
         let source = text.lines().nth(line - 1).unwrap_or("").trim();
         anyhow::anyhow!("{}: line {line} (`{source}`): {}", path.display(), e.message())
-    })
-}
-
-/// Turns flags (over the config file, over the defaults) into a checked config; every refusal
-/// says which setting and why.
-pub fn construct_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let file = match &a.config {
-        Some(path) => read_config_file(path)?,
-        None => TrainArgs::default(),
-    };
-    macro_rules! pick {
-        ($field:ident) => {
-            a.$field.clone().or(file.$field.clone())
-        };
-    }
-    let Some(model) = pick!(model) else {
-        bail!("which model? `wgen train vae` or `wgen train gan` (or `model = \"vae\"` in --config)");
-    };
-    let defaults = TrainConfig::defaults(model);
-    let batch = pick!(batch).unwrap_or(defaults.batch);
-    let lr = pick!(lr).unwrap_or(defaults.adam.lr);
-    let beta1 = pick!(beta1).unwrap_or(defaults.adam.beta1);
-    let beta2 = pick!(beta2).unwrap_or(defaults.adam.beta2);
-    let weight_decay = pick!(weight_decay).unwrap_or(0.0);
-    let epochs = pick!(epochs).unwrap_or(defaults.epochs);
-    let steps_per_submit = pick!(steps_per_submit).unwrap_or(16);
-    let label_smoothing = pick!(label_smoothing).unwrap_or(0.0);
-    if epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
-    if batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    if !(lr.is_finite() && lr > 0.0) {
-        bail!("--lr must be a positive number, got {lr}");
-    }
-    for (name, b) in [("--beta1", beta1), ("--beta2", beta2)] {
-        if !(0.0..1.0).contains(&b) {
-            bail!("{name} must be in [0, 1), got {b}");
-        }
-    }
-    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-        bail!("--weight-decay must be zero or positive, got {weight_decay}");
-    }
-    let d_lr = pick!(d_lr);
-    if let Some(d_lr) = d_lr.filter(|l| !(l.is_finite() && *l > 0.0)) {
-        bail!("--d-lr must be a positive number, got {d_lr}");
-    }
-    if d_lr.is_some() && !model.is_gan() {
-        bail!("--d-lr is for gan and dcgan: the discriminator's learning rate");
-    }
-    let g_ema = pick!(g_ema);
-    if let Some(decay) = g_ema.filter(|d| !(0.0..1.0).contains(d)) {
-        bail!("--g-ema must be in [0, 1) (0.999 is usual; 0 keeps no average), got {decay}");
-    }
-    if g_ema.is_some() && !model.is_gan() {
-        bail!("--g-ema is for gan and dcgan: an average of the generator");
-    }
-    if pick!(d_batchnorm).is_some() && model != ModelKind::Dcgan {
-        bail!("--d-batchnorm is for the dcgan; the MLP gan's discriminator has no batch norm");
-    }
-    if !(0.0..1.0).contains(&label_smoothing) {
-        bail!("--label-smoothing must be in [0, 1), got {label_smoothing}");
-    }
-    if steps_per_submit == 0 || steps_per_submit > 4096 {
-        bail!("--steps-per-submit must be between 1 and 4096");
-    }
-    let conditional = pick!(conditional).unwrap_or(false);
-    if conditional && model == ModelKind::Classifier {
-        bail!("--conditional is for vae and gan; a classifier already learns from the labels");
-    }
-    match model {
-        ModelKind::ConvVae | ModelKind::Dcgan if conditional => {
-            let mlp = if model.is_vae() { "vae" } else { "gan" };
-            bail!("--conditional is for the MLP vae and gan; the {} has no conditional form yet (train `{mlp} --conditional`)", model.name());
-        }
-        ModelKind::Dcgan if pick!(g_batchnorm).is_some() => {
-            bail!("--g-batchnorm is for the MLP gan; the dcgan's batch norms are part of its architecture");
-        }
-        _ => {}
-    }
-    let projection = pick!(projection).unwrap_or(model == ModelKind::Gan && conditional);
-    if projection && !(model == ModelKind::Gan && conditional) {
-        bail!("--projection is for `gan --conditional`: it gives the discriminator a head per class");
-    }
-    let vae = model.is_vae();
-    let z_dim = pick!(z_dim).unwrap_or(match (vae, conditional) {
-        (true, false) => 32,
-        // A CVAE's z holds what the label does not; the wider it is, the more of the class it
-        // keeps too, and prior samples ignore the label (README, "Class-conditional models").
-        (true, true) => train::CVAE_LATENT,
-        (false, _) => 100,
-    });
-    if z_dim == 0 {
-        bail!("--z-dim must be at least 1");
-    }
-    let name = model.name();
-    let out = match pick!(out) {
-        Some(out) => out,
-        None => (1..).map(|n| PathBuf::from(format!("runs/{name}-{n}"))).find(|p| !p.exists()).expect("some name is free"),
-    };
-    let init = pick!(init).unwrap_or(Init::Torch);
-    Ok(TrainConfig {
-        model,
-        epochs,
-        batch,
-        adam: AdamConfig { weight_decay, ..AdamConfig::new(lr, beta1, beta2) },
-        lr_schedule: pick!(lr_schedule).unwrap_or(defaults.lr_schedule),
-        seed: pick!(seed).unwrap_or(0),
-        data: pick!(data),
-        out,
-        checkpoint_every: pick!(checkpoint_every).unwrap_or(defaults.checkpoint_every),
-        eval_every: pick!(eval_every).or(defaults.eval_every),
-        classifier_path: pick!(classifier),
-        steps_per_submit,
-        conditional,
-        vae: defaults.vae.map(|v| VaeConfig { latent: z_dim, init, class_prior: pick!(class_prior).unwrap_or(v.class_prior), ..v }),
-        gan: defaults.gan.map(|g| GanConfig {
-            latent: z_dim,
-            g_activation: pick!(g_activation).unwrap_or(g.g_activation),
-            d_activation: pick!(d_activation).unwrap_or(g.d_activation),
-            g_batchnorm: pick!(g_batchnorm).unwrap_or(g.g_batchnorm),
-            output: pick!(output).unwrap_or(g.output),
-            label_smoothing,
-            init,
-            update_order: pick!(update_order).unwrap_or(g.update_order),
-            d_lr: d_lr.or(g.d_lr),
-            g_ema: g_ema.map_or(g.g_ema, |d| (d > 0.0).then_some(d)),
-            d_batchnorm: pick!(d_batchnorm).unwrap_or(g.d_batchnorm),
-            projection,
-            ..g
-        }),
-        classifier: defaults.classifier.map(|c| crate::models::classifier::ClassifierConfig { init, ..c }),
     })
 }
 
@@ -294,7 +198,7 @@ pub fn run(gpu: &Gpu, args: &TrainArgs, quiet: bool) -> Result<i32> {
             train::resume(gpu, dir, args.epochs, &mut console)
         }
         None => {
-            let cfg = construct_config(args)?;
+            let cfg = args.settings()?.build()?;
             train::train(gpu, &cfg, &mut console)
         }
     };

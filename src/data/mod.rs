@@ -70,6 +70,11 @@ impl Dataset {
 }
 
 /// The four files of an MNIST-format folder, in the order `from_files` takes them.
+/// Images are SIDE × SIDE pixels, one channel: every model reads them as rows of IMAGE values.
+pub const SIDE: usize = 28;
+/// Values per image.
+pub const IMAGE: usize = SIDE * SIDE;
+
 pub const FILES: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 const EMBEDDED: [&[u8]; 4] = [
@@ -118,7 +123,7 @@ pub fn from_files(files: [(String, Vec<u8>); 4], source: String) -> Result<Datas
         if count == 0 {
             return Err(DataError::Empty(images.0.clone()));
         }
-        if (rows, cols) != (28, 28) {
+        if (rows, cols) != (SIDE, SIDE) {
             return Err(DataError::NotMnistSize { file: images.0.clone(), rows, cols });
         }
         if let Some(bad) = label_bytes.iter().find(|&&l| l > 9) {

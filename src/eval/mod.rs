@@ -3,12 +3,13 @@
 //! feature space of wgen's own digit classifier, with the share of each predicted class, the
 //! smallest share and the effective number of classes.
 
+use crate::data::IMAGE;
 use anyhow::Result;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Program, Tensor};
-use crate::models::classifier::{Classifier, ClassifierGraph, CLASSES, IMAGE};
+use crate::models::classifier::{Classifier, ClassifierGraph, CLASSES};
 use crate::models::vae::{Vae, VaeGraph, METRIC_SLOTS, TEST_KL, TEST_RECON};
 use crate::nn::{submit_steps, Step, StepBuffer};
 

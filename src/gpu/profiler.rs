@@ -93,13 +93,7 @@ const STEPS_PER_SUBMIT: usize = 16;
 /// around every dispatch.
 pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileReport {
     let launches: Vec<&Launch> = program.launches().collect();
-    let clock = if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES) {
-        ProfileClock::InsidePasses
-    } else if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
-        ProfileClock::PassBoundaries
-    } else {
-        ProfileClock::WallClock
-    };
+    let clock = clock_of(gpu);
     let settings = wgpu_profiler::GpuProfilerSettings {
         enable_timer_queries: clock != ProfileClock::WallClock,
         enable_debug_groups: false,
@@ -119,28 +113,7 @@ pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileR
         let host_start = origin.elapsed().as_nanos() as f64;
         steps.stage(gpu, group.clone());
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
-        for i in 0..group.len() {
-            steps.select(&mut encoder, i);
-            if clock == ProfileClock::PassBoundaries {
-                for launch in &launches {
-                    let query = profiler.begin_pass_query(launch.name(), &mut encoder);
-                    {
-                        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: Some(&launch.label),
-                            timestamp_writes: query.compute_pass_timestamp_writes(),
-                        });
-                        launch.record(&mut pass);
-                    }
-                    profiler.end_query(&mut encoder, query);
-                }
-            } else {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
-                for launch in &launches {
-                    let mut scope = profiler.scope(launch.name(), &mut pass);
-                    launch.record(&mut scope);
-                }
-            }
-        }
+        record_steps(&mut encoder, &mut profiler, &launches, clock, steps, group.len());
         profiler.resolve_queries(&mut encoder);
         let recorded = origin.elapsed().as_nanos() as f64;
         let submitted = Instant::now();
@@ -168,23 +141,7 @@ pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileR
             events.push(TraceEvent { name, track: Track::Gpu, start_ns: start - first, dur_ns: end - start });
         }
     }
-    let mut rows: Vec<KernelRow> = Vec::new();
-    for launch in &launches {
-        let name = launch.name();
-        match rows.iter_mut().find(|r| r.name == name) {
-            Some(row) => row.calls += steps.count() as u64,
-            None => rows.push(KernelRow {
-                total_ns: by_name.get(&name).copied().unwrap_or(0.0),
-                name,
-                calls: steps.count() as u64,
-                flops: launch.flops,
-                bytes: launch.bytes,
-            }),
-        }
-    }
-    if clock == ProfileClock::WallClock {
-        rows.clear();
-    }
+    let mut rows = if clock == ProfileClock::WallClock { Vec::new() } else { kernel_rows(&launches, &by_name, steps.count()) };
     rows.sort_by(|a, b| b.total_ns.total_cmp(&a.total_ns));
     let n = steps.count().max(1) as f64;
     ProfileReport {
@@ -196,6 +153,66 @@ pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileR
         wall_ns_per_step: wall_ns / n,
         events,
     }
+}
+
+/// The best clock the adapter offers: timestamps inside passes, at pass boundaries, or none.
+fn clock_of(gpu: &Gpu) -> ProfileClock {
+    if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES) {
+        ProfileClock::InsidePasses
+    } else if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        ProfileClock::PassBoundaries
+    } else {
+        ProfileClock::WallClock
+    }
+}
+
+/// Records `count` staged steps, each launch in its own timed scope: one pass per launch where
+/// timestamps only fit pass boundaries, else one pass per step.
+fn record_steps(
+    encoder: &mut wgpu::CommandEncoder, profiler: &mut wgpu_profiler::GpuProfiler, launches: &[&Launch], clock: ProfileClock, steps: &dyn StepInputs,
+    count: usize,
+) {
+    for i in 0..count {
+        steps.select(encoder, i);
+        if clock == ProfileClock::PassBoundaries {
+            for launch in launches {
+                let query = profiler.begin_pass_query(launch.name(), encoder);
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(&launch.label),
+                        timestamp_writes: query.compute_pass_timestamp_writes(),
+                    });
+                    launch.record(&mut pass);
+                }
+                profiler.end_query(encoder, query);
+            }
+        } else {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+            for launch in launches {
+                let mut scope = profiler.scope(launch.name(), &mut pass);
+                launch.record(&mut scope);
+            }
+        }
+    }
+}
+
+/// One row per kernel name, in the step's order: its GPU time over every step and its calls.
+fn kernel_rows(launches: &[&Launch], by_name: &HashMap<String, f64>, steps: usize) -> Vec<KernelRow> {
+    let mut rows: Vec<KernelRow> = Vec::new();
+    for launch in launches {
+        let name = launch.name();
+        match rows.iter_mut().find(|r| r.name == name) {
+            Some(row) => row.calls += steps as u64,
+            None => rows.push(KernelRow {
+                total_ns: by_name.get(&name).copied().unwrap_or(0.0),
+                name,
+                calls: steps as u64,
+                flops: launch.flops,
+                bytes: launch.bytes,
+            }),
+        }
+    }
+    rows
 }
 
 impl ProfileReport {

@@ -5,15 +5,15 @@
 //! hidden layer (256 values after ReLU). Files from before the CNN hold an MLP (no `conv` in
 //! their config), which loads as it was trained.
 
-use super::mlp::{allocate_all, initial_all, Backward, BatchnormMode, BatchnormSpec, Forward, LayerSpec, Mlp};
-use super::params::{Init, ParamLayout, Parameters};
+use super::layers::{BatchnormSpec, LayerSpec};
+use super::network::{allocate_all, initial_all, Backward, BatchnormMode, Forward, Network};
+use super::layers::Init;
+use super::params::{ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
 use crate::nn::{self, Activation, AdamConfig, ConvShape};
 
-pub const IMAGE: usize = 784;
-/// Images are SIDE × SIDE, one channel.
-pub const SIDE: usize = 28;
+use crate::data::{IMAGE, SIDE};
 pub const CLASSES: usize = 10;
 
 /// Metric slots: per-step means over an epoch, and sums over the test split.
@@ -69,7 +69,7 @@ pub fn layers(cfg: &ClassifierConfig) -> Vec<LayerSpec> {
 
 pub struct Classifier {
     pub config: ClassifierConfig,
-    pub net: Mlp,
+    pub net: Network,
     pub params: Parameters,
 }
 

@@ -3,10 +3,6 @@
 
 use std::ops::Range;
 
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal};
-
-use super::mlp::LayerSpec;
 use crate::gpu::{Gpu, GpuError, Tensor, View};
 
 /// Where a named tensor sits in a flat buffer.
@@ -101,56 +97,6 @@ impl ParamLayout {
     pub fn get(&self, name: &str) -> &ParamEntry {
         self.find(name).unwrap_or_else(|| panic!("no parameter named {name}"))
     }
-}
-
-/// How weights start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Init {
-    /// torch.nn.Linear's default: weights and biases U(±1/sqrt(fan_in)).
-    Torch,
-    /// Weights N(0, 2/fan_in) (He), biases zero.
-    KaimingNormal,
-}
-
-/// Initial values of a model's trainable parameters (`params`) and batch-norm statistics
-/// (`state`), as torch would create them, from `seed`.
-pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamLayout, init: Init, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut p = vec![0.0f32; params.len];
-    let mut s = vec![0.0f32; state.len];
-    for layer in layers {
-        // Pad columns see only zeros: they are not part of the fan-in and stay zero.
-        let fan_in = layer.fan_in();
-        let cols = layer.weight_matrix().1;
-        let real = |i: usize| i % cols < fan_in;
-        for head in layer.head_names() {
-            let bound = 1.0 / (fan_in as f64).sqrt();
-            let w = params.get(&format!("{head}.weight"));
-            let b = params.get(&format!("{head}.bias"));
-            match init {
-                Init::Torch => {
-                    for (_, v) in p[w.range()].iter_mut().enumerate().filter(|(i, _)| real(*i)) {
-                        *v = rng.random_range(-bound..bound) as f32;
-                    }
-                    for v in &mut p[b.range()] {
-                        *v = rng.random_range(-bound..bound) as f32;
-                    }
-                }
-                Init::KaimingNormal => {
-                    let normal = Normal::new(0.0, (2.0 / fan_in as f64).sqrt()).expect("positive std");
-                    for (_, v) in p[w.range()].iter_mut().enumerate().filter(|(i, _)| real(*i)) {
-                        *v = normal.sample(&mut rng) as f32;
-                    }
-                }
-            }
-        }
-        if let Some(bn) = &layer.batchnorm {
-            p[params.get(&format!("{}.weight", bn.name)).range()].fill(1.0);
-            s[state.get(&format!("{}.running_var", bn.name)).range()].fill(1.0);
-        }
-    }
-    (p, s)
 }
 
 /// A model's parameters on the GPU: values, gradients and Adam's moments share one layout;

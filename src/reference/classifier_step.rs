@@ -3,7 +3,8 @@
 //! share of the learning rate.
 
 use super::{adam_scaled, mlp_backward, mlp_forward, shift_images, softmax_cross_entropy};
-use crate::models::classifier::{layers, ClassifierConfig, CLASSES, SIDE};
+use crate::data::SIDE;
+use crate::models::classifier::{layers, ClassifierConfig, CLASSES};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 

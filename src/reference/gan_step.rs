@@ -1,7 +1,8 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
+use crate::data::IMAGE;
 use super::{activate_grad_from_output, adam, class_logit_backward, class_logit_forward, columns, concat_columns, ema, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
-use crate::models::gan::{generator_state_range, input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING, IMAGE};
+use crate::models::gan::{generator_state_range, input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 

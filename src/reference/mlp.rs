@@ -5,7 +5,7 @@ use super::{
     batchnorm_backward, batchnorm_forward_train, conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv_transpose2d_backward_input,
     conv_transpose2d_backward_weight, conv_transpose2d_forward, matmul_backward_input, matmul_backward_weight, matmul_forward, transpose_blocks, BatchnormSaved,
 };
-use crate::models::mlp::{LayerKind, LayerSpec};
+use crate::models::layers::{LayerKind, LayerSpec};
 use crate::models::ParamLayout;
 use crate::nn::Activation;
 

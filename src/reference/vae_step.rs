@@ -1,8 +1,9 @@
 //! The CPU twin of one whole VAE training step: same weights, batch and noise in; the loss
 //! parts, gradients and updated weights out.
 
+use crate::data::IMAGE;
 use super::{adam, bce_logits, columns, concat_columns, embedding_backward, embedding_forward, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
-use crate::models::vae::{input_widths, layers, VaeConfig, IMAGE, PRIOR_MEAN};
+use crate::models::vae::{input_widths, layers, VaeConfig, PRIOR_MEAN};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 

@@ -11,7 +11,10 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::Position;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuError};
+use crate::models::classifier::Classifier;
+use crate::models::gan::Gan;
+use crate::models::vae::Vae;
 use crate::models::params::ParamEntry;
 use crate::models::{ParamLayout, Parameters};
 
@@ -131,6 +134,37 @@ impl Checkpoint {
             entry.import(data, target);
         }
         Ok(())
+    }
+}
+
+/// A model built on the GPU from a file: what `wgen eval`, `wgen sample` and the judge load.
+pub enum Loaded {
+    Vae(Vae),
+    Gan(Gan),
+    Classifier(Classifier),
+}
+
+impl Checkpoint {
+    /// The model this file holds, on the GPU: its kind and config from the metadata, its
+    /// weights by `fill` (the trained weights from a checkpoint.safetensors).
+    pub fn load(&self, gpu: &Gpu) -> Result<Loaded> {
+        Ok(match self.meta("model")? {
+            "vae" => Loaded::Vae(self.build(gpu, Vae::initial, Vae::new)?),
+            "gan" => Loaded::Gan(self.build(gpu, Gan::initial, Gan::new)?),
+            "classifier" => Loaded::Classifier(self.build(gpu, Classifier::initial, Classifier::new)?),
+            other => bail!("{}: model `{other}` is none wgen knows (vae, gan, classifier); was it written by `wgen train`?", self.path),
+        })
+    }
+
+    fn build<C: serde::de::DeserializeOwned, M>(
+        &self, gpu: &Gpu, initial: fn(&C, u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>),
+        new: fn(&Gpu, &C, &[f32], &[f32]) -> Result<M, GpuError>,
+    ) -> Result<M> {
+        let kind = self.meta("model")?;
+        let cfg: C = serde_json::from_str(self.meta("config")?).with_context(|| format!("{}: the {kind} config is unreadable", self.path))?;
+        let (layout, state_layout, mut values, mut state) = initial(&cfg, 0);
+        self.fill(&layout, &mut values, &state_layout, &mut state)?;
+        Ok(new(gpu, &cfg, &values, &state)?)
     }
 }
 

@@ -91,7 +91,7 @@ impl Trainee for GanRun {
     }
 
     fn samples(&self, gpu: &Gpu, n: usize) -> Result<Option<Vec<f32>>> {
-        Ok(Some(sample_images(gpu, &self.gan, n, &self.sample_step, self.seed)?))
+        Ok(Some(sample_images(gpu, &self.gan, n, &self.sample_step, self.seed, None)?))
     }
 
     fn asked(&self, n: usize) -> Option<Vec<usize>> {

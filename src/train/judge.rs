@@ -10,8 +10,7 @@ use super::{cache_dir, Monitor, ModelKind, TrainConfig};
 use crate::data::{self, Dataset};
 use crate::eval::Features;
 use crate::gpu::Gpu;
-use crate::models::classifier::{Classifier, ClassifierConfig};
-use crate::train::checkpoint::Checkpoint;
+use crate::train::checkpoint::{Checkpoint, Loaded};
 
 /// `wgen train classifier --epochs 15 --seed 0` on the built-in digits (assets/classifier/README.md).
 const SHIPPED: &[u8] = include_bytes!("../../assets/classifier/model.safetensors");
@@ -33,13 +32,10 @@ impl Judge {
             Judge::Given(path) | Judge::Cached(path) => Checkpoint::read(path)?,
             Judge::Shipped => Checkpoint::from_bytes(SHIPPED, "the built-in classifier".to_string())?,
         };
-        if ckpt.meta("model")? != "classifier" {
-            bail!("{} is a {}, not a classifier; train one with `wgen train classifier`", ckpt.path, ckpt.meta("model")?);
+        match ckpt.load(gpu)? {
+            Loaded::Classifier(c) => Features::new(gpu, c),
+            _ => bail!("{} is a {}, not a classifier; train one with `wgen train classifier`", ckpt.path, ckpt.meta("model")?),
         }
-        let cfg: ClassifierConfig = serde_json::from_str(ckpt.meta("config")?)?;
-        let (layout, state_layout, mut values, mut state) = Classifier::initial(&cfg, 0);
-        ckpt.fill(&layout, &mut values, &state_layout, &mut state)?;
-        Features::new(gpu, Classifier::new(gpu, &cfg, &values, &state)?)
     }
 
     /// The path a run's config records, None for the shipped one.

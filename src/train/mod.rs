@@ -3,9 +3,11 @@
 
 pub mod checkpoint;
 mod classifier_run;
+pub mod config;
 // Drawn with plotters' file backend and system fonts; the browser draws its own curves.
 #[cfg(not(target_arch = "wasm32"))]
 mod curves;
+mod epochs;
 mod gan_run;
 pub mod judge;
 pub mod live;
@@ -13,9 +15,7 @@ mod tune;
 mod vae_run;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
@@ -24,178 +24,24 @@ use serde_json::{json, Map, Value};
 
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
-use crate::models::classifier::ClassifierConfig;
-use crate::models::gan::GanConfig;
-use crate::models::vae::{VaeArch, VaeConfig};
 use crate::models::Parameters;
-use crate::nn::{submit_steps, AdamConfig, Step, StepBuffer};
+use crate::nn::StepBuffer;
+
+use epochs::run_epochs;
 
 pub use classifier_run::ClassifierRun;
+pub use config::{ConfigError, ModelKind, Schedule, Settings, TrainConfig, CVAE_LATENT};
 pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use live::Live;
 pub use tune::{settle_matmul, MatmulSource};
 pub use vae_run::VaeRun;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    Vae,
-    /// The VAE with convolutional encoder and decoder.
-    #[serde(rename = "conv-vae")]
-    ConvVae,
-    Gan,
-    /// The GAN with convolutional generator and discriminator (DCGAN).
-    Dcgan,
-    /// The digit classifier that `wgen eval` measures samples with.
-    Classifier,
-}
-
-/// How the learning rate moves over a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// The configured rate throughout.
-    #[default]
-    Constant,
-    /// From the configured rate at the first step down towards 0 at the last, in a straight
-    /// line (torch's LambdaLR with 1 − step/steps): the classifier ends on small steps, so its
-    /// last epoch's weights are not one noisy draw among many.
-    Linear,
-}
-
-impl Schedule {
-    /// The factor at 1-based step `t` of `total`.
-    pub fn factor(self, t: u32, total: u64) -> f32 {
-        match self {
-            Schedule::Constant => 1.0,
-            Schedule::Linear => (1.0 - f64::from(t - 1) / total.max(1) as f64).max(0.0) as f32,
-        }
-    }
-}
-
-impl ModelKind {
-    /// The name the user types (`wgen train vae`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Vae => "vae",
-            ModelKind::ConvVae => "conv-vae",
-            ModelKind::Gan => "gan",
-            ModelKind::Dcgan => "dcgan",
-            ModelKind::Classifier => "classifier",
-        }
-    }
-
-    /// Trained by the VAE's loop.
-    pub fn is_vae(self) -> bool {
-        matches!(self, ModelKind::Vae | ModelKind::ConvVae)
-    }
-
-    /// Trained by the GAN's loop.
-    pub fn is_gan(self) -> bool {
-        matches!(self, ModelKind::Gan | ModelKind::Dcgan)
-    }
-}
-
 /// "1 epoch", "5 epochs".
 pub fn plural(n: impl Into<u64>, what: &str) -> String {
     let n = n.into();
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
-
-/// Every setting of a run, checked; written to `config.json`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TrainConfig {
-    pub model: ModelKind,
-    pub epochs: u32,
-    pub batch: usize,
-    pub adam: AdamConfig,
-    /// Every Adam's rate follows it (runs from before it: constant).
-    #[serde(default)]
-    pub lr_schedule: Schedule,
-    pub seed: u64,
-    /// None: the built-in mnist-10k
-    pub data: Option<PathBuf>,
-    pub out: PathBuf,
-    /// Also write model.safetensors every this many epochs (0: only at the end).
-    pub checkpoint_every: u32,
-    /// Score 5,000 samples with a classifier every this many epochs (0: never; None: every
-    /// `EVAL_EVERY` when a classifier is at hand, decided when the data are read).
-    #[serde(default)]
-    pub eval_every: Option<u32>,
-    /// The classifier's model.safetensors for `eval_every` (None: the one `judge::find` picks).
-    #[serde(default)]
-    pub classifier_path: Option<PathBuf>,
-    pub steps_per_submit: usize,
-    /// Condition the model on the data's labels; the class count is set from the data when
-    /// training starts (`VaeConfig::classes`, `GanConfig::classes`).
-    #[serde(default)]
-    pub conditional: bool,
-    pub vae: Option<VaeConfig>,
-    pub gan: Option<GanConfig>,
-    #[serde(default)]
-    pub classifier: Option<ClassifierConfig>,
-}
-
-impl TrainConfig {
-    /// The defaults of `model`: the recipes (VAE: Adam 1e-3, batch 128; GAN: Adam 2e-4
-    /// with betas (0.5, 0.999), batch 64), but for the DCGAN's G at 4e-4 (`GanConfig::dcgan`
-    /// says why).
-    pub fn defaults(model: ModelKind) -> TrainConfig {
-        let vae = model.is_vae();
-        let gan = model.is_gan();
-        let gan_lr = if model == ModelKind::Dcgan { 4e-4 } else { 2e-4 };
-        TrainConfig {
-            model,
-            epochs: 10,
-            batch: if gan { 64 } else { 128 },
-            adam: if gan { AdamConfig::new(gan_lr, 0.5, 0.999) } else { AdamConfig::new(1e-3, 0.9, 0.999) },
-            lr_schedule: if model == ModelKind::Classifier { Schedule::Linear } else { Schedule::Constant },
-            seed: 0,
-            data: None,
-            out: PathBuf::from("runs"),
-            checkpoint_every: 5,
-            eval_every: (model == ModelKind::Classifier).then_some(0),
-            classifier_path: None,
-            steps_per_submit: 32,
-            conditional: false,
-            vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
-            gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::mlp() }),
-            classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
-        }
-    }
-
-    /// The defaults of a model conditioned on the labels, as `wgen train MODEL --conditional`
-    /// gives them: the CVAE's small latent, the GAN's projection discriminator. The class
-    /// count is set when the data are read.
-    pub fn conditioned(mut self) -> TrainConfig {
-        self.conditional = true;
-        if let Some(v) = self.vae.as_mut() {
-            v.latent = CVAE_LATENT;
-        }
-        if let Some(g) = self.gan.as_mut() {
-            g.projection = self.model == ModelKind::Gan;
-        }
-        self
-    }
-
-    /// `count` consecutive steps from global step `first` (0-based), batches taken in order
-    /// through an epoch of `epoch_steps` steps.
-    pub fn steps(&self, first: u32, count: usize, epoch_steps: usize) -> Vec<Step> {
-        (0..count as u32)
-            .map(|i| {
-                let t = first + i + 1;
-                let (adam_bc1, adam_bc2) = self.adam.bias_corrections(t);
-                let batch_start = ((t - 1) as usize % epoch_steps.max(1) * self.batch) as u32;
-                let lr_scale = self.lr_schedule.factor(t, u64::from(self.epochs) * epoch_steps as u64);
-                Step { t, rng_step: t - 1, batch_start, adam_bc1, adam_bc2, lr_scale, ..Step::default() }
-            })
-            .collect()
-    }
-}
-
-/// The conditional VAE's default latent size: samples are the asked-for class ≥ 90% of the time.
-pub const CVAE_LATENT: usize = 2;
 
 /// Any model, built for training; one exists per process, so variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -462,131 +308,6 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn run_epochs<T: Trainee>(
-    gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut trainee: T, ckpt: Option<checkpoint::Checkpoint>, sample_eval: Option<SampleEval>,
-    monitor: &mut dyn Monitor,
-) -> Result<RunSummary> {
-    let batch = trainee.batch();
-    let steps_per_epoch = train.count / batch;
-    let metrics_path = cfg.out.join("metrics.jsonl");
-    let mut records: Vec<Map<String, Value>> = Vec::new();
-    let mut at = Position { epoch: 1, step_in_epoch: 0, global: 0 };
-    let mut resumed_sums = None;
-    if let Some(ckpt) = &ckpt {
-        let (position, sums) = checkpoint::restore(gpu, ckpt, trainee.parameters(), &trainee.model_metadata()?)?;
-        at = position;
-        resumed_sums = Some(sums);
-        // Records of epochs the checkpoint had not finished are dropped: they will be redone.
-        let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
-        records = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Map<String, Value>>(l).ok())
-            .filter(|r| r.get("epoch").and_then(Value::as_u64).is_some_and(|e| e < u64::from(at.epoch)))
-            .collect();
-    }
-    let mut metrics_file = std::fs::File::create(&metrics_path).with_context(|| format!("cannot write {}", metrics_path.display()))?;
-    for r in &records {
-        writeln!(metrics_file, "{}", Value::Object(r.clone()))?;
-    }
-    let slots = trainee.metrics().len();
-    let mut panels = trainee.curves();
-    if sample_eval.is_some() {
-        panels.push(("FD to the test split", vec!["fd"]));
-        if trainee.asked(1).is_some() {
-            panels.push(("samples of the asked-for class", vec!["class_agreement"]));
-        }
-    }
-    for epoch in at.epoch..=cfg.epochs {
-        let start = Instant::now();
-        train.set_order(gpu, &epoch_order(train.count, cfg.seed, epoch));
-        let first_step = if epoch == at.epoch { at.step_in_epoch } else { 0 };
-        trainee.metrics().write(gpu, &resumed_sums.take().unwrap_or_else(|| vec![0.0; slots]));
-        monitor.epoch_start(epoch, cfg.epochs, steps_per_epoch, first_step);
-        let mut first = first_step;
-        let mut last_tick = Instant::now();
-        while first < steps_per_epoch {
-            let n = cfg.steps_per_submit.min(steps_per_epoch - first);
-            submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(at.global, n, steps_per_epoch));
-            at.global += n as u32;
-            first += n;
-            let img_per_s = ((first - first_step) * batch) as f64 / start.elapsed().as_secs_f64();
-            if monitor.interrupted(at.global) {
-                gpu.wait();
-                let sums = trainee.metrics().read(gpu)?;
-                let position = Position { epoch, step_in_epoch: first, global: at.global };
-                checkpoint::save(gpu, &cfg.out, trainee.parameters(), &sums, &position, trainee.model_metadata()?)?;
-                return Err(Interrupted { epoch, step: at.global, out: cfg.out.clone() }.into());
-            }
-            if monitor.wants_running() && last_tick.elapsed().as_secs_f64() > 0.25 {
-                let sums = trainee.metrics().read(gpu)?;
-                monitor.tick(first, Some(&trainee.running(&sums, first)), img_per_s);
-                last_tick = Instant::now();
-            } else {
-                monitor.tick(first, None, img_per_s);
-            }
-        }
-        gpu.wait();
-        gpu.check_lost(&cfg.out)?;
-        let train_seconds = start.elapsed().as_secs_f64();
-        trainee.before_readback(gpu)?;
-        let sums = trainee.metrics().read(gpu)?;
-        if let Some(i) = sums.iter().position(|v| !v.is_finite()) {
-            let kept = if cfg.out.join("checkpoint.safetensors").exists() {
-                format!("the last good checkpoint is kept in {}", cfg.out.display())
-            } else {
-                "no checkpoint had been written yet".to_string()
-            };
-            bail!(
-                "training diverged in epoch {epoch} (steps {}..{}): the {} is {}; {kept}. Try a lower --lr",
-                at.global + 1 - (steps_per_epoch - first_step) as u32,
-                at.global,
-                trainee.metric_names()[i],
-                sums[i],
-            );
-        }
-        let mut record = Map::new();
-        record.insert("epoch".into(), json!(epoch));
-        record.extend(trainee.epoch_record(gpu, epoch, &sums, steps_per_epoch, &cfg.out)?);
-        if let Some(se) = sample_eval.as_ref().filter(|se| epoch % se.every == 0) {
-            if let Some(images) = trainee.samples(gpu, EVAL_SAMPLES)? {
-                let s = crate::eval::score(&se.features, gpu, &images, &se.reference, trainee.asked(EVAL_SAMPLES).as_deref())?;
-                record.insert("fd".into(), json!(round(s.fd, 3)));
-                if let Some(a) = &s.agreement {
-                    record.insert("class_agreement".into(), json!(round(a.overall, 4)));
-                    record.insert("class_agreement_per_class".into(), json!(a.per_class.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
-                }
-                record.insert("inception_score".into(), json!(round(s.inception_score, 3)));
-                record.insert("modes".into(), json!(s.modes));
-                record.insert("smallest_share".into(), json!(round(s.smallest_share, 4)));
-                record.insert("effective_classes".into(), json!(round(s.effective_classes, 3)));
-                record.insert("class_shares".into(), json!(s.class_shares.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
-            }
-        }
-        record.insert("img_per_s".into(), json!(round(((steps_per_epoch - first_step) * batch) as f64 / train_seconds, 1)));
-        record.insert("seconds".into(), json!(round(start.elapsed().as_secs_f64(), 2)));
-        writeln!(metrics_file, "{}", Value::Object(record.clone()))?;
-        metrics_file.flush()?;
-        records.push(record);
-        #[cfg(not(target_arch = "wasm32"))]
-        curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
-        let last = records.last().expect("just pushed");
-        let scores = match (last.get("fd").and_then(Value::as_f64), last.get("inception_score").and_then(Value::as_f64), last.get("modes")) {
-            (Some(fd), Some(is), Some(modes)) => format!(
-                "  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/10  smallest {:.1}%  effective {:.2}",
-                100.0 * last.get("smallest_share").and_then(Value::as_f64).unwrap_or(f64::NAN),
-                last.get("effective_classes").and_then(Value::as_f64).unwrap_or(f64::NAN)
-            ),
-            _ => String::new(),
-        } + &last.get("class_agreement").and_then(Value::as_f64).map_or(String::new(), |a| format!("  asked-for class {:.1}%", 100.0 * a));
-        monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}{scores}", cfg.epochs, trainee.summary(last)));
-        if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {
-            let next = Position { epoch: epoch + 1, step_in_epoch: 0, global: at.global };
-            checkpoint::save(gpu, &cfg.out, trainee.parameters(), &vec![0.0; slots], &next, trainee.model_metadata()?)?;
-        }
-    }
-    Ok(RunSummary { out: cfg.out.clone(), records })
 }
 
 /// wgen's cache folder: `$XDG_CACHE_HOME/wgen`, else `~/.cache/wgen`.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::gpu::{time_launches, Gpu, MatmulImpl};
-use crate::models::LAYER_SHAPES;
+use crate::models::linear_layers;
 use crate::nn::LayerOperands;
 
 /// Where the family in use came from.
@@ -72,9 +72,9 @@ pub fn settle_matmul(gpu: &mut Gpu) -> Result<MatmulSource> {
 /// training step.
 fn tune(gpu: &Gpu) -> Result<Entry> {
     let mut operands = Vec::new();
-    for &(model, layer, inp, out) in LAYER_SHAPES {
+    for (model, layer, inp, out) in linear_layers() {
         let batch = if model == "gan" { 64 } else { 128 };
-        operands.push(LayerOperands::new(gpu, layer, batch, inp, out)?);
+        operands.push(LayerOperands::new(gpu, &layer, batch, inp, out)?);
     }
     let mut ms = BTreeMap::new();
     let mut best: Option<(MatmulImpl, f64)> = None;

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use crate::data::IMAGE;
 use std::path::Path;
 
 use anyhow::Result;
@@ -8,10 +9,9 @@ use super::{class_rows, grid_rows, GRID_COLS, metadata, round, save_grid, StepCo
 use crate::eval::EvalParts;
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
-use crate::models::vae::{sample_images, Vae, VaeGraph, VaeSampler, IMAGE, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
+use crate::models::vae::{pixel, sample_images, Vae, VaeGraph, VaeSampler, METRIC_SLOTS, TEST_KL, TEST_RECON, TRAIN_KL, TRAIN_RECON};
 use crate::models::{ask_classes, cycling_classes, Parameters};
 use crate::nn::StepBuffer;
-use crate::reference::sigmoid;
 
 pub struct VaeRun {
     vae: Vae,
@@ -52,7 +52,7 @@ impl VaeRun {
     /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned.
     pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         self.sampler.program.run(gpu, "vae.sample");
-        Ok(self.sampler.decoder.output().read_rows_async(gpu, self.sampler.decoder.rows, |v| sigmoid(f64::from(v)) as f32).await?)
+        Ok(self.sampler.decoder.output().read_rows_async(gpu, self.sampler.decoder.rows, pixel).await?)
     }
 
     /// The first `shown` test images and their reconstructions from the last test pass, in [0, 1].
@@ -60,7 +60,7 @@ impl VaeRun {
         let part = &self.eval.parts[0].0;
         let shown = part.rows.min(shown);
         let originals = part.x.region().read_rows_async(gpu, shown, |v| v).await?;
-        let recons = part.decoder.output().read_rows_async(gpu, shown, |v| sigmoid(f64::from(v)) as f32).await?;
+        let recons = part.decoder.output().read_rows_async(gpu, shown, pixel).await?;
         Ok((originals, recons))
     }
 
@@ -124,7 +124,7 @@ impl Trainee for VaeRun {
     }
 
     fn samples(&self, gpu: &Gpu, n: usize) -> Result<Option<Vec<f32>>> {
-        Ok(Some(sample_images(gpu, &self.vae, n, &self.sample_step, self.seed)?))
+        Ok(Some(sample_images(gpu, &self.vae, n, &self.sample_step, self.seed, None)?))
     }
 
     fn asked(&self, n: usize) -> Option<Vec<usize>> {

@@ -6,7 +6,7 @@ use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wgen::data;
 use wgen::gpu::Gpu;
-use wgen::train::{Live, ModelKind, TrainConfig};
+use wgen::train::{Live, ModelKind, Settings, TrainConfig};
 
 fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -47,17 +47,16 @@ impl Trainer {
         model: String, lr: f32, batch: usize, seed: u32, conditional: bool, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
         test_labels: Vec<u8>,
     ) -> Result<Trainer, JsError> {
-        let kind = model_kind(&model)?;
-        if conditional && !matches!(kind, ModelKind::Vae | ModelKind::Gan) {
-            return Err(js(format!("the {model} has no conditional form; condition the MLP vae or gan")));
-        }
-        let mut cfg = TrainConfig::defaults(kind);
-        if conditional {
-            cfg = cfg.conditioned();
-        }
-        cfg.adam.lr = lr;
-        cfg.batch = batch;
-        cfg.seed = u64::from(seed);
+        let settings = Settings {
+            model: Some(model_kind(&model)?),
+            lr: Some(lr),
+            batch: Some(batch),
+            seed: Some(u64::from(seed)),
+            conditional: Some(conditional),
+            ..Settings::default()
+        };
+        // The command line's checks and defaults: the page's form is its flags.
+        let cfg = settings.build().map_err(js)?;
         let names = data::FILES.map(|f| format!("{f}.gz"));
         let [a, b, c, d] = names.clone();
         let files = [(a, train_images), (b, train_labels), (c, test_images), (d, test_labels)];

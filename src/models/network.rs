@@ -1,143 +1,12 @@
-//! A stack of layers — Linear (optionally batch-normalised), Conv2d, ConvTranspose2d — over a
-//! model's flat parameter buffer, with the buffers and the recorded-ahead launches of its
-//! forward and backward passes. Every layer maps `[rows, inp]` to `[rows, out]`; images are
-//! NCHW rows, so a conv layer's output feeds a Linear layer as PyTorch's flatten would.
+//! A network: a stack of layers (`layers::LayerSpec`) over a model's flat parameter buffer,
+//! with the buffers and the recorded-ahead launches of its forward and backward passes. Every
+//! layer maps `[rows, inp]` to `[rows, out]`; images are NCHW rows, so a conv layer's output
+//! feeds a Linear layer as PyTorch's flatten would.
 
+use super::layers::{LayerKind, LayerSpec};
 use super::params::{ParamLayout, Parameters, Weights};
 use crate::gpu::{Gpu, GpuError, Launch, Region, Tensor, View};
 use crate::nn::{self, Activation, BatchnormTensors, ConvScratch, ConvShape};
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct BatchnormSpec {
-    /// e.g. `generator.bn2`
-    pub name: String,
-    pub eps: f32,
-    pub momentum: f32,
-    /// The most independently normalised batches one pass holds (`Forward::groups`): a
-    /// discriminator's real and fake batches are 2.
-    pub groups: usize,
-}
-
-impl BatchnormSpec {
-    pub fn new(name: &str, eps: f32, momentum: f32) -> BatchnormSpec {
-        BatchnormSpec { name: name.to_string(), eps, momentum, groups: 1 }
-    }
-}
-
-/// What a layer's matmul computes.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub enum LayerKind {
-    Linear,
-    Conv2d(ConvShape),
-    /// Described by the Conv2d whose backward-input it is (`ConvShape::transposed`).
-    ConvTranspose2d(ConvShape),
-}
-
-/// One layer, its activation, and an optional batch norm between the two (Linear layers).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LayerSpec {
-    /// e.g. `generator.fc2`
-    pub name: String,
-    pub kind: LayerKind,
-    pub inp: usize,
-    pub out: usize,
-    pub act: Activation,
-    pub batchnorm: Option<BatchnormSpec>,
-    /// Linear layers that share this matmul, `out / heads.len()` rows each, stored back to back
-    /// (the VAE's `encoder.mu` and `encoder.logvar`); empty for one Linear called `name`.
-    pub heads: Vec<String>,
-    /// The last `pad` of the `inp` columns are zero padding (`ParamEntry::pad_cols`).
-    pub pad: usize,
-}
-
-impl LayerSpec {
-    pub fn new(name: &str, inp: usize, out: usize, act: Activation) -> LayerSpec {
-        LayerSpec { name: name.to_string(), kind: LayerKind::Linear, inp, out, act, batchnorm: None, heads: Vec::new(), pad: 0 }
-    }
-
-    /// torch.nn.Conv2d of `shape`, NCHW rows in and out.
-    pub fn conv2d(name: &str, shape: ConvShape, act: Activation) -> LayerSpec {
-        LayerSpec { kind: LayerKind::Conv2d(shape), ..LayerSpec::new(name, shape.in_len(), shape.out_len(), act) }
-    }
-
-    /// torch.nn.ConvTranspose2d, given as the Conv2d it transposes (`ConvShape::transposed`).
-    pub fn conv_transpose2d(name: &str, shape: ConvShape, act: Activation) -> LayerSpec {
-        LayerSpec { kind: LayerKind::ConvTranspose2d(shape), ..LayerSpec::new(name, shape.out_len(), shape.in_len(), act) }
-    }
-
-    /// The convolution's geometry, for conv layers.
-    pub fn conv_shape(&self) -> Option<ConvShape> {
-        match self.kind {
-            LayerKind::Linear => None,
-            LayerKind::Conv2d(s) | LayerKind::ConvTranspose2d(s) => Some(s),
-        }
-    }
-
-    /// The weight as the matmuls read it, [rows, cols]: Linear [out, in]; Conv2d
-    /// [out_ch, in_ch·k·k]; ConvTranspose2d [in_ch, out_ch·k·k] (its PyTorch layout flattened).
-    pub fn weight_matrix(&self) -> (usize, usize) {
-        match self.conv_shape() {
-            None => (self.out, self.inp),
-            Some(s) => (s.out_ch, s.patch()),
-        }
-    }
-
-    /// Each head's weight and bias shapes as PyTorch stores them.
-    fn param_shapes(&self) -> (Vec<usize>, Vec<usize>) {
-        let k = |s: ConvShape| s.kernel;
-        match self.kind {
-            LayerKind::Linear => {
-                let rows = self.out / self.head_names().len();
-                (vec![rows, self.inp], vec![rows])
-            }
-            LayerKind::Conv2d(s) => (vec![s.out_ch, s.in_ch, k(s), k(s)], vec![s.out_ch]),
-            LayerKind::ConvTranspose2d(s) => (vec![s.out_ch, s.in_ch, k(s), k(s)], vec![s.in_ch]),
-        }
-    }
-
-    /// The output's channels: a batch norm's width (Linear: every output; conv: out_ch).
-    pub fn channels(&self) -> usize {
-        self.out / self.pixels()
-    }
-
-    /// Output pixels per channel: 1 for Linear.
-    pub fn pixels(&self) -> usize {
-        match self.kind {
-            LayerKind::Linear => 1,
-            LayerKind::Conv2d(s) => s.pixels(),
-            LayerKind::ConvTranspose2d(s) => s.in_h * s.in_w,
-        }
-    }
-
-    /// PyTorch's fan-in for its default initialisation: a Linear layer's real inputs, a
-    /// conv's `weight.size(1)·k·k` (for ConvTranspose2d that is its output channels).
-    pub fn fan_in(&self) -> usize {
-        match self.conv_shape() {
-            None => self.inp - self.pad,
-            Some(s) => s.patch(),
-        }
-    }
-
-    /// This layer reading zero columns after its real input, to whole vec4s, so the fast
-    /// matmul kernels can run it (a conditioned input: 784 + 10 columns).
-    pub fn padded(self) -> LayerSpec {
-        let inp = padded_width(self.inp);
-        LayerSpec { pad: inp - self.inp, inp, ..self }
-    }
-
-    pub fn head_names(&self) -> Vec<String> {
-        if self.heads.is_empty() {
-            vec![self.name.clone()]
-        } else {
-            self.heads.clone()
-        }
-    }
-}
-
-/// `width` rounded up to a multiple of 4.
-pub fn padded_width(width: usize) -> usize {
-    width.div_ceil(4) * 4
-}
 
 /// Offsets of one layer's tensors in the parameter and state buffers.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +20,7 @@ struct LayerOffsets {
 }
 
 /// The layers of one network and where their parameters live.
-pub struct Mlp {
+pub struct Network {
     pub layers: Vec<LayerSpec>,
     offsets: Vec<LayerOffsets>,
 }
@@ -250,23 +119,23 @@ pub enum BatchnormMode {
 }
 
 /// Allocates networks into one flat parameter layout (and one state layout), in order.
-pub fn allocate_all(nets: Vec<Vec<LayerSpec>>) -> (Vec<Mlp>, ParamLayout, ParamLayout) {
+pub fn allocate_all(nets: Vec<Vec<LayerSpec>>) -> (Vec<Network>, ParamLayout, ParamLayout) {
     let (mut params, mut state) = (ParamLayout::default(), ParamLayout::default());
-    let mlps = nets.into_iter().map(|layers| Mlp::allocate(layers, &mut params, &mut state)).collect();
+    let mlps = nets.into_iter().map(|layers| Network::allocate(layers, &mut params, &mut state)).collect();
     (mlps, params, state)
 }
 
 /// The layouts of `nets` and their initial values, as torch would create them from `seed`.
-pub fn initial_all(nets: Vec<Vec<LayerSpec>>, init: super::Init, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
+pub fn initial_all(nets: Vec<Vec<LayerSpec>>, init: super::layers::Init, seed: u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>) {
     let all: Vec<LayerSpec> = nets.iter().flatten().cloned().collect();
     let (_, params, state) = allocate_all(nets);
-    let (values, state_values) = super::params::initial_values(&all, &params, &state, init, seed);
+    let (values, state_values) = super::layers::initial_values(&all, &params, &state, init, seed);
     (params, state, values, state_values)
 }
 
-impl Mlp {
+impl Network {
     /// Allocates the layers' parameters (and batch-norm state) in the layouts.
-    pub fn allocate(layers: Vec<LayerSpec>, params: &mut ParamLayout, state: &mut ParamLayout) -> Mlp {
+    pub fn allocate(layers: Vec<LayerSpec>, params: &mut ParamLayout, state: &mut ParamLayout) -> Network {
         for pair in layers.windows(2) {
             assert_eq!(pair[0].out, pair[1].inp, "{} feeds {}", pair[0].name, pair[1].name);
         }
@@ -297,7 +166,7 @@ impl Mlp {
                 LayerOffsets { weight, bias: weight + rows * cols, batchnorm }
             })
             .collect();
-        Mlp { layers, offsets }
+        Network { layers, offsets }
     }
 
     /// The widest buffer a graph of this network holds per row: an activation, or a conv

@@ -12,13 +12,19 @@
 //! offset. Under N(0, I) for every class the encoder must strip the class from z to avoid its
 //! KL cost, slowly, and until it has, prior samples carry some class the label does not ask for.
 
-use super::mlp::{allocate_all, initial_all, BatchnormMode, Backward, Forward, InputGrad, LayerSpec, Mlp};
-use super::params::{Init, ParamLayout, Parameters};
+use super::layers::{Init, LayerSpec};
+use super::network::{allocate_all, initial_all, BatchnormMode, Backward, Forward, InputGrad, Network};
+use super::params::{ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor, View};
-use crate::nn::{self, Activation, AdamConfig, ConvShape, LabelVectors, Step, StepBuffer};
+use crate::nn::{self, Activation, AdamConfig, ConvShape, LabelVectors, Step};
 
-pub const IMAGE: usize = 784;
+use crate::data::IMAGE;
+
+
+mod sample;
+
+pub use sample::{pixel, sample_images, VaeSampler};
 
 /// Metric slots: the training loss parts accumulate over an epoch, the test parts over the test split.
 pub const TRAIN_RECON: usize = 0;
@@ -146,8 +152,8 @@ pub fn input_widths(cfg: &VaeConfig) -> (usize, usize) {
 
 pub struct Vae {
     pub config: VaeConfig,
-    pub encoder: Mlp,
-    pub decoder: Mlp,
+    pub encoder: Network,
+    pub decoder: Network,
     pub params: Parameters,
 }
 
@@ -382,70 +388,5 @@ impl VaeGraph {
         let mut program = Program::default();
         self.forward_and_loss(gpu, vae, &mut program, split, step, seed, STREAM_EVAL_EPS, metrics, (TEST_RECON, TEST_KL), 1.0);
         program
-    }
-}
-
-/// `n` prior samples' pixel probabilities [n, 784], decoded `max_rows` at a time (chunks whose
-/// row count is a multiple of the class count, so the asked-for classes cycle as in one
-/// sampler): chunk c draws its z at rng_step c, so a single chunk (any MLP VAE at 5,000) is
-/// exactly one sampler's draw. Leaves `step` at the default Step.
-pub fn sample_images(gpu: &Gpu, vae: &Vae, n: usize, step: &StepBuffer, seed: u64) -> Result<Vec<f32>, GpuError> {
-    let k = vae.config.label_width().max(1);
-    let rows = n.min((vae.max_rows(gpu) / k * k).max(k));
-    let sampler = VaeSampler::new(gpu, vae, rows, &step.uniform, seed)?;
-    let mut images = Vec::with_capacity(n * IMAGE);
-    for c in 0..n.div_ceil(rows) {
-        step.set(gpu, &Step { rng_step: c as u32, ..Step::default() });
-        sampler.program.run(gpu, "vae.samples");
-        let take = rows.min(n - c * rows);
-        images.extend(sampler.decoder.output().read_rows(gpu, take, |v| crate::reference::sigmoid(f64::from(v)) as f32)?);
-    }
-    step.set(gpu, &Step::default());
-    Ok(images)
-}
-
-/// Decodes `rows` latent vectors: `program` draws them from N(0, I) with a fixed key (and,
-/// conditioned, asks for the classes in `labels`, which the host writes: row i asks for class
-/// i mod k until then); `decode` reads an `input` the host wrote whole (z, or [z | label
-/// vector] conditioned, so a row can blend two classes): grids, interpolations, the manifold.
-pub struct VaeSampler {
-    pub z: Tensor,
-    /// [rows] class indices as f32, conditioned only
-    pub labels: Option<Tensor>,
-    /// [rows, latent (+ k + pad)]: what the decoder reads (z itself when unconditioned)
-    pub input: Tensor,
-    pub decoder: Forward,
-    pub program: Program,
-    pub decode: Program,
-}
-
-impl VaeSampler {
-    pub fn new(gpu: &Gpu, vae: &Vae, rows: usize, step: &wgpu::Buffer, seed: u64) -> Result<VaeSampler, GpuError> {
-        let latent = vae.config.latent;
-        let z = Tensor::zeros(gpu, "sample.z", &[rows, latent])?;
-        let mut program = Program::default();
-        program.phase("noise", vec![nn::fill_normal(gpu, "sample.z", step, z.view(), STREAM_SAMPLE, seed)]);
-        let (labels, input) = match vae.config.classes {
-            Some(k) => {
-                let classes: Vec<f32> = super::cycling_classes(rows, k).iter().map(|&c| c as f32).collect();
-                let labels = Tensor::from_slice(gpu, "sample.labels", &[rows], &classes)?;
-                let input = Tensor::zeros(gpu, "sample.decoder.input", &[rows, input_widths(&vae.config).1])?;
-                let mut condition = vec![
-                    nn::copy_columns(gpu, "decoder.input", z.view(), input.view().columns(0, latent)),
-                    nn::embedding_forward(gpu, "decoder.one_hot", labels.view(), LabelVectors::OneHot, input.view().columns(latent, k)),
-                ];
-                if let Some((means, _)) = vae.prior_mean() {
-                    condition.push(nn::embedding_add(gpu, "prior.mean", labels.view(), LabelVectors::Table(means), input.view().columns(0, latent)));
-                }
-                program.phase("condition", condition);
-                (Some(labels), input)
-            }
-            None => (None, z.clone()),
-        };
-        let decoder = vae.decoder.forward_buffers(gpu, input.region(), None)?;
-        program.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &decoder, BatchnormMode::Eval));
-        let mut decode = Program::default();
-        decode.phase("decoder.forward", vae.decoder.forward_launches(gpu, &vae.params, &decoder, BatchnormMode::Eval));
-        Ok(VaeSampler { z, labels, input, decoder, program, decode })
     }
 }

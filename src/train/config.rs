@@ -1,0 +1,357 @@
+//! The settings of a run: `TrainConfig`, every setting checked and written to `config.json`,
+//! and `Settings`, what a user gives (the command line's flags over its `--config` file, the
+//! browser page's form), turned into a `TrainConfig` by `Settings::build`, the one place where
+//! defaults are chosen and values checked.
+
+use std::path::PathBuf;
+
+use crate::models::classifier::ClassifierConfig;
+use crate::models::gan::{GanConfig, Output, UpdateOrder};
+use crate::models::vae::{VaeArch, VaeConfig};
+use crate::models::Init;
+use crate::nn::{Activation, AdamConfig, Step};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Vae,
+    /// The VAE with convolutional encoder and decoder.
+    #[serde(rename = "conv-vae")]
+    ConvVae,
+    Gan,
+    /// The GAN with convolutional generator and discriminator (DCGAN).
+    Dcgan,
+    /// The digit classifier that `wgen eval` measures samples with.
+    Classifier,
+}
+
+/// How the learning rate moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The configured rate throughout.
+    #[default]
+    Constant,
+    /// From the configured rate at the first step down towards 0 at the last, in a straight
+    /// line (torch's LambdaLR with 1 − step/steps): the classifier ends on small steps, so its
+    /// last epoch's weights are not one noisy draw among many.
+    Linear,
+}
+
+impl Schedule {
+    /// The factor at 1-based step `t` of `total`.
+    pub fn factor(self, t: u32, total: u64) -> f32 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Linear => (1.0 - f64::from(t - 1) / total.max(1) as f64).max(0.0) as f32,
+        }
+    }
+}
+
+impl ModelKind {
+    /// The name the user types (`wgen train vae`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Vae => "vae",
+            ModelKind::ConvVae => "conv-vae",
+            ModelKind::Gan => "gan",
+            ModelKind::Dcgan => "dcgan",
+            ModelKind::Classifier => "classifier",
+        }
+    }
+
+    /// Trained by the VAE's loop.
+    pub fn is_vae(self) -> bool {
+        matches!(self, ModelKind::Vae | ModelKind::ConvVae)
+    }
+
+    /// Trained by the GAN's loop.
+    pub fn is_gan(self) -> bool {
+        matches!(self, ModelKind::Gan | ModelKind::Dcgan)
+    }
+}
+
+/// Every setting of a run, checked; written to `config.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub model: ModelKind,
+    pub epochs: u32,
+    pub batch: usize,
+    pub adam: AdamConfig,
+    /// Every Adam's rate follows it (runs from before it: constant).
+    #[serde(default)]
+    pub lr_schedule: Schedule,
+    pub seed: u64,
+    /// None: the built-in mnist-10k
+    pub data: Option<PathBuf>,
+    pub out: PathBuf,
+    /// Also write model.safetensors every this many epochs (0: only at the end).
+    pub checkpoint_every: u32,
+    /// Score 5,000 samples with a classifier every this many epochs (0: never; None: every
+    /// `EVAL_EVERY` when a classifier is at hand, decided when the data are read).
+    #[serde(default)]
+    pub eval_every: Option<u32>,
+    /// The classifier's model.safetensors for `eval_every` (None: the one `judge::find` picks).
+    #[serde(default)]
+    pub classifier_path: Option<PathBuf>,
+    pub steps_per_submit: usize,
+    /// Condition the model on the data's labels; the class count is set from the data when
+    /// training starts (`VaeConfig::classes`, `GanConfig::classes`).
+    #[serde(default)]
+    pub conditional: bool,
+    pub vae: Option<VaeConfig>,
+    pub gan: Option<GanConfig>,
+    #[serde(default)]
+    pub classifier: Option<ClassifierConfig>,
+}
+
+impl TrainConfig {
+    /// The defaults of `model` (VAE: Adam 1e-3, batch 128; GAN: Adam 2e-4 with betas (0.5,
+    /// 0.999), batch 64; the DCGAN's G at 4e-4, `GanConfig::dcgan` says why). `Settings::build`
+    /// starts from them.
+    pub fn defaults(model: ModelKind) -> TrainConfig {
+        let vae = model.is_vae();
+        let gan = model.is_gan();
+        let gan_lr = if model == ModelKind::Dcgan { 4e-4 } else { 2e-4 };
+        TrainConfig {
+            model,
+            epochs: 10,
+            batch: if gan { 64 } else { 128 },
+            adam: if gan { AdamConfig::new(gan_lr, 0.5, 0.999) } else { AdamConfig::new(1e-3, 0.9, 0.999) },
+            lr_schedule: if model == ModelKind::Classifier { Schedule::Linear } else { Schedule::Constant },
+            seed: 0,
+            data: None,
+            out: PathBuf::from("runs"),
+            checkpoint_every: 5,
+            eval_every: (model == ModelKind::Classifier).then_some(0),
+            classifier_path: None,
+            steps_per_submit: 16,
+            conditional: false,
+            vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
+            gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::mlp() }),
+            classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
+        }
+    }
+
+    /// The defaults of a model conditioned on the labels, as `wgen train MODEL --conditional`
+    /// gives them: the CVAE's small latent, the GAN's projection discriminator. The class
+    /// count is set when the data are read.
+    pub fn conditioned(mut self) -> TrainConfig {
+        self.conditional = true;
+        if let Some(v) = self.vae.as_mut() {
+            v.latent = CVAE_LATENT;
+        }
+        if let Some(g) = self.gan.as_mut() {
+            g.projection = self.model == ModelKind::Gan;
+        }
+        self
+    }
+
+    /// `count` consecutive steps from global step `first` (0-based), batches taken in order
+    /// through an epoch of `epoch_steps` steps.
+    pub fn steps(&self, first: u32, count: usize, epoch_steps: usize) -> Vec<Step> {
+        (0..count as u32)
+            .map(|i| {
+                let t = first + i + 1;
+                let (adam_bc1, adam_bc2) = self.adam.bias_corrections(t);
+                let batch_start = ((t - 1) as usize % epoch_steps.max(1) * self.batch) as u32;
+                let lr_scale = self.lr_schedule.factor(t, u64::from(self.epochs) * epoch_steps as u64);
+                Step { t, rng_step: t - 1, batch_start, adam_bc1, adam_bc2, lr_scale, ..Step::default() }
+            })
+            .collect()
+    }
+}
+
+/// The conditional VAE's default latent size: samples are the asked-for class ≥ 90% of the time.
+pub const CVAE_LATENT: usize = 2;
+
+
+/// A setting a user gave that cannot be: the message names the setting and what to give.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+macro_rules! refuse {
+    ($($arg:tt)*) => {
+        return Err(ConfigError(format!($($arg)*)))
+    };
+}
+
+macro_rules! settings {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty,)+) => {
+        /// What a user may set, each `None` for the model's default. Keys are the command
+        /// line's flag names, so a `--config` TOML file deserializes into it.
+        #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct Settings {
+            $($(#[$doc])* pub $field: Option<$ty>,)+
+        }
+
+        impl Settings {
+            /// These settings where given, `base`'s where not (flags over a config file).
+            pub fn over(self, base: Settings) -> Settings {
+                Settings { $($field: self.$field.or(base.$field),)+ }
+            }
+        }
+    };
+}
+
+settings! {
+    model: ModelKind,
+    epochs: u32,
+    batch: usize,
+    /// G's rate for a GAN; D's is `d_lr`.
+    lr: f32,
+    lr_schedule: Schedule,
+    beta1: f32,
+    beta2: f32,
+    weight_decay: f32,
+    seed: u64,
+    data: PathBuf,
+    out: PathBuf,
+    checkpoint_every: u32,
+    eval_every: u32,
+    /// A classifier's model.safetensors for `eval_every`.
+    classifier: PathBuf,
+    steps_per_submit: usize,
+    init: Init,
+    /// The VAE's z or the GAN's noise.
+    z_dim: usize,
+    g_activation: Activation,
+    d_activation: Activation,
+    g_batchnorm: bool,
+    output: Output,
+    label_smoothing: f32,
+    d_lr: f32,
+    /// 0: no average.
+    g_ema: f32,
+    d_batchnorm: bool,
+    update_order: UpdateOrder,
+    conditional: bool,
+    projection: bool,
+    class_prior: bool,
+}
+
+impl Settings {
+    /// The model's defaults overridden by these settings, every one checked.
+    pub fn build(&self) -> Result<TrainConfig, ConfigError> {
+        let Some(model) = self.model else {
+            refuse!("which model? `wgen train vae` or `wgen train gan` (or `model = \"vae\"` in --config)");
+        };
+        let conditional = self.conditional.unwrap_or(false);
+        self.check(model, conditional)?;
+        let plain = TrainConfig::defaults(model);
+        let defaults = if conditional { plain.conditioned() } else { plain };
+        let adam = &defaults.adam;
+        let lr = self.lr.unwrap_or(adam.lr);
+        let weight_decay = self.weight_decay.unwrap_or(adam.weight_decay);
+        let init = self.init.unwrap_or(Init::Torch);
+        let name = model.name();
+        let out = match &self.out {
+            Some(out) => out.clone(),
+            None => (1..).map(|n| PathBuf::from(format!("runs/{name}-{n}"))).find(|p| !p.exists()).expect("some name is free"),
+        };
+        let s = self;
+        Ok(TrainConfig {
+            model,
+            epochs: s.epochs.unwrap_or(defaults.epochs),
+            batch: s.batch.unwrap_or(defaults.batch),
+            adam: AdamConfig { weight_decay, ..AdamConfig::new(lr, s.beta1.unwrap_or(adam.beta1), s.beta2.unwrap_or(adam.beta2)) },
+            lr_schedule: s.lr_schedule.unwrap_or(defaults.lr_schedule),
+            seed: s.seed.unwrap_or(defaults.seed),
+            data: s.data.clone(),
+            out,
+            checkpoint_every: s.checkpoint_every.unwrap_or(defaults.checkpoint_every),
+            eval_every: s.eval_every.or(defaults.eval_every),
+            classifier_path: s.classifier.clone(),
+            steps_per_submit: s.steps_per_submit.unwrap_or(defaults.steps_per_submit),
+            conditional,
+            vae: defaults.vae.map(|v| VaeConfig {
+                latent: s.z_dim.unwrap_or(v.latent),
+                init,
+                class_prior: s.class_prior.unwrap_or(v.class_prior),
+                ..v
+            }),
+            gan: defaults.gan.map(|g| GanConfig {
+                latent: s.z_dim.unwrap_or(g.latent),
+                g_activation: s.g_activation.unwrap_or(g.g_activation),
+                d_activation: s.d_activation.unwrap_or(g.d_activation),
+                g_batchnorm: s.g_batchnorm.unwrap_or(g.g_batchnorm),
+                output: s.output.unwrap_or(g.output),
+                label_smoothing: s.label_smoothing.unwrap_or(g.label_smoothing),
+                init,
+                update_order: s.update_order.unwrap_or(g.update_order),
+                d_lr: s.d_lr.or(g.d_lr),
+                // 0 keeps no average.
+                g_ema: s.g_ema.map_or(g.g_ema, |d| (d > 0.0).then_some(d)),
+                d_batchnorm: s.d_batchnorm.unwrap_or(g.d_batchnorm),
+                projection: s.projection.unwrap_or(g.projection),
+                ..g
+            }),
+            classifier: defaults.classifier.map(|c| ClassifierConfig { init, ..c }),
+        })
+    }
+
+    /// Refuses values out of range and settings the model does not have.
+    fn check(&self, model: ModelKind, conditional: bool) -> Result<(), ConfigError> {
+        let s = self;
+        let gan = model.is_gan();
+        if s.epochs == Some(0) {
+            refuse!("--epochs must be at least 1");
+        }
+        if s.batch == Some(0) {
+            refuse!("--batch must be at least 1");
+        }
+        if s.z_dim == Some(0) {
+            refuse!("--z-dim must be at least 1");
+        }
+        for (name, rate) in [("--lr", s.lr), ("--d-lr", s.d_lr)] {
+            if let Some(rate) = rate.filter(|l| !(l.is_finite() && *l > 0.0)) {
+                refuse!("{name} must be a positive number, got {rate}");
+            }
+        }
+        for (name, b) in [("--beta1", s.beta1), ("--beta2", s.beta2)] {
+            if let Some(b) = b.filter(|b| !(0.0..1.0).contains(b)) {
+                refuse!("{name} must be in [0, 1), got {b}");
+            }
+        }
+        if let Some(w) = s.weight_decay.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+            refuse!("--weight-decay must be zero or positive, got {w}");
+        }
+        if let Some(decay) = s.g_ema.filter(|d| !(0.0..1.0).contains(d)) {
+            refuse!("--g-ema must be in [0, 1) (0.999 is usual; 0 keeps no average), got {decay}");
+        }
+        if let Some(l) = s.label_smoothing.filter(|l| !(0.0..1.0).contains(l)) {
+            refuse!("--label-smoothing must be in [0, 1), got {l}");
+        }
+        if s.steps_per_submit.is_some_and(|n| n == 0 || n > 4096) {
+            refuse!("--steps-per-submit must be between 1 and 4096");
+        }
+        if s.d_lr.is_some() && !gan {
+            refuse!("--d-lr is for gan and dcgan: the discriminator's learning rate");
+        }
+        if s.g_ema.is_some() && !gan {
+            refuse!("--g-ema is for gan and dcgan: an average of the generator");
+        }
+        if s.d_batchnorm.is_some() && model != ModelKind::Dcgan {
+            refuse!("--d-batchnorm is for the dcgan; the MLP gan's discriminator has no batch norm");
+        }
+        if s.g_batchnorm.is_some() && model == ModelKind::Dcgan {
+            refuse!("--g-batchnorm is for the MLP gan; the dcgan's batch norms are part of its architecture");
+        }
+        match model {
+            ModelKind::Classifier if conditional => refuse!("--conditional is for vae and gan; a classifier already learns from the labels"),
+            ModelKind::ConvVae | ModelKind::Dcgan if conditional => {
+                let mlp = if model.is_vae() { "vae" } else { "gan" };
+                refuse!("--conditional is for the MLP vae and gan; the {} has no conditional form yet (train `{mlp} --conditional`)", model.name());
+            }
+            _ => {}
+        }
+        if s.projection == Some(true) && !(model == ModelKind::Gan && conditional) {
+            refuse!("--projection is for `gan --conditional`: it gives the discriminator a head per class");
+        }
+        Ok(())
+    }
+}

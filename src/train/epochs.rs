@@ -1,0 +1,168 @@
+//! The epoch loop every model trains by: per epoch, the shuffle, the steps in submits of
+//! `steps_per_submit`, the metrics read once, the samples scored, the record written, the
+//! checkpoint saved; Ctrl-C saves a checkpoint mid-epoch.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+
+use super::{checkpoint, epoch_order, round, Interrupted, Monitor, Position, RunSummary, SampleEval, TrainConfig, Trainee, EVAL_SAMPLES};
+use crate::data::DeviceSplit;
+use crate::gpu::Gpu;
+use crate::nn::submit_steps;
+
+pub(super) fn run_epochs<T: Trainee>(
+    gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut trainee: T, ckpt: Option<checkpoint::Checkpoint>, sample_eval: Option<SampleEval>,
+    monitor: &mut dyn Monitor,
+) -> Result<RunSummary> {
+    let batch = trainee.batch();
+    let steps_per_epoch = train.count / batch;
+    let slots = trainee.metrics().len();
+    let (mut at, mut resumed_sums, mut records) = match &ckpt {
+        Some(ckpt) => resume_point(gpu, cfg, &trainee, ckpt)?,
+        None => (Position { epoch: 1, step_in_epoch: 0, global: 0 }, None, Vec::new()),
+    };
+    let metrics_path = cfg.out.join("metrics.jsonl");
+    let mut metrics_file = std::fs::File::create(&metrics_path).with_context(|| format!("cannot write {}", metrics_path.display()))?;
+    for r in &records {
+        writeln!(metrics_file, "{}", Value::Object(r.clone()))?;
+    }
+    let panels = curve_panels(&trainee, sample_eval.is_some());
+    for epoch in at.epoch..=cfg.epochs {
+        let start = Instant::now();
+        train.set_order(gpu, &epoch_order(train.count, cfg.seed, epoch));
+        let first_step = if epoch == at.epoch { at.step_in_epoch } else { 0 };
+        trainee.metrics().write(gpu, &resumed_sums.take().unwrap_or_else(|| vec![0.0; slots]));
+        train_epoch(gpu, cfg, &mut trainee, monitor, epoch, first_step, steps_per_epoch, &mut at, start)?;
+        gpu.wait();
+        gpu.check_lost(&cfg.out)?;
+        let train_seconds = start.elapsed().as_secs_f64();
+        trainee.before_readback(gpu)?;
+        let sums = trainee.metrics().read(gpu)?;
+        refuse_divergence(cfg, &trainee, &sums, epoch, at.global, (steps_per_epoch - first_step) as u32)?;
+
+        let mut record = Map::new();
+        record.insert("epoch".into(), json!(epoch));
+        record.extend(trainee.epoch_record(gpu, epoch, &sums, steps_per_epoch, &cfg.out)?);
+        if let Some(se) = sample_eval.as_ref().filter(|se| epoch % se.every == 0) {
+            score_samples(gpu, &trainee, se, &mut record)?;
+        }
+        record.insert("img_per_s".into(), json!(round(((steps_per_epoch - first_step) * batch) as f64 / train_seconds, 1)));
+        record.insert("seconds".into(), json!(round(start.elapsed().as_secs_f64(), 2)));
+        writeln!(metrics_file, "{}", Value::Object(record.clone()))?;
+        metrics_file.flush()?;
+        records.push(record);
+        #[cfg(not(target_arch = "wasm32"))]
+        super::curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
+        let last = records.last().expect("just pushed");
+        monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}{}", cfg.epochs, trainee.summary(last), scores_text(last)));
+        if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {
+            let next = Position { epoch: epoch + 1, step_in_epoch: 0, global: at.global };
+            checkpoint::save(gpu, &cfg.out, trainee.parameters(), &vec![0.0; slots], &next, trainee.model_metadata()?)?;
+        }
+    }
+    Ok(RunSummary { out: cfg.out.clone(), records })
+}
+
+/// Where a checkpoint left the run: its position, the metric sums of its unfinished epoch, and
+/// the records of the epochs it had finished (later ones will be redone).
+fn resume_point<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, trainee: &T, ckpt: &checkpoint::Checkpoint) -> Result<(Position, Option<Vec<f32>>, Vec<Map<String, Value>>)> {
+    let (at, sums) = checkpoint::restore(gpu, ckpt, trainee.parameters(), &trainee.model_metadata()?)?;
+    let text = std::fs::read_to_string(cfg.out.join("metrics.jsonl")).unwrap_or_default();
+    let records = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Map<String, Value>>(l).ok())
+        .filter(|r| r.get("epoch").and_then(Value::as_u64).is_some_and(|e| e < u64::from(at.epoch)))
+        .collect();
+    Ok((at, Some(sums), records))
+}
+
+/// The panels of curves.png: the model's own, then the sample scores when they are taken.
+fn curve_panels<T: Trainee>(trainee: &T, scored: bool) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut panels = trainee.curves();
+    if scored {
+        panels.push(("FD to the test split", vec!["fd"]));
+        if trainee.asked(1).is_some() {
+            panels.push(("samples of the asked-for class", vec!["class_agreement"]));
+        }
+    }
+    panels
+}
+
+/// Submits the epoch's steps from `first_step`, moving `at.global`; ticks the monitor, and on
+/// an interrupt saves a checkpoint at the step reached and returns `Interrupted`.
+#[allow(clippy::too_many_arguments)]
+fn train_epoch<T: Trainee>(
+    gpu: &Gpu, cfg: &TrainConfig, trainee: &mut T, monitor: &mut dyn Monitor, epoch: u32, first_step: usize, steps_per_epoch: usize, at: &mut Position,
+    start: Instant,
+) -> Result<()> {
+    let batch = trainee.batch();
+    monitor.epoch_start(epoch, cfg.epochs, steps_per_epoch, first_step);
+    let mut first = first_step;
+    let mut last_tick = Instant::now();
+    while first < steps_per_epoch {
+        let n = cfg.steps_per_submit.min(steps_per_epoch - first);
+        submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(at.global, n, steps_per_epoch));
+        at.global += n as u32;
+        first += n;
+        let img_per_s = ((first - first_step) * batch) as f64 / start.elapsed().as_secs_f64();
+        if monitor.interrupted(at.global) {
+            gpu.wait();
+            let sums = trainee.metrics().read(gpu)?;
+            let position = Position { epoch, step_in_epoch: first, global: at.global };
+            checkpoint::save(gpu, &cfg.out, trainee.parameters(), &sums, &position, trainee.model_metadata()?)?;
+            return Err(Interrupted { epoch, step: at.global, out: cfg.out.clone() }.into());
+        }
+        if monitor.wants_running() && last_tick.elapsed().as_secs_f64() > 0.25 {
+            let sums = trainee.metrics().read(gpu)?;
+            monitor.tick(first, Some(&trainee.running(&sums, first)), img_per_s);
+            last_tick = Instant::now();
+        } else {
+            monitor.tick(first, None, img_per_s);
+        }
+    }
+    Ok(())
+}
+
+/// Stops the run at the first metric that is not finite, naming it and the steps.
+fn refuse_divergence<T: Trainee>(cfg: &TrainConfig, trainee: &T, sums: &[f32], epoch: u32, global: u32, steps: u32) -> Result<()> {
+    let Some(i) = sums.iter().position(|v| !v.is_finite()) else { return Ok(()) };
+    let kept = if cfg.out.join("checkpoint.safetensors").exists() {
+        format!("the last good checkpoint is kept in {}", cfg.out.display())
+    } else {
+        "no checkpoint had been written yet".to_string()
+    };
+    bail!("training diverged in epoch {epoch} (steps {}..{global}): the {} is {}; {kept}. Try a lower --lr", global + 1 - steps, trainee.metric_names()[i], sums[i])
+}
+
+/// Scores `EVAL_SAMPLES` samples into the epoch's record.
+fn score_samples<T: Trainee>(gpu: &Gpu, trainee: &T, se: &SampleEval, record: &mut Map<String, Value>) -> Result<()> {
+    let Some(images) = trainee.samples(gpu, EVAL_SAMPLES)? else { return Ok(()) };
+    let s = crate::eval::score(&se.features, gpu, &images, &se.reference, trainee.asked(EVAL_SAMPLES).as_deref())?;
+    record.insert("fd".into(), json!(round(s.fd, 3)));
+    if let Some(a) = &s.agreement {
+        record.insert("class_agreement".into(), json!(round(a.overall, 4)));
+        record.insert("class_agreement_per_class".into(), json!(a.per_class.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
+    }
+    record.insert("inception_score".into(), json!(round(s.inception_score, 3)));
+    record.insert("modes".into(), json!(s.modes));
+    record.insert("smallest_share".into(), json!(round(s.smallest_share, 4)));
+    record.insert("effective_classes".into(), json!(round(s.effective_classes, 3)));
+    record.insert("class_shares".into(), json!(s.class_shares.iter().map(|&v| round(v, 4)).collect::<Vec<_>>()));
+    Ok(())
+}
+
+/// The epoch line's scores, where the record has them.
+fn scores_text(last: &Map<String, Value>) -> String {
+    let scores = match (last.get("fd").and_then(Value::as_f64), last.get("inception_score").and_then(Value::as_f64), last.get("modes")) {
+        (Some(fd), Some(is), Some(modes)) => format!(
+            "  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/10  smallest {:.1}%  effective {:.2}",
+            100.0 * last.get("smallest_share").and_then(Value::as_f64).unwrap_or(f64::NAN),
+            last.get("effective_classes").and_then(Value::as_f64).unwrap_or(f64::NAN)
+        ),
+        _ => String::new(),
+    };
+    scores + &last.get("class_agreement").and_then(Value::as_f64).map_or(String::new(), |a| format!("  asked-for class {:.1}%", 100.0 * a))
+}
