@@ -180,13 +180,15 @@ macro_rules! refuse {
 }
 
 macro_rules! settings {
-    ($($(#[$doc:meta])* $field:ident: $ty:ty,)+) => {
-        /// What a user may set, each `None` for the model's default. Keys are the command
-        /// line's flag names, so a `--config` TOML file deserializes into it.
+    ($($(#[doc = $doc:literal])* [$($arg:tt)*] $field:ident: $ty:ty,)+) => {
+        /// What a user may set, each `None` for the model's default: `wgen train`'s flags (the
+        /// docs below are their help), the keys of its `--config` TOML file (the same names),
+        /// and the browser page's form.
         #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+        #[cfg_attr(not(target_arch = "wasm32"), derive(clap::Args))]
         #[serde(deny_unknown_fields, rename_all = "kebab-case")]
         pub struct Settings {
-            $($(#[$doc])* pub $field: Option<$ty>,)+
+            $($(#[doc = $doc])* #[cfg_attr(not(target_arch = "wasm32"), arg($($arg)*))] pub $field: Option<$ty>,)+
         }
 
         impl Settings {
@@ -199,39 +201,79 @@ macro_rules! settings {
 }
 
 settings! {
-    model: ModelKind,
-    epochs: u32,
-    batch: usize,
-    /// G's rate for a GAN; D's is `d_lr`.
-    lr: f32,
-    lr_schedule: Schedule,
-    beta1: f32,
-    beta2: f32,
-    weight_decay: f32,
-    seed: u64,
-    data: PathBuf,
-    out: PathBuf,
-    checkpoint_every: u32,
-    eval_every: u32,
-    /// A classifier's model.safetensors for `eval_every`.
-    classifier: PathBuf,
-    steps_per_submit: usize,
-    init: Init,
-    /// The VAE's z or the GAN's noise.
-    z_dim: usize,
-    g_activation: Activation,
-    d_activation: Activation,
-    g_batchnorm: bool,
-    output: Output,
-    label_smoothing: f32,
-    d_lr: f32,
-    /// 0: no average.
-    g_ema: f32,
-    d_batchnorm: bool,
-    update_order: UpdateOrder,
-    conditional: bool,
-    projection: bool,
-    class_prior: bool,
+    /// The model to train (or `model = "vae"` in the config file).
+    [value_enum] model: ModelKind,
+    /// Passes over the training split [default: 10].
+    [long] epochs: u32,
+    /// Images per step [default: 128 for vae and conv-vae, 64 for gan and dcgan].
+    [long] batch: usize,
+    /// Adam's learning rate [default: 1e-3 for vae, 2e-4 for gan, 4e-4 for the dcgan's G; its D
+    /// has its own, --d-lr].
+    [long] lr: f32,
+    /// The learning rate over the run: constant, or linear from --lr down to 0 at the last step
+    /// [default: linear for classifier, constant for the others].
+    [long, value_enum] lr_schedule: Schedule,
+    /// Adam's beta1 [default: 0.9 for vae, 0.5 for gan].
+    [long] beta1: f32,
+    /// Adam's beta2 [default: 0.999].
+    [long] beta2: f32,
+    /// Decoupled weight decay (AdamW); 0 is plain Adam [default: 0].
+    [long] weight_decay: f32,
+    /// Seed of the weights, the shuffles and every noise draw [default: 0].
+    [long] seed: u64,
+    /// Folder with the four MNIST-format files [default: the built-in 9,000/1,000 MNIST digits].
+    [long] data: PathBuf,
+    /// Output folder [default: runs/<model>-N, the first N not taken].
+    [long] out: PathBuf,
+    /// Write checkpoints every N epochs as well as at the end; 0: only at the end [default: 5].
+    [long] checkpoint_every: u32,
+    /// Score 5,000 samples every N epochs (FD, IS, classes covered) [default: 5 when a classifier
+    /// is at hand (the built-in one for the built-in digits, --classifier, or one cached for
+    /// --data), else 0: never]. Given for data with no classifier, wgen trains one once.
+    [long] eval_every: u32,
+    /// A classifier's model.safetensors (from `wgen train classifier`), for --eval-every
+    /// [default: the one for the data, see --eval-every].
+    [long] classifier: PathBuf,
+    /// Training steps recorded into one command buffer [default: 16].
+    [long] steps_per_submit: usize,
+    /// Weight initialisation [default: torch].
+    [long, value_enum] init: Init,
+    /// Latent size: the VAE's z or the GAN's noise [default: 32 for vae, 2 for vae --conditional,
+    /// 100 for gan].
+    [long] z_dim: usize,
+    /// GAN: the generator's hidden activation: identity, relu, leaky_relu[:SLOPE], sigmoid, tanh
+    /// [default: leaky_relu:0.2].
+    [long] g_activation: Activation,
+    /// GAN: the discriminator's hidden activation [default: leaky_relu:0.2].
+    [long] d_activation: Activation,
+    /// GAN: batch norm after the generator's hidden layers but the first [default: true].
+    [long] g_batchnorm: bool,
+    /// GAN: the generator's output; tanh trains on data in [-1, 1], sigmoid on [0, 1]
+    /// [default: tanh].
+    [long, value_enum] output: Output,
+    /// GAN: the discriminator's target for real images is 1 - this [default: 0].
+    [long] label_smoothing: f32,
+    /// GAN: the discriminator's learning rate [default: --lr; dcgan: 2e-5].
+    [long] d_lr: f32,
+    /// GAN: keep an exponential moving average of the generator with this decay (e.g. 0.999,
+    /// warmed up as min(decay, t/(9+t))); samples, evaluations and model.safetensors use it in
+    /// place of G's last weights; 0 keeps none [default: 0.999].
+    [long, value_name = "DECAY"] g_ema: f32,
+    /// DCGAN: batch norm after the discriminator's second conv [default: true].
+    [long] d_batchnorm: bool,
+    /// GAN: which network each step updates first; d-first judges G by the updated D
+    /// [default: d-first].
+    [long, value_enum] update_order: UpdateOrder,
+    /// vae, gan: condition on the digit's class, so samples can be asked for one (the CVAE's
+    /// one-hot; PyTorch-GAN cgan's label embeddings). The classes are the data's labels.
+    [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] conditional: bool,
+    /// Conditional gan: a projection discriminator, whose logit adds a head for the row's class
+    /// to a shared head (Miyato & Koyama 2018); false gives PyTorch-GAN's cgan, whose D sees
+    /// the label only beside the image [default: true with --conditional].
+    [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] projection: bool,
+    /// Conditional vae: a learned prior mean per class, p(z|y) = N(m_y, I), instead of N(0, I)
+    /// for every class [default: false].
+    [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] class_prior: bool,
 }
 
 impl Settings {

@@ -29,6 +29,7 @@ pub(super) fn run_epochs<T: Trainee>(
     for r in &records {
         writeln!(metrics_file, "{}", Value::Object(r.clone()))?;
     }
+    #[cfg(not(target_arch = "wasm32"))]
     let panels = curve_panels(&trainee, sample_eval.is_some());
     for epoch in at.epoch..=cfg.epochs {
         let start = Instant::now();
@@ -80,6 +81,7 @@ fn resume_point<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, trainee: &T, ckpt: &ch
 }
 
 /// The panels of curves.png: the model's own, then the sample scores when they are taken.
+#[cfg(not(target_arch = "wasm32"))]
 fn curve_panels<T: Trainee>(trainee: &T, scored: bool) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut panels = trainee.curves();
     if scored {
