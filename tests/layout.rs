@@ -55,20 +55,17 @@ fn imports(module: &str, is_mod_file: bool, text: &str, known: &BTreeSet<String>
     let here: Vec<&str> = if module.is_empty() { Vec::new() } else { module.split("::").collect() };
     // A `mod.rs` is its folder's module; a plain file's `super` is its parent.
     let parent = if is_mod_file || here.is_empty() { here.len().saturating_sub(1) } else { here.len() - 1 };
-    for (start, prefix) in text.match_indices(|c: char| c == 'c' || c == 's') {
-        let rest = &text[start..];
+    let anchors = ["crate::", "super::", "self::"].map(|p| text.match_indices(p).map(|(at, p)| (at, p.to_string())).collect::<Vec<_>>());
+    for (start, prefix) in anchors.into_iter().flatten() {
         let boundary = start == 0 || !text[..start].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-        if !boundary || prefix.is_empty() {
+        if !boundary {
             continue;
         }
-        let (base, tail): (Vec<&str>, &str) = if let Some(t) = rest.strip_prefix("crate::") {
-            (Vec::new(), t)
-        } else if let Some(t) = rest.strip_prefix("super::") {
-            (here[..parent.min(here.len())].to_vec(), t)
-        } else if let Some(t) = rest.strip_prefix("self::") {
-            (here.clone(), t)
-        } else {
-            continue;
+        let tail = &text[start + prefix.len()..];
+        let base: Vec<&str> = match prefix.as_str() {
+            "crate::" => Vec::new(),
+            "super::" => here[..parent.min(here.len())].to_vec(),
+            _ => here.clone(),
         };
         let mut path: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         for seg in tail.split("::") {

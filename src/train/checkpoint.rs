@@ -137,6 +137,11 @@ impl Checkpoint {
     }
 }
 
+/// A model's `initial`: its parameter and state layouts and values for a config and seed.
+type Initial<C> = fn(&C, u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>);
+/// A model's `new`: the model on the GPU from a config, parameter values and state.
+type Build<C, M> = fn(&Gpu, &C, &[f32], &[f32]) -> Result<M, GpuError>;
+
 /// A model built on the GPU from a file: what `wgen eval`, `wgen sample` and the judge load.
 pub enum Loaded {
     Vae(Vae),
@@ -156,10 +161,7 @@ impl Checkpoint {
         })
     }
 
-    fn build<C: serde::de::DeserializeOwned, M>(
-        &self, gpu: &Gpu, initial: fn(&C, u64) -> (ParamLayout, ParamLayout, Vec<f32>, Vec<f32>),
-        new: fn(&Gpu, &C, &[f32], &[f32]) -> Result<M, GpuError>,
-    ) -> Result<M> {
+    fn build<C: serde::de::DeserializeOwned, M>(&self, gpu: &Gpu, initial: Initial<C>, new: Build<C, M>) -> Result<M> {
         let kind = self.meta("model")?;
         let cfg: C = serde_json::from_str(self.meta("config")?).with_context(|| format!("{}: the {kind} config is unreadable", self.path))?;
         let (layout, state_layout, mut values, mut state) = initial(&cfg, 0);

@@ -20,9 +20,9 @@ pub(super) fn run_epochs<T: Trainee>(
     let batch = trainee.batch();
     let steps_per_epoch = train.count / batch;
     let slots = trainee.metrics().len();
-    let (mut at, mut resumed_sums, mut records) = match &ckpt {
+    let Resumed { mut at, sums: mut resumed_sums, mut records } = match &ckpt {
         Some(ckpt) => resume_point(gpu, cfg, &trainee, ckpt)?,
-        None => (Position { epoch: 1, step_in_epoch: 0, global: 0 }, None, Vec::new()),
+        None => Resumed { at: Position { epoch: 1, step_in_epoch: 0, global: 0 }, sums: None, records: Vec::new() },
     };
     let metrics_path = cfg.out.join("metrics.jsonl");
     let mut metrics_file = std::fs::File::create(&metrics_path).with_context(|| format!("cannot write {}", metrics_path.display()))?;
@@ -67,9 +67,16 @@ pub(super) fn run_epochs<T: Trainee>(
     Ok(RunSummary { out: cfg.out.clone(), records })
 }
 
-/// Where a checkpoint left the run: its position, the metric sums of its unfinished epoch, and
-/// the records of the epochs it had finished (later ones will be redone).
-fn resume_point<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, trainee: &T, ckpt: &checkpoint::Checkpoint) -> Result<(Position, Option<Vec<f32>>, Vec<Map<String, Value>>)> {
+/// Where a checkpoint left the run.
+struct Resumed {
+    at: Position,
+    /// The metric sums of its unfinished epoch.
+    sums: Option<Vec<f32>>,
+    /// The records of the epochs it had finished (later ones will be redone).
+    records: Vec<Map<String, Value>>,
+}
+
+fn resume_point<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, trainee: &T, ckpt: &checkpoint::Checkpoint) -> Result<Resumed> {
     let (at, sums) = checkpoint::restore(gpu, ckpt, trainee.parameters(), &trainee.model_metadata()?)?;
     let text = std::fs::read_to_string(cfg.out.join("metrics.jsonl")).unwrap_or_default();
     let records = text
@@ -77,7 +84,7 @@ fn resume_point<T: Trainee>(gpu: &Gpu, cfg: &TrainConfig, trainee: &T, ckpt: &ch
         .filter_map(|l| serde_json::from_str::<Map<String, Value>>(l).ok())
         .filter(|r| r.get("epoch").and_then(Value::as_u64).is_some_and(|e| e < u64::from(at.epoch)))
         .collect();
-    Ok((at, Some(sums), records))
+    Ok(Resumed { at, sums: Some(sums), records })
 }
 
 /// The panels of curves.png: the model's own, then the sample scores when they are taken.

@@ -60,7 +60,7 @@ impl Recorder<'_> {
         let (gpu, params, g) = (self.gpu, &self.gan.params, self.graph);
         program.phase("loss", self.loss(GanLossParts::Both, &g.discriminator, 0));
         program.phase("discriminator.backward", self.discriminator_backward());
-        let to_g = self.gan.discriminator.backward_launches(gpu, params, &g.discriminator, g.batch, &g.d_disc_for_g, false, &self.into_generator());
+        let to_g = self.gan.discriminator.backward_launches(gpu, params, &g.discriminator, g.batch, &g.d_disc_for_g, false, &self.generator_input_grad());
         program.phase("generator.loss.backward", to_g);
         program.phase("generator.backward", self.generator_backward());
         let (g_range, d_range) = self.gan.ranges();
@@ -91,7 +91,7 @@ impl Recorder<'_> {
         judge.extend(self.gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
         program.phase("discriminator.forward.fake", judge);
         program.phase("generator.loss", self.loss(GanLossParts::Generator, judged, b));
-        let to_g = self.gan.discriminator.backward_launches(gpu, params, judged, 0, &g.d_disc_for_g, false, &self.into_generator());
+        let to_g = self.gan.discriminator.backward_launches(gpu, params, judged, 0, &g.d_disc_for_g, false, &self.generator_input_grad());
         program.phase("generator.loss.backward", to_g);
         program.phase("generator.backward", self.generator_backward());
         program.phase("generator.adam", self.adam("gan.generator", g_range, &self.g_adam));
@@ -137,7 +137,7 @@ impl Recorder<'_> {
 
     /// G's gradient reaches G(z) through D's input gradient on the fake rows' image columns,
     /// times tanh′.
-    fn into_generator(&self) -> [InputGrad<'_>; 1] {
+    fn generator_input_grad(&self) -> [InputGrad<'_>; 1] {
         let g = self.graph;
         [InputGrad { from: 0, dx: g.d_generator.d_output().view(), prev: Some((g.fake(), self.gan.config.output.activation())) }]
     }
