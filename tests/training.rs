@@ -3,7 +3,7 @@
 mod common;
 
 use common::{gpu, small_mnist, temp_dir};
-use wgen::train::{train, ModelKind, Schedule, Silent, TrainConfig};
+use wgen::train::{train, ModelKind, Schedule, Settings, Silent, TrainConfig};
 
 fn config(model: ModelKind, data: &std::path::Path, out: std::path::PathBuf, epochs: u32, batch: usize) -> TrainConfig {
     TrainConfig { epochs, batch, seed: 5, data: Some(data.to_path_buf()), out, checkpoint_every: 0, steps_per_submit: 7, ..TrainConfig::defaults(model) }
@@ -73,4 +73,19 @@ fn a_linear_schedule_falls_from_the_full_rate_to_one_step_above_zero_and_constan
     let vae = TrainConfig::defaults(ModelKind::Vae);
     assert_eq!(vae.lr_schedule, Schedule::Constant);
     assert!(vae.steps(0, 9, 4).iter().all(|s| s.lr_scale == 1.0));
+}
+
+#[test]
+fn each_gan_gets_the_rate_its_study_chose_and_a_flag_or_a_refusal_overrides_it() {
+    let built = |model, conditional, lr: Option<f32>| Settings { model: Some(model), conditional: Some(conditional), lr, ..Settings::default() }.build();
+    let rates = |cfg: TrainConfig| (cfg.adam.lr, cfg.gan.as_ref().unwrap().adam(&cfg.adam).1.lr);
+    // (G's rate, D's rate): the MLP GAN both at 6e-4, conditioned both at 2e-4, the DCGAN 4e-4 / 2e-5.
+    assert_eq!(rates(built(ModelKind::Gan, false, None).unwrap()), (6e-4, 6e-4));
+    assert_eq!(rates(built(ModelKind::Gan, true, None).unwrap()), (2e-4, 2e-4));
+    assert_eq!(rates(built(ModelKind::Dcgan, false, None).unwrap()), (4e-4, 2e-5));
+    assert_eq!(rates(built(ModelKind::Gan, true, Some(3e-4)).unwrap()), (3e-4, 3e-4));
+    let refused = built(ModelKind::Dcgan, true, None).unwrap_err().to_string();
+    assert!(refused.contains("no conditional form"), "{refused}");
+    let refused = built(ModelKind::Gan, false, Some(-1.0)).unwrap_err().to_string();
+    assert!(refused.contains("--lr must be a positive number"), "{refused}");
 }

@@ -274,13 +274,16 @@ async function download() {
   }
 }
 
-$('model').addEventListener('change', () => {
-  const [lr, batch] = defaults($('model').value);
+// The form follows `wgen train MODEL [--conditional]`'s defaults (the library's, one owner).
+function formDefaults() {
+  if ($('model').value.includes('conv') || $('model').value === 'dcgan') $('conditional').checked = false;
+  const [lr, batch] = defaults($('model').value, $('conditional').checked);
   $('lr').value = lr;
   $('batch').value = batch;
-  if ($('model').value.includes('conv') || $('model').value === 'dcgan') $('conditional').checked = false;
   buttons();
-});
+}
+$('model').addEventListener('change', formDefaults);
+$('conditional').addEventListener('change', formDefaults);
 $('start').addEventListener('click', start);
 $('pause').addEventListener('click', pause);
 $('reset').addEventListener('click', reset);

@@ -6,7 +6,7 @@ use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wgen::data;
 use wgen::gpu::Gpu;
-use wgen::train::{Live, ModelKind, Settings, TrainConfig};
+use wgen::train::{Live, ModelKind, Settings};
 
 fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -20,11 +20,12 @@ fn model_kind(model: &str) -> Result<ModelKind, JsError> {
         .ok_or_else(|| js(format!("unknown model {model}: vae, conv-vae, gan or dcgan")))
 }
 
-/// [learning rate (G's, for a GAN), batch] of `wgen train MODEL`'s defaults, so the page's form
-/// starts where the command line does.
+/// [learning rate (G's, for a GAN), batch] of `wgen train MODEL [--conditional]`'s defaults,
+/// so the page's form starts where the command line does.
 #[wasm_bindgen]
-pub fn defaults(model: String) -> Result<Vec<f64>, JsError> {
-    let cfg = TrainConfig::defaults(model_kind(&model)?);
+pub fn defaults(model: String, conditional: bool) -> Result<Vec<f64>, JsError> {
+    let settings = Settings { model: Some(model_kind(&model)?), conditional: Some(conditional), ..Settings::default() };
+    let cfg = settings.build().map_err(js)?;
     // Through f32's shortest decimal, so the field shows 0.0004, not 0.0004000000189989805.
     let lr = cfg.adam.lr.to_string().parse().unwrap_or(f64::from(cfg.adam.lr));
     Ok(vec![lr, cfg.batch as f64])
