@@ -47,16 +47,12 @@ pub struct TestPass {
 }
 
 impl Live {
-    /// Uploads the data and builds the model's step program; checks what `wgen train` checks.
+    /// Uploads the data and builds the model's step program. `cfg` comes checked from
+    /// `Settings::build`; what depends on the data (the batch against the split, the classes) is
+    /// checked here, as `wgen train` checks it.
     pub fn new(gpu: &Gpu, cfg: &TrainConfig, dataset: &Dataset) -> Result<Live> {
         if !(cfg.model.is_vae() || cfg.model.is_gan()) {
             bail!("{} is not a generative model; step a vae, conv-vae, gan or dcgan", cfg.model.name());
-        }
-        if cfg.batch == 0 {
-            bail!("the batch must be at least 1");
-        }
-        if !(cfg.adam.lr.is_finite() && cfg.adam.lr > 0.0) {
-            bail!("the learning rate must be a positive number, got {}", cfg.adam.lr);
         }
         check_batch(cfg, dataset)?;
         let mut cfg = cfg.clone();
