@@ -8,10 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
-use super::{checkpoint, epoch_order, round, Interrupted, Monitor, Position, RunSummary, SampleEval, TrainConfig, Trainee, EVAL_SAMPLES};
+use super::{checkpoint, round, Interrupted, Monitor, Position, RunSummary, SampleEval, TrainConfig, Trainee, EVAL_SAMPLES};
 use crate::data::DeviceSplit;
 use crate::gpu::Gpu;
-use crate::nn::submit_steps;
 
 pub(super) fn run_epochs<T: Trainee>(
     gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, mut trainee: T, ckpt: Option<checkpoint::Checkpoint>, sample_eval: Option<SampleEval>,
@@ -33,10 +32,10 @@ pub(super) fn run_epochs<T: Trainee>(
     let panels = curve_panels(&trainee, sample_eval.is_some());
     for epoch in at.epoch..=cfg.epochs {
         let start = Instant::now();
-        train.set_order(gpu, &epoch_order(train.count, cfg.seed, epoch));
         let first_step = if epoch == at.epoch { at.step_in_epoch } else { 0 };
-        trainee.metrics().write(gpu, &resumed_sums.take().unwrap_or_else(|| vec![0.0; slots]));
-        train_epoch(gpu, cfg, &mut trainee, monitor, epoch, first_step, steps_per_epoch, &mut at, start)?;
+        at = Position { epoch, step_in_epoch: first_step, global: at.global };
+        at.start_epoch(gpu, cfg, train, &trainee, resumed_sums.take());
+        train_epoch(gpu, cfg, &mut trainee, monitor, steps_per_epoch, &mut at, start)?;
         gpu.wait();
         gpu.check_lost(&cfg.out)?;
         let train_seconds = start.elapsed().as_secs_f64();
@@ -100,29 +99,24 @@ fn curve_panels<T: Trainee>(trainee: &T, scored: bool) -> Vec<(&'static str, Vec
     panels
 }
 
-/// Submits the epoch's steps from `first_step`, moving `at.global`; ticks the monitor, and on
-/// an interrupt saves a checkpoint at the step reached and returns `Interrupted`.
-#[allow(clippy::too_many_arguments)]
+/// Submits the rest of `at`'s epoch, moving `at`; ticks the monitor, and on an interrupt saves a
+/// checkpoint at the step reached and returns `Interrupted`.
 fn train_epoch<T: Trainee>(
-    gpu: &Gpu, cfg: &TrainConfig, trainee: &mut T, monitor: &mut dyn Monitor, epoch: u32, first_step: usize, steps_per_epoch: usize, at: &mut Position,
-    start: Instant,
+    gpu: &Gpu, cfg: &TrainConfig, trainee: &mut T, monitor: &mut dyn Monitor, steps_per_epoch: usize, at: &mut Position, start: Instant,
 ) -> Result<()> {
     let batch = trainee.batch();
-    monitor.epoch_start(epoch, cfg.epochs, steps_per_epoch, first_step);
-    let mut first = first_step;
+    let first_step = at.step_in_epoch;
+    monitor.epoch_start(at.epoch, cfg.epochs, steps_per_epoch, first_step);
     let mut last_tick = Instant::now();
-    while first < steps_per_epoch {
-        let n = cfg.steps_per_submit.min(steps_per_epoch - first);
-        submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(at.global, n, steps_per_epoch));
-        at.global += n as u32;
-        first += n;
+    while at.step_in_epoch < steps_per_epoch {
+        at.submit(gpu, cfg, trainee, cfg.steps_per_submit, steps_per_epoch);
+        let first = at.step_in_epoch;
         let img_per_s = ((first - first_step) * batch) as f64 / start.elapsed().as_secs_f64();
         if monitor.interrupted(at.global) {
             gpu.wait();
             let sums = trainee.metrics().read(gpu)?;
-            let position = Position { epoch, step_in_epoch: first, global: at.global };
-            checkpoint::save(gpu, &cfg.out, trainee.parameters(), &sums, &position, trainee.model_metadata()?)?;
-            return Err(Interrupted { epoch, step: at.global, out: cfg.out.clone() }.into());
+            checkpoint::save(gpu, &cfg.out, trainee.parameters(), &sums, at, trainee.model_metadata()?)?;
+            return Err(Interrupted { epoch: at.epoch, step: at.global, out: cfg.out.clone() }.into());
         }
         if monitor.wants_running() && last_tick.elapsed().as_secs_f64() > 0.25 {
             let sums = trainee.metrics().read(gpu)?;

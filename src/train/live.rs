@@ -5,10 +5,9 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_batch, condition_on, epoch_order, ModelRun, TrainConfig};
+use super::{check_batch, condition_on, ModelRun, Position, TrainConfig};
 use crate::data::{Dataset, DeviceSplit};
 use crate::gpu::Gpu;
-use crate::nn::submit_steps;
 
 pub struct Live {
     cfg: TrainConfig,
@@ -17,10 +16,8 @@ pub struct Live {
     /// Kept alive for the buffers the VAE's test pass binds.
     _test: DeviceSplit,
     steps_per_epoch: usize,
-    /// The epoch being trained, 1-based (0 before the first step), and the steps done in it.
-    epoch: u32,
-    step_in_epoch: usize,
-    global: u32,
+    /// Where the run is, as the epoch loop keeps it: epoch 0 before the first step.
+    at: Position,
     /// (epoch, step in it, metric sums) at the last `losses` read.
     last: (u32, usize, Vec<f32>),
 }
@@ -64,7 +61,7 @@ impl Live {
         let run = ModelRun::new(gpu, &cfg, &train, &test)?;
         let slots = run.trainee().metrics().len();
         let steps_per_epoch = train.count / cfg.batch;
-        Ok(Live { cfg, run, train, _test: test, steps_per_epoch, epoch: 0, step_in_epoch: 0, global: 0, last: (0, 0, vec![0.0; slots]) })
+        Ok(Live { cfg, run, train, _test: test, steps_per_epoch, at: Position { epoch: 0, step_in_epoch: 0, global: 0 }, last: (0, 0, vec![0.0; slots]) })
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -73,7 +70,7 @@ impl Live {
 
     /// Steps submitted so far.
     pub fn global_step(&self) -> u32 {
-        self.global
+        self.at.global
     }
 
     /// What one training step dispatches.
@@ -88,19 +85,11 @@ impl Live {
     /// Submits up to `n` steps (at most `steps_per_submit`) in one command buffer, never past
     /// the end of an epoch; returns how many. Starting an epoch shuffles and zeroes its sums.
     pub fn submit(&mut self, gpu: &Gpu, n: usize) -> usize {
-        if self.epoch == 0 || self.step_in_epoch == self.steps_per_epoch {
-            self.epoch += 1;
-            self.step_in_epoch = 0;
-            self.train.set_order(gpu, &epoch_order(self.train.count, self.cfg.seed, self.epoch));
-            let metrics = self.run.trainee().metrics();
-            metrics.write(gpu, &vec![0.0; metrics.len()]);
+        if self.at.epoch == 0 || self.at.step_in_epoch == self.steps_per_epoch {
+            self.at = Position { epoch: self.at.epoch + 1, step_in_epoch: 0, global: self.at.global };
+            self.at.start_epoch(gpu, &self.cfg, &self.train, self.run.trainee(), None);
         }
-        let n = n.min(self.cfg.steps_per_submit).min(self.steps_per_epoch - self.step_in_epoch);
-        let t = self.run.trainee();
-        submit_steps(gpu, t.program(), t.steps(), &self.cfg.steps(self.global, n, self.steps_per_epoch));
-        self.global += n as u32;
-        self.step_in_epoch += n;
-        n
+        self.at.submit(gpu, &self.cfg, self.run.trainee(), n, self.steps_per_epoch)
     }
 
     /// The training metrics over the steps since the last read: a readback, so it waits for
@@ -109,18 +98,18 @@ impl Live {
         let trainee = self.run.trainee();
         let sums = trainee.metrics().read_async(gpu).await?;
         let (epoch, from, base) = &self.last;
-        let (from, window): (usize, Vec<f32>) = if *epoch == self.epoch {
+        let (from, window): (usize, Vec<f32>) = if *epoch == self.at.epoch {
             (*from, sums.iter().zip(base).map(|(s, b)| s - b).collect())
         } else {
             (0, sums.clone())
         };
-        let steps = self.step_in_epoch - from;
+        let steps = self.at.step_in_epoch - from;
         let values = trainee.losses(&window, steps);
         if let Some((key, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
-            bail!("training diverged by step {}: {key} is {v}; reset with a lower learning rate", self.global);
+            bail!("training diverged by step {}: {key} is {v}; reset with a lower learning rate", self.at.global);
         }
-        self.last = (self.epoch, self.step_in_epoch, sums);
-        Ok(Window { global: self.global, epoch: self.epoch, steps, values })
+        self.last = (self.at.epoch, self.at.step_in_epoch, sums);
+        Ok(Window { global: self.at.global, epoch: self.at.epoch, steps, values })
     }
 
     /// Samples from the run's fixed noise in [0, 1], 8 to a row (a row per class when

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::Parameters;
-use crate::nn::StepBuffer;
+use crate::nn::{submit_steps, StepBuffer};
 
 use epochs::run_epochs;
 
@@ -183,12 +183,33 @@ pub struct Interrupted {
     pub out: PathBuf,
 }
 
-/// Where a resumed run picks up: the start of `epoch`'s step `step_in_epoch`.
+/// Where a run is: the start of `epoch`'s step `step_in_epoch`, `global` steps done. The epoch
+/// loop and the page's `Live` both move through a run with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
     pub epoch: u32,
     pub step_in_epoch: usize,
     pub global: u32,
+}
+
+impl Position {
+    /// Starts `epoch` here: its shuffle, and the metric sums its steps accumulate onto (a
+    /// resumed epoch's, else zeros).
+    fn start_epoch(&self, gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, trainee: &dyn Trainee, sums: Option<Vec<f32>>) {
+        train.set_order(gpu, &epoch_order(train.count, cfg.seed, self.epoch));
+        let metrics = trainee.metrics();
+        metrics.write(gpu, &sums.unwrap_or_else(|| vec![0.0; metrics.len()]));
+    }
+
+    /// Submits up to `n` steps in one command buffer, at most `steps_per_submit` and never past
+    /// the epoch's end, and moves past them; returns how many.
+    fn submit(&mut self, gpu: &Gpu, cfg: &TrainConfig, trainee: &dyn Trainee, n: usize, steps_per_epoch: usize) -> usize {
+        let n = n.min(cfg.steps_per_submit).min(steps_per_epoch - self.step_in_epoch);
+        submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(self.global, n, steps_per_epoch));
+        self.global += n as u32;
+        self.step_in_epoch += n;
+        n
+    }
 }
 
 pub fn train(gpu: &Gpu, cfg: &TrainConfig, monitor: &mut dyn Monitor) -> Result<RunSummary> {
