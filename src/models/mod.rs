@@ -42,3 +42,36 @@ pub fn conv_layers() -> Vec<(&'static str, layers::LayerSpec)> {
     let conv = |model, layers: Vec<layers::LayerSpec>| layers.into_iter().filter(|l| l.conv_shape().is_some()).map(move |l| (model, l));
     conv("conv-vae", enc.into_iter().chain(dec).collect()).chain(conv("dcgan", g.into_iter().chain(d).collect())).collect()
 }
+
+/// Rows of one sampler that draws `n` images in chunks: at most `max_rows` (what one storage
+/// binding holds), a multiple of the `k` classes so the default classes cycle as in one
+/// sampler, and never more than `n`.
+pub(crate) fn chunk_rows(n: usize, max_rows: usize, k: usize) -> usize {
+    let k = k.max(1);
+    n.min((max_rows / k * k).max(k))
+}
+
+/// Runs a sampler of `rows` rows over `n` images: chunk c draws its noise at rng_step c (so a
+/// single chunk is exactly one sampler's draw), after writing the chunk's `asked` classes to
+/// `labels` where both exist (else row i asks for i mod k); `read(take)` reads the chunk's first
+/// `take` images. Leaves `step` at the default Step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sample_in_chunks(
+    gpu: &crate::gpu::Gpu, n: usize, rows: usize, step: &crate::nn::StepBuffer, program: &crate::gpu::Program, labels: Option<&crate::gpu::Tensor>,
+    asked: Option<&[usize]>, read: impl Fn(usize) -> Result<Vec<f32>, crate::gpu::GpuError>,
+) -> Result<Vec<f32>, crate::gpu::GpuError> {
+    let mut images = Vec::with_capacity(n * crate::data::IMAGE);
+    for c in 0..n.div_ceil(rows) {
+        let take = rows.min(n - c * rows);
+        step.set(gpu, &crate::nn::Step { rng_step: c as u32, ..crate::nn::Step::default() });
+        if let (Some(labels), Some(asked)) = (labels, asked) {
+            let mut classes = asked[c * rows..c * rows + take].to_vec();
+            classes.resize(rows, 0);
+            ask_classes(gpu, labels, &classes);
+        }
+        program.run(gpu, "samples");
+        images.extend(read(take)?);
+    }
+    step.set(gpu, &crate::nn::Step::default());
+    Ok(images)
+}

@@ -2,10 +2,9 @@
 //! storage binding.
 
 use super::*;
-use crate::data::IMAGE;
 use crate::gpu::{Gpu, GpuError, Program, Tensor, View};
 use crate::models::network::{BatchnormMode, Forward};
-use crate::nn::{self, LabelVectors, Step, StepBuffer};
+use crate::nn::{self, LabelVectors, StepBuffer};
 
 /// `n` samples [n, 784] in [0, 1], generated `max_rows` at a time (chunks whose row count is a
 /// multiple of the class count, so the default classes cycle as in one sampler): chunk c
@@ -13,24 +12,11 @@ use crate::nn::{self, LabelVectors, Step, StepBuffer};
 /// sampler's draw. A conditional model's row i asks for `asked[i]`, or i mod k without it.
 /// Leaves `step` at the default Step.
 pub fn sample_images(gpu: &Gpu, gan: &Gan, n: usize, step: &StepBuffer, seed: u64, asked: Option<&[usize]>) -> Result<Vec<f32>, GpuError> {
-    let k = gan.config.label_width().max(1);
-    let rows = n.min((gan.max_rows(gpu) / k * k).max(k));
+    let rows = crate::models::chunk_rows(n, gan.max_rows(gpu), gan.config.label_width());
     let sampler = GanSampler::new(gpu, gan, rows, &step.uniform, seed)?;
     let output = gan.config.output;
-    let mut images = Vec::with_capacity(n * IMAGE);
-    for c in 0..n.div_ceil(rows) {
-        step.set(gpu, &Step { rng_step: c as u32, ..Step::default() });
-        if let (Some(labels), Some(asked)) = (&sampler.labels, asked) {
-            let mut classes = asked[c * rows..c * rows + rows.min(n - c * rows)].to_vec();
-            classes.resize(rows, 0);
-            crate::models::ask_classes(gpu, labels, &classes);
-        }
-        sampler.program.run(gpu, "gan.samples");
-        let take = rows.min(n - c * rows);
-        images.extend(sampler.generator.output().read_rows(gpu, take, |v| output.to_unit(v))?);
-    }
-    step.set(gpu, &Step::default());
-    Ok(images)
+    let read = |take| sampler.generator.output().read_rows(gpu, take, |v| output.to_unit(v));
+    crate::models::sample_in_chunks(gpu, n, rows, step, &sampler.program, sampler.labels.as_ref(), asked, read)
 }
 
 /// Generates `rows` images, batch norm on running statistics: `program` from noise drawn with

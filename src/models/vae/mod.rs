@@ -17,7 +17,7 @@ use super::network::{allocate_all, initial_all, BatchnormMode, Backward, Forward
 use super::params::{ParamLayout, Parameters};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor, View};
-use crate::nn::{self, Activation, AdamConfig, ConvShape, LabelVectors, Step};
+use crate::nn::{self, Activation, AdamConfig, ConvShape, LabelVectors};
 
 use crate::data::IMAGE;
 

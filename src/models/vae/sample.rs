@@ -2,7 +2,6 @@
 //! statistics, logits turned into pixel values on the host.
 
 use super::*;
-use crate::data::IMAGE;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
 use crate::models::network::{BatchnormMode, Forward};
 use crate::nn::{self, LabelVectors, StepBuffer};
@@ -21,23 +20,10 @@ pub fn pixel(logit: f32) -> f32 {
 /// exactly one sampler's draw. A conditional model's row i asks for `asked[i]`, or i mod k
 /// without it. Leaves `step` at the default Step.
 pub fn sample_images(gpu: &Gpu, vae: &Vae, n: usize, step: &StepBuffer, seed: u64, asked: Option<&[usize]>) -> Result<Vec<f32>, GpuError> {
-    let k = vae.config.label_width().max(1);
-    let rows = n.min((vae.max_rows(gpu) / k * k).max(k));
+    let rows = crate::models::chunk_rows(n, vae.max_rows(gpu), vae.config.label_width());
     let sampler = VaeSampler::new(gpu, vae, rows, &step.uniform, seed)?;
-    let mut images = Vec::with_capacity(n * IMAGE);
-    for c in 0..n.div_ceil(rows) {
-        step.set(gpu, &Step { rng_step: c as u32, ..Step::default() });
-        if let (Some(labels), Some(asked)) = (&sampler.labels, asked) {
-            let mut classes = asked[c * rows..c * rows + rows.min(n - c * rows)].to_vec();
-            classes.resize(rows, 0);
-            crate::models::ask_classes(gpu, labels, &classes);
-        }
-        sampler.program.run(gpu, "vae.samples");
-        let take = rows.min(n - c * rows);
-        images.extend(sampler.decoder.output().read_rows(gpu, take, pixel)?);
-    }
-    step.set(gpu, &Step::default());
-    Ok(images)
+    let read = |take| sampler.decoder.output().read_rows(gpu, take, pixel);
+    crate::models::sample_in_chunks(gpu, n, rows, step, &sampler.program, sampler.labels.as_ref(), asked, read)
 }
 
 /// Decodes `rows` latent vectors: `program` draws them from N(0, I) with a fixed key (and,
