@@ -724,13 +724,15 @@ fn matmuls_read_a_column_window_of_the_weight_in_every_family() {
 }
 
 /// Odd geometries: channels not multiples of 4, non-square images, padding 0 and 2, stride 1
-/// and 2, a kernel wider than the stride and one as wide as the padded image.
+/// and 2, a kernel wider than the stride and one as wide as the padded image, and channels
+/// over 32 (two column blocks of the implicit products, 37 row blocks of the weight gradient).
 fn conv_shapes() -> Vec<nn::ConvShape> {
     vec![
         nn::ConvShape::conv2d(3, 5, 9, 7, 3, 1, 0),
         nn::ConvShape::conv2d(2, 6, 8, 8, 4, 2, 1),
         nn::ConvShape::conv2d(5, 3, 7, 6, 3, 2, 2),
         nn::ConvShape::conv2d(1, 7, 5, 5, 5, 1, 0),
+        nn::ConvShape::conv2d(37, 40, 9, 8, 4, 2, 1),
     ]
 }
 
@@ -750,7 +752,7 @@ fn im2col_and_col2im_match_reference_with_padding_strides_and_odd_channels() {
         let c_view = View::new(&tc.buffer, 5, rows, s.patch());
         g.run(
             "im2col",
-            &[&nn::im2col(g, "im2col", &s, x_view, out_cols.view()), &nn::col2im(g, "col2im", &s, c_view, out_x.view(), nn::Col2imEpilogue::None)],
+            &[&nn::im2col(g, "im2col", &s, x_view, out_cols.view()), &nn::col2im(g, "col2im", &s, c_view, out_x.view(), nn::Epilogue::None)],
         );
         assert_close(&format!("im2col {s}"), &read(&out_cols), &cpu::im2col(&x, &s, batch), 0.0, 0.0);
         // Sums of at most k² values in [-1, 1].
@@ -786,17 +788,12 @@ fn transpose_blocks_and_channel_sum_handle_blocks_not_multiple_of_workgroup() {
     assert_close("channel_sum, accumulated", &read(&sums), &want_sums, 1e-5, 1e-5);
 }
 
-/// A conv layer's scratch: [receptive fields, channels-last side].
-fn scratch_view(t: &[Tensor; 2]) -> nn::ConvScratch<'_> {
-    nn::ConvScratch { cols: t[0].view(), channels_last: t[1].view() }
-}
-
 /// One conv layer — a Conv2d of `s`, or with `transposed` the ConvTranspose2d that `s`
 /// describes — on the GPU as training runs it (forward with `act`; dW and db; dX through the
 /// previous layer's `prev_act`), weight and bias in one buffer as in the flat parameter buffer,
-/// against the direct-loop twins.
-fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_act: Activation, seed: u64) {
-    let (g, batch) = (gpu(), 3);
+/// against the direct-loop twins, every product on the path `plan` names.
+fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_act: Activation, seed: u64, plan: nn::ConvPlan, batch: usize) {
+    let g = gpu();
     // A ConvTranspose2d's bias has one value per output channel: the Conv2d's in_ch.
     let (inp, out, bias_len) = if transposed { (s.out_len(), s.in_len(), s.in_ch) } else { (s.in_len(), s.out_len(), s.out_ch) };
     let nw = s.out_ch * s.patch();
@@ -810,18 +807,18 @@ fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_ac
     let (tw, tx, tdy, tp) =
         (upload("wb", &[wb.len()], &wb), upload("x", &[batch, inp], &x), upload("dy", &[batch, out], &dy), upload("prev", &[batch, inp], &prev));
     let (y, dx, grads) = (zeros("y", &[batch, out]), zeros("dx", &[batch, inp]), zeros("grads", &[wb.len()]));
-    let rows = batch * s.pixels();
-    let scratch = || [zeros("cols", &[rows, s.patch()]), zeros("cl", &[rows, s.out_ch])];
-    let (fwd, bwd) = (scratch(), scratch());
+    let fwd = nn::ConvBuffers::new(g, "conv", &s, plan, transposed, false, batch).unwrap();
+    let bwd = nn::ConvBuffers::new(g, "conv.grad", &s, plan, transposed, true, batch).unwrap();
+    let (fs, bs, saved) = (fwd.scratch(), bwd.scratch(), fwd.saved(&s, transposed, 0, batch));
     let (wv, dw) = (View::new(&tw.buffer, 0, s.out_ch, s.patch()), View::new(&grads.buffer, 0, s.out_ch, s.patch()));
     let (weights, dx_to) = (Some((dw, Some(nw))), Some((dx.view(), Some((tp.view(), prev_act)))));
     let mut launches = match transposed {
-        false => nn::conv2d_forward(g, "conv", &s, tx.view(), wv, Some(nw), &scratch_view(&fwd), y.view(), act),
-        true => nn::conv_transpose2d_forward(g, "conv", &s, tx.view(), wv, Some(nw), &scratch_view(&fwd), y.view(), act),
+        false => nn::conv2d_forward(g, "conv", &s, tx.view(), wv, Some(nw), &fs, y.view(), act),
+        true => nn::conv_transpose2d_forward(g, "conv", &s, tx.view(), wv, Some(nw), &fs, y.view(), act),
     };
     launches.extend(match transposed {
-        false => nn::conv2d_backward(g, "conv", &s, tdy.view(), wv, fwd[0].view(), &scratch_view(&bwd), weights, dx_to),
-        true => nn::conv_transpose2d_backward(g, "conv", &s, tdy.view(), wv, fwd[1].view(), &scratch_view(&bwd), weights, dx_to),
+        false => nn::conv2d_backward(g, "conv", &s, tdy.view(), wv, tx.view(), saved, &bs, weights, dx_to),
+        true => nn::conv_transpose2d_backward(g, "conv", &s, tdy.view(), wv, tx.view(), saved, &bs, weights, dx_to),
     });
     g.run("conv", &launches.iter().collect::<Vec<_>>());
 
@@ -840,19 +837,53 @@ fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_ac
             )
         }
     };
-    let what = format!("{} of {s} {act}", if transposed { "conv_transpose2d" } else { "conv2d" });
-    // Sums of at most patch (≤ 25) or out_ch·k² (≤ 112) products forward and for dX, of
-    // batch·pixels (≤ 192) for dW.
+    let what = format!("{} of {s} {act} on {plan:?}", if transposed { "conv_transpose2d" } else { "conv2d" });
+    // Sums of at most patch (≤ 592) or out_ch·k² (≤ 640) products forward and for dX, of
+    // batch·pixels (≤ 189) for dW.
     assert_close(&format!("{what}: y"), &read(&y), &y_want, MM_ATOL, MM_RTOL);
     assert_close(&format!("{what}: dw, db"), &read(&grads), &want, 1e-4, 1e-4);
     assert_close(&format!("{what}: dx"), &read(&dx), &dx_want, MM_ATOL, MM_RTOL);
 }
 
+/// The plans a conv layer is checked under: im2col throughout; every product implicit with
+/// the weight gradient in 1, 2 and 3 chunks (the last one short); the input product on im2col
+/// beside implicit others, as `ConvPlan::for_layer` has it below 4 input channels.
+fn conv_plans() -> Vec<nn::ConvPlan> {
+    let implicit = nn::ConvPlan { output: nn::ConvPath::Implicit, input: nn::ConvPath::Implicit, weight: nn::ConvPath::Implicit, splits: 1 };
+    let mut plans = vec![nn::ConvPlan::IM2COL];
+    if gpu().subgroup_matmul {
+        plans.extend([implicit, nn::ConvPlan { splits: 2, ..implicit }, nn::ConvPlan { splits: 3, input: nn::ConvPath::Im2col, ..implicit }]);
+    }
+    plans
+}
+
+#[test]
+fn plans_keep_narrow_input_products_on_im2col_split_short_wide_weight_sums_and_obey_wgen_conv() {
+    let g = gpu();
+    let conv1 = nn::ConvShape::conv2d(1, 64, 28, 28, 4, 2, 1);
+    let conv2 = nn::ConvShape::conv2d(64, 128, 14, 14, 4, 2, 1);
+    assert_eq!(nn::ConvPlan::for_layer(&g.with_conv(false), &conv2, 128), nn::ConvPlan::IM2COL, "WGEN_CONV=im2col");
+    if g.subgroup_matmul {
+        let (narrow, wide) = (nn::ConvPlan::for_layer(g, &conv1, 128), nn::ConvPlan::for_layer(g, &conv2, 128));
+        assert_eq!((narrow.output, narrow.input, narrow.weight), (nn::ConvPath::Implicit, nn::ConvPath::Im2col, nn::ConvPath::Implicit));
+        assert_eq!((wide.output, wide.input, wide.weight), (nn::ConvPath::Implicit, nn::ConvPath::Implicit, nn::ConvPath::Implicit));
+        // conv1's dW is 16 × 64 outputs, 2 blocks: split; conv2's 1024 × 128 is 256 blocks.
+        assert!(narrow.splits > 1 && wide.splits <= narrow.splits, "{narrow:?} {wide:?}");
+    }
+    // Chunks are whole vec4s of pixels and cover them; a request can come out fewer.
+    for (pixels, asked, chunk, count) in [(10, 3, 4, 3), (8, 3, 4, 2), (25_088, 4, 6272, 4), (5, 1, 8, 1), (7, 9, 4, 2)] {
+        assert_eq!(nn::split_chunks(pixels, asked), (chunk, count), "{pixels} pixels in {asked}");
+    }
+}
+
 #[test]
 fn conv2d_matches_reference_forward_weight_and_input_gradients_on_odd_shapes() {
     for (i, s) in conv_shapes().into_iter().enumerate() {
-        let act = ACTIVATIONS[i % ACTIVATIONS.len() + 1];
-        check_conv_layer(s, false, act, act, 1530 + 10 * i as u64);
+        let act = ACTIVATIONS[i % (ACTIVATIONS.len() - 1) + 1];
+        for (j, plan) in conv_plans().into_iter().enumerate() {
+            // Batch 1 once per shape: a single image's rows and chunks.
+            check_conv_layer(s, false, act, act, 1530 + 10 * i as u64, plan, if j == 1 { 1 } else { 3 });
+        }
     }
 }
 
@@ -863,9 +894,12 @@ fn conv_transpose2d_matches_reference_forward_weight_and_input_gradients_on_odd_
         nn::ConvShape::transposed(6, 2, 3, 5, 4, 2, 1),
         nn::ConvShape::transposed(3, 7, 5, 4, 3, 1, 2),
         nn::ConvShape::transposed(2, 1, 7, 7, 4, 2, 1),
+        nn::ConvShape::transposed(36, 33, 4, 5, 4, 2, 1),
     ];
     for (i, s) in shapes.into_iter().enumerate() {
-        check_conv_layer(s, true, ACTIVATIONS[(i + 2) % ACTIVATIONS.len()], Activation::Tanh, 1580 + 10 * i as u64);
+        for (j, plan) in conv_plans().into_iter().enumerate() {
+            check_conv_layer(s, true, ACTIVATIONS[(i + 2) % ACTIVATIONS.len()], Activation::Tanh, 1580 + 10 * i as u64, plan, if j == 1 { 1 } else { 3 });
+        }
     }
 }
 

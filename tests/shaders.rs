@@ -7,8 +7,8 @@ fn validate(name: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let source = module_source(name).unwrap();
     let module = naga::front::wgsl::parse_str(&source)
         .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(&source)));
-    // Only the subgroup matmul needs a capability; wgen compiles it only where the adapter has it.
-    let capabilities = if name == "matmul_subgroup" { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::empty() };
+    // Only the subgroup kernels need a capability; wgen compiles them only where the adapter has it.
+    let capabilities = if name.ends_with("_subgroup") { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::empty() };
     let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}.wgsl does not validate:\n{}", e.emit_to_string(&source)));
@@ -89,6 +89,7 @@ fn every_params_struct_has_the_size_of_its_rust_twin() {
         ("matmul", "MatmulParams", size_of::<MatmulParams>()),
         ("matmul", "Step", size_of::<Step>()),
         ("conv", "ConvParams", size_of::<ConvParams>()),
+        ("conv_subgroup", "ConvGemmParams", size_of::<ConvGemmParams>()),
         ("embedding", "EmbedParams", size_of::<EmbedParams>()),
         ("gan_loss", "GanLossParams", size_of::<GanLossParams>()),
         ("gather", "GatherParams", size_of::<GatherParams>()),

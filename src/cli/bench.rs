@@ -12,12 +12,12 @@ use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl};
 use crate::nn::submit_steps;
 use crate::train::{ModelKind, ModelRun, TrainConfig};
 use crate::models::linear_layers;
-use crate::nn::{ConvOperands, LayerOperands};
+use crate::nn::{split_chunks, ConvOperands, ConvPath, ConvPlan, LayerOperands};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure.
-    #[arg(value_enum, default_value_t = BenchWhat::All)]
+    #[arg(value_enum, default_value_t = BenchWhat::Quick)]
     what: BenchWhat,
     /// Print one JSON object per case instead of a table.
     #[arg(long)]
@@ -38,13 +38,19 @@ pub struct BenchArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BenchWhat {
-    /// Training throughput, then the kernels.
+    /// Training throughput of each model at its default batch with the kernels wgen picks
+    /// here: a few seconds a model.
+    Quick,
+    /// Training, then the matmul kernels, then the conv layers: every variant (many minutes on
+    /// a CPU adapter).
     All,
-    /// Training steps per second of both models at their default and larger batches.
+    /// Training steps per second of every model at its default and larger batches, with each
+    /// matmul family and, for the conv models, each convolution path.
     Train,
     /// Matmul GFLOP/s on the models' layer shapes.
     Kernels,
-    /// Conv layers' GFLOP/s (im2col/col2im and the matmul together) on the conv models' shapes.
+    /// Conv layers' GFLOP/s on the conv models' shapes: each pass on the im2col path with each
+    /// matmul family and on the implicit path, beside a plain matmul of the same shape.
     Conv,
 }
 
@@ -58,68 +64,104 @@ struct TrainCase {
     model: ModelKind,
     batch: usize,
     matmul: MatmulImpl,
-    /// True for the family wgen trains with on this adapter.
+    /// The conv models' convolution path where the family offers a choice.
+    conv: Option<ConvPath>,
+    /// True for the kernels wgen trains with on this adapter.
     default: bool,
     steps: usize,
     steps_per_s: f64,
     img_per_s: f64,
-    /// img/s over the tiled family's in the same run.
+    /// img/s over the first variant's in the same run (the tiled family's, where all run).
     over_tiled: f64,
     dispatches_per_step: usize,
     adapter: String,
 }
 
-/// Each model at each batch, once per matmul family the adapter can run, the families
-/// interleaved case by case so drift in the machine's speed hits them alike.
-fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
+/// The kernels a training case runs with: a matmul family and, for a conv model on the
+/// subgroup family, the convolution path.
+fn variants(gpu: &Gpu, model: ModelKind, all: bool) -> Vec<(MatmulImpl, Option<ConvPath>, Gpu)> {
+    let conv_model = matches!(model, ModelKind::ConvVae | ModelKind::Dcgan);
+    let mut out = Vec::new();
+    for family in if all { gpu.matmul_families() } else { vec![gpu.matmul] } {
+        let fgpu = gpu.with_matmul(family);
+        if conv_model && family == MatmulImpl::Subgroup && gpu.subgroup_matmul {
+            for implicit in if all { vec![false, true] } else { vec![gpu.implicit_conv] } {
+                let path = if implicit { ConvPath::Implicit } else { ConvPath::Im2col };
+                out.push((family, Some(path), fgpu.with_conv(implicit)));
+            }
+        } else {
+            out.push((family, None, fgpu));
+        }
+    }
+    out
+}
+
+/// Each model at each batch, once per variant of its kernels (all of them, or with `quick` the
+/// one wgen uses at the default batch), interleaved case by case so drift in the machine's
+/// speed hits them alike.
+fn bench_train(gpu: &Gpu, args: &BenchArgs, quick: bool) -> Result<()> {
     let dataset = data::load(None)?;
     let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
     let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
-    let families: Vec<(MatmulImpl, Gpu)> = gpu.matmul_families().into_iter().map(|f| (f, gpu.with_matmul(f))).collect();
+    let cases: Vec<(ModelKind, usize)> = TRAIN_CASES
+        .iter()
+        .copied()
+        .filter(|(m, b)| (args.models.is_empty() || args.models.contains(m)) && (!quick || *b == TrainConfig::defaults(*m).batch))
+        .collect();
     if !args.json {
-        println!("training steps on {} (built-in data, about {} s per case; * marks the matmul family wgen uses)", gpu.adapter_name(), args.seconds);
-        println!("{:<8} {:>6} {:<10} {:>7} {:>9} {:>9} {:>8} {:>11}", "model", "batch", "matmul", "steps", "steps/s", "img/s", "× tiled", "dispatches");
+        let runs: usize = cases.iter().map(|&(m, _)| variants(gpu, m, !quick).len()).sum();
+        // Each run: its kernels compiled, two warm-up steps, then the timed seconds.
+        println!(
+            "training steps on {} (built-in data; {runs} runs of about {} s, some {:.0} s in all; * marks the kernels wgen uses{})",
+            gpu.adapter_name(),
+            args.seconds,
+            runs as f64 * (args.seconds + 3.0),
+            if quick { "; `wgen bench all` times every variant" } else { "" }
+        );
+        println!("{:<8} {:>6} {:<18} {:>7} {:>9} {:>9} {:>8} {:>11}", "model", "batch", "kernels", "steps", "steps/s", "img/s", "× first", "dispatches");
     }
-    for &(model, batch) in TRAIN_CASES.iter().filter(|(m, _)| args.models.is_empty() || args.models.contains(m)) {
+    for (model, batch) in cases {
         let mut cfg = TrainConfig::defaults(model);
         cfg.batch = batch;
         cfg.steps_per_submit = 16;
         let epoch_steps = dataset.train.count / batch;
-        let mut tiled_rate = None;
-        for (family, fgpu) in &families {
-            let run = ModelRun::new(fgpu, &cfg, &train, &test)?;
+        let mut first_rate = None;
+        for (family, conv, fgpu) in variants(gpu, model, !quick) {
+            let run = ModelRun::new(&fgpu, &cfg, &train, &test)?;
             // Two warm-up steps, then submits of 16 steps until the time is up.
-            submit_steps(fgpu, run.program(), run.steps(), &cfg.steps(0, 2, epoch_steps));
+            submit_steps(&fgpu, run.program(), run.steps(), &cfg.steps(0, 2, epoch_steps));
             fgpu.wait();
             let start = Instant::now();
             let mut done = 0usize;
             while start.elapsed().as_secs_f64() < args.seconds || done == 0 {
-                submit_steps(fgpu, run.program(), run.steps(), &cfg.steps(2 + done as u32, 16, epoch_steps));
+                submit_steps(&fgpu, run.program(), run.steps(), &cfg.steps(2 + done as u32, 16, epoch_steps));
                 fgpu.wait();
                 done += 16;
             }
             let per_s = done as f64 / start.elapsed().as_secs_f64();
             let img_per_s = per_s * batch as f64;
-            let tiled = *tiled_rate.get_or_insert(img_per_s);
+            let first = *first_rate.get_or_insert(img_per_s);
             let case = TrainCase {
                 case: "train",
                 model,
                 batch,
-                matmul: *family,
-                default: *family == gpu.matmul,
+                matmul: family,
+                conv,
+                default: family == gpu.matmul && conv.is_none_or(|c| (c == ConvPath::Implicit) == gpu.implicit_conv),
                 steps: done,
                 steps_per_s: (per_s * 10.0).round() / 10.0,
                 img_per_s: img_per_s.round(),
-                over_tiled: (img_per_s / tiled * 100.0).round() / 100.0,
+                over_tiled: (img_per_s / first * 100.0).round() / 100.0,
                 dispatches_per_step: run.program().dispatch_count(),
                 adapter: gpu.adapter_name(),
             };
             if args.json {
                 println!("{}", serde_json::to_string(&case)?);
             } else {
-                let name = format!("{}{}", format!("{family:?}").to_lowercase(), if case.default { "*" } else { "" });
+                let conv = conv.map_or(String::new(), |c| format!("+{c:?}").to_lowercase());
+                let name = format!("{}{conv}{}", format!("{family:?}").to_lowercase(), if case.default { "*" } else { "" });
                 println!(
-                    "{:<8} {:>6} {:<10} {:>7} {:>9.1} {:>9.0} {:>7.2}× {:>11}",
+                    "{:<8} {:>6} {:<18} {:>7} {:>9.1} {:>9.0} {:>7.2}× {:>11}",
                     model.name(), batch, name, done, case.steps_per_s, case.img_per_s, case.over_tiled, case.dispatches_per_step
                 );
             }
@@ -127,7 +169,6 @@ fn bench_train(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     }
     Ok(())
 }
-
 
 #[derive(serde::Serialize)]
 struct Case {
@@ -152,8 +193,8 @@ struct Case {
 }
 
 pub fn run(gpu: &Gpu, args: &BenchArgs) -> Result<i32> {
-    if matches!(args.what, BenchWhat::All | BenchWhat::Train) {
-        bench_train(gpu, args)?;
+    if matches!(args.what, BenchWhat::Quick | BenchWhat::All | BenchWhat::Train) {
+        bench_train(gpu, args, args.what == BenchWhat::Quick)?;
     }
     if matches!(args.what, BenchWhat::All | BenchWhat::Kernels) {
         bench_kernels(gpu, args)?;
@@ -174,20 +215,26 @@ struct ConvCase {
     shape: String,
     /// 2·batch·pixels·patch·out_ch / 1e6, the same for the three passes
     mflop: f64,
-    /// The whole pass (data movement and matmul) with each matmul family; None where the
-    /// family falls back to another for every matmul of the pass.
+    /// The whole pass through im2col/col2im and each matmul family; None where the family
+    /// falls back to another for every matmul of the pass.
     tiled_gflops: f64,
     vec4_gflops: Option<f64>,
     subgroup_gflops: Option<f64>,
+    /// The implicit product (shaders/conv_subgroup.wgsl), where the adapter runs it.
+    implicit_gflops: Option<f64>,
+    /// The path training takes for this pass, and its rate.
+    chosen: ConvPath,
     wgen_gflops: f64,
-    /// The share of wgen's time in the pass's matmul; the rest is im2col, col2im, transposes
-    /// and sums.
-    matmul_share: f64,
+    /// The plain matmul of the same product shape in wgen's family (the im2col path's matmul
+    /// alone): what a convolution would reach if gathering cost nothing.
+    matmul_gflops: f64,
+    /// The weight gradient's chunks (1 elsewhere).
+    splits: usize,
     adapter: String,
 }
 
-/// Each conv layer's forward, dX and dW passes, timed whole with each matmul family, and the
-/// share of the time the matmul takes: what the lowering to matmuls costs.
+/// Each conv layer's forward, dX and dW passes timed whole, on the im2col path with each
+/// matmul family and on the implicit path, beside the plain matmul of the same shape.
 fn bench_conv(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     for &batch in &args.batch {
         bench_conv_at(gpu, args, batch)?;
@@ -197,30 +244,40 @@ fn bench_conv(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
 
 fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
     if !args.json {
-        println!("conv layers on {} (batch {batch}, {} reps per case; whole passes: im2col/col2im/transposes + the matmul)", gpu.adapter_name(), args.reps);
+        println!("conv layers on {} (batch {batch}, {} reps per case; GFLOP/s of whole passes, * the path training takes)", gpu.adapter_name(), args.reps);
         println!(
-            "{:<8} {:<16} {:<7} {:<28} {:>7} {:>7} {:>7} {:>7} {:>7} {:>12}",
-            "model", "layer", "pass", "shape", "MFLOP", "tiled", "vec4", "subgrp", "wgen", "matmul share"
+            "{:<8} {:<18} {:<7} {:<28} {:>6} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7}",
+            "model", "layer", "pass", "shape", "MFLOP", "tiled", "vec4", "subgrp", "implicit", "matmul", "wgen", "/matmul"
         );
     }
     let families = [MatmulImpl::Tiled, MatmulImpl::Vec4, MatmulImpl::Subgroup].map(|f| gpu.with_matmul(f));
     let used = families.iter().position(|f| f.matmul == gpu.matmul).unwrap_or(0);
+    let reps = args.reps as usize;
     for (model, spec) in crate::models::conv_layers() {
         let shape = spec.conv_shape().expect("conv layers");
         let transposed = matches!(spec.kind, crate::models::layers::LayerKind::ConvTranspose2d(_));
         let operands = ConvOperands::new(gpu, &spec.name, shape, transposed, batch)?;
         let flops = operands.flops() as f64;
-        let passes = families.each_ref().map(|f| operands.passes(f));
+        let plan = operands.plan(gpu);
+        let im2col = families.each_ref().map(|f| operands.passes(f, ConvPlan::IM2COL)).into_iter().collect::<Result<Vec<_>, _>>()?;
+        let implicit_plan = ConvPlan { output: ConvPath::Implicit, input: ConvPath::Implicit, weight: ConvPath::Implicit, ..plan };
+        let implicit = gpu.subgroup_matmul.then(|| operands.passes(&families[2], implicit_plan)).transpose()?;
+        // A ConvTranspose2d's forward is its Conv2d's input product, its dX the output one.
+        let paths = if transposed { [plan.input, plan.output, plan.weight] } else { [plan.output, plan.input, plan.weight] };
         for (i, pass) in ["forward", "dX", "dW"].into_iter().enumerate() {
-            let rate = |launches: &[Launch]| flops / time_launches(gpu, &launches.iter().collect::<Vec<_>>(), args.reps as usize).0.as_secs_f64() * 1e-9;
-            let kernels = |f: usize| passes[f][i].iter().map(|l| l.kernel).collect::<Vec<_>>();
-            let tiled = rate(&passes[0][i]);
-            let vec4 = (kernels(1) != kernels(0)).then(|| rate(&passes[1][i]));
-            let subgroup = (kernels(2) != kernels(1) && kernels(2) != kernels(0)).then(|| rate(&passes[2][i]));
+            let rate = |launches: &[Launch]| flops / time_launches(gpu, &launches.iter().collect::<Vec<_>>(), reps).0.as_secs_f64() * 1e-9;
+            let kernels = |f: usize| im2col[f].launches[i].iter().map(|l| l.kernel).collect::<Vec<_>>();
+            let tiled = rate(&im2col[0].launches[i]);
+            let vec4 = (kernels(1) != kernels(0)).then(|| rate(&im2col[1].launches[i]));
+            let subgroup = (kernels(2) != kernels(1) && kernels(2) != kernels(0)).then(|| rate(&im2col[2].launches[i]));
+            let implicit_rate = implicit.as_ref().map(|p| rate(&p.launches[i]));
             let rates = [Some(tiled), vec4, subgroup];
-            let wgen = (0..=used).rev().find_map(|f| rates[f]).unwrap_or(tiled);
-            let matmul: Vec<&Launch> = passes[used][i].iter().filter(|l| format!("{:?}", l.kernel).starts_with("Matmul")).collect();
-            let matmul_rate = flops / time_launches(gpu, &matmul, args.reps as usize).0.as_secs_f64() * 1e-9;
+            let im2col_rate = (0..=used).rev().find_map(|f| rates[f]).unwrap_or(tiled);
+            let wgen = match paths[i] {
+                ConvPath::Implicit => implicit_rate.expect("an implicit plan runs where the adapter has the kernels"),
+                ConvPath::Im2col => im2col_rate,
+            };
+            let matmul: Vec<&Launch> = im2col[used].launches[i].iter().filter(|l| format!("{:?}", l.kernel).starts_with("Matmul")).collect();
             let case = ConvCase {
                 case: "conv",
                 model,
@@ -232,23 +289,41 @@ fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
                 tiled_gflops: tiled,
                 vec4_gflops: vec4,
                 subgroup_gflops: subgroup,
+                implicit_gflops: implicit_rate,
+                chosen: paths[i],
                 wgen_gflops: wgen,
-                matmul_share: (wgen / matmul_rate).min(1.0),
+                matmul_gflops: flops / time_launches(gpu, &matmul, reps).0.as_secs_f64() * 1e-9,
+                splits: if i == 2 && paths[i] == ConvPath::Implicit { split_chunks(batch * shape.pixels(), plan.splits).1 } else { 1 },
                 adapter: gpu.adapter_name(),
             };
             if args.json {
                 println!("{}", serde_json::to_string(&case)?);
             } else {
-                let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-                println!(
-                    "{:<8} {:<16} {:<7} {:<28} {:>7.1} {:>7.2} {:>7} {:>7} {:>7.2} {:>11.0}%",
-                    case.model, case.layer, case.pass, case.shape, case.mflop, case.tiled_gflops, opt(case.vec4_gflops),
-                    opt(case.subgroup_gflops), case.wgen_gflops, 100.0 * case.matmul_share
-                );
+                print_conv_case(&case, used);
             }
         }
     }
     Ok(())
+}
+
+fn print_conv_case(case: &ConvCase, used: usize) {
+    let cell = |v: Option<f64>, chosen: bool| v.map_or("-".to_string(), |v| format!("{v:.2}{}", if chosen { "*" } else { "" }));
+    let on_im2col = case.chosen == ConvPath::Im2col;
+    println!(
+        "{:<8} {:<18} {:<7} {:<28} {:>6.1} {:>7} {:>7} {:>7} {:>8} {:>7.2} {:>7.2} {:>6.0}%",
+        case.model,
+        case.layer,
+        case.pass,
+        case.shape,
+        case.mflop,
+        cell(Some(case.tiled_gflops), on_im2col && used == 0),
+        cell(case.vec4_gflops, on_im2col && used == 1),
+        cell(case.subgroup_gflops, on_im2col && used == 2),
+        cell(case.implicit_gflops, !on_im2col),
+        case.matmul_gflops,
+        case.wgen_gflops,
+        100.0 * case.wgen_gflops / case.matmul_gflops
+    );
 }
 
 /// The performance issue's lavapipe goal for every layer shape and layout.

@@ -1,40 +1,8 @@
 use std::fmt;
 
+use super::error::GpuError;
+use super::family::{implicit_conv_wanted, subgroups_fit, MatmulImpl};
 use super::pipelines::Pipelines;
-
-/// Why no usable GPU device could be opened. Each message says how to fix it.
-#[derive(Debug, thiserror::Error)]
-pub enum GpuError {
-    #[error(
-        "no GPU adapter found{backend}. Install a Vulkan driver (on Debian/Ubuntu without a GPU: \
-         `apt-get install mesa-vulkan-drivers libvulkan1` for the lavapipe CPU driver), then run \
-         `wgen devices`"
-    )]
-    NoAdapter { backend: String },
-    #[error("no adapter matches \"{wanted}\" (from --adapter or WGEN_ADAPTER); available: {available}")]
-    NoMatchingAdapter { wanted: String, available: String },
-    #[error("could not open a device on {adapter}: {source}")]
-    RequestDevice {
-        adapter: String,
-        source: wgpu::RequestDeviceError,
-    },
-    #[error(
-        "{what} needs {needed} bytes but this adapter allows at most {limit} ({limit_name}); \
-         use a smaller batch or dataset"
-    )]
-    TooLarge {
-        what: String,
-        needed: u64,
-        limit: u64,
-        limit_name: &'static str,
-    },
-    #[error("reading back {what} failed: {detail}")]
-    Readback { what: String, detail: String },
-    #[error("the GPU device was lost ({reason}); the last checkpoint in {kept} is kept. Resume with `wgen train --resume {kept}`")]
-    Lost { reason: String, kept: String },
-    #[error("{what}; {fix}")]
-    Unsupported { what: String, fix: String },
-}
 
 /// A graphics API to restrict the adapter search to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -150,59 +118,6 @@ fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     adapters
 }
 
-/// Which matmul kernels to prefer. Fixed per adapter (by rule, or by a one-time timing that
-/// is remembered: src/train/tune.rs), so a seed gives the same arithmetic, bit for bit, every
-/// run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MatmulImpl {
-    /// Workgroup-memory tiles (shaders/matmul.wgsl): the shape GPUs favour.
-    Tiled,
-    /// No workgroup memory, vec4 loads (shaders/matmul_vec4.wgsl): ~3× the tiled kernel on
-    /// lavapipe, whose barriers are costly. Used where shapes are multiples of 4.
-    Vec4,
-    /// 8-lane subgroups sharing loads by broadcast (shaders/matmul_subgroup.wgsl): ~3× vec4
-    /// on lavapipe, whose every load is a loop over the lanes. Falls back to vec4, then tiled,
-    /// where a shape does not fit.
-    Subgroup,
-}
-
-impl MatmulImpl {
-    /// `WGEN_MATMUL=tiled|vec4|subgroup` if set, else subgroup on CPU adapters that can run it,
-    /// vec4 on other CPU adapters and tiled elsewhere, until the tuner (src/train/tune.rs)
-    /// settles it.
-    fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, subgroup_ok: bool) -> Result<MatmulImpl, GpuError> {
-        match std::env::var("WGEN_MATMUL").as_deref() {
-            Ok("tiled") => Ok(MatmulImpl::Tiled),
-            Ok("vec4") => Ok(MatmulImpl::Vec4),
-            Ok("subgroup") if subgroup_ok => Ok(MatmulImpl::Subgroup),
-            Ok("subgroup") => Err(GpuError::Unsupported {
-                what: format!(
-                    "WGEN_MATMUL=subgroup needs subgroups exactly 8 lanes wide; {} has {}..={} lanes{}",
-                    info.name,
-                    info.subgroup_min_size,
-                    info.subgroup_max_size,
-                    if features.contains(wgpu::Features::SUBGROUP) { "" } else { " and no subgroup support" }
-                ),
-                fix: "unset WGEN_MATMUL or set it to tiled or vec4".into(),
-            }),
-            Ok(other) if !other.is_empty() && other != "tune" => Err(GpuError::Unsupported {
-                what: format!("WGEN_MATMUL={other} names no matmul kernel family"),
-                fix: "set it to tiled, vec4, subgroup or tune, or unset it".into(),
-            }),
-            _ if info.device_type == wgpu::DeviceType::Cpu && subgroup_ok => Ok(MatmulImpl::Subgroup),
-            _ if info.device_type == wgpu::DeviceType::Cpu => Ok(MatmulImpl::Vec4),
-            _ => Ok(MatmulImpl::Tiled),
-        }
-    }
-}
-
-/// Whether shaders/matmul_subgroup.wgsl can run: its one-subgroup workgroups of 8 lanes
-/// broadcast from lanes 0..7.
-fn subgroups_fit(info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
-    features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8
-}
-
 /// An open device with its queue and the kernels compiled for it.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -213,6 +128,9 @@ pub struct Gpu {
     pub matmul: MatmulImpl,
     /// Whether shaders/matmul_subgroup.wgsl can run here (8-lane subgroups).
     pub subgroup_matmul: bool,
+    /// Whether convolutions may run as implicit products (shaders/conv_subgroup.wgsl) where
+    /// the subgroup family runs: `WGEN_CONV=im2col` keeps them on im2col.
+    pub implicit_conv: bool,
     pub(super) pipelines: Pipelines,
     /// Set by wgpu's device-lost callback (and, in a browser, by the first uncaptured error).
     lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -287,6 +205,7 @@ impl Gpu {
             .map_err(|source| GpuError::RequestDevice { adapter: info.name.clone(), source })?;
         let subgroup_matmul = subgroups_fit(&info, features);
         let matmul = MatmulImpl::for_adapter(&info, features, subgroup_matmul)?;
+        let implicit_conv = implicit_conv_wanted()?;
         let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -315,6 +234,7 @@ impl Gpu {
             queue,
             matmul,
             subgroup_matmul,
+            implicit_conv,
             info,
             limits,
             features,
@@ -333,10 +253,17 @@ impl Gpu {
             features: self.features,
             matmul,
             subgroup_matmul: self.subgroup_matmul,
+            implicit_conv: self.implicit_conv,
             pipelines: Pipelines::default(),
             lost: self.lost.clone(),
             unused: self.unused.clone(),
         }
+    }
+
+    /// The same device with convolutions on the implicit products (where it runs them) or on
+    /// im2col, for benchmarks that compare the two.
+    pub fn with_conv(&self, implicit: bool) -> Gpu {
+        Gpu { implicit_conv: implicit, ..self.with_matmul(self.matmul) }
     }
 
     /// The matmul families this adapter can run, tiled first.

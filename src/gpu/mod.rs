@@ -3,12 +3,16 @@
 
 mod context;
 mod dispatch;
+mod error;
+mod family;
 mod pipelines;
 mod profiler;
 mod tensor;
 mod timing;
 
-pub use context::{list_adapters, AdapterSummary, BackendChoice, Gpu, GpuError, GpuOptions, MatmulImpl};
+pub use context::{list_adapters, AdapterSummary, BackendChoice, Gpu, GpuOptions};
+pub use error::GpuError;
+pub use family::MatmulImpl;
 pub use dispatch::{grid_1d, grid_rows, Binding, Launch, Phase, Program};
 pub use pipelines::{module_source, Kernel, SHADER_FILES};
 pub use profiler::{profile, KernelRow, ProfileClock, ProfileReport, StepInputs, TraceEvent, Track};

@@ -6,6 +6,9 @@ use super::Gpu;
 /// The prelude every kernel module starts with: activations, the Step struct, reductions.
 const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 
+/// The subgroup kernels' block and 4 × 4 steps, after the prelude in files named `*_subgroup`.
+const SUBGROUP_PRELUDE: &str = include_str!("../../shaders/subgroup_common.wgsl");
+
 /// Declares every kernel once: its shader file (in `shaders/`, without `.wgsl`) and its entry
 /// point. From the one table come `SHADER_FILES`, the `Kernel` enum, `Kernel::ALL` and
 /// `Kernel::location`, so a new kernel is one line here (and a new file one block).
@@ -102,6 +105,13 @@ kernels! {
         ClassLogitForward: "class_logit_forward",
         ClassLogitBackward: "class_logit_backward",
     },
+    "conv_subgroup" => {
+        ConvForwardSubgroup: "conv_forward_subgroup",
+        ConvBackwardInputSubgroup: "conv_backward_input_subgroup",
+        ConvBackwardWeightSubgroup: "conv_backward_weight_subgroup",
+        ConvTaps: "conv_taps",
+        ConvReduceSplits: "conv_reduce_splits",
+    },
     "conv" => {
         Im2col: "im2col",
         Col2im: "col2im",
@@ -110,12 +120,13 @@ kernels! {
     },
 }
 
-/// The WGSL a module is compiled from: the prelude, then the kernel file.
+/// The WGSL a module is compiled from: the prelude (and the subgroup one), then the kernel file.
 pub fn module_source(file: &str) -> Option<String> {
+    let subgroup = if file.ends_with("_subgroup") { SUBGROUP_PRELUDE } else { "" };
     SHADER_FILES
         .iter()
         .find(|(name, _)| *name == file)
-        .map(|(_, body)| format!("{PRELUDE}\n{body}"))
+        .map(|(_, body)| format!("{PRELUDE}\n{subgroup}\n{body}"))
 }
 
 impl Kernel {

@@ -6,7 +6,7 @@
 use super::layers::{LayerKind, LayerSpec};
 use super::params::{ParamLayout, Parameters, Weights};
 use crate::gpu::{Gpu, GpuError, Launch, Region, Tensor, View};
-use crate::nn::{self, Activation, BatchnormTensors, ConvScratch, ConvShape};
+use crate::nn::{self, Activation, BatchnormTensors, ConvBuffers, ConvPlan, ConvShape};
 
 /// Offsets of one layer's tensors in the parameter and state buffers.
 #[derive(Debug, Clone, Copy)]
@@ -33,31 +33,23 @@ pub struct Forward {
     pub pre: Vec<Option<Tensor>>,
     /// [rows, out] each layer's activated output
     pub out: Vec<Region>,
-    /// Conv layers: receptive fields and the channels-last side of the product (the backward
-    /// reads a Conv2d's `cols` and a ConvTranspose2d's channels-last input)
+    /// Conv layers' scratch under their plans (an im2col weight gradient reads what the
+    /// forward left in it)
     pub conv: Vec<Option<ConvBuffers>>,
     /// Batch norm in training mode normalises the rows as this many equal batches, each with
     /// its own statistics, as that many calls of the network would (1 unless set).
     pub groups: usize,
 }
 
-/// `[rows·pixels, patch]` and `[rows·pixels, out_ch]` of a conv layer's products.
-pub struct ConvBuffers {
-    pub cols: Tensor,
-    pub channels_last: Tensor,
-}
-
-impl ConvBuffers {
-    fn new(gpu: &Gpu, name: &str, s: &ConvShape, rows: usize) -> Result<ConvBuffers, GpuError> {
-        Ok(ConvBuffers {
-            cols: Tensor::zeros(gpu, &format!("{name}.cols"), &[rows * s.pixels(), s.patch()])?,
-            channels_last: Tensor::zeros(gpu, &format!("{name}.channels_last"), &[rows * s.pixels(), s.out_ch])?,
-        })
-    }
-
-    fn scratch(&self) -> ConvScratch<'_> {
-        ConvScratch { cols: self.cols.view(), channels_last: self.channels_last.view() }
-    }
+/// A conv layer's scratch for a forward or backward pass over `rows` images, under the plan
+/// `gpu` runs its shape with; None for a Linear layer.
+fn conv_buffers(gpu: &Gpu, spec: &LayerSpec, name: &str, rows: usize, backward: bool) -> Result<Option<ConvBuffers>, GpuError> {
+    let (s, transposed) = match spec.kind {
+        LayerKind::Linear => return Ok(None),
+        LayerKind::Conv2d(s) => (s, false),
+        LayerKind::ConvTranspose2d(s) => (s, true),
+    };
+    ConvBuffers::new(gpu, name, &s, ConvPlan::for_layer(gpu, &s, rows), transposed, backward, rows).map(Some)
 }
 
 impl Forward {
@@ -207,7 +199,7 @@ impl Network {
         let mut out = Vec::new();
         let mut conv = Vec::new();
         for (l, spec) in self.layers.iter().enumerate() {
-            conv.push(spec.conv_shape().map(|s| ConvBuffers::new(gpu, &spec.name, &s, rows)).transpose()?);
+            conv.push(conv_buffers(gpu, spec, &spec.name, rows, false)?);
             pre.push(match spec.batchnorm {
                 Some(_) => Some(Tensor::zeros(gpu, &format!("{}.pre", spec.name), &[rows, spec.out])?),
                 None => None,
@@ -228,7 +220,7 @@ impl Network {
         let mut d_out = Vec::new();
         let mut conv = Vec::new();
         for spec in &self.layers {
-            conv.push(spec.conv_shape().map(|s| ConvBuffers::new(gpu, &format!("{}.grad", spec.name), &s, rows)).transpose()?);
+            conv.push(conv_buffers(gpu, spec, &format!("{}.grad", spec.name), rows, true)?);
             d_pre.push(Tensor::zeros(gpu, &format!("{}.d_pre", spec.name), &[rows, spec.out])?);
             d_out.push(match spec.batchnorm {
                 Some(_) => Some(Tensor::zeros(gpu, &format!("{}.d_out", spec.name), &[rows, spec.out])?),
@@ -322,12 +314,12 @@ impl Network {
             });
             match (spec.kind, &fwd.conv[l], &bwd.conv[l]) {
                 (LayerKind::Conv2d(s), Some(saved), Some(scratch)) => {
-                    let cols = saved.cols.view().rows(start * s.pixels(), rows * s.pixels());
-                    launches.extend(nn::conv2d_backward(gpu, &spec.name, &s, dy, w, cols, &scratch.scratch(), dw, dx));
+                    let cols = saved.saved(&s, false, start, rows);
+                    launches.extend(nn::conv2d_backward(gpu, &spec.name, &s, dy, w, x.view(), cols, &scratch.scratch(), dw, dx));
                 }
                 (LayerKind::ConvTranspose2d(s), Some(saved), Some(scratch)) => {
-                    let x_cl = saved.channels_last.view().rows(start * s.pixels(), rows * s.pixels());
-                    launches.extend(nn::conv_transpose2d_backward(gpu, &spec.name, &s, dy, w, x_cl, &scratch.scratch(), dw, dx));
+                    let x_cl = saved.saved(&s, true, start, rows);
+                    launches.extend(nn::conv_transpose2d_backward(gpu, &spec.name, &s, dy, w, x.view(), x_cl, &scratch.scratch(), dw, dx));
                 }
                 _ => {
                     launches.extend(dw.map(|(dw, bias)| nn::matmul_backward_weight(gpu, &spec.name, dy, x.view(), dw, bias, false)));

@@ -1,7 +1,7 @@
-//! Launchers of shaders/conv.wgsl, and Conv2d and ConvTranspose2d composed from them and the
-//! matmul families: im2col turns a convolution into the forward matmul, col2im (its transpose)
-//! the backward-input one. Images are NCHW rows, `[batch, channels·h·w]`, as PyTorch flattens
-//! them; the products run channels-last, and `transpose_blocks` moves between the two.
+//! A convolution's geometry and the launchers of shaders/conv.wgsl, the im2col path's data
+//! movers: im2col turns a convolution into the forward matmul, col2im (its transpose) the
+//! backward-input one. Images are NCHW rows, `[batch, channels·h·w]`, as PyTorch flattens
+//! them; those products run channels-last, and `transpose_blocks` moves between the two.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -140,7 +140,7 @@ impl std::fmt::Display for ConvShape {
     }
 }
 
-fn contiguous(label: &str, views: &[View<'_>]) {
+pub(super) fn contiguous(label: &str, views: &[View<'_>]) {
     assert!(views.iter().all(View::is_contiguous), "{label}: conv kernels read and write contiguous views");
 }
 
@@ -160,9 +160,9 @@ pub fn im2col(gpu: &Gpu, label: &str, shape: &ConvShape, x: View<'_>, cols: View
     )
 }
 
-/// What col2im does after summing.
+/// What col2im and the implicit products do after summing.
 #[derive(Clone, Copy)]
-pub enum Col2imEpilogue<'a> {
+pub enum Epilogue<'a> {
     /// The plain sum.
     None,
     /// act(sum + bias[c]), the bias at element `bias` of `weights` when given: a
@@ -174,7 +174,7 @@ pub enum Col2imEpilogue<'a> {
 
 /// x [batch, in_len] = the sum of every cols [batch·pixels, patch] value that im2col would
 /// have read from each image position, then `epilogue`.
-pub fn col2im(gpu: &Gpu, label: &str, shape: &ConvShape, cols: View<'_>, x: View<'_>, epilogue: Col2imEpilogue<'_>) -> Launch {
+pub fn col2im(gpu: &Gpu, label: &str, shape: &ConvShape, cols: View<'_>, x: View<'_>, epilogue: Epilogue<'_>) -> Launch {
     let batch = x.rows;
     assert_eq!(x.cols, shape.in_len(), "{label}: image width");
     assert_eq!((cols.rows, cols.cols), (batch * shape.pixels(), shape.patch()), "{label}: cols shape");
@@ -184,14 +184,14 @@ pub fn col2im(gpu: &Gpu, label: &str, shape: &ConvShape, cols: View<'_>, x: View
     let mut aux = cols.buffer;
     let mut detail = format!("{shape} ×{batch}");
     match epilogue {
-        Col2imEpilogue::None => {}
-        Col2imEpilogue::Activate { weights, bias, act } => {
+        Epilogue::None => {}
+        Epilogue::Activate { weights, bias, act } => {
             params.flags = ACT | if bias.is_some() { BIAS } else { 0 };
             (params.aux_off, params.act, params.slope) = (u32_of(bias.unwrap_or(0)), act.id(), act.slope());
             aux = weights;
             detail += &format!(" {act}");
         }
-        Col2imEpilogue::Grad { prev, act } => {
+        Epilogue::Grad { prev, act } => {
             assert_eq!((prev.rows, prev.cols), (x.rows, x.cols), "{label}: activation shape");
             contiguous(label, &[prev]);
             (params.flags, params.aux_off, params.act, params.slope) = (GRAD, u32_of(prev.offset), act.id(), act.slope());
@@ -262,171 +262,4 @@ pub fn channel_sum(
         4 * (n + channels) as u64,
         format!("{}x{channels}x{hw}", src.rows),
     )
-}
-
-/// The scratch a convolution layer's products run in, per batch: `[batch·pixels, patch]` for
-/// the receptive fields (or their gradients) and `[batch·pixels, out_ch]` for the channels-last
-/// side.
-pub struct ConvScratch<'a> {
-    pub cols: View<'a>,
-    pub channels_last: View<'a>,
-}
-
-/// y [batch, out_len] = act(conv2d(x [batch, in_len], w [out_ch, patch]) + bias): im2col, the
-/// forward matmul with its bias and activation epilogue, back to NCHW.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_forward(
-    gpu: &Gpu, label: &str, shape: &ConvShape, x: View<'_>, w: View<'_>, bias: Option<usize>, scratch: &ConvScratch<'_>, y: View<'_>, act: Activation,
-) -> Vec<Launch> {
-    let batch = x.rows;
-    vec![
-        im2col(gpu, label, shape, x, scratch.cols),
-        super::matmul_forward(gpu, label, scratch.cols, w, bias, scratch.channels_last, act),
-        transpose_blocks(gpu, label, batch, shape.pixels(), shape.out_ch, scratch.channels_last, y, None),
-    ]
-}
-
-/// The gradients of a Conv2d from dy [batch, out_len] (at its pre-activation): with
-/// `weights`, dw [out_ch, patch] and the bias gradient at element `bias` of dw's buffer, from
-/// `cols`, the forward's receptive fields; with `dx`, the gradient at the input, times
-/// act'(prev) when the previous layer's output and activation are given. `scratch.cols` takes
-/// the input's gradient in receptive-field form, `scratch.channels_last` dy channels-last.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_backward(
-    gpu: &Gpu, label: &str, shape: &ConvShape, dy: View<'_>, w: View<'_>, cols: View<'_>, scratch: &ConvScratch<'_>,
-    weights: Option<(View<'_>, Option<usize>)>, dx: Option<(View<'_>, Option<(View<'_>, Activation)>)>,
-) -> Vec<Launch> {
-    let batch = dy.rows;
-    let dy_cl = scratch.channels_last;
-    let mut launches = vec![transpose_blocks(gpu, label, batch, shape.out_ch, shape.pixels(), dy, dy_cl, None)];
-    if let Some((dw, bias)) = weights {
-        launches.push(super::matmul_backward_weight(gpu, label, dy_cl, cols, dw, bias, false));
-    }
-    if let Some((dx, prev)) = dx {
-        launches.push(super::matmul_backward_input(gpu, label, dy_cl, w, scratch.cols, None));
-        let epilogue = prev.map_or(Col2imEpilogue::None, |(prev, act)| Col2imEpilogue::Grad { prev, act });
-        launches.push(col2im(gpu, label, shape, scratch.cols, dx, epilogue));
-    }
-    launches
-}
-
-/// y [batch, in_len] = act(conv_transpose2d(x [batch, out_len], w) + bias), `shape` being the
-/// Conv2d this layer transposes: x channels-last, the backward-input matmul, col2im with the
-/// bias and activation.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_transpose2d_forward(
-    gpu: &Gpu, label: &str, shape: &ConvShape, x: View<'_>, w: View<'_>, bias: Option<usize>, scratch: &ConvScratch<'_>, y: View<'_>, act: Activation,
-) -> Vec<Launch> {
-    let batch = x.rows;
-    vec![
-        transpose_blocks(gpu, label, batch, shape.out_ch, shape.pixels(), x, scratch.channels_last, None),
-        super::matmul_backward_input(gpu, label, scratch.channels_last, w, scratch.cols, None),
-        col2im(gpu, label, shape, scratch.cols, y, Col2imEpilogue::Activate { weights: w.buffer, bias, act }),
-    ]
-}
-
-/// The gradients of a ConvTranspose2d from dy [batch, in_len] (at its pre-activation): with
-/// `weights`, dw and the bias gradient (a per-channel sum of dy) at element `bias` of dw's
-/// buffer, from `x_cl`, the forward's channels-last input; with `dx`, the gradient at the
-/// input times act'(prev). `scratch.cols` takes dy's receptive fields, `scratch.channels_last`
-/// the input's gradient before it returns to NCHW.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_transpose2d_backward(
-    gpu: &Gpu, label: &str, shape: &ConvShape, dy: View<'_>, w: View<'_>, x_cl: View<'_>, scratch: &ConvScratch<'_>,
-    weights: Option<(View<'_>, Option<usize>)>, dx: Option<(View<'_>, Option<(View<'_>, Activation)>)>,
-) -> Vec<Launch> {
-    let batch = dy.rows;
-    let mut launches = vec![im2col(gpu, label, shape, dy, scratch.cols)];
-    if let Some((dw, bias)) = weights {
-        launches.push(super::matmul_backward_weight(gpu, label, x_cl, scratch.cols, dw, None, false));
-        if let Some(bias) = bias {
-            launches.push(channel_sum(gpu, label, shape.in_ch, shape.in_h * shape.in_w, dy, dw.buffer, bias, false));
-        }
-    }
-    if let Some((dx, prev)) = dx {
-        launches.push(super::matmul_forward(gpu, label, scratch.cols, w, None, scratch.channels_last, Activation::Identity));
-        launches.push(transpose_blocks(gpu, label, batch, shape.pixels(), shape.out_ch, scratch.channels_last, dx, prev));
-    }
-    launches
-}
-
-/// One conv layer's operands at a batch size, filled with a fixed pattern: what `wgen bench
-/// conv` times its forward, dX and dW passes on.
-pub struct ConvOperands {
-    label: String,
-    shape: ConvShape,
-    transposed: bool,
-    /// [batch, the layer's input], [batch, its output]: NCHW rows
-    x: crate::gpu::Tensor,
-    y: crate::gpu::Tensor,
-    dy: crate::gpu::Tensor,
-    dx: crate::gpu::Tensor,
-    /// [out_ch·patch] weights, then the bias; the same for their gradients
-    weights: crate::gpu::Tensor,
-    grads: crate::gpu::Tensor,
-    /// The forward's and the backward's scratch: cols [batch·pixels, patch], channels-last
-    /// [batch·pixels, out_ch]
-    scratch: [crate::gpu::Tensor; 4],
-}
-
-impl ConvOperands {
-    /// A Conv2d of `shape`, or with `transposed` the ConvTranspose2d that `shape` describes.
-    pub fn new(gpu: &Gpu, layer: &str, shape: ConvShape, transposed: bool, batch: usize) -> Result<ConvOperands, crate::gpu::GpuError> {
-        let fill = |name: &str, shape: &[usize]| {
-            let n: usize = shape.iter().product();
-            let values: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 1000.0) - 0.5).collect();
-            crate::gpu::Tensor::from_slice(gpu, &format!("bench.{layer}.{name}"), shape, &values)
-        };
-        let (inp, out) = if transposed { (shape.out_len(), shape.in_len()) } else { (shape.in_len(), shape.out_len()) };
-        let params = shape.out_ch * shape.patch() + shape.in_ch.max(shape.out_ch);
-        let rows = batch * shape.pixels();
-        Ok(ConvOperands {
-            label: format!("bench.{layer}"),
-            shape,
-            transposed,
-            x: fill("x", &[batch, inp])?,
-            y: fill("y", &[batch, out])?,
-            dy: fill("dy", &[batch, out])?,
-            dx: fill("dx", &[batch, inp])?,
-            weights: fill("weights", &[params])?,
-            grads: fill("grads", &[params])?,
-            scratch: [
-                fill("cols", &[rows, shape.patch()])?,
-                fill("cl", &[rows, shape.out_ch])?,
-                fill("d_cols", &[rows, shape.patch()])?,
-                fill("d_cl", &[rows, shape.out_ch])?,
-            ],
-        })
-    }
-
-    /// Multiply-adds ×2 of each pass.
-    pub fn flops(&self) -> u64 {
-        self.shape.flops(self.x.shape[0])
-    }
-
-    /// The forward, dX and dW passes as training runs them (with ReLU before and after), on
-    /// `gpu`'s matmul family. The backward passes each transpose or gather dy themselves; in
-    /// training dX and dW share that dispatch.
-    pub fn passes(&self, gpu: &Gpu) -> [Vec<Launch>; 3] {
-        let (s, label, relu) = (&self.shape, &self.label, Activation::Relu);
-        let w = View::new(&self.weights.buffer, 0, s.out_ch, s.patch());
-        let dw = View::new(&self.grads.buffer, 0, s.out_ch, s.patch());
-        let bias = Some(s.out_ch * s.patch());
-        let fwd = ConvScratch { cols: self.scratch[0].view(), channels_last: self.scratch[1].view() };
-        let bwd = ConvScratch { cols: self.scratch[2].view(), channels_last: self.scratch[3].view() };
-        let dx = Some((self.dx.view(), Some((self.x.view(), relu))));
-        if self.transposed {
-            [
-                conv_transpose2d_forward(gpu, label, s, self.x.view(), w, bias, &fwd, self.y.view(), relu),
-                conv_transpose2d_backward(gpu, label, s, self.dy.view(), w, fwd.channels_last, &bwd, None, dx),
-                conv_transpose2d_backward(gpu, label, s, self.dy.view(), w, fwd.channels_last, &bwd, Some((dw, bias)), None),
-            ]
-        } else {
-            [
-                conv2d_forward(gpu, label, s, self.x.view(), w, bias, &fwd, self.y.view(), relu),
-                conv2d_backward(gpu, label, s, self.dy.view(), w, fwd.cols, &bwd, None, dx),
-                conv2d_backward(gpu, label, s, self.dy.view(), w, fwd.cols, &bwd, Some((dw, bias)), None),
-            ]
-        }
-    }
 }

@@ -7,6 +7,9 @@ mod augment;
 mod batchnorm;
 mod classify;
 mod conv;
+mod conv_implicit;
+mod conv_layer;
+mod conv_operands;
 mod ema;
 mod embedding;
 mod gather;
@@ -19,10 +22,10 @@ pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
 pub use augment::{shift_images, ShiftParams};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchGroups, BatchnormParams, BatchnormTensors};
-pub use conv::{
-    channel_sum, col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col, transpose_blocks, Col2imEpilogue,
-    ConvOperands, ConvParams, ConvScratch, ConvShape,
-};
+pub use conv::{channel_sum, col2im, im2col, transpose_blocks, ConvParams, ConvShape, Epilogue};
+pub use conv_implicit::{conv_input, conv_output, conv_taps, conv_weight, reads_nchw, split_chunks, taps_len, ConvGemmParams, ConvPath, ConvPlan, WeightDy};
+pub use conv_layer::{conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, ConvBuffers, ConvScratch};
+pub use conv_operands::{ConvOperands, ConvPasses};
 pub use classify::{iwae_log_weight, logsumexp_groups, softmax_cross_entropy, softmax_rows, IwaeParams, XentParams};
 pub use ema::{ema, EmaParams};
 pub use embedding::{class_logit_backward, class_logit_forward, copy_columns, embedding_add, embedding_backward, embedding_forward, EmbedParams, LabelVectors};
