@@ -57,6 +57,18 @@ pub enum ConvPath {
     Implicit,
 }
 
+impl ConvPath {
+    /// The path `gpu`'s conv layers take (some products of a narrow layer may stay on im2col):
+    /// implicit where the subgroup family runs, unless `WGEN_CONV=im2col`.
+    pub fn on(gpu: &Gpu) -> ConvPath {
+        if gpu.matmul == MatmulImpl::Subgroup && gpu.subgroup_matmul && gpu.implicit_conv {
+            ConvPath::Implicit
+        } else {
+            ConvPath::Im2col
+        }
+    }
+}
+
 /// The paths of a conv layer's three products, named as a Conv2d's (a ConvTranspose2d's
 /// forward is its Conv2d's `input` product and its input gradient the `output` one), and the
 /// number of chunks the weight gradient's long sum is split into.
@@ -79,8 +91,7 @@ impl ConvPlan {
     /// input channels: its 32-channel blocks would be nearly all waste, and a thread per
     /// pixel instead ran at a third of im2col's speed on lavapipe (`wgen bench conv`).
     pub fn for_layer(gpu: &Gpu, shape: &ConvShape, batch: usize) -> ConvPlan {
-        let implicit = gpu.matmul == MatmulImpl::Subgroup && gpu.subgroup_matmul && gpu.implicit_conv;
-        if !implicit {
+        if ConvPath::on(gpu) == ConvPath::Im2col {
             return ConvPlan::IM2COL;
         }
         let input = if shape.in_ch >= 4 { ConvPath::Implicit } else { ConvPath::Im2col };

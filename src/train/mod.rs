@@ -280,6 +280,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         "config": cfg,
         "adapter": gpu.adapter_name(),
         "matmul": gpu.matmul,
+        "conv": crate::nn::ConvPath::on(gpu),
         "wgen_version": env!("CARGO_PKG_VERSION"),
         "data_source": dataset.source,
         "train_images": dataset.train.count,
