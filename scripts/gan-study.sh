@@ -12,7 +12,7 @@
 # of G) as epochN.safetensors and its checkpoint (G's own weights) as epochN-checkpoint.safetensors,
 # to score later with any judge (`wgen eval FILE`); EVAL_EVERY=0 leaves scoring out of training.
 # On lavapipe (2 cores) a 50-epoch MLP GAN run takes about 31 minutes, a 30-epoch
-# DCGAN run about 3.5 hours (its default recipe's coverage is measured at epoch 30).
+# DCGAN run about 50 minutes (its default recipe's coverage is measured at epoch 30).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${1:-runs/gan-study}
