@@ -114,27 +114,8 @@ fn put(e: u32, v: f32) {
     dst[e / 4u][e % 4u] = v;
 }
 
-/// A position along k: (channel, tap row, tap column), walked without division.
-struct Tap {
-    ch: u32,
-    ty: u32,
-    tx: u32,
-}
-
-fn next_tap(t: Tap, side: u32) -> Tap {
-    var n = Tap(t.ch, t.ty, t.tx + 1u);
-    if n.tx == side {
-        n.tx = 0u;
-        n.ty += 1u;
-        if n.ty == side {
-            n.ty = 0u;
-            n.ch += 1u;
-        }
-    }
-    return n;
-}
-
-/// A pixel (n, y, x) of an image of h × w, stepped in row-major order.
+/// A pixel (n, y, x) of an image of h × w, stepped in row-major order. Also a position along
+/// k, walked without division: (channel, tap row, tap column) of a side × side kernel.
 struct Pixel {
     n: u32,
     y: u32,
@@ -390,21 +371,21 @@ fn conv_forward_subgroup(@builtin(workgroup_id) wg: vec3<u32>,
         store_pixels(acc, row0, col0, m, pixels, p.out_ch);
         return;
     }
-    var t0 = Tap(0u, 0u, 0u);
+    var t0 = Pixel(0u, 0u, 0u);
     for (var k4 = 0u; k4 < (fan + 3u) / 4u; k4++) {
-        let t1 = next_tap(t0, p.kernel);
-        let t2 = next_tap(t1, p.kernel);
-        let t3 = next_tap(t2, p.kernel);
-        let xl = vec4<f32>(gather(lo_base, t0.ch, lo_y + i32(t0.ty), lo_x + i32(t0.tx), p.in_ch, p.in_h, p.in_w),
-                           gather(lo_base, t1.ch, lo_y + i32(t1.ty), lo_x + i32(t1.tx), p.in_ch, p.in_h, p.in_w),
-                           gather(lo_base, t2.ch, lo_y + i32(t2.ty), lo_x + i32(t2.tx), p.in_ch, p.in_h, p.in_w),
-                           gather(lo_base, t3.ch, lo_y + i32(t3.ty), lo_x + i32(t3.tx), p.in_ch, p.in_h, p.in_w));
-        let xh = vec4<f32>(gather(hi_base, t0.ch, hi_y + i32(t0.ty), hi_x + i32(t0.tx), p.in_ch, p.in_h, p.in_w),
-                           gather(hi_base, t1.ch, hi_y + i32(t1.ty), hi_x + i32(t1.tx), p.in_ch, p.in_h, p.in_w),
-                           gather(hi_base, t2.ch, hi_y + i32(t2.ty), hi_x + i32(t2.tx), p.in_ch, p.in_h, p.in_w),
-                           gather(hi_base, t3.ch, hi_y + i32(t3.ty), hi_x + i32(t3.tx), p.in_ch, p.in_h, p.in_w));
+        let t1 = next_pixel(t0, p.kernel, p.kernel);
+        let t2 = next_pixel(t1, p.kernel, p.kernel);
+        let t3 = next_pixel(t2, p.kernel, p.kernel);
+        let xl = vec4<f32>(gather(lo_base, t0.n, lo_y + i32(t0.y), lo_x + i32(t0.x), p.in_ch, p.in_h, p.in_w),
+                           gather(lo_base, t1.n, lo_y + i32(t1.y), lo_x + i32(t1.x), p.in_ch, p.in_h, p.in_w),
+                           gather(lo_base, t2.n, lo_y + i32(t2.y), lo_x + i32(t2.x), p.in_ch, p.in_h, p.in_w),
+                           gather(lo_base, t3.n, lo_y + i32(t3.y), lo_x + i32(t3.x), p.in_ch, p.in_h, p.in_w));
+        let xh = vec4<f32>(gather(hi_base, t0.n, hi_y + i32(t0.y), hi_x + i32(t0.x), p.in_ch, p.in_h, p.in_w),
+                           gather(hi_base, t1.n, hi_y + i32(t1.y), hi_x + i32(t1.x), p.in_ch, p.in_h, p.in_w),
+                           gather(hi_base, t2.n, hi_y + i32(t2.y), hi_x + i32(t2.x), p.in_ch, p.in_h, p.in_w),
+                           gather(hi_base, t3.n, hi_y + i32(t3.y), hi_x + i32(t3.x), p.in_ch, p.in_h, p.in_w));
         step_dots(&acc, xl, xh, w_vec4(wrow[0], k4, fan), w_vec4(wrow[1], k4, fan), w_vec4(wrow[2], k4, fan), w_vec4(wrow[3], k4, fan));
-        t0 = next_tap(t3, p.kernel);
+        t0 = next_pixel(t3, p.kernel, p.kernel);
     }
     store_pixels(acc, row0, col0, m, pixels, p.out_ch);
 }
@@ -452,22 +433,22 @@ fn conv_backward_input_subgroup(@builtin(workgroup_id) wg: vec3<u32>,
     let b_col = (cls * k_pad * n_pad + min(col0, n_pad - 4u)) / 4u;
     let b_stride = n_pad / 4u;
     var acc: Block;
-    var t0 = Tap(0u, 0u, 0u);
+    var t0 = Pixel(0u, 0u, 0u);
     for (var k4 = 0u; k4 < k_pad / 4u; k4++) {
-        let t1 = next_tap(t0, p.taps);
-        let t2 = next_tap(t1, p.taps);
-        let t3 = next_tap(t2, p.taps);
-        let xl = vec4<f32>(gather(lo_base, t0.ch, lo_y - i32(t0.ty), lo_x - i32(t0.tx), p.out_ch, p.out_h, p.out_w),
-                           gather(lo_base, t1.ch, lo_y - i32(t1.ty), lo_x - i32(t1.tx), p.out_ch, p.out_h, p.out_w),
-                           gather(lo_base, t2.ch, lo_y - i32(t2.ty), lo_x - i32(t2.tx), p.out_ch, p.out_h, p.out_w),
-                           gather(lo_base, t3.ch, lo_y - i32(t3.ty), lo_x - i32(t3.tx), p.out_ch, p.out_h, p.out_w));
-        let xh = vec4<f32>(gather(hi_base, t0.ch, hi_y - i32(t0.ty), hi_x - i32(t0.tx), p.out_ch, p.out_h, p.out_w),
-                           gather(hi_base, t1.ch, hi_y - i32(t1.ty), hi_x - i32(t1.tx), p.out_ch, p.out_h, p.out_w),
-                           gather(hi_base, t2.ch, hi_y - i32(t2.ty), hi_x - i32(t2.tx), p.out_ch, p.out_h, p.out_w),
-                           gather(hi_base, t3.ch, hi_y - i32(t3.ty), hi_x - i32(t3.tx), p.out_ch, p.out_h, p.out_w));
+        let t1 = next_pixel(t0, p.taps, p.taps);
+        let t2 = next_pixel(t1, p.taps, p.taps);
+        let t3 = next_pixel(t2, p.taps, p.taps);
+        let xl = vec4<f32>(gather(lo_base, t0.n, lo_y - i32(t0.y), lo_x - i32(t0.x), p.out_ch, p.out_h, p.out_w),
+                           gather(lo_base, t1.n, lo_y - i32(t1.y), lo_x - i32(t1.x), p.out_ch, p.out_h, p.out_w),
+                           gather(lo_base, t2.n, lo_y - i32(t2.y), lo_x - i32(t2.x), p.out_ch, p.out_h, p.out_w),
+                           gather(lo_base, t3.n, lo_y - i32(t3.y), lo_x - i32(t3.x), p.out_ch, p.out_h, p.out_w));
+        let xh = vec4<f32>(gather(hi_base, t0.n, hi_y - i32(t0.y), hi_x - i32(t0.x), p.out_ch, p.out_h, p.out_w),
+                           gather(hi_base, t1.n, hi_y - i32(t1.y), hi_x - i32(t1.x), p.out_ch, p.out_h, p.out_w),
+                           gather(hi_base, t2.n, hi_y - i32(t2.y), hi_x - i32(t2.x), p.out_ch, p.out_h, p.out_w),
+                           gather(hi_base, t3.n, hi_y - i32(t3.y), hi_x - i32(t3.x), p.out_ch, p.out_h, p.out_w));
         let b = b_col + 4u * k4 * b_stride;
         step_combine(&acc, xl, xh, w[b], w[b + b_stride], w[b + 2u * b_stride], w[b + 3u * b_stride]);
-        t0 = next_tap(t3, p.taps);
+        t0 = next_pixel(t3, p.taps, p.taps);
     }
     let bias = lane_bias(col0, p.in_ch);
     var at = pixel_at(row0, qh, qw);

@@ -54,8 +54,10 @@ impl ConvBuffers {
         let (cols, cl, taps, partials) = match (transposed, backward) {
             (false, false) => (plan.output == im2col, plan.output == im2col, false, false),
             (true, false) => (plan.input == im2col, plan.input == im2col, input, false),
+            // Every backward may transpose its output side: for im2col, or for a weight gradient
+            // over images that are no whole number of vec4s.
             (false, true) => (plan.input == im2col, true, input, true),
-            (true, true) => (plan.weight == im2col || plan.output == im2col, plan.weight == im2col || plan.output == im2col || plan.weight == ConvPath::Implicit, false, true),
+            (true, true) => (plan.weight == im2col || plan.output == im2col, true, false, true),
         };
         let pixels = rows * s.pixels();
         let splits = split_chunks(pixels, plan.splits).1;
