@@ -167,7 +167,7 @@ fn native(model: ModelKind, matmul: &str, keys: &[&str], n: usize, windows: &[us
     let family = base.matmul_families().into_iter().find(|f| format!("{f:?}") == matmul).unwrap_or_else(|| panic!("no {matmul} matmul here"));
     let gpu = base.with_matmul(family);
     let cfg = TrainConfig::defaults(model);
-    let dataset = wgen::data::load(None).unwrap();
+    let dataset = wgen::data::builtin();
     let mut live = Live::new(&gpu, &cfg, &dataset).unwrap();
     let mut values = vec![Vec::new(); keys.len()];
     for _ in 0..n {

@@ -49,9 +49,7 @@ fn train_gan_then_sample_a_grid_and_raw_floats() {
     assert_eq!(bytes.len(), 10 * 784 * 4);
     let values: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "raw samples leave [0, 1]");
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&grid).unwrap()));
-    let info = decoder.read_info().unwrap().info().clone();
-    assert_eq!((info.width, info.height), (4 * 86 + 2, 3 * 86 + 2), "a 4×3 grid of 3×-scaled 28-pixel images with 2-pixel gaps");
+    assert_eq!(png_size(&grid), (4 * 86 + 2, 3 * 86 + 2), "a 4×3 grid of 3×-scaled 28-pixel images with 2-pixel gaps");
     assert_eq!(config["config"]["gan"]["update_order"], "d-first", "D first by default");
 }
 
@@ -229,9 +227,7 @@ fn config_file_sets_what_flags_do_not_and_refuses_unknown_keys() {
 }
 
 fn png_size(path: &std::path::Path) -> (u32, u32) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let info = decoder.read_info().unwrap().info().clone();
-    (info.width, info.height)
+    image::image_dimensions(path).unwrap()
 }
 
 fn fails_with(args: &[&str], message: &str) {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use wgen::data::IMAGE;
+const IMAGE: usize = wgen::data::ImageShape::MNIST.values();
 use common::{gpu, small_mnist, temp_dir};
 use nalgebra::{DMatrix, DVector};
 use wgen::data::{self, DeviceSplit};
@@ -87,7 +87,7 @@ fn vae_elbo_on_the_gpu_equals_the_cpu_reference_within_a_thousandth() {
     let (layout, state_layout, mut values, mut state) = Vae::initial(&vc, 0);
     ckpt.fill(&layout, &mut values, &state_layout, &mut state).unwrap();
     let vae = Vae::new(gpu(), &vc, &values, &state).unwrap();
-    let dataset = data::load(Some(&dir.join("data"))).unwrap();
+    let dataset = data::load(Some(&dir.join("data")), &Default::default(), &mut |_, _| {}).unwrap();
     let test = DeviceSplit::upload(gpu(), "test", &dataset.test).unwrap();
     let seed = 4;
     let got = vae_scores(gpu(), &vae, &test, 20, seed).unwrap();
@@ -186,7 +186,7 @@ fn data_without_a_classifier_gets_one_trained_once_and_cached_by_its_fingerprint
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("has no classifier yet: training one"), "{said}");
-    let fingerprint = data::load(Some(&d)).unwrap().fingerprint();
+    let fingerprint = data::load(Some(&d), &Default::default(), &mut |_, _| {}).unwrap().fingerprint();
     assert!(cache.join("wgen/classifiers/cnn").join(&fingerprint).join("model.safetensors").is_file(), "{said}");
     assert!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().contains("\"fd\""));
     // The same data again, in a copy of the folder: the cached one serves, nothing is trained,
@@ -267,7 +267,7 @@ fn the_built_in_classifier_scores_the_accuracy_its_note_states() {
         .expect("the note has a `test accuracy: N%` line");
     assert!(stated >= 98.5, "the built-in classifier is a CNN at 98.5% or better, its note says {stated}%");
     let g = gpu();
-    let dataset = data::load(None).unwrap();
+    let dataset = data::builtin();
     let features = wgen::train::Judge::Shipped.load(g).unwrap();
     assert!(!features.classifier.config.conv.is_empty(), "the built-in classifier is convolutional");
     let images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();

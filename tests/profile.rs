@@ -47,7 +47,7 @@ fn kernel_costs_match_hand_counts() {
 
 fn small_gan(dir: &std::path::Path) -> (TrainConfig, ModelRun, usize) {
     small_mnist(&dir.join("data"), 96, 32);
-    let dataset = data::load(Some(&dir.join("data"))).unwrap();
+    let dataset = data::load(Some(&dir.join("data")), &Default::default(), &mut |_, _| {}).unwrap();
     let (train, test) = (DeviceSplit::upload(gpu(), "train", &dataset.train).unwrap(), DeviceSplit::upload(gpu(), "test", &dataset.test).unwrap());
     let mut cfg = TrainConfig::defaults(ModelKind::Gan);
     cfg.batch = 16;

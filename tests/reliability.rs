@@ -60,7 +60,7 @@ fn every_bad_dataset_gets_one_clear_line() {
     };
     check(&root.join("nowhere"), "does not exist");
     std::fs::write(root.join("a-file"), "not a folder").unwrap();
-    check(&root.join("a-file"), "is a file; pass the folder that holds the four MNIST files");
+    check(&root.join("a-file"), "is a file; pass the folder that holds the images (or the four MNIST files)");
 
     let d = folder(&root, "missing");
     std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap();
@@ -93,7 +93,9 @@ fn every_bad_dataset_gets_one_clear_line() {
 
     let d = folder(&root, "size");
     std::fs::write(d.join("train-images-idx3-ubyte.gz"), gz(&idx(3, &[64, 30, 30], &vec![0; 64 * 900]))).unwrap();
-    check(&d, "images are 30×30; wgen's models take 28×28");
+    check(&d, "test images are 28×28 but training images 30×30");
+    std::fs::write(d.join("train-images-idx3-ubyte.gz"), gz(&idx(3, &[64, 28, 30], &vec![0; 64 * 840]))).unwrap();
+    check(&d, "images are 28×30; wgen's models take square images");
 
     let d = folder(&root, "empty");
     std::fs::write(d.join("train-images-idx3-ubyte.gz"), gz(&idx(3, &[0, 28, 28], &[]))).unwrap();

@@ -31,7 +31,7 @@ fn live_matches_the_trainer(model: ModelKind, keys: &[(&str, &str)]) {
     cfg.out = dir.join("run");
     let run = train(gpu(), &cfg, &mut Silent).unwrap();
 
-    let dataset = wgen::data::load(cfg.data.as_deref()).unwrap();
+    let dataset = wgen::data::load(cfg.data.as_deref(), &cfg.images, &mut |_, _| {}).unwrap();
     let mut live = Live::new(gpu(), &cfg, &dataset).unwrap();
     assert_eq!(live.steps_per_epoch(), 20);
     for (epoch, record) in run.records.iter().enumerate() {
@@ -87,7 +87,7 @@ fn a_live_vae_passes_the_test_split_and_shows_reconstructions() {
     let mut cfg = TrainConfig::defaults(ModelKind::Vae);
     cfg.batch = 64;
     cfg.data = Some(dir.join("data"));
-    let dataset = wgen::data::load(cfg.data.as_deref()).unwrap();
+    let dataset = wgen::data::load(cfg.data.as_deref(), &cfg.images, &mut |_, _| {}).unwrap();
     let mut live = Live::new(gpu(), &cfg, &dataset).unwrap();
     live.submit(gpu(), 4);
     let first = pollster::block_on(live.test_pass(gpu(), 8)).unwrap().expect("a VAE has a test pass");

@@ -100,7 +100,7 @@ fn variants(gpu: &Gpu, model: ModelKind, all: bool) -> Vec<(MatmulImpl, Option<C
 /// one wgen uses at the default batch), interleaved case by case so drift in the machine's
 /// speed hits them alike.
 fn bench_train(gpu: &Gpu, args: &BenchArgs, quick: bool) -> Result<()> {
-    let dataset = data::load(None)?;
+    let dataset = data::builtin();
     let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
     let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
     let cases: Vec<(ModelKind, usize)> = TRAIN_CASES

@@ -1,7 +1,6 @@
 //! `wgen eval`: the quality numbers of a trained model, and the calibration that gives them
 //! meaning.
 
-use crate::data::IMAGE;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -9,17 +8,17 @@ use clap::Args;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::data::{self, DeviceSplit};
+use crate::data::{self, Dataset, DeviceSplit, ImageOptions, ImageShape};
+use crate::train::{report_skipped, Monitor};
 use super::progress::Console;
-use crate::eval::{argmax, score, vae_scores, SampleScores};
+use crate::eval::{argmax, score, vae_scores, Features, SampleScores};
 use crate::gpu::Gpu;
 use crate::models::cycling_classes;
 use crate::models::gan;
-use crate::data::SIDE;
 use crate::models::vae::sample_images;
 use crate::nn::{Step, StepBuffer};
 use crate::train::checkpoint::{write_atomically, Checkpoint, Loaded};
-use crate::train::judge::find_or_train;
+use crate::train::judge::{find_or_train, unjudged};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -37,7 +36,8 @@ pub struct EvalArgs {
     /// VAE: importance samples per test image for the IWAE bound.
     #[arg(long, default_value_t = 100)]
     iw_samples: usize,
-    /// Folder with the four MNIST-format files [default: the run's own data, else the built-in digits].
+    /// The test images: a folder of images or of the four MNIST-format files [default: the
+    /// run's own data, else the built-in digits].
     #[arg(long)]
     data: Option<PathBuf>,
     /// Seed of the evaluation's noise.
@@ -49,109 +49,182 @@ pub struct EvalArgs {
     calibrate: bool,
 }
 
-/// The checkpoint, its run folder (if any) and the data folder the run trained on.
-fn locate(target: &Path) -> Result<(PathBuf, PathBuf, Option<PathBuf>)> {
+/// Where a model is: its checkpoint, its run folder, the data folder the run trained on and how
+/// it read the images.
+struct Located {
+    model: PathBuf,
+    dir: PathBuf,
+    data: Option<PathBuf>,
+    images: Option<ImageOptions>,
+}
+
+fn locate(target: &Path) -> Result<Located> {
     if target.is_dir() {
-        let model = target.join("model.safetensors");
         let config = std::fs::read_to_string(target.join("config.json")).with_context(|| format!("{} holds no run (no config.json)", target.display()))?;
         let json: Value = serde_json::from_str(&config)?;
         let data = json["config"]["data"].as_str().map(PathBuf::from);
-        Ok((model, target.to_path_buf(), data))
+        let images = serde_json::from_value(json["config"]["images"].clone()).ok();
+        Ok(Located { model: target.join("model.safetensors"), dir: target.to_path_buf(), data, images })
     } else {
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        Ok((target.to_path_buf(), dir, None))
+        Ok(Located { model: target.to_path_buf(), dir, data: None, images: None })
     }
 }
+
+/// The classifier that scores samples of the data, and its features of the test images.
+type Judged = Option<(Features, Vec<f64>)>;
 
 pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
     if a.samples == 0 || a.iw_samples == 0 {
         bail!("--samples and --iw-samples must be at least 1");
     }
     let located = a.target.as_deref().map(locate).transpose()?;
-    let data_dir = a.data.clone().or_else(|| located.as_ref().and_then(|l| l.2.clone()));
-    let dataset = data::load(data_dir.as_deref())?;
-    let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
-    let test_images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
+    let model = match &located {
+        Some(l) => Some(load_model(gpu, &l.model)?),
+        None => None,
+    };
+    let mut console = Console::new(quiet, None)?;
+    let shape = model.as_ref().map_or(ImageShape::MNIST, |m| m.2);
+    let (dataset, data_dir, options) = load_data(a, located.as_ref(), shape, &mut console)?;
     let mut report = serde_json::Map::new();
     report.insert("data".into(), json!(dataset.source));
     report.insert("test_images".into(), json!(dataset.test.count));
-
-    // --quiet: the scores are only in eval.json.
-    let mut console = Console::new(quiet, None)?;
-    let judge = find_or_train(gpu, a.classifier.as_deref(), data_dir.as_deref(), &dataset, &mut console)?;
-    console.finish();
-    let features = judge.load(gpu)?;
-    let (reference, probs) = features.of(gpu, &test_images)?;
-    let correct = probs.chunks(10).zip(&dataset.test.labels).filter(|(p, &l)| argmax(p) == usize::from(l)).count();
-    let accuracy = correct as f64 / dataset.test.count as f64;
-    console.say(&format!("classifier: {judge}, test accuracy {:.2}%", 100.0 * accuracy));
-    report.insert("classifier".into(), json!(judge.to_string()));
-    report.insert("classifier_test_accuracy".into(), json!(accuracy));
-
-    if let Some((model_path, dir, _)) = &located {
-        let ckpt = Checkpoint::read(model_path)?;
-        let kind = ckpt.meta("model")?.to_string();
-        console.say(&format!("evaluating {} ({kind}) on the test split of {} ({} images)", model_path.display(), dataset.source, dataset.test.count));
-        report.insert("model".into(), json!(kind));
-        let step = StepBuffer::new(gpu, "eval.sample", 1);
-        step.set(gpu, &Step::default());
-        let (samples, asked): (Vec<f32>, Option<Vec<usize>>) = match ckpt.load(gpu)? {
-            Loaded::Vae(vae) => {
-                let s = vae_scores(gpu, &vae, &test, a.iw_samples, a.seed)?;
-                console.say(&format!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl));
-                console.say(&format!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim));
-                report.insert("vae".into(), serde_json::to_value(&s)?);
-                (sample_images(gpu, &vae, a.samples, &step, a.seed, None)?, vae.config.classes.map(|k| cycling_classes(a.samples, k)))
-            }
-            Loaded::Gan(gan) => (gan::sample_images(gpu, &gan, a.samples, &step, a.seed, None)?, gan.config.classes.map(|k| cycling_classes(a.samples, k))),
-            Loaded::Classifier(_) => bail!("{}: `wgen eval` scores a vae or a gan, not a classifier", model_path.display()),
-        };
-        let s = score(&features, gpu, &samples, &reference, asked.as_deref())?;
-        console.say(&scores_text(&format!("{kind} samples ({})", a.samples), &s));
-        report.insert("samples".into(), serde_json::to_value(&s)?);
-        let path = dir.join("eval.json");
-        write_atomically(&path, serde_json::to_string_pretty(&Value::Object(report.clone()))?.as_bytes())?;
-        console.say(&format!("wrote {}", path.display()));
+    let judged = judge(gpu, a, &dataset, data_dir.as_deref(), &options, &mut console, &mut report)?;
+    if let (Some(l), Some((model, kind, _))) = (&located, model) {
+        evaluate(gpu, a, l, model, &kind, &dataset, &judged, &mut console, report)?;
     }
-
+    console.finish();
     if a.calibrate {
-        let (f, r) = (&features, &reference);
-        let n = a.samples.min(dataset.train.count);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
-        let train: Vec<f32> = dataset.train.images[..n * IMAGE].iter().map(|&b| f32::from(b) / 255.0).collect();
-        let noise: Vec<f32> = (0..n * IMAGE).map(|_| rng.random::<f32>()).collect();
-        let blank = vec![0.0f32; n * IMAGE];
-        let one: Vec<f32> = test_images[..IMAGE].iter().copied().cycle().take(n * IMAGE).collect();
-        let blurred = blur(&train);
-        console.say(&format!("calibration against the {} test images ({} images each):", dataset.test.count, n));
-        let mut table = serde_json::Map::new();
-        let references = [
-            ("training images (the floor)", &train),
-            ("training images, blurred", &blurred),
-            ("uniform noise", &noise),
-            ("blank images", &blank),
-            ("one test digit repeated", &one),
-        ];
-        for (name, images) in references {
-            let s = score(f, gpu, images, r, None)?;
-            console.say(&scores_text(name, &s));
-            table.insert(name.into(), serde_json::to_value(&s)?);
-        }
-        let path = located.as_ref().map_or_else(|| PathBuf::from("calibration.json"), |l| l.1.join("calibration.json"));
-        write_atomically(&path, serde_json::to_string_pretty(&Value::Object(table))?.as_bytes())?;
-        console.say(&format!("wrote {}", path.display()));
+        let Some((features, reference)) = &judged else { bail!("--calibrate needs a classifier for the data, and {} has none", dataset.source) };
+        calibrate(gpu, a, located.as_ref(), &dataset, features, reference, &mut console)?;
     }
     Ok(0)
 }
 
-/// 28×28 images blurred by a 5×5 binomial filter (about a Gaussian of σ = 1 pixel), zeros
-/// beyond the edge: strokes as soft as a weak generator's, shapes intact.
-fn blur(images: &[f32]) -> Vec<f32> {
+/// The model in `path`, what it is called, and the images it draws; a classifier is refused.
+fn load_model(gpu: &Gpu, path: &Path) -> Result<(Loaded, String, ImageShape)> {
+    let ckpt = Checkpoint::read(path)?;
+    let kind = ckpt.meta("model")?.to_string();
+    let model = ckpt.load(gpu)?;
+    let shape = match &model {
+        Loaded::Vae(vae) => vae.config.image,
+        Loaded::Gan(gan) => gan.config.image,
+        Loaded::Classifier(_) => bail!("{}: `wgen eval` scores a vae or a gan, not a classifier", path.display()),
+    };
+    Ok((model, kind, shape))
+}
+
+/// The data to score against: --data, else the run's own (read as the run read it), at the
+/// model's shape.
+fn load_data(a: &EvalArgs, located: Option<&Located>, shape: ImageShape, console: &mut Console) -> Result<(Dataset, Option<PathBuf>, ImageOptions)> {
+    let data_dir = a.data.clone().or_else(|| located.and_then(|l| l.data.clone()));
+    let options = located.and_then(|l| l.images).filter(|_| a.data.is_none()).unwrap_or(ImageOptions::for_shape(shape));
+    let dataset = data::load(data_dir.as_deref(), &options, &mut |done, total| Monitor::decoding(console, done, total))?;
+    report_skipped(&dataset, console);
+    if dataset.shape() != shape {
+        bail!("the model draws {shape} images but {} holds {} ones: pass the data it was trained on", dataset.source, dataset.shape());
+    }
+    Ok((dataset, data_dir, options))
+}
+
+/// The classifier for the data (trained once where there is none), and its accuracy; for data
+/// no classifier can judge, the reason, said once.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    gpu: &Gpu, a: &EvalArgs, dataset: &Dataset, data_dir: Option<&Path>, options: &ImageOptions, console: &mut Console, report: &mut serde_json::Map<String, Value>,
+) -> Result<Judged> {
+    if let (Some(why), None) = (unjudged(dataset), &a.classifier) {
+        console.say(&why);
+        report.insert("not_scored".into(), json!(why));
+        return Ok(None);
+    }
+    let judge = find_or_train(gpu, a.classifier.as_deref(), data_dir, options, dataset, console)?;
+    let features = judge.load_for(gpu, dataset)?;
+    let (reference, probs) = features.of(gpu, &dataset.test.unit_floats())?;
+    let correct = probs.chunks(features.classes()).zip(&dataset.test.labels).filter(|(p, &l)| argmax(p) == usize::from(l)).count();
+    let accuracy = correct as f64 / dataset.test.count as f64;
+    console.say(&format!("classifier: {judge}, test accuracy {:.2}%", 100.0 * accuracy));
+    report.insert("classifier".into(), json!(judge.to_string()));
+    report.insert("classifier_test_accuracy".into(), json!(accuracy));
+    Ok(Some((features, reference)))
+}
+
+/// A VAE's likelihood figures, and any model's samples scored where a classifier judges them;
+/// all of it into the run's eval.json.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    gpu: &Gpu, a: &EvalArgs, l: &Located, model: Loaded, kind: &str, dataset: &Dataset, judged: &Judged, console: &mut Console,
+    mut report: serde_json::Map<String, Value>,
+) -> Result<()> {
+    console.say(&format!("evaluating {} ({kind}) on the test split of {} ({} images)", l.model.display(), dataset.source, dataset.test.count));
+    report.insert("model".into(), json!(kind));
+    let step = StepBuffer::new(gpu, "eval.sample", 1);
+    step.set(gpu, &Step::default());
+    let draw = judged.is_some();
+    let (samples, asked): (Vec<f32>, Option<Vec<usize>>) = match model {
+        Loaded::Vae(vae) => {
+            let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
+            let s = vae_scores(gpu, &vae, &test, a.iw_samples, a.seed)?;
+            console.say(&format!("test negative ELBO {:.3} nats/image (reconstruction {:.3}, KL {:.3})", s.test_neg_elbo, s.test_recon, s.test_kl));
+            console.say(&format!("IWAE bound, K = {}: -log p(x) <= {:.3} nats/image = {:.4} bits/dim", s.iw_samples, s.iwae_nll, s.bits_per_dim));
+            report.insert("vae".into(), serde_json::to_value(&s)?);
+            let samples = if draw { sample_images(gpu, &vae, a.samples, &step, a.seed, None)? } else { Vec::new() };
+            (samples, vae.config.classes.map(|k| cycling_classes(a.samples, k)))
+        }
+        Loaded::Gan(gan) if draw => (gan::sample_images(gpu, &gan, a.samples, &step, a.seed, None)?, gan.config.classes.map(|k| cycling_classes(a.samples, k))),
+        Loaded::Gan(_) => (Vec::new(), None),
+        Loaded::Classifier(_) => unreachable!("load_model refuses classifiers"),
+    };
+    if let Some((features, reference)) = judged {
+        let s = score(features, gpu, &samples, reference, asked.as_deref())?;
+        console.say(&scores_text(&format!("{kind} samples ({})", a.samples), &s));
+        report.insert("samples".into(), serde_json::to_value(&s)?);
+    }
+    let path = l.dir.join("eval.json");
+    write_atomically(&path, serde_json::to_string_pretty(&Value::Object(report))?.as_bytes())?;
+    console.say(&format!("wrote {}", path.display()));
+    Ok(())
+}
+
+/// Reference images scored against the test split: what the numbers mean.
+fn calibrate(gpu: &Gpu, a: &EvalArgs, located: Option<&Located>, dataset: &Dataset, f: &Features, r: &[f64], console: &mut Console) -> Result<()> {
+    let test_images = dataset.test.unit_floats();
+    let image = dataset.shape().values();
+    let n = a.samples.min(dataset.train.count);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+    let train: Vec<f32> = dataset.train.images[..n * image].iter().map(|&b| f32::from(b) / 255.0).collect();
+    let noise: Vec<f32> = (0..n * image).map(|_| rng.random::<f32>()).collect();
+    let blank = vec![0.0f32; n * image];
+    let one: Vec<f32> = test_images[..image].iter().copied().cycle().take(n * image).collect();
+    let blurred = blur(&train, dataset.shape().side);
+    console.say(&format!("calibration against the {} test images ({} images each):", dataset.test.count, n));
+    let mut table = serde_json::Map::new();
+    let references = [
+        ("training images (the floor)", &train),
+        ("training images, blurred", &blurred),
+        ("uniform noise", &noise),
+        ("blank images", &blank),
+        ("one test digit repeated", &one),
+    ];
+    for (name, images) in references {
+        let s = score(f, gpu, images, r, None)?;
+        console.say(&scores_text(name, &s));
+        table.insert(name.into(), serde_json::to_value(&s)?);
+    }
+    let path = located.map_or_else(|| PathBuf::from("calibration.json"), |l| l.dir.join("calibration.json"));
+    write_atomically(&path, serde_json::to_string_pretty(&Value::Object(table))?.as_bytes())?;
+    console.say(&format!("wrote {}", path.display()));
+    Ok(())
+}
+
+/// Images blurred plane by plane (side × side each) by a 5×5 binomial filter (about a Gaussian
+/// of σ = 1 pixel), zeros beyond the edge: strokes as soft as a weak generator's, shapes intact.
+fn blur(images: &[f32], side: usize) -> Vec<f32> {
     const TAPS: [f32; 5] = [1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0];
-    let side = SIDE as isize;
+    let side = side as isize;
     let pass = |src: &[f32], (dy, dx): (isize, isize)| -> Vec<f32> {
         let mut out = vec![0.0; src.len()];
-        for (image, dst) in src.chunks(IMAGE).zip(out.chunks_mut(IMAGE)) {
+        for (image, dst) in src.chunks((side * side) as usize).zip(out.chunks_mut((side * side) as usize)) {
             for y in 0..side {
                 for x in 0..side {
                     dst[(y * side + x) as usize] = (-2..=2isize)
@@ -170,10 +243,11 @@ fn blur(images: &[f32]) -> Vec<f32> {
 fn scores_text(name: &str, s: &SampleScores) -> String {
     let shares: Vec<String> = s.class_shares.iter().enumerate().map(|(c, v)| format!("{c}:{:.0}%", 100.0 * v)).collect();
     let mut text = format!(
-        "  {name:<30} FD {:>9.3}  IS {:>6.3}  classes ≥5%: {:>2}/10  smallest {:.1}%  effective classes {:.2}  [{}]",
+        "  {name:<30} FD {:>9.3}  IS {:>6.3}  classes ≥5%: {:>2}/{}  smallest {:.1}%  effective classes {:.2}  [{}]",
         s.fd,
         s.inception_score,
         s.modes,
+        s.class_shares.len(),
         100.0 * s.smallest_share,
         s.effective_classes,
         shares.join(" ")

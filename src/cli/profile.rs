@@ -48,7 +48,8 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     }
     // Room for the 3 warm-up steps too: they go in one submit.
     cfg.steps_per_submit = a.steps.clamp(3, 256);
-    let dataset = data::load(cfg.data.as_deref())?;
+    let dataset = data::load(cfg.data.as_deref(), &cfg.images, &mut |_, _| {})?;
+    crate::train::shape_to(&mut cfg, &dataset, false)?;
     if a.conditional {
         if !(cfg.model == ModelKind::Vae || cfg.model == ModelKind::Gan) {
             bail!("--conditional is for vae and gan");

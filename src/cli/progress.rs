@@ -55,6 +55,21 @@ impl Console {
         }
     }
 
+    fn start_bar(&mut self, prefix: &str, len: usize, done: usize) {
+        if self.mode != Mode::Bar {
+            return;
+        }
+        let bar = ProgressBar::new(len as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ETA {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(prefix.to_string());
+        bar.set_position(done as u64);
+        self.bar = Some(bar);
+    }
+
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
@@ -68,18 +83,21 @@ impl Monitor for Console {
     }
 
     fn epoch_start(&mut self, epoch: u32, epochs: u32, steps: usize, done: usize) {
-        if self.mode != Mode::Bar {
-            return;
+        self.start_bar(&format!("epoch {epoch}/{epochs}"), steps, done);
+    }
+
+    /// A bar while a folder's images are decoded the first time, a line when they are.
+    fn decoding(&mut self, done: usize, total: usize) {
+        if self.bar.is_none() {
+            self.start_bar("decoding images", total, 0);
         }
-        let bar = ProgressBar::new(steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ETA {eta}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-        bar.set_position(done as u64);
-        self.bar = Some(bar);
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+        if done == total {
+            self.finish();
+            self.say(&format!("decoded {total} images (kept in the cache folder for the next run)"));
+        }
     }
 
     fn tick(&mut self, done: usize, running: Option<&str>, img_per_s: f64) {

@@ -1,7 +1,6 @@
 //! `wgen sample`: images from a trained model (random grids, VAE reconstructions, latent or
 //! noise interpolations, the 2-D latent manifold) and a run's per-epoch grids side by side.
 
-use crate::data::IMAGE;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +8,7 @@ use clap::Args;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::data::{self, DeviceSplit};
+use crate::data::{self, DeviceSplit, ImageOptions, ImageShape};
 use crate::gpu::{Gpu, Region};
 use crate::image;
 use crate::models::{gan, vae};
@@ -41,7 +40,8 @@ pub struct SampleArgs {
     /// Write the grid here [default: samples.png unless --raw is given].
     #[arg(long)]
     grid: Option<PathBuf>,
-    /// Write the images as N×784 little-endian f32 in [0, 1], row-major, no header.
+    /// Write the images as [N, C, H, W] little-endian f32 in [0, 1], row-major, no header
+    /// (N×784 for 28×28 grey digits).
     #[arg(long)]
     raw: Option<PathBuf>,
     /// Seed of the noise.
@@ -86,6 +86,14 @@ impl Model {
             bail!("{n} images is more than this model decodes from chosen inputs at once on this adapter ({most}: its widest layer must fit one storage binding); ask for a smaller grid with --rows and --cols");
         }
         Ok(())
+    }
+
+    /// The images it draws.
+    fn shape(&self) -> ImageShape {
+        match self {
+            Model::Vae(v) => v.config.image,
+            Model::Gan(g) => g.config.image,
+        }
     }
 
     fn classes(&self) -> Option<usize> {
@@ -186,7 +194,7 @@ pub fn run(gpu: &Gpu, a: &SampleArgs, quiet: bool) -> Result<i32> {
     } else {
         draw(gpu, a, &model, path, &step)?
     };
-    write(a, &images, cols, quiet)
+    write(a, &images, model.shape(), cols, quiet)
 }
 
 /// --interpolate: rows of noise interpolations, or (conditioned, no --class) fixed noise per
@@ -319,14 +327,14 @@ fn decode(gpu: &Gpu, model: &Model, z: &[f32], cond: &[f32], n: usize, step: &St
 
 /// `n` test images and their reconstructions, interleaved by rows of `cols`.
 fn reconstructions(gpu: &Gpu, vae: &Vae, a: &SampleArgs, n: usize, cols: usize, step: &StepBuffer) -> Result<(Vec<f32>, usize)> {
-    let dataset = data::load(a.data.as_deref())?;
+    let dataset = data::load(a.data.as_deref(), &ImageOptions::for_shape(vae.config.image), &mut |_, _| {})?;
     let n = n.min(dataset.test.count);
     let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
     let graph = VaeGraph::new(gpu, vae, n, "recon")?;
     graph.reconstruct_program(gpu, vae, &test, &step.uniform).run(gpu, "recon");
     let originals = rows_of(gpu, &graph.x.region(), n, |v| v)?;
     let recons = rows_of(gpu, graph.decoder.output(), n, pixel)?;
-    Ok((image::interleave_rows(&originals, &recons, cols, IMAGE), cols))
+    Ok((image::interleave_rows(&originals, &recons, cols, vae.config.image.values()), cols))
 }
 
 /// The point a fraction `t` of the way from `a` to `b`, along the great circle for noise
@@ -360,8 +368,8 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
     }
 }
 
-fn write(a: &SampleArgs, images: &[f32], cols: usize, quiet: bool) -> Result<i32> {
-    let n = images.len() / IMAGE;
+fn write(a: &SampleArgs, images: &[f32], shape: ImageShape, cols: usize, quiet: bool) -> Result<i32> {
+    let n = images.len() / shape.values();
     if let Some(raw) = &a.raw {
         let bytes: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
         write_atomically(raw, &bytes)?;
@@ -370,8 +378,9 @@ fn write(a: &SampleArgs, images: &[f32], cols: usize, quiet: bool) -> Result<i32
         }
     }
     if let Some(path) = a.grid.clone().or_else(|| a.raw.is_none().then(|| PathBuf::from("samples.png"))) {
-        let (pixels, w, h) = image::grid(images, 28, cols, a.pad, usize::from(a.scale));
-        image::write_png(&path, &pixels, w, h)?;
+        let grid = image::grid(images, shape, cols, a.pad, usize::from(a.scale));
+        image::write_png(&path, &grid)?;
+        let (w, h) = (grid.width, grid.height);
         if !quiet {
             println!("wrote a {w}×{h} grid of {n} images to {}", path.display());
         }
@@ -392,9 +401,10 @@ fn progression(a: &SampleArgs, dir: &Path, quiet: bool) -> Result<i32> {
         bail!("{} holds no epoch-*.png grids yet", samples.display());
     }
     let pictures = files.iter().map(|f| image::read_png(f)).collect::<Result<Vec<_>>>()?;
-    let (pixels, w, h) = image::tile(&pictures, a.cols.unwrap_or(10), 8);
+    let tiled = image::tile(&pictures, a.cols.unwrap_or(10), 8);
+    let (w, h) = (tiled.width, tiled.height);
     let out = a.grid.clone().unwrap_or_else(|| dir.join("progression.png"));
-    image::write_png(&out, &pixels, w, h)?;
+    image::write_png(&out, &tiled)?;
     if !quiet {
         println!("wrote {} epoch grids ({w}×{h}) to {}", files.len(), out.display());
     }

@@ -3,13 +3,12 @@
 //! feature space of wgen's own digit classifier, with the share of each predicted class, the
 //! smallest share and the effective number of classes.
 
-use crate::data::IMAGE;
 use anyhow::Result;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Program, Tensor};
-use crate::models::classifier::{Classifier, ClassifierGraph, CLASSES};
+use crate::models::classifier::{Classifier, ClassifierGraph};
 use crate::models::vae::{Vae, VaeGraph, METRIC_SLOTS, TEST_KL, TEST_RECON};
 use crate::nn::{submit_steps, Step, StepBuffer};
 
@@ -72,11 +71,12 @@ impl Features {
         Ok(Features { classifier, graph, program })
     }
 
-    /// (features [n, width], probabilities [n, 10]) of images [n, 784] in [0, 1].
+    /// (features [n, width], probabilities [n, classes]) of images [n, C·H·W] in [0, 1].
     pub fn of(&self, gpu: &Gpu, images: &[f32]) -> Result<(Vec<f64>, Vec<f64>)> {
         let (mut features, mut probs) = (Vec::new(), Vec::new());
-        for chunk in images.chunks(CHUNK * IMAGE) {
-            let rows = chunk.len() / IMAGE;
+        let image = self.classifier.config.image.values();
+        for chunk in images.chunks(CHUNK * image) {
+            let rows = chunk.len() / image;
             self.graph.x.write(gpu, chunk);
             self.program.run(gpu, "features");
             features.extend(self.graph.features().read_rows(gpu, rows, |v| v)?.into_iter().map(f64::from));
@@ -87,6 +87,15 @@ impl Features {
 
     pub fn width(&self) -> usize {
         self.classifier.feature_width()
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classifier.config.classes
+    }
+
+    /// The images it reads.
+    pub fn image(&self) -> crate::data::ImageShape {
+        self.classifier.config.image
     }
 }
 
@@ -214,15 +223,16 @@ pub fn class_agreement(probs: &[f64], classes: usize, asked: &[usize]) -> ClassA
 /// image `asked` for a class, how often it got it.
 pub fn score(features: &Features, gpu: &Gpu, images: &[f32], reference: &[f64], asked: Option<&[usize]>) -> Result<SampleScores> {
     let (f, p) = features.of(gpu, images)?;
-    let shares = class_shares(&p, CLASSES);
+    let classes = features.classes();
+    let shares = class_shares(&p, classes);
     Ok(SampleScores {
         fd: frechet_distance(&f, reference, features.width()),
-        inception_score: inception_score(&p, CLASSES),
+        inception_score: inception_score(&p, classes),
         modes: shares.iter().filter(|&&s| s >= 0.05).count(),
         smallest_share: smallest_share(&shares),
         effective_classes: effective_classes(&shares),
         class_shares: shares,
-        agreement: asked.map(|a| class_agreement(&p, CLASSES, a)),
+        agreement: asked.map(|a| class_agreement(&p, classes, a)),
     })
 }
 
@@ -283,6 +293,6 @@ pub fn vae_scores(gpu: &Gpu, vae: &Vae, test: &DeviceSplit, k: usize, seed: u64)
         test_kl: kl,
         iw_samples: k,
         iwae_nll: nll,
-        bits_per_dim: nll / (IMAGE as f64 * std::f64::consts::LN_2),
+        bits_per_dim: nll / (vae.config.image.values() as f64 * std::f64::consts::LN_2),
     })
 }

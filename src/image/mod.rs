@@ -1,85 +1,106 @@
-//! PNG grids of 28×28 images.
+//! PNG grids of images, grey or colour.
 
 use std::path::Path;
 
-/// A grid of greyscale images in [0, 1], `cols` per row, with `pad` black pixels between and
-/// around them, each pixel repeated `scale` times in both directions.
-pub fn grid(images: &[f32], side: usize, cols: usize, pad: usize, scale: usize) -> (Vec<u8>, usize, usize) {
-    let pixels = side * side;
-    let n = images.len() / pixels;
+use crate::data::ImageShape;
+
+/// 8-bit pixels, one byte each (grey) or three (RGB, interleaved), row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    pub pixels: Vec<u8>,
+    pub width: usize,
+    pub height: usize,
+    /// 1 or 3
+    pub channels: usize,
+}
+
+impl Picture {
+    /// The same picture in RGB.
+    fn rgb(&self) -> Picture {
+        match self.channels {
+            3 => self.clone(),
+            _ => Picture { pixels: self.pixels.iter().flat_map(|&v| [v, v, v]).collect(), channels: 3, ..*self },
+        }
+    }
+}
+
+/// A grid of images [n, C, H, W] in [0, 1], `cols` per row, with `pad` black pixels between
+/// and around them, each pixel repeated `scale` times in both directions.
+pub fn grid(images: &[f32], shape: ImageShape, cols: usize, pad: usize, scale: usize) -> Picture {
+    let ImageShape { channels, side } = shape;
+    let n = images.len() / shape.values();
     let cols = cols.max(1);
     let rows = n.div_ceil(cols).max(1);
     let cell = side * scale + pad;
     let (width, height) = (cols * cell + pad, rows * cell + pad);
-    let mut out = vec![0u8; width * height];
-    for i in 0..n {
+    let mut pixels = vec![0u8; width * height * channels];
+    for (i, image) in images.chunks_exact(shape.values()).enumerate() {
         let (gy, gx) = (i / cols, i % cols);
         for y in 0..side * scale {
             for x in 0..side * scale {
-                let v = images[i * pixels + (y / scale) * side + x / scale];
-                let byte = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-                out[(pad + gy * cell + y) * width + pad + gx * cell + x] = byte;
+                let at = (pad + gy * cell + y) * width + pad + gx * cell + x;
+                for c in 0..channels {
+                    let v = image[c * side * side + (y / scale) * side + x / scale];
+                    pixels[at * channels + c] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                }
             }
         }
     }
-    (out, width, height)
+    Picture { pixels, width, height, channels }
 }
 
 /// Rows of `cols` originals, each followed by the row of their counterparts (test images over
-/// their reconstructions).
-pub fn interleave_rows(originals: &[f32], counterparts: &[f32], cols: usize, pixels: usize) -> Vec<f32> {
-    let n = originals.len() / pixels;
+/// their reconstructions); `values` per image.
+pub fn interleave_rows(originals: &[f32], counterparts: &[f32], cols: usize, values: usize) -> Vec<f32> {
+    let n = originals.len() / values;
     let mut out = Vec::with_capacity(2 * originals.len());
     for row in 0..n.div_ceil(cols) {
-        let range = row * cols * pixels..((row + 1) * cols).min(n) * pixels;
+        let range = row * cols * values..((row + 1) * cols).min(n) * values;
         out.extend_from_slice(&originals[range.clone()]);
         out.extend_from_slice(&counterparts[range]);
     }
     out
 }
 
-/// Reads a greyscale 8-bit PNG: (pixels, width, height).
-pub fn read_png(path: &Path) -> anyhow::Result<(Vec<u8>, usize, usize)> {
+/// Reads an 8-bit grey or RGB PNG that wgen wrote.
+pub fn read_png(path: &Path) -> anyhow::Result<Picture> {
     use anyhow::Context;
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().with_context(|| format!("{} is not a PNG", path.display()))?;
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).with_context(|| format!("{}: unreadable PNG data", path.display()))?;
-    if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
-        anyhow::bail!("{}: not an 8-bit greyscale grid written by wgen", path.display());
-    }
-    buf.truncate(info.buffer_size());
-    Ok((buf, info.width as usize, info.height as usize))
+    let image = image::open(path).with_context(|| format!("cannot read {} as a PNG", path.display()))?;
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    Ok(match image {
+        image::DynamicImage::ImageLuma8(grey) => Picture { pixels: grey.into_raw(), width, height, channels: 1 },
+        image::DynamicImage::ImageRgb8(rgb) => Picture { pixels: rgb.into_raw(), width, height, channels: 3 },
+        _ => anyhow::bail!("{}: not an 8-bit grey or RGB grid written by wgen", path.display()),
+    })
 }
 
-/// Places equal-sized greyscale pictures `cols` to a row with `pad` pixels between.
-pub fn tile(pictures: &[(Vec<u8>, usize, usize)], cols: usize, pad: usize) -> (Vec<u8>, usize, usize) {
-    let (w, h) = pictures.iter().fold((0, 0), |(w, h), p| (w.max(p.1), h.max(p.2)));
+/// Places pictures `cols` to a row with `pad` white pixels between, in colour if any is.
+pub fn tile(pictures: &[Picture], cols: usize, pad: usize) -> Picture {
+    let channels = pictures.iter().map(|p| p.channels).max().unwrap_or(1);
+    let (w, h) = pictures.iter().fold((0, 0), |(w, h), p| (w.max(p.width), h.max(p.height)));
     let cols = cols.clamp(1, pictures.len().max(1));
     let rows = pictures.len().div_ceil(cols).max(1);
     let (width, height) = (cols * (w + pad) + pad, rows * (h + pad) + pad);
-    let mut out = vec![255u8; width * height];
-    for (i, (pixels, pw, ph)) in pictures.iter().enumerate() {
+    let mut pixels = vec![255u8; width * height * channels];
+    for (i, picture) in pictures.iter().enumerate() {
+        let picture = if picture.channels == channels { picture.clone() } else { picture.rgb() };
         let (x0, y0) = (pad + (i % cols) * (w + pad), pad + (i / cols) * (h + pad));
-        for y in 0..*ph {
-            out[(y0 + y) * width + x0..(y0 + y) * width + x0 + pw].copy_from_slice(&pixels[y * pw..(y + 1) * pw]);
+        let row = picture.width * channels;
+        for y in 0..picture.height {
+            let at = ((y0 + y) * width + x0) * channels;
+            pixels[at..at + row].copy_from_slice(&picture.pixels[y * row..(y + 1) * row]);
         }
     }
-    (out, width, height)
+    Picture { pixels, width, height, channels }
 }
 
-/// Writes greyscale pixels as a PNG, through a temporary file renamed into place.
-pub fn write_png(path: &Path, pixels: &[u8], width: usize, height: usize) -> anyhow::Result<()> {
+/// Writes a picture as a PNG, through a temporary file renamed into place.
+pub fn write_png(path: &Path, picture: &Picture) -> anyhow::Result<()> {
     use anyhow::Context;
+    let colour = if picture.channels == 3 { image::ExtendedColorType::Rgb8 } else { image::ExtendedColorType::L8 };
     let tmp = path.with_extension("png.tmp");
-    {
-        let file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
-        encoder.set_color(png::ColorType::Grayscale);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header()?;
-        writer.write_image_data(pixels)?;
-    }
+    image::save_buffer_with_format(&tmp, &picture.pixels, picture.width as u32, picture.height as u32, colour, image::ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! default a small CNN, Conv2d(1→32, k4 s2 p1) → BatchNorm2d → ReLU → Conv2d(32→64, k4 s2 p1)
 //! → BatchNorm2d → ReLU → flatten 3136 → Linear 256 → ReLU → Linear 10, trained with softmax
 //! cross-entropy on images shifted at random by up to 2 pixels. Its features are the last
-//! hidden layer (256 values after ReLU). Files from before the CNN hold an MLP (no `conv` in
+//! hidden layer (256 values after ReLU). On other data it reads the data's C × H × W and has a
+//! logit per class. Files from before the CNN hold an MLP (no `conv` in
 //! their config), which loads as it was trained.
 
 use super::layers::{BatchnormSpec, LayerSpec};
@@ -13,8 +14,9 @@ use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor};
 use crate::nn::{self, Activation, AdamConfig, ConvShape};
 
-use crate::data::{IMAGE, SIDE};
-pub const CLASSES: usize = 10;
+use crate::data::ImageShape;
+/// The digits' classes, and the class count of classifiers from before it was recorded.
+pub const DIGITS: usize = 10;
 
 /// Metric slots: per-step means over an epoch, and sums over the test split.
 pub const TRAIN_LOSS: usize = 0;
@@ -41,17 +43,27 @@ pub struct ClassifierConfig {
     /// Training moves each image by up to this many whole pixels each way (0: never).
     #[serde(default)]
     pub shift: usize,
+    /// The images it reads, set from the data (files from before: the digits').
+    #[serde(default)]
+    pub image: ImageShape,
+    /// Its logits: the data's classes.
+    #[serde(default = "digits")]
+    pub classes: usize,
+}
+
+fn digits() -> usize {
+    DIGITS
 }
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
-        ClassifierConfig { conv: vec![32, 64], hidden: vec![256], init: Init::Torch, batchnorm: true, shift: 2 }
+        ClassifierConfig { conv: vec![32, 64], hidden: vec![256], init: Init::Torch, batchnorm: true, shift: 2, image: ImageShape::MNIST, classes: DIGITS }
     }
 }
 
 pub fn layers(cfg: &ClassifierConfig) -> Vec<LayerSpec> {
     let mut layers = Vec::new();
-    let (mut channels, mut side) = (1, SIDE);
+    let (mut channels, mut side) = (cfg.image.channels, cfg.image.side);
     for (i, &c) in cfg.conv.iter().enumerate() {
         let shape = ConvShape::conv2d(channels, c, side, side, 4, 2, 1);
         let batchnorm = cfg.batchnorm.then(|| BatchnormSpec::new(&format!("classifier.bn{}", i + 1), 1e-5, 0.1));
@@ -63,7 +75,7 @@ pub fn layers(cfg: &ClassifierConfig) -> Vec<LayerSpec> {
         layers.push(LayerSpec::new(&format!("classifier.fc{}", i + 1), width, h, Activation::Relu));
         width = h;
     }
-    layers.push(LayerSpec::new(&format!("classifier.fc{}", cfg.hidden.len() + 1), width, CLASSES, Activation::Identity));
+    layers.push(LayerSpec::new(&format!("classifier.fc{}", cfg.hidden.len() + 1), width, cfg.classes, Activation::Identity));
     layers
 }
 
@@ -104,9 +116,9 @@ enum Pass {
 /// One pass of the classifier over `rows` images.
 pub struct ClassifierGraph {
     pub rows: usize,
-    /// [rows, 784] in [0, 1]
+    /// [rows, C·H·W] in [0, 1]
     pub x: Tensor,
-    /// Training with shifts: the gathered images before they move ([rows, 784]) and each
+    /// Training with shifts: the gathered images before they move ([rows, C·H·W]) and each
     /// row's draws ([rows, 2]: dy and dx, offset by the largest shift)
     augment: Option<(Tensor, Tensor)>,
     /// [rows] class indices
@@ -115,16 +127,17 @@ pub struct ClassifierGraph {
     pub backward: Backward,
     pub loss_row: Tensor,
     pub correct: Tensor,
-    /// [rows, 10]
+    /// [rows, classes]
     pub probs: Tensor,
 }
 
 impl ClassifierGraph {
     /// A graph over `rows` images; `augment` for training's shifted images.
     pub fn new(gpu: &Gpu, c: &Classifier, rows: usize, label: &str, augment: bool) -> Result<ClassifierGraph, GpuError> {
-        let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, IMAGE])?;
+        let image = c.config.image.values();
+        let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, image])?;
         let augment = match augment && c.config.shift > 0 {
-            true => Some((Tensor::zeros(gpu, &format!("{label}.unshifted"), &[rows, IMAGE])?, Tensor::zeros(gpu, &format!("{label}.shifts"), &[rows, 2])?)),
+            true => Some((Tensor::zeros(gpu, &format!("{label}.unshifted"), &[rows, image])?, Tensor::zeros(gpu, &format!("{label}.shifts"), &[rows, 2])?)),
             false => None,
         };
         Ok(ClassifierGraph {
@@ -135,7 +148,7 @@ impl ClassifierGraph {
             backward: c.net.backward_buffers(gpu, rows)?,
             loss_row: Tensor::zeros(gpu, &format!("{label}.loss_row"), &[rows])?,
             correct: Tensor::zeros(gpu, &format!("{label}.correct"), &[rows])?,
-            probs: Tensor::zeros(gpu, &format!("{label}.probs"), &[rows, CLASSES])?,
+            probs: Tensor::zeros(gpu, &format!("{label}.probs"), &[rows, c.config.classes])?,
             x,
         })
     }
@@ -150,12 +163,12 @@ impl ClassifierGraph {
             "data",
             match (&self.augment, pass) {
                 (Some((unshifted, shifts)), Pass::Train { seed }) => {
-                    let most = c.config.shift;
+                    let (most, ImageShape { channels, side }) = (c.config.shift, c.config.image);
                     vec![
                         gather(unshifted),
                         labels,
                         nn::fill_labels(gpu, "shifts", step, shifts.view(), 2 * most + 1, STREAM_SHIFT, seed),
-                        nn::shift_images(gpu, "shift", shifts.view(), unshifted.view(), self.x.view(), (1, SIDE, SIDE), most),
+                        nn::shift_images(gpu, "shift", shifts.view(), unshifted.view(), self.x.view(), (channels, side, side), most),
                     ]
                 }
                 _ => vec![gather(&self.x), labels],

@@ -60,7 +60,7 @@ pub(crate) fn sample_in_chunks(
     gpu: &crate::gpu::Gpu, n: usize, rows: usize, step: &crate::nn::StepBuffer, program: &crate::gpu::Program, labels: Option<&crate::gpu::Tensor>,
     asked: Option<&[usize]>, read: impl Fn(usize) -> Result<Vec<f32>, crate::gpu::GpuError>,
 ) -> Result<Vec<f32>, crate::gpu::GpuError> {
-    let mut images = Vec::with_capacity(n * crate::data::IMAGE);
+    let mut images = Vec::new();
     for c in 0..n.div_ceil(rows) {
         let take = rows.min(n - c * rows);
         step.set(gpu, &crate::nn::Step { rng_step: c as u32, ..crate::nn::Step::default() });

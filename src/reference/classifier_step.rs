@@ -3,8 +3,7 @@
 //! share of the learning rate.
 
 use super::{adam_scaled, mlp_backward, mlp_forward, shift_images, softmax_cross_entropy};
-use crate::data::SIDE;
-use crate::models::classifier::{layers, ClassifierConfig, CLASSES};
+use crate::models::classifier::{layers, ClassifierConfig};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 
@@ -26,9 +25,9 @@ pub fn classifier_step(
     images: &[f64], shifts: &[f64], labels: &[usize], rows: usize, t: u32, opt: &AdamConfig, lr_scale: f64,
 ) -> ClassifierStepOut {
     let net = layers(cfg);
-    let x = if cfg.shift > 0 { shift_images(images, shifts, (1, SIDE, SIDE), cfg.shift) } else { images.to_vec() };
+    let x = if cfg.shift > 0 { shift_images(images, shifts, (cfg.image.channels, cfg.image.side, cfg.image.side), cfg.shift) } else { images.to_vec() };
     let fwd = mlp_forward(&net, layout, state_layout, values, state, &x, rows);
-    let (d_logits, loss, correct) = softmax_cross_entropy(fwd.out.last().expect("a classifier has layers"), labels, rows, CLASSES, 1.0 / rows as f64);
+    let (d_logits, loss, correct) = softmax_cross_entropy(fwd.out.last().expect("a classifier has layers"), labels, rows, cfg.classes, 1.0 / rows as f64);
     let mut grads = vec![0.0; values.len()];
     mlp_backward(&net, layout, state_layout, values, &x, &fwd, rows, d_logits, Some(&mut grads), None);
     adam_scaled(values, &grads, m, v, t, opt, lr_scale);

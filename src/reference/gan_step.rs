@@ -1,6 +1,5 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
-use crate::data::IMAGE;
 use super::{activate_grad_from_output, adam, class_logit_backward, class_logit_forward, columns, concat_columns, ema, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
 use crate::models::gan::{generator_state_range, input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING};
 use crate::models::ParamLayout;
@@ -27,7 +26,7 @@ fn conditioned(layout: &ParamLayout, values: &[f64], name: &str, labels: &[usize
     concat_columns(&joined, width + k, &vec![0.0; n * (stored - width - k)], stored - width - k)
 }
 
-/// real [B, 784] already scaled to the output's range, z [B, latent]; conditioned, `labels`
+/// real [B, C·H·W] already scaled to the output's range, z [B, latent]; conditioned, `labels`
 /// [2B] holds the real rows' classes then those G is asked for. Updates `values`, the
 /// batch-norm `state`, `m` and `v` in place.
 #[allow(clippy::too_many_arguments)]
@@ -36,7 +35,7 @@ pub fn gan_step(
     real: &[f64], z: &[f64], labels: &[usize], batch: usize, t: u32, opt: &AdamConfig,
 ) -> GanStepOut {
     let (gen, disc) = layers(cfg);
-    let k = cfg.label_width();
+    let (k, image) = (cfg.label_width(), cfg.image.values());
     assert_eq!(labels.len(), if k > 0 { 2 * batch } else { 0 }, "labels for every row when conditioned");
     let fake_labels = &labels[labels.len() / 2..];
     let (g_width, d_width) = input_widths(cfg);
@@ -44,7 +43,7 @@ pub fn gan_step(
     let gf = mlp_forward(&gen, layout, state_layout, values, state, &g_in, batch);
     let fake = gf.out.last().unwrap().clone();
     let images: Vec<f64> = real.iter().chain(&fake).copied().collect();
-    let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, IMAGE, false, d_width);
+    let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, image, false, d_width);
     // D's batch norm sees the real and the fake rows as two batches.
     let df = mlp_forward_grouped(&disc, layout, state_layout, values, state, &d_in, 2 * batch, 2);
     // A projection discriminator's heads give the logit of each row's class.
@@ -55,7 +54,7 @@ pub fn gan_step(
     let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, to_heads(loss.d_grad, labels), Some(&mut grads), None);
     if k > 0 {
         let table = layout.get(D_EMBEDDING).range();
-        grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, IMAGE, k), k, k));
+        grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, image, k), k, k));
     }
     let (g_range, d_range) = network_ranges(layout);
     let (g_opt, d_opt) = cfg.adam(opt);
@@ -69,7 +68,7 @@ pub fn gan_step(
             let r = d_range.clone();
             adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, &d_opt);
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
-            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);
+            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, image, false, d_width);
             let judged = mlp_forward(&disc, layout, state_layout, values, state, &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
             let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(logits_of(judged.out.last().unwrap(), fake_labels)).collect();
@@ -78,11 +77,11 @@ pub fn gan_step(
             (judged, to_heads(g_loss.g_grad, fake_labels))
         }
     };
-    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, IMAGE, false, d_width);
+    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, image, false, d_width);
     let d_fake_in = mlp_backward(&disc, layout, state_layout, values, &fake_in, &judged, batch, g_grad, None, None);
     // Only the image columns lead back to G, through its output activation.
     let act = cfg.output.activation();
-    let d_fake: Vec<f64> = columns(&d_fake_in, d_width, 0, IMAGE).iter().zip(&fake).map(|(&d, &y)| d * activate_grad_from_output(y, act)).collect();
+    let d_fake: Vec<f64> = columns(&d_fake_in, d_width, 0, image).iter().zip(&fake).map(|(&d, &y)| d * activate_grad_from_output(y, act)).collect();
     let d_g_in = mlp_backward(&gen, layout, state_layout, values, &g_in, &gf, batch, d_fake, Some(&mut grads), None);
     if k > 0 {
         let table = layout.get(G_EMBEDDING).range();

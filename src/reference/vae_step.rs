@@ -1,7 +1,6 @@
 //! The CPU twin of one whole VAE training step: same weights, batch and noise in; the loss
 //! parts, gradients and updated weights out.
 
-use crate::data::IMAGE;
 use super::{adam, bce_logits, columns, concat_columns, embedding_backward, embedding_forward, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
 use crate::models::vae::{input_widths, layers, VaeConfig, PRIOR_MEAN};
 use crate::models::ParamLayout;
@@ -14,7 +13,7 @@ pub struct VaeStepOut {
     pub grads: Vec<f64>,
 }
 
-/// x [rows, 784] in [0, 1], eps [rows, latent], and (conditioned) the rows' `labels`. Updates
+/// x [rows, C·H·W] in [0, 1], eps [rows, latent], and (conditioned) the rows' `labels`. Updates
 /// `values`, `m` and `v` in place with Adam at step `t`.
 #[allow(clippy::too_many_arguments)]
 pub fn vae_step(
@@ -36,7 +35,8 @@ pub fn vae_step(
         concat_columns(&concat_columns(a, width, &one_hot, k), width + k, &vec![0.0; rows * pad], pad)
     };
     let scale = 1.0 / rows as f64;
-    let enc_in = with_label(x, IMAGE, enc_width);
+    let image = cfg.image.values();
+    let enc_in = with_label(x, image, enc_width);
     let ef = mlp_forward(&enc, layout, &no_state, values, &mut [], &enc_in, rows);
     let stats = ef.out.last().unwrap();
     let (offset, kl_row) = reparam_kl_forward(stats, eps, rows, latent);
@@ -48,7 +48,7 @@ pub fn vae_step(
     };
     let dec_in = with_label(&z, latent, dec_width);
     let df = mlp_forward(&dec, layout, &no_state, values, &mut [], &dec_in, rows);
-    let (d_logits, recon_row) = bce_logits(df.out.last().unwrap(), x, rows, IMAGE, scale);
+    let (d_logits, recon_row) = bce_logits(df.out.last().unwrap(), x, rows, image, scale);
     let mut grads = vec![0.0; values.len()];
     let d_dec_in = mlp_backward(&dec, layout, &no_state, values, &dec_in, &df, rows, d_logits, Some(&mut grads), None);
     // The one-hot columns are constants; only z's columns carry gradient on.

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::data::{Background, ImageOptions};
 use crate::models::classifier::ClassifierConfig;
 use crate::models::gan::{GanConfig, Output, UpdateOrder};
 use crate::models::vae::{VaeArch, VaeConfig};
@@ -86,6 +87,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// None: the built-in mnist-10k
     pub data: Option<PathBuf>,
+    /// How a folder's images are read (IDX files: resized only where asked).
+    #[serde(default)]
+    pub images: ImageOptions,
     pub out: PathBuf,
     /// Also write model.safetensors every this many epochs (0: only at the end).
     pub checkpoint_every: u32,
@@ -123,6 +127,7 @@ impl TrainConfig {
             lr_schedule: if model == ModelKind::Classifier { Schedule::Linear } else { Schedule::Constant },
             seed: 0,
             data: None,
+            images: ImageOptions::default(),
             out: PathBuf::from("runs"),
             checkpoint_every: 5,
             eval_every: (model == ModelKind::Classifier).then_some(0),
@@ -232,8 +237,17 @@ settings! {
     [long] weight_decay: f32,
     /// Seed of the weights, the shuffles and every noise draw [default: 0].
     [long] seed: u64,
-    /// Folder with the four MNIST-format files [default: the built-in 9,000/1,000 MNIST digits].
+    /// A folder of PNG or JPEG images, searched recursively, a subfolder per class (or flat:
+    /// unlabelled); or one with the four MNIST-format files [default: the built-in 9,000/1,000
+    /// MNIST digits].
     [long] data: PathBuf,
+    /// Train on N×N images: each is resized on its short side and centre-cropped [default: the
+    /// size every image of --data shares].
+    [long, value_name = "N"] size: usize,
+    /// 1 (grey) or 3 (RGB) [default: 1 if every image is grey, else 3].
+    [long] channels: usize,
+    /// What transparent pixels are laid over: black, white, grey or #rrggbb [default: black].
+    [long, value_name = "COLOUR"] background: Background,
     /// Output folder [default: runs/<model>-N, the first N not taken].
     [long] out: PathBuf,
     /// Write checkpoints every N epochs as well as at the end; 0: only at the end [default: 5].
@@ -315,6 +329,7 @@ impl Settings {
             lr_schedule: s.lr_schedule.unwrap_or(defaults.lr_schedule),
             seed: s.seed.unwrap_or(defaults.seed),
             data: s.data.clone(),
+            images: ImageOptions { size: s.size, channels: s.channels, background: s.background.unwrap_or_default() },
             out,
             checkpoint_every: s.checkpoint_every.unwrap_or(defaults.checkpoint_every),
             eval_every: s.eval_every.or(defaults.eval_every),
@@ -357,6 +372,7 @@ impl Settings {
         if s.batch == Some(0) {
             refuse!("--batch must be at least 1");
         }
+        ImageOptions { size: s.size, channels: s.channels, ..ImageOptions::default() }.check().map_err(|e| ConfigError(e.to_string()))?;
         if s.z_dim == Some(0) {
             refuse!("--z-dim must be at least 1");
         }

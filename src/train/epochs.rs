@@ -161,7 +161,8 @@ fn score_samples<T: Trainee>(gpu: &Gpu, trainee: &T, se: &SampleEval, record: &m
 fn scores_text(last: &Map<String, Value>) -> String {
     let scores = match (last.get("fd").and_then(Value::as_f64), last.get("inception_score").and_then(Value::as_f64), last.get("modes")) {
         (Some(fd), Some(is), Some(modes)) => format!(
-            "  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/10  smallest {:.1}%  effective {:.2}",
+            "  FD {fd:.1}  IS {is:.2}  classes ≥5% {modes}/{}  smallest {:.1}%  effective {:.2}",
+            last.get("class_shares").and_then(Value::as_array).map_or(0, Vec::len),
             100.0 * last.get("smallest_share").and_then(Value::as_f64).unwrap_or(f64::NAN),
             last.get("effective_classes").and_then(Value::as_f64).unwrap_or(f64::NAN)
         ),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::{cache_dir, Monitor, ModelKind, TrainConfig};
-use crate::data::{self, Dataset};
+use crate::data::{self, Classes, Dataset, ImageOptions};
 use crate::eval::Features;
 use crate::gpu::Gpu;
 use crate::train::checkpoint::{Checkpoint, Loaded};
@@ -27,6 +27,16 @@ pub enum Judge {
 }
 
 impl Judge {
+    /// The classifier, checked to read `dataset`'s images and classes.
+    pub fn load_for(&self, gpu: &Gpu, dataset: &Dataset) -> Result<Features> {
+        let features = self.load(gpu)?;
+        let (image, classes) = (features.image(), features.classes());
+        if image != dataset.shape() || classes != data_classes(dataset) {
+            bail!("{self} reads {image} images of {classes} classes, but {} holds {} images of {}: pass a classifier trained on this data", dataset.source, dataset.shape(), data_classes(dataset));
+        }
+        Ok(features)
+    }
+
     pub fn load(&self, gpu: &Gpu) -> Result<Features> {
         let ckpt = match self {
             Judge::Given(path) | Judge::Cached(path) => Checkpoint::read(path)?,
@@ -63,17 +73,23 @@ pub fn find(given: Option<&Path>, dataset: &Dataset) -> Result<Option<Judge>> {
     if let Some(path) = given {
         return Ok(Some(Judge::Given(path.to_path_buf())));
     }
+    if unjudged(dataset).is_some() {
+        return Ok(None);
+    }
     let fingerprint = dataset.fingerprint();
-    if fingerprint == data::load(None)?.fingerprint() {
+    if fingerprint == data::builtin().fingerprint() {
         return Ok(Some(Judge::Shipped));
     }
     Ok(cached_model(&fingerprint).filter(|p| p.is_file()).map(Judge::Cached))
 }
 
 /// As `find`, but trains (and caches) a classifier for data that have none.
-pub fn find_or_train(gpu: &Gpu, given: Option<&Path>, data_dir: Option<&Path>, dataset: &Dataset, monitor: &mut dyn Monitor) -> Result<Judge> {
+pub fn find_or_train(gpu: &Gpu, given: Option<&Path>, data_dir: Option<&Path>, images: &ImageOptions, dataset: &Dataset, monitor: &mut dyn Monitor) -> Result<Judge> {
     if let Some(judge) = find(given, dataset)? {
         return Ok(judge);
+    }
+    if let Some(why) = unjudged(dataset) {
+        bail!("{why}: leave out --eval-every");
     }
     let fingerprint = dataset.fingerprint();
     let model = cached_model(&fingerprint).context("no cache folder (set HOME or XDG_CACHE_HOME), so no classifier can be kept: pass --classifier")?;
@@ -85,12 +101,15 @@ pub fn find_or_train(gpu: &Gpu, given: Option<&Path>, data_dir: Option<&Path>, d
         dataset.source,
         folder.display()
     ));
+    let defaults = TrainConfig::defaults(ModelKind::Classifier);
     let cfg = TrainConfig {
         epochs: CACHED_EPOCHS,
+        batch: defaults.batch.min(dataset.train.count),
         data: data_dir.map(Path::to_path_buf),
+        images: *images,
         out: partial.clone(),
         checkpoint_every: 0,
-        ..TrainConfig::defaults(ModelKind::Classifier)
+        ..defaults
     };
     super::train(gpu, &cfg, monitor)?;
     // Another process may have finished first; either copy serves.
@@ -101,6 +120,19 @@ pub fn find_or_train(gpu: &Gpu, given: Option<&Path>, data_dir: Option<&Path>, d
         bail!("could not keep the new classifier in {}", folder.display());
     }
     Ok(Judge::Cached(model))
+}
+
+/// Why no classifier can score samples of this data, if none can: one learns from labels.
+pub fn unjudged(dataset: &Dataset) -> Option<String> {
+    (!dataset.labelled()).then(|| format!("{} is unlabelled (a flat folder), so no classifier can be trained to score its samples (FD, IS, classes)", dataset.source))
+}
+
+/// The logits a classifier of `dataset` has: a folder's classes, or the ten digits of IDX files.
+pub fn data_classes(dataset: &Dataset) -> usize {
+    match &dataset.classes {
+        Classes::Named(names) => names.len(),
+        _ => crate::models::classifier::DIGITS,
+    }
 }
 
 /// Under `classifiers/cnn/`: the MLP classifiers of earlier versions, kept directly under

@@ -164,6 +164,8 @@ pub trait Monitor {
     fn epoch_end(&mut self, _line: &str) {}
     /// A line for the user outside any epoch.
     fn say(&mut self, _line: &str) {}
+    /// Images of a folder decoded so far (the first run on it; later runs read the cache).
+    fn decoding(&mut self, _done: usize, _total: usize) {}
     /// Checked after every submit: true stops training at that step with a checkpoint.
     fn interrupted(&mut self, _global_step: u32) -> bool {
         false
@@ -245,15 +247,18 @@ pub fn resume(gpu: &Gpu, dir: &Path, epochs: Option<u32>, monitor: &mut dyn Moni
 }
 
 fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, monitor: &mut dyn Monitor) -> Result<RunSummary> {
-    let dataset = data::load(cfg.data.as_deref())?;
-    check_batch(cfg, &dataset)?;
+    let dataset = data::load(cfg.data.as_deref(), &cfg.images, &mut |done, total| monitor.decoding(done, total))?;
+    report_skipped(&dataset, monitor);
     let mut cfg = cfg.clone();
+    shape_to(&mut cfg, &dataset, ckpt.is_some())?;
+    check_batch(&cfg, &dataset)?;
     if cfg.conditional {
         condition_on(&mut cfg, &dataset)?;
     }
+    let eval_asked = cfg.eval_every;
     let judge = match cfg.eval_every {
         Some(0) => None,
-        Some(_) => Some(judge::find_or_train(gpu, cfg.classifier_path.as_deref(), cfg.data.as_deref(), &dataset, monitor)?),
+        Some(_) => Some(judge::find_or_train(gpu, cfg.classifier_path.as_deref(), cfg.data.as_deref(), &cfg.images, &dataset, monitor)?),
         None => judge::find(cfg.classifier_path.as_deref(), &dataset)?,
     };
     cfg.eval_every = Some(judge.as_ref().map_or(0, |_| cfg.eval_every.unwrap_or(EVAL_EVERY)));
@@ -272,6 +277,10 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     ));
     if let Some(judge) = &judge {
         monitor.say(&format!("scoring 5,000 samples every {} with {judge}", plural(cfg.eval_every.unwrap_or(0), "epoch")));
+    } else if let Some(why) = judge::unjudged(&dataset) {
+        monitor.say(&why);
+    } else if eval_asked.is_none() {
+        monitor.say(&format!("{} has no classifier yet, so samples are not scored: --eval-every 5 trains one once (15 epochs) and scores them", dataset.source));
     }
     let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
     let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
@@ -289,7 +298,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     checkpoint::write_atomically(&cfg.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
     let sample_eval = match judge {
         Some(judge) => {
-            let features = judge.load(gpu)?;
+            let features = judge.load_for(gpu, &dataset)?;
             let images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
             let (reference, _) = features.of(gpu, &images)?;
             Some(SampleEval { features, reference, every: cfg.eval_every.unwrap_or(0) })
@@ -302,6 +311,49 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
     }
+}
+
+/// Names each image that could not be read, then how many.
+pub fn report_skipped(dataset: &data::Dataset, monitor: &mut dyn Monitor) {
+    for line in &dataset.skipped {
+        monitor.say(&format!("skipped {line}"));
+    }
+    if !dataset.skipped.is_empty() {
+        let n = dataset.skipped.len();
+        monitor.say(&format!("{n} unreadable image{} left out of {}", if n == 1 { "" } else { "s" }, dataset.source));
+    }
+}
+
+/// Gives a new run's model the data's image shape, or checks that a resumed run's data still
+/// has the shape it was trained on; refuses data a model cannot take.
+pub fn shape_to(cfg: &mut TrainConfig, dataset: &data::Dataset, resumed: bool) -> Result<()> {
+    let shape = dataset.shape();
+    let conv = matches!(cfg.model, ModelKind::ConvVae | ModelKind::Dcgan);
+    if conv && !shape.side.is_multiple_of(4) {
+        bail!("the {} halves the image twice, so it takes sides that are multiples of 4; {} holds {shape} images: pass --size 28 or --size 32", cfg.model.name(), dataset.source);
+    }
+    if cfg.conditional && !dataset.labelled() {
+        bail!("--conditional needs labels, and {} is a flat folder: put each class's images in a subfolder of its own", dataset.source);
+    }
+    if let Some(c) = cfg.classifier.as_mut() {
+        if !dataset.labelled() {
+            bail!("a classifier learns from labels, and {} is a flat folder: put each class's images in a subfolder of its own", dataset.source);
+        }
+        if resumed && (c.image, c.classes) != (shape, judge::data_classes(dataset)) {
+            bail!("this classifier was trained on {} images of {} classes, but {} now gives other ones (has the folder changed?)", c.image, c.classes, dataset.source);
+        }
+        (c.image, c.classes) = (shape, judge::data_classes(dataset));
+    }
+    let image = match (&mut cfg.vae, &mut cfg.gan) {
+        (Some(v), _) => &mut v.image,
+        (_, Some(g)) => &mut g.image,
+        _ => return Ok(()),
+    };
+    if resumed && *image != shape {
+        bail!("this run was trained on {} images, but {} now gives {shape} ones (has the folder changed?)", *image, dataset.source);
+    }
+    *image = shape;
+    Ok(())
 }
 
 fn check_batch(cfg: &TrainConfig, dataset: &data::Dataset) -> Result<()> {
@@ -332,14 +384,7 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
     Ok(())
 }
 
-/// wgen's cache folder: `$XDG_CACHE_HOME/wgen`, else `~/.cache/wgen`.
-pub fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("wgen"))
-}
+pub use crate::data::cache_dir;
 
 /// The epoch's shuffle: a pure function of (seed, epoch), so runs repeat exactly.
 pub fn epoch_order(count: usize, seed: u64, epoch: u32) -> Vec<u32> {
@@ -369,9 +414,8 @@ pub fn class_rows(k: usize, per_row: usize) -> Vec<usize> {
 
 /// A grid at twice the images' size: readable on its own, and a run's epochs still tile into
 /// one `--progression` picture of a sensible size.
-pub fn save_grid(path: &Path, images: &[f32], cols: usize) -> Result<()> {
-    let (pixels, w, h) = crate::image::grid(images, 28, cols, 2, 2);
-    crate::image::write_png(path, &pixels, w, h)
+pub fn save_grid(path: &Path, images: &[f32], shape: data::ImageShape, cols: usize) -> Result<()> {
+    crate::image::write_png(path, &crate::image::grid(images, shape, cols, 2, 2))
 }
 
 /// The metadata naming a model in its checkpoints.

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use crate::data::IMAGE;
 use std::path::Path;
 
 use anyhow::Result;
@@ -93,10 +92,10 @@ impl Trainee for VaeRun {
         let (recon, kl) = (f64::from(sums[TEST_RECON]) / n, f64::from(sums[TEST_KL]) / n);
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
         let samples = pollster::block_on(self.grid(gpu))?;
-        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, GRID_COLS)?;
+        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, self.vae.config.image, GRID_COLS)?;
         let (originals, recons) = pollster::block_on(self.reconstructions(gpu, 32))?;
-        let pairs = crate::image::interleave_rows(&originals, &recons, 8, IMAGE);
-        save_grid(&out.join(format!("samples/recon-epoch-{epoch:03}.png")), &pairs, 8)?;
+        let pairs = crate::image::interleave_rows(&originals, &recons, 8, self.vae.config.image.values());
+        save_grid(&out.join(format!("samples/recon-epoch-{epoch:03}.png")), &pairs, self.vae.config.image, 8)?;
         let mut r = Map::new();
         r.insert("train_loss".into(), json!(round(train_loss, 3)));
         r.insert("test_neg_elbo".into(), json!(round(recon + kl, 3)));

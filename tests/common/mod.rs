@@ -78,7 +78,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64)
 /// data (gzip for the images, plain for the labels, as folders in the wild mix them).
 pub fn small_mnist(dir: &std::path::Path, train: usize, test: usize) {
     use std::io::Write;
-    let data = wgen::data::load(None).unwrap();
+    let data = wgen::data::builtin();
     std::fs::create_dir_all(dir).unwrap();
     let idx = |dims: &[u32], payload: &[u8]| -> Vec<u8> {
         let mut out = (0x0800u32 | dims.len() as u32).to_be_bytes().to_vec();
@@ -103,4 +103,38 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Encodes RGBA pixels [side, side, 4] as PNG bytes.
+pub fn png_bytes(rgba: Vec<u8>, width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_raw(width, height, rgba).expect("width × height × 4 bytes");
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// `n` opaque colour pictures side × side in `classes` class folders, each channel its own
+/// pattern (so a mixed-up channel or plane shows): (relative path, PNG bytes), sorted by path.
+pub fn colour_pictures(n: usize, side: u32, classes: usize) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let rgba = (0..side * side)
+                .flat_map(|p| {
+                    let (y, x, i) = (p / side, p % side, i as u32);
+                    [(x * 37 + i * 11) as u8, (y * 23 + i * 29) as u8, ((x ^ y) * 41 + i * 7) as u8, 255]
+                })
+                .collect();
+            (format!("class{}/{i:04}.png", i % classes), png_bytes(rgba, side, side))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The data set of `colour_pictures`, decoded as a folder is.
+pub fn colour_dataset(n: usize, side: u32, classes: usize) -> wgen::data::Dataset {
+    let pictures = colour_pictures(n, side, classes);
+    let paths: Vec<String> = pictures.iter().map(|(p, _)| p.clone()).collect();
+    let read = |path: &str| Ok(pictures.iter().find(|(p, _)| p == path).expect("a listed picture").1.clone());
+    wgen::data::folder::from_images(&paths, &read, "colour pictures", &Default::default(), &mut |_, _| {}).unwrap()
 }

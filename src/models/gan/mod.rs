@@ -27,7 +27,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::layers::{initial_values, BatchnormSpec, Init, LayerSpec};
 use super::network::Network;
 use super::params::{ParamLayout, Parameters};
-use crate::data::IMAGE;
+use crate::data::ImageShape;
 use crate::gpu::{Gpu, GpuError, View};
 use crate::nn::{Activation, AdamConfig, ConvShape};
 
@@ -116,7 +116,8 @@ pub enum GanArch {
     /// `wgen train dcgan`: G z → Linear 128·7·7 → BatchNorm1d → ReLU → [128, 7, 7] →
     /// ConvTranspose2d(128→64, k4 s2 p1) → BatchNorm2d → ReLU → ConvTranspose2d(64→1, k4 s2 p1)
     /// → tanh; D Conv2d(1→64, k4 s2 p1) → LeakyReLU 0.2 → Conv2d(64→128, k4 s2 p1) →
-    /// BatchNorm2d → LeakyReLU 0.2 → flatten → Linear(128·7·7 → 1).
+    /// BatchNorm2d → LeakyReLU 0.2 → flatten → Linear(128·7·7 → 1); on S × S images of C
+    /// channels the same with 7 = S/4 and C in and out.
     Conv,
 }
 
@@ -158,6 +159,9 @@ pub struct GanConfig {
     /// weights, which go on training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub g_ema: Option<f32>,
+    /// The images G draws and D judges, set from the data (files from before: MNIST's).
+    #[serde(default)]
+    pub image: ImageShape,
 }
 
 fn with_batchnorm() -> bool {
@@ -206,6 +210,7 @@ impl Default for GanConfig {
             d_batchnorm: true,
             projection: false,
             g_ema: None,
+            image: ImageShape::MNIST,
         }
     }
 }
@@ -245,9 +250,9 @@ pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         generator.push(layer);
         width = h;
     }
-    generator.push(LayerSpec::new(&format!("generator.fc{}", cfg.g_hidden.len() + 1), width, IMAGE, cfg.output.activation()));
+    generator.push(LayerSpec::new(&format!("generator.fc{}", cfg.g_hidden.len() + 1), width, cfg.image.values(), cfg.output.activation()));
     let mut discriminator = Vec::new();
-    let mut width = IMAGE + cfg.label_width();
+    let mut width = cfg.image.values() + cfg.label_width();
     for (i, &h) in cfg.d_hidden.iter().enumerate() {
         discriminator.push(LayerSpec::new(&format!("discriminator.fc{}", i + 1), width, h, cfg.d_activation));
         width = h;
@@ -264,15 +269,16 @@ pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
 fn conv_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     assert!(cfg.classes.is_none(), "the DCGAN is not conditioned");
     let bn = |name: &str, groups| Some(BatchnormSpec { groups, ..BatchnormSpec::new(name, cfg.bn_eps, cfg.bn_momentum) });
-    let deconv1 = ConvShape::transposed(128, 64, 7, 7, 4, 2, 1);
-    let deconv2 = ConvShape::transposed(64, 1, 14, 14, 4, 2, 1);
+    let ImageShape { channels, side } = cfg.image;
+    let deconv1 = ConvShape::transposed(128, 64, side / 4, side / 4, 4, 2, 1);
+    let deconv2 = ConvShape::transposed(64, channels, side / 2, side / 2, 4, 2, 1);
     let generator = vec![
         LayerSpec { batchnorm: bn("generator.bn0", 1), ..LayerSpec::new("generator.fc", cfg.latent, deconv1.out_len(), cfg.g_activation) },
         LayerSpec { batchnorm: bn("generator.bn1", 1), ..LayerSpec::conv_transpose2d("generator.deconv1", deconv1, cfg.g_activation) },
         LayerSpec::conv_transpose2d("generator.deconv2", deconv2, cfg.output.activation()),
     ];
-    let conv1 = ConvShape::conv2d(1, 64, 28, 28, 4, 2, 1);
-    let conv2 = ConvShape::conv2d(64, 128, 14, 14, 4, 2, 1);
+    let conv1 = ConvShape::conv2d(channels, 64, side, side, 4, 2, 1);
+    let conv2 = ConvShape::conv2d(64, 128, side / 2, side / 2, 4, 2, 1);
     let discriminator = vec![
         LayerSpec::conv2d("discriminator.conv1", conv1, cfg.d_activation),
         // Real and fake batches: two groups.

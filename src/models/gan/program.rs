@@ -3,7 +3,7 @@
 //! update order's losses, backward passes and Adam, and last G's average.
 
 use super::*;
-use crate::data::{DeviceSplit, IMAGE};
+use crate::data::DeviceSplit;
 use crate::gpu::{Launch, Program, Tensor};
 use crate::models::network::{BatchnormMode, Forward, InputGrad};
 use crate::nn::{self, AdamConfig, GanLossParts, LabelVectors};
@@ -34,6 +34,7 @@ impl Recorder<'_> {
         };
         let labels = c.labels.view();
         let d_in = g.d_in.view();
+        let image = self.gan.config.image.values();
         program.phase(
             "data",
             vec![
@@ -48,8 +49,8 @@ impl Recorder<'_> {
             vec![
                 nn::embedding_forward(gpu, "generator.label_emb", labels.rows(b, b), LabelVectors::Table(g_table), c.g_in.view().columns(0, k)),
                 nn::copy_columns(gpu, "generator.input", g.z.view(), c.g_in.view().columns(k, self.gan.config.latent)),
-                nn::copy_columns(gpu, "discriminator.input", c.real.view(), d_in.rows(0, b).columns(0, IMAGE)),
-                nn::embedding_forward(gpu, "discriminator.label_emb", labels, LabelVectors::Table(d_table), d_in.columns(IMAGE, k)),
+                nn::copy_columns(gpu, "discriminator.input", c.real.view(), d_in.rows(0, b).columns(0, image)),
+                nn::embedding_forward(gpu, "discriminator.label_emb", labels, LabelVectors::Table(d_table), d_in.columns(image, k)),
             ],
         );
     }
@@ -85,7 +86,7 @@ impl Recorder<'_> {
         let d_table = self.gan.embedding(D_EMBEDDING);
         if let (Some(c), Some(k), Some((d_table, _))) = (&g.conditioning, self.gan.config.classes, d_table) {
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
-            let fake_rows = g.d_in.view().rows(b, b).columns(IMAGE, k);
+            let fake_rows = g.d_in.view().rows(b, b).columns(self.gan.config.image.values(), k);
             judge.push(nn::embedding_forward(gpu, "discriminator.label_emb", c.labels.view().rows(b, b), LabelVectors::Table(d_table), fake_rows));
         }
         judge.extend(self.gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
@@ -147,7 +148,7 @@ impl Recorder<'_> {
     fn discriminator_backward(&self) -> Vec<Launch> {
         let (gpu, params, g) = (self.gpu, &self.gan.params, self.graph);
         let label_grad = match &g.conditioning {
-            Some(c) => vec![InputGrad::all(c.d_label.view()).from_column(IMAGE)],
+            Some(c) => vec![InputGrad::all(c.d_label.view()).from_column(self.gan.config.image.values())],
             None => Vec::new(),
         };
         let mut launches = self.gan.discriminator.backward_launches(gpu, params, &g.discriminator, 0, &g.d_disc, true, &label_grad);

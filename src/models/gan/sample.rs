@@ -6,7 +6,7 @@ use crate::gpu::{Gpu, GpuError, Program, Tensor, View};
 use crate::models::network::{BatchnormMode, Forward};
 use crate::nn::{self, LabelVectors, StepBuffer};
 
-/// `n` samples [n, 784] in [0, 1], generated `max_rows` at a time (chunks whose row count is a
+/// `n` samples [n, C·H·W] in [0, 1], generated `max_rows` at a time (chunks whose row count is a
 /// multiple of the class count, so the default classes cycle as in one sampler): chunk c
 /// draws its z at rng_step c, so a single chunk (any MLP GAN at 5,000) is exactly one
 /// sampler's draw. A conditional model's row i asks for `asked[i]`, or i mod k without it.

@@ -3,7 +3,7 @@
 
 use super::program::Recorder;
 use super::*;
-use crate::data::{DeviceSplit, IMAGE};
+use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Program, Tensor, View};
 use crate::models::layers::padded_width;
 use crate::models::network::{Backward, BatchnormMode, Forward};
@@ -72,8 +72,8 @@ impl GanGraph {
             Some(_) => Some(Conditioning {
                 labels: Tensor::zeros(gpu, "gan.labels", &[2 * batch])?,
                 g_in: Tensor::zeros(gpu, "generator.input", &[batch, g_width])?,
-                real: Tensor::zeros(gpu, "gan.real", &[batch, IMAGE])?,
-                fake: Tensor::zeros(gpu, "gan.fake", &[batch, IMAGE])?,
+                real: Tensor::zeros(gpu, "gan.real", &[batch, cfg.image.values()])?,
+                fake: Tensor::zeros(gpu, "gan.fake", &[batch, cfg.image.values()])?,
                 d_label: Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, padded_width(k)])?,
                 g_label: Tensor::zeros(gpu, "generator.label_emb.d_out", &[batch, padded_width(k)])?,
                 projection: match cfg.projection {
@@ -126,7 +126,7 @@ impl GanGraph {
         r.data(&mut program, split, seed);
         program.phase("generator.forward", gan.generator.forward_launches(gpu, &gan.params, &self.generator, BatchnormMode::Train));
         if self.conditioning.is_some() {
-            let fake_images = self.d_in.view().rows(self.batch, self.batch).columns(0, IMAGE);
+            let fake_images = self.d_in.view().rows(self.batch, self.batch).columns(0, gan.config.image.values());
             program.phase("condition.fake", vec![nn::copy_columns(gpu, "discriminator.input", self.fake(), fake_images)]);
         }
         program.phase("discriminator.forward", gan.discriminator.forward_launches(gpu, &gan.params, &self.discriminator, BatchnormMode::Train));

@@ -19,7 +19,7 @@ use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor, View};
 use crate::nn::{self, Activation, AdamConfig, ConvShape, LabelVectors};
 
-use crate::data::IMAGE;
+use crate::data::ImageShape;
 
 
 mod sample;
@@ -67,6 +67,9 @@ pub struct VaeConfig {
     /// Conditioned: a learned prior mean per class instead of N(0, I) for all.
     #[serde(default)]
     pub class_prior: bool,
+    /// The images it encodes and decodes, set from the data (files from before: MNIST's).
+    #[serde(default)]
+    pub image: ImageShape,
 }
 
 pub const PRIOR_MEAN: &str = "prior.mean";
@@ -85,7 +88,7 @@ impl VaeConfig {
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        VaeConfig { arch: VaeArch::Mlp, hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None, class_prior: false }
+        VaeConfig { arch: VaeArch::Mlp, hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None, class_prior: false, image: ImageShape::MNIST }
     }
 }
 
@@ -95,7 +98,7 @@ pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     }
     let relu = Activation::Relu;
     let mut encoder = Vec::new();
-    let mut width = IMAGE + cfg.label_width();
+    let mut width = cfg.image.values() + cfg.label_width();
     for (i, &h) in cfg.hidden.iter().enumerate() {
         encoder.push(LayerSpec::new(&format!("encoder.fc{}", i + 1), width, h, relu));
         width = h;
@@ -110,7 +113,7 @@ pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         decoder.push(LayerSpec::new(&format!("decoder.fc{}", i + 1), width, h, relu));
         width = h;
     }
-    decoder.push(LayerSpec::new("decoder.out", width, IMAGE, Activation::Identity));
+    decoder.push(LayerSpec::new("decoder.out", width, cfg.image.values(), Activation::Identity));
     if cfg.classes.is_some() {
         encoder[0] = encoder[0].clone().padded();
         decoder[0] = decoder[0].clone().padded();
@@ -122,8 +125,9 @@ pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
 fn conv_layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     assert!(cfg.classes.is_none(), "the conv VAE is not conditioned");
     let relu = Activation::Relu;
-    let conv1 = ConvShape::conv2d(1, 32, 28, 28, 4, 2, 1);
-    let conv2 = ConvShape::conv2d(32, 64, 14, 14, 4, 2, 1);
+    let ImageShape { channels, side } = cfg.image;
+    let conv1 = ConvShape::conv2d(channels, 32, side, side, 4, 2, 1);
+    let conv2 = ConvShape::conv2d(32, 64, side / 2, side / 2, 4, 2, 1);
     let encoder = vec![
         LayerSpec::conv2d("encoder.conv1", conv1, relu),
         LayerSpec::conv2d("encoder.conv2", conv2, relu),
@@ -133,8 +137,8 @@ fn conv_layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
             ..LayerSpec::new("encoder.head", 256, 2 * cfg.latent, Activation::Identity)
         },
     ];
-    let deconv1 = ConvShape::transposed(64, 32, 7, 7, 4, 2, 1);
-    let deconv2 = ConvShape::transposed(32, 1, 14, 14, 4, 2, 1);
+    let deconv1 = ConvShape::transposed(64, 32, side / 4, side / 4, 4, 2, 1);
+    let deconv2 = ConvShape::transposed(32, channels, side / 2, side / 2, 4, 2, 1);
     let decoder = vec![
         LayerSpec::new("decoder.fc1", cfg.latent, 256, relu),
         LayerSpec::new("decoder.fc2", 256, deconv1.out_len(), relu),
@@ -201,7 +205,7 @@ impl Vae {
 /// One forward pass of the whole VAE over `rows` images, with what the loss needs.
 pub struct VaeGraph {
     pub rows: usize,
-    /// [rows, 784] images in [0, 1]
+    /// [rows, C·H·W] images in [0, 1]
     pub x: Tensor,
     /// [rows, latent]
     pub eps: Tensor,
@@ -223,7 +227,7 @@ pub struct VaeGraph {
 pub struct VaeConditioning {
     /// [rows] class indices as f32
     pub labels: Tensor,
-    /// [rows, 784 + k + pad]: [x | one-hot | zeros]
+    /// [rows, C·H·W + k + pad]: [x | one-hot | zeros]
     pub enc_in: Tensor,
     /// [rows, latent + k + pad]: [z | one-hot | zeros]
     pub dec_in: Tensor,
@@ -232,7 +236,7 @@ pub struct VaeConditioning {
 impl VaeGraph {
     pub fn new(gpu: &Gpu, vae: &Vae, rows: usize, label: &str) -> Result<VaeGraph, GpuError> {
         let latent = vae.config.latent;
-        let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, IMAGE])?;
+        let x = Tensor::zeros(gpu, &format!("{label}.x"), &[rows, vae.config.image.values()])?;
         let eps = Tensor::zeros(gpu, &format!("{label}.eps"), &[rows, latent])?;
         let z = Tensor::zeros(gpu, &format!("{label}.z"), &[rows, latent])?;
         let (enc_width, dec_width) = input_widths(&vae.config);
@@ -270,11 +274,11 @@ impl VaeGraph {
     fn data_launches(&self, gpu: &Gpu, vae: &Vae, split: &DeviceSplit, step: &wgpu::Buffer) -> Vec<Launch> {
         let mut launches = vec![nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0)];
         if let Some(c) = &self.conditioning {
-            let (k, latent) = (vae.config.label_width(), vae.config.latent);
+            let (k, latent, image) = (vae.config.label_width(), vae.config.latent, vae.config.image.values());
             launches.extend([
                 nn::gather_labels(gpu, "labels", step, &split.labels.buffer, &split.order.buffer, c.labels.view()),
-                nn::copy_columns(gpu, "encoder.input", self.x.view(), c.enc_in.view().columns(0, IMAGE)),
-                nn::embedding_forward(gpu, "encoder.one_hot", c.labels.view(), LabelVectors::OneHot, c.enc_in.view().columns(IMAGE, k)),
+                nn::copy_columns(gpu, "encoder.input", self.x.view(), c.enc_in.view().columns(0, image)),
+                nn::embedding_forward(gpu, "encoder.one_hot", c.labels.view(), LabelVectors::OneHot, c.enc_in.view().columns(image, k)),
                 nn::embedding_forward(gpu, "decoder.one_hot", c.labels.view(), LabelVectors::OneHot, c.dec_in.view().columns(latent, k)),
             ]);
         }

@@ -14,7 +14,7 @@ pub fn pixel(logit: f32) -> f32 {
     p as f32
 }
 
-/// `n` prior samples' pixel probabilities [n, 784], decoded `max_rows` at a time (chunks whose
+/// `n` prior samples' pixel probabilities [n, C·H·W], decoded `max_rows` at a time (chunks whose
 /// row count is a multiple of the class count, so the asked-for classes cycle as in one
 /// sampler): chunk c draws its z at rng_step c, so a single chunk (any MLP VAE at 5,000) is
 /// exactly one sampler's draw. A conditional model's row i asks for `asked[i]`, or i mod k

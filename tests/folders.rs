@@ -1,0 +1,243 @@
+//! Folders of images as data sets: the same tensors as the IDX files of the same digits, the
+//! resize, crop, background and channels a user asks for, the cache, and every bad input
+//! refused or skipped in one line.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{colour_pictures, png_bytes, temp_dir};
+use wgen::data::{self, folder, Background, Classes, ImageOptions, ImageShape};
+
+fn load(dir: &Path, options: &ImageOptions) -> Result<data::Dataset, data::DataError> {
+    // One cache folder for this test binary, never the user's.
+    std::env::set_var("XDG_CACHE_HOME", std::env::temp_dir().join(format!("wgen-test-folders-cache-{}", std::process::id())));
+    data::load(Some(dir), options, &mut |_, _| {})
+}
+
+fn write_all(dir: &Path, files: &[(String, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+}
+
+fn grey_png(pixels: &[u8], side: u32) -> Vec<u8> {
+    png_bytes(pixels.iter().flat_map(|&v| [v, v, v, 255]).collect(), side, side)
+}
+
+/// Images of one colour, side × side, RGBA.
+fn plain(rgba: [u8; 4], width: u32, height: u32) -> Vec<u8> {
+    png_bytes(rgba.iter().copied().cycle().take((width * height * 4) as usize).collect(), width, height)
+}
+
+#[test]
+fn folder_of_png_digits_gives_the_idx_digits_tensors_split_by_path_hash() {
+    let dir = temp_dir("folder-digits");
+    let digits = data::builtin();
+    let n = 400;
+    let mut files = Vec::new();
+    for i in 0..n {
+        let image = &digits.train.images[i * 784..(i + 1) * 784];
+        files.push((format!("{}/{i:05}.png", digits.train.labels[i]), grey_png(image, 28), i));
+    }
+    write_all(&dir, &files.iter().map(|(p, b, _)| (p.clone(), b.clone())).collect::<Vec<_>>());
+    let got = load(&dir, &ImageOptions::default()).unwrap();
+    assert_eq!(got.shape(), ImageShape::MNIST, "grey 28×28 PNGs are MNIST's shape");
+    assert_eq!(got.classes, Classes::Named((0..10).map(|d| d.to_string()).collect()));
+    // The expected splits: files in path order, one in ten by the hash of its path to test.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    for (split, test) in [(&got.train, false), (&got.test, true)] {
+        let want: Vec<usize> = files.iter().filter(|(p, _, _)| folder::is_test(p) == test).map(|(_, _, i)| *i).collect();
+        assert_eq!(split.count, want.len(), "test split {test}");
+        for (k, &i) in want.iter().enumerate() {
+            assert_eq!(split.images[k * 784..(k + 1) * 784], digits.train.images[i * 784..(i + 1) * 784], "image {i}");
+            assert_eq!(split.labels[k], digits.train.labels[i], "label of image {i}");
+        }
+    }
+    assert!((20..=60).contains(&got.test.count), "about a tenth are test images: {}", got.test.count);
+}
+
+#[test]
+fn colour_images_are_cropped_on_their_short_side_centred_and_stored_as_planes() {
+    let dir = temp_dir("folder-crop");
+    // 40 wide, 20 high: red outer quarters, green middle half; resized to 20×10 and cropped to
+    // the middle 10×10, all green. And a picture whose planes differ, at its own size.
+    let mut wide = Vec::new();
+    for _y in 0..20 {
+        for x in 0..40 {
+            wide.extend(if (10..30).contains(&x) { [0, 255, 0, 255] } else { [255, 0, 0, 255] });
+        }
+    }
+    let files: Vec<(String, Vec<u8>)> = (0..30).map(|i| (format!("{i:02}.png"), png_bytes(wide.clone(), 40, 20))).collect();
+    write_all(&dir, &files);
+    let got = load(&dir, &ImageOptions { size: Some(10), ..ImageOptions::default() }).unwrap();
+    assert_eq!(got.shape(), ImageShape { channels: 3, side: 10 });
+    assert_eq!(got.classes, Classes::Unlabelled, "a flat folder is unlabelled");
+    let image = &got.train.images[..300];
+    let (red, green, blue) = (&image[..100], &image[100..200], &image[200..]);
+    // The crop's edge columns are 1-2 resized pixels from the red: the triangle filter, two
+    // resized pixels wide, blends them in a little; the centre is pure.
+    assert!(green.iter().all(|&g| g >= 190), "green plane {green:?}");
+    assert!(red.iter().all(|&r| r <= 65) && blue.iter().all(|&b| b == 0), "red {red:?} blue {blue:?}");
+    assert_eq!((red[55], green[55]), (0, 255), "the centre pixel");
+
+    let planes = colour_pictures(1, 6, 1).pop().unwrap().1;
+    let rgba = image::load_from_memory(&planes).unwrap().to_rgba8();
+    let dir = temp_dir("folder-planes");
+    write_all(&dir, &(0..20).map(|i| (format!("{i:02}.png"), planes.clone())).collect::<Vec<_>>());
+    let got = load(&dir, &ImageOptions::default()).unwrap();
+    assert_eq!(got.shape(), ImageShape { channels: 3, side: 6 }, "the size every image shares");
+    for (c, plane) in got.train.images[..108].chunks(36).enumerate() {
+        let want: Vec<u8> = rgba.pixels().map(|p| p[c]).collect();
+        assert_eq!(plane, &want[..], "plane {c} is channel {c} of the pixels, row-major");
+    }
+}
+
+#[test]
+fn transparency_is_laid_over_the_background_and_channels_follow_the_images_unless_asked() {
+    let dir = temp_dir("folder-alpha");
+    // Half-transparent red and fully transparent pixels, 8×8.
+    let files: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("{i:02}.png"), plain(if i % 2 == 0 { [255, 0, 0, 128] } else { [9, 9, 9, 0] }, 8, 8))).collect();
+    write_all(&dir, &files);
+    let black = load(&dir, &ImageOptions::default()).unwrap();
+    let white = load(&dir, &ImageOptions { background: "white".parse().unwrap(), ..ImageOptions::default() }).unwrap();
+    let first = |d: &data::Dataset, path: &str| -> Vec<u8> {
+        let k = files.iter().filter(|(p, _)| !folder::is_test(p)).position(|(p, _)| p == path).unwrap();
+        let v = d.shape().values();
+        d.train.images[k * v..(k + 1) * v].to_vec()
+    };
+    let train_path = |even: bool| files.iter().map(|(p, _)| p.clone()).find(|p| !folder::is_test(p) && (p[..2].parse::<u32>().unwrap() % 2 == 0) == even).unwrap();
+    let (half, clear) = (train_path(true), train_path(false));
+    // (255·128 + 0·127 + 127) / 255 = 128 on black; + 255·127 on white.
+    assert_eq!([first(&black, &half)[0], first(&black, &half)[64], first(&black, &half)[128]], [128, 0, 0]);
+    assert_eq!([first(&white, &half)[0], first(&white, &half)[64], first(&white, &half)[128]], [255, 127, 127]);
+    assert!(first(&black, &clear).iter().all(|&v| v == 0) && first(&white, &clear).iter().all(|&v| v == 255));
+
+    let grey = load(&dir, &ImageOptions { channels: Some(1), ..ImageOptions::default() }).unwrap();
+    assert_eq!(grey.shape().channels, 1);
+    // ITU-R 601 luma of (128, 0, 0): 128 · 0.299 = 38.3.
+    assert_eq!(first(&grey, &half)[0], 38);
+
+    let greys = temp_dir("folder-greys");
+    write_all(&greys, &(0..20).map(|i| (format!("{i:02}.png"), plain([i * 10, i * 10, i * 10, 255], 8, 8))).collect::<Vec<_>>());
+    assert_eq!(load(&greys, &ImageOptions::default()).unwrap().shape().channels, 1, "grey pixels, though stored as RGBA: one channel");
+    assert_eq!(load(&greys, &ImageOptions { channels: Some(3), ..ImageOptions::default() }).unwrap().shape().channels, 3);
+}
+
+#[test]
+fn a_corrupt_image_is_named_and_left_out_and_the_cache_serves_the_next_load() {
+    let dir = temp_dir("folder-corrupt");
+    let mut files = colour_pictures(40, 8, 2);
+    files.push(("class1/broken.png".into(), b"\x89PNG\r\n\x1a\nnot really".to_vec()));
+    files.push(("class0/notes.txt".into(), b"not an image".to_vec()));
+    files.push(("class0/.hidden.png".into(), b"a hidden file".to_vec()));
+    write_all(&dir, &files);
+    let first = load(&dir, &ImageOptions::default()).unwrap();
+    assert_eq!(first.skipped.len(), 1, "{:?}", first.skipped);
+    assert!(first.skipped[0].contains("class1/broken.png"), "{}", first.skipped[0]);
+    assert_eq!(first.train.count + first.test.count, 40);
+    // Garbage of the same byte count and modification time: the cache, keyed by both, still
+    // serves the old picture; a new time makes the folder new, decoded afresh.
+    let file = dir.join("class0/0000.png");
+    let (time, bytes) = (std::fs::metadata(&file).unwrap().modified().unwrap(), std::fs::read(&file).unwrap());
+    std::fs::write(&file, bytes.iter().map(|b| !b).collect::<Vec<u8>>()).unwrap();
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(time).unwrap();
+    let cached = load(&dir, &ImageOptions::default()).unwrap();
+    assert_eq!(cached.fingerprint(), first.fingerprint(), "the second load reads the cache");
+    assert_eq!((&cached.classes, &cached.skipped), (&first.classes, &first.skipped));
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(time + std::time::Duration::from_secs(1)).unwrap();
+    assert_ne!(load(&dir, &ImageOptions::default()).unwrap().fingerprint(), first.fingerprint(), "a changed file is decoded afresh");
+}
+
+#[test]
+fn folders_a_run_cannot_use_are_refused_in_one_line_saying_what_to_do() {
+    let refused = |name: &str, files: Vec<(String, Vec<u8>)>, options: ImageOptions| -> String {
+        let dir = temp_dir(name);
+        write_all(&dir, &files);
+        load(&dir, &options).err().unwrap_or_else(|| panic!("{name} was accepted")).to_string()
+    };
+    let opts = ImageOptions::default();
+    let empty = refused("folder-empty", vec![("readme.txt".into(), b"no images".to_vec())], opts);
+    assert!(empty.contains("holds no images"), "{empty}");
+    let mut mixed = colour_pictures(30, 8, 2);
+    mixed.push(("loose.png".into(), mixed[0].1.clone()));
+    let mixed = refused("folder-mixed", mixed, opts);
+    assert!(mixed.contains("both in subfolders") && mixed.contains("loose.png"), "{mixed}");
+    let broken = refused("folder-broken", vec![("a.png".into(), b"garbage".to_vec()), ("b.jpg".into(), b"more".to_vec())], opts);
+    assert!(broken.contains("none of its 2 images could be read"), "{broken}");
+    // A class of one training image has no test image.
+    let lonely_path = (0..).map(|i| format!("lonely/{i}.png")).find(|p| !folder::is_test(p)).unwrap();
+    let mut lonely = colour_pictures(60, 8, 2);
+    lonely.push((lonely_path, lonely[0].1.clone()));
+    let lonely = refused("folder-lonely", lonely, opts);
+    assert!(lonely.contains("class lonely has no test image"), "{lonely}");
+    let sizes: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("{i}.png"), plain([0, 0, 0, 255], 8 + i % 2, 8))).collect();
+    let sizes = refused("folder-sizes", sizes, opts);
+    assert!(sizes.contains("pass --size N"), "{sizes}");
+    let few = refused("folder-few", colour_pictures(2, 8, 1).into_iter().map(|(p, b)| (p.replace('/', "-"), b)).collect(), opts);
+    assert!(few.contains("split empty"), "{few}");
+    for bad in [ImageOptions { size: Some(2), ..opts }, ImageOptions { channels: Some(2), ..opts }] {
+        let message = refused("folder-options", colour_pictures(20, 8, 1), bad);
+        assert!(message.contains("--size") || message.contains("--channels"), "{message}");
+    }
+    assert!("#12345".parse::<Background>().is_err() && "#0a0B0c".parse::<Background>() == Ok(Background([10, 11, 12])));
+}
+
+#[test]
+fn wgen_trains_on_a_colour_folder_writes_colour_grids_and_refuses_bad_folders_in_one_line() {
+    let dir = temp_dir("folder-cli");
+    let data = dir.join("pictures");
+    write_all(&data, &colour_pictures(90, 12, 3));
+    let cache = dir.join("cache");
+    let wgen = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).env("XDG_CACHE_HOME", &cache).output().unwrap();
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?} panicked");
+        out
+    };
+    for model in ["vae", "dcgan"] {
+        let run = dir.join(model);
+        let out = wgen(&["train", model, "--data", data.to_str().unwrap(), "--epochs", "1", "--batch", "16", "--out", run.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("no classifier yet") && stdout.contains("--eval-every"), "{model} says why samples are not scored:\n{stdout}");
+        let grid = image::open(run.join("samples/epoch-001.png")).unwrap();
+        assert_eq!(grid.color(), image::ColorType::Rgb8, "{model}: a colour grid");
+        let out = wgen(&["sample", run.join("model.safetensors").to_str().unwrap(), "--n", "5", "--raw", dir.join("raw.f32").to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::metadata(dir.join("raw.f32")).unwrap().len(), 5 * 3 * 12 * 12 * 4, "[5, 3, 12, 12] f32");
+    }
+    // Eval trains a classifier for the folder's 3 classes once, on 12×12 colour.
+    let out = wgen(&["eval", dir.join("dcgan").to_str().unwrap(), "--samples", "200"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("training one") && stdout.contains("classes ≥5%:") && stdout.contains("/3"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("dcgan/eval.json")).unwrap()).unwrap();
+    assert_eq!(report["samples"]["class_shares"].as_array().map(Vec::len), Some(3), "{report}");
+
+    // A flat folder: nothing to judge by, said once; a VAE's likelihood is still measured.
+    let flat = dir.join("flat");
+    write_all(&flat, &colour_pictures(40, 8, 1).into_iter().map(|(p, b)| (p.replace('/', "-"), b)).collect::<Vec<_>>());
+    let run = dir.join("flat-vae");
+    let out = wgen(&["train", "vae", "--data", flat.to_str().unwrap(), "--epochs", "1", "--batch", "8", "--out", run.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is unlabelled"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = wgen(&["eval", run.to_str().unwrap(), "--iw-samples", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("is unlabelled") && stdout.contains("IWAE bound"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (args, says) in [
+        (vec!["train", "vae", "--data", empty.to_str().unwrap()], "holds no images"),
+        (vec!["train", "conv-vae", "--data", data.to_str().unwrap(), "--size", "10", "--batch", "16"], "multiples of 4"),
+        (vec!["train", "vae", "--data", data.to_str().unwrap(), "--channels", "2"], "--channels must be 1"),
+        (vec!["train", "classifier", "--data", flat.to_str().unwrap(), "--batch", "8"], "learns from labels"),
+        (vec!["train", "gan", "--conditional", "--data", flat.to_str().unwrap(), "--batch", "8"], "needs labels"),
+    ] {
+        let out = wgen(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line:\n{stderr}");
+    }
+}
