@@ -2,7 +2,11 @@
 """The DCGAN of `wgen train dcgan` in PyTorch: the yardstick for its figures, and a check that
 torch.nn loads wgen's model.safetensors as it is.
 
-  train  trains it on the four MNIST-format files in --data (default: the embedded digits) with
+  train  trains it on the four MNIST-format files in --data (default: the embedded digits), or
+         on a folder of images read as wgen reads it (--folder DIR --size 32 or 64: class
+         subfolders, alpha over black, resized on the short side with PIL's bilinear filter,
+         centre-cropped, the test images left out by the same hash of their paths; there the
+         model is pytorch/examples' DCGAN, as `wgen train dcgan --size 32|64`), with
          pytorch/examples' DCGAN loop, as wgen's default D-first order: D on a real batch and on
          G(z).detach() (two calls, so D's batch norm sees each batch alone), Adam step; then G
          against the updated D on the same G(z). Non-saturating BCE, Adam 2e-4 (0.5, 0.999),
@@ -80,9 +84,63 @@ class Discriminator(nn.Module):
         return self.fc(h.flatten(1)).squeeze(1)
 
 
-class Dcgan(nn.Module):
-    def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False, mbstd=False):
+class ExamplesGenerator(nn.Module):
+    """pytorch/examples' DCGAN generator (ngf 64) under wgen's names, with biases as wgen's."""
+
+    def __init__(self, channels, side, latent=100):
         super().__init__()
+        stages = {32: 3, 64: 4}[side]
+        c = 64 << (stages - 1)
+        self.layers = [("deconv1", nn.ConvTranspose2d(latent, c, 4, 1, 0), nn.BatchNorm2d(c))]
+        for i in range(2, stages + 1):
+            self.layers.append((f"deconv{i}", nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.BatchNorm2d(c // 2)))
+            c //= 2
+        self.layers.append((f"deconv{stages + 1}", nn.ConvTranspose2d(c, channels, 4, 2, 1), None))
+        for i, (name, conv, bn) in enumerate(self.layers):
+            self.add_module(name, conv)
+            if bn is not None:
+                self.add_module(f"bn{i + 1}", bn)
+
+    def forward(self, z):
+        h = z.view(len(z), -1, 1, 1)
+        for _, conv, bn in self.layers[:-1]:
+            h = F.relu(bn(conv(h)))
+        return torch.tanh(self.layers[-1][1](h)).flatten(1)
+
+
+class ExamplesDiscriminator(nn.Module):
+    """pytorch/examples' DCGAN discriminator (ndf 64) under wgen's names, with biases."""
+
+    def __init__(self, channels, side, batchnorm=True):
+        super().__init__()
+        stages = {32: 3, 64: 4}[side]
+        self.shape = (channels, side, side)
+        self.layers, c = [], channels
+        for i in range(1, stages + 1):
+            bn = nn.BatchNorm2d(64 << (i - 1)) if i > 1 and batchnorm else None
+            self.layers.append((f"conv{i}", nn.Conv2d(c, 64 << (i - 1), 4, 2, 1), bn))
+            c = 64 << (i - 1)
+        self.layers.append((f"conv{stages + 1}", nn.Conv2d(c, 1, 4, 1, 0), None))
+        for i, (name, conv, bn) in enumerate(self.layers):
+            self.add_module(name, conv)
+            if bn is not None:
+                self.add_module(f"bn{i + 1}", bn)
+
+    def forward(self, x):
+        h = x.view(-1, *self.shape)
+        for _, conv, bn in self.layers[:-1]:
+            h = conv(h)
+            h = F.leaky_relu(bn(h) if bn is not None else h, 0.2)
+        return self.layers[-1][1](h).flatten()
+
+
+class Dcgan(nn.Module):
+    def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False, mbstd=False, shape=(1, 28)):
+        super().__init__()
+        if shape != (1, 28):
+            assert not (d_dropout or spectral_norm or mbstd), "the study's D knobs are for the 28x28 DCGAN"
+            self.generator, self.discriminator = ExamplesGenerator(*shape), ExamplesDiscriminator(*shape, d_batchnorm)
+            return
         self.generator = Generator()
         self.discriminator = Discriminator(d_batchnorm and not spectral_norm, d_dropout, mbstd)
         if spectral_norm:
@@ -99,7 +157,7 @@ def wgen_metadata(args):
            "label_smoothing": args.label_smoothing, "init": "torch", "update_order": "d-first",
            "d_batchnorm": not (args.no_d_batchnorm or args.spectral_norm),
            # Always written: wgen's DCGAN default (2e-5) is not this script's (2e-4).
-           "d_lr": args.d_lr or 2e-4}
+           "d_lr": args.d_lr or 2e-4, "image": {"channels": args.shape[0], "side": args.shape[1]}}
     if args.g_ema:
         gan["g_ema"] = args.g_ema
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
@@ -122,12 +180,16 @@ def save(model, path, metadata, ema=None):
         if ".parametrizations.weight.original" in k:
             module = model.get_submodule(k.split(".parametrizations.")[0])
             k, v = k.replace(".parametrizations.weight.original", ".weight"), module.weight.detach()
-        if k == "discriminator.fc.weight":
+        if k == "discriminator.fc.weight" and has_mbstd(model):
             # wgen's D has no minibatch-std channel: its weights are left out so `wgen eval`,
             # which scores G, loads the file.
             v = v[:, :128 * 7 * 7]
         tensors[k] = v.contiguous()
     save_file(tensors, path, metadata)
+
+
+def has_mbstd(model):
+    return getattr(model.discriminator, "mbstd", False)
 
 
 def idx(path):
@@ -143,12 +205,47 @@ def images(folder):
     return torch.from_numpy(x / 127.5 - 1.0)
 
 
+def folder_images(folder, size):
+    """The training split of a folder of images as wgen reads it: [N, C·size·size] in [-1, 1] and
+    C (1 if every pixel is grey, else 3)."""
+    import hashlib
+    from PIL import Image
+
+    paths = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for f in files:
+            if not f.startswith(".") and f.lower().endswith((".png", ".jpg", ".jpeg")):
+                paths.append(os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/"))
+    kept = []
+    for path in sorted(paths):
+        if int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "little") % 10 == 0:
+            continue
+        rgba = Image.open(os.path.join(folder, path)).convert("RGBA")
+        image = Image.new("RGB", rgba.size, (0, 0, 0))
+        image.paste(rgba, mask=rgba.getchannel("A"))
+        w, h = image.size
+        nw, nh = (size, size * h // w) if w <= h else (size * w // h, size)
+        image = image.resize((nw, nh), Image.BILINEAR)
+        left, top = round((nw - size) / 2), round((nh - size) / 2)
+        kept.append(np.asarray(image.crop((left, top, left + size, top + size)), np.float32))
+    x = np.stack(kept).transpose(0, 3, 1, 2)
+    if (x[:, 0] == x[:, 1]).all() and (x[:, 1] == x[:, 2]).all():
+        x = x[:, :1]
+    return torch.from_numpy(x.reshape(len(x), -1) / 127.5 - 1.0), x.shape[1]
+
+
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    x_train = images(args.data).to(dev)
-    model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm, args.mbstd).to(dev)
+    if args.folder:
+        x_train, channels = folder_images(args.folder, args.size)
+        args.shape = (channels, args.size)
+    else:
+        x_train, args.shape = images(args.data), (1, 28)
+    x_train = x_train.to(dev)
+    model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm, args.mbstd, args.shape).to(dev)
     g, d = model.generator, model.discriminator
     opt_g = torch.optim.Adam(g.parameters(), args.g_lr, betas=(0.5, 0.999))
     ema = None
@@ -226,7 +323,12 @@ def train(args):
 def check(args):
     from safetensors.torch import load_file
 
-    model = Dcgan()
+    from safetensors import safe_open
+
+    with safe_open(args.model, "pt") as f:
+        image = json.loads(f.metadata()["config"]).get("image", {"channels": 1, "side": 28})
+    shape = (image["channels"], image["side"])
+    model = Dcgan(shape=shape)
     tensors = load_file(args.model)
     # Shapes are checked by the load; only BatchNorm's num_batches_tracked counters are absent.
     missing, unexpected = model.load_state_dict(tensors, strict=False)
@@ -236,7 +338,7 @@ def check(args):
     with torch.no_grad():
         torch.manual_seed(0)
         ours = ((model.generator(torch.randn(args.n, 100)) + 1) / 2).numpy()
-    theirs = np.fromfile(args.raw, dtype="<f4").reshape(-1, 784)
+    theirs = np.fromfile(args.raw, dtype="<f4").reshape(-1, shape[0] * shape[1] ** 2)
     stats = lambda a: {"mean": round(float(a.mean()), 4), "std": round(float(a.std()), 4), "ink>0.5": round(float((a > 0.5).mean()), 4)}
     print(json.dumps({"torch_samples": stats(ours), "wgen_samples": stats(theirs), "loaded": len(tensors)}))
 
@@ -285,6 +387,8 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--data", default=EMBEDDED)
+    t.add_argument("--folder", help="a folder of images (class subfolders), read as wgen reads it; needs --size 32 or 64")
+    t.add_argument("--size", type=int, choices=[32, 64], help="the side of --folder's images")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--batch", type=int, default=64)
     t.add_argument("--seed", type=int, default=0)

@@ -209,6 +209,11 @@ fn wgen_trains_on_a_colour_folder_writes_colour_grids_and_refuses_bad_folders_in
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(std::fs::metadata(dir.join("raw.f32")).unwrap().len(), 5 * 3 * 12 * 12 * 4, "[5, 3, 12, 12] f32");
     }
+    // Reconstructions of the run's own test pictures, found through its config.json.
+    let recon = dir.join("recon.png");
+    let out = wgen(&["sample", dir.join("vae/model.safetensors").to_str().unwrap(), "--recon", "--grid", recon.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::open(&recon).unwrap().color(), image::ColorType::Rgb8);
     // Eval trains a classifier for the folder's 3 classes once, on 12×12 colour.
     let out = wgen(&["eval", dir.join("dcgan").to_str().unwrap(), "--samples", "200"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::data::{self, Dataset, DeviceSplit, ImageOptions, ImageShape};
 use crate::train::{report_skipped, Monitor};
 use super::progress::Console;
+use super::run_data;
 use crate::eval::{argmax, score, vae_scores, Features, SampleScores};
 use crate::gpu::Gpu;
 use crate::models::cycling_classes;
@@ -60,10 +61,7 @@ struct Located {
 
 fn locate(target: &Path) -> Result<Located> {
     if target.is_dir() {
-        let config = std::fs::read_to_string(target.join("config.json")).with_context(|| format!("{} holds no run (no config.json)", target.display()))?;
-        let json: Value = serde_json::from_str(&config)?;
-        let data = json["config"]["data"].as_str().map(PathBuf::from);
-        let images = serde_json::from_value(json["config"]["images"].clone()).ok();
+        let (data, images) = run_data(target).with_context(|| format!("{} holds no run (no readable config.json)", target.display()))?;
         Ok(Located { model: target.join("model.safetensors"), dir: target.to_path_buf(), data, images })
     } else {
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();

@@ -96,6 +96,14 @@ fn open_gpu(cli: &Cli) -> Result<Gpu> {
 }
 
 /// clap's first paragraph on one line: the usage block that follows is for --help.
+/// The data folder (None: the built-in digits) and image options of the run in `dir`, from its
+/// config.json; None where `dir` holds no run.
+pub(crate) fn run_data(dir: &std::path::Path) -> Option<(Option<std::path::PathBuf>, Option<crate::data::ImageOptions>)> {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).ok()?).ok()?;
+    let data = json["config"]["data"].as_str().map(std::path::PathBuf::from);
+    Some((data, serde_json::from_value(json["config"]["images"].clone()).ok()))
+}
+
 fn one_line(message: &str) -> String {
     let first: Vec<&str> = message.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
     format!("{} (see --help)", first.join(" "))

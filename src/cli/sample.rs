@@ -64,7 +64,8 @@ pub struct SampleArgs {
     /// One PNG of a run's per-epoch sample grids, in order [output: RUN_DIR/progression.png].
     #[arg(long, value_name = "RUN_DIR")]
     progression: Option<PathBuf>,
-    /// With --recon: the folder whose test images to reconstruct [default: the built-in digits].
+    /// With --recon: the folder whose test images to reconstruct [default: the data of the run
+    /// the model is in, else the built-in digits].
     #[arg(long)]
     data: Option<PathBuf>,
 }
@@ -327,7 +328,17 @@ fn decode(gpu: &Gpu, model: &Model, z: &[f32], cond: &[f32], n: usize, step: &St
 
 /// `n` test images and their reconstructions, interleaved by rows of `cols`.
 fn reconstructions(gpu: &Gpu, vae: &Vae, a: &SampleArgs, n: usize, cols: usize, step: &StepBuffer) -> Result<(Vec<f32>, usize)> {
-    let dataset = data::load(a.data.as_deref(), &ImageOptions::for_shape(vae.config.image), &mut |_, _| {})?;
+    let path = a.model.as_deref().expect("--recon has a model");
+    // The run's own data, read as the run read it, unless --data names other.
+    let run = path.parent().and_then(super::run_data).filter(|_| a.data.is_none());
+    let (dir, options) = match run {
+        Some((dir, options)) => (dir, options.unwrap_or(ImageOptions::for_shape(vae.config.image))),
+        None => (a.data.clone(), ImageOptions::for_shape(vae.config.image)),
+    };
+    let dataset = data::load(dir.as_deref(), &options, &mut |_, _| {})?;
+    if dataset.shape() != vae.config.image {
+        bail!("the model draws {} images but {} holds {} ones: pass the data it was trained on with --data", vae.config.image, dataset.source, dataset.shape());
+    }
     let n = n.min(dataset.test.count);
     let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
     let graph = VaeGraph::new(gpu, vae, n, "recon")?;
