@@ -2,9 +2,12 @@
 """The conv VAE of `wgen train conv-vae` in PyTorch: the yardstick for its figures, and a check
 that torch.nn loads wgen's model.safetensors as it is.
 
-  train  trains it on the four MNIST-format files in --data (default: the embedded digits) with
-         wgen's recipe (Adam 1e-3, batch 128, BCE summed over pixels + KL, test -ELBO per epoch)
-         and prints one JSON line per epoch, img/s included.
+  train  trains it on the four MNIST-format files in --data (default: the embedded digits), or
+         on a folder of images read as wgen reads it (--folder DIR --size N, by torch_folder.py;
+         the model scaled to N as `wgen train conv-vae --size N` scales it), with wgen's recipe
+         (Adam 1e-3, batch 128, BCE summed over pixels + KL, test -ELBO per epoch) and prints
+         one JSON line per epoch, img/s included. --save FILE writes the model with wgen's
+         metadata, so `wgen eval FILE --data DIR` scores its samples.
   check  loads a wgen conv-vae model.safetensors into torch.nn modules (strict names and shapes)
          and compares torch's reconstructions (z = mu) of the first test images with the ones
          `wgen sample MODEL --recon --raw FILE --n N --cols C` wrote.
@@ -27,38 +30,40 @@ EMBEDDED = os.path.join(HERE, "..", "assets", "mnist-10k")
 
 
 class Encoder(nn.Module):
-    def __init__(self, latent):
+    def __init__(self, latent, channels=1, side=28):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 4, 2, 1)
+        self.shape = (channels, side, side)
+        self.conv1 = nn.Conv2d(channels, 32, 4, 2, 1)
         self.conv2 = nn.Conv2d(32, 64, 4, 2, 1)
-        self.fc = nn.Linear(64 * 7 * 7, 256)
+        self.fc = nn.Linear(64 * (side // 4) ** 2, 256)
         self.mu = nn.Linear(256, latent)
         self.logvar = nn.Linear(256, latent)
 
     def forward(self, x):
-        h = F.relu(self.conv2(F.relu(self.conv1(x.view(-1, 1, 28, 28)))))
+        h = F.relu(self.conv2(F.relu(self.conv1(x.view(-1, *self.shape)))))
         h = F.relu(self.fc(h.flatten(1)))
         return self.mu(h), self.logvar(h)
 
 
 class Decoder(nn.Module):
-    def __init__(self, latent):
+    def __init__(self, latent, channels=1, side=28):
         super().__init__()
+        self.quarter = side // 4
         self.fc1 = nn.Linear(latent, 256)
-        self.fc2 = nn.Linear(256, 64 * 7 * 7)
+        self.fc2 = nn.Linear(256, 64 * self.quarter ** 2)
         self.deconv1 = nn.ConvTranspose2d(64, 32, 4, 2, 1)
-        self.deconv2 = nn.ConvTranspose2d(32, 1, 4, 2, 1)
+        self.deconv2 = nn.ConvTranspose2d(32, channels, 4, 2, 1)
 
     def forward(self, z):
-        h = F.relu(self.fc2(F.relu(self.fc1(z)))).view(-1, 64, 7, 7)
+        h = F.relu(self.fc2(F.relu(self.fc1(z)))).view(-1, 64, self.quarter, self.quarter)
         return self.deconv2(F.relu(self.deconv1(h))).flatten(1)
 
 
 class ConvVae(nn.Module):
-    def __init__(self, latent=32):
+    def __init__(self, latent=32, shape=(1, 28)):
         super().__init__()
-        self.encoder = Encoder(latent)
-        self.decoder = Decoder(latent)
+        self.encoder = Encoder(latent, *shape)
+        self.decoder = Decoder(latent, *shape)
 
     def loss(self, x, eps):
         """Mean over the batch of (BCE summed over pixels, KL)."""
@@ -86,8 +91,14 @@ def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    x_train, x_test = images(args.data, "train").to(dev), images(args.data, "test").to(dev)
-    model = ConvVae().to(dev)
+    if args.folder:
+        import torch_folder
+        (x_train, channels), (x_test, _) = torch_folder.load(args.folder, args.size), torch_folder.load(args.folder, args.size, test=True)
+        shape = (channels, args.size)
+    else:
+        x_train, x_test, shape = images(args.data, "train"), images(args.data, "test"), (1, 28)
+    x_train, x_test = x_train.to(dev), x_test.to(dev)
+    model = ConvVae(shape=shape).to(dev)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -111,6 +122,11 @@ def train(args):
             kl = sum(float(k) * w for (_, k), w in zip(parts, weights)) / len(x_test)
         print(json.dumps({"epoch": epoch, "train_loss": round(total / steps, 3), "test_neg_elbo": round(recon + kl, 3), "test_recon": round(recon, 3),
                           "test_kl": round(kl, 3), "img_per_s": round(steps * args.batch / seconds, 1), "device": args.device, "threads": args.threads}), flush=True)
+    if args.save:
+        from safetensors.torch import save_file
+        config = {"arch": "conv", "hidden": [256, 128], "latent": 32, "init": "torch", "class_prior": False, "image": {"channels": shape[0], "side": shape[1]}}
+        metadata = {"model": "vae", "config": json.dumps(config), "wgen_version": "0.1.0", "trained_by": "scripts/torch_conv_vae.py"}
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, args.save, metadata)
 
 
 def check(args):
@@ -141,6 +157,9 @@ def main():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--device", default="cpu", help="cpu, or cuda")
+    t.add_argument("--folder", help="a folder of images (class subfolders), read as wgen reads it; needs --size")
+    t.add_argument("--size", type=int, help="the side of --folder's images, a multiple of 4")
+    t.add_argument("--save", help="write the trained model here, with wgen's metadata")
     c = sub.add_parser("check")
     c.add_argument("model")
     c.add_argument("--recon", required=True, help="the --raw file of `wgen sample MODEL --recon`")

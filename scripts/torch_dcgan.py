@@ -3,10 +3,9 @@
 torch.nn loads wgen's model.safetensors as it is.
 
   train  trains it on the four MNIST-format files in --data (default: the embedded digits), or
-         on a folder of images read as wgen reads it (--folder DIR --size 32 or 64: class
-         subfolders, alpha over black, resized on the short side with PIL's bilinear filter,
-         centre-cropped, the test images left out by the same hash of their paths; there the
-         model is pytorch/examples' DCGAN, as `wgen train dcgan --size 32|64`), with
+         on a folder of images read as wgen reads it (--folder DIR --size 32 or 64, by
+         torch_folder.py; there the model is pytorch/examples' DCGAN, as `wgen train dcgan
+         --size 32|64`), with
          pytorch/examples' DCGAN loop, as wgen's default D-first order: D on a real batch and on
          G(z).detach() (two calls, so D's batch norm sees each batch alone), Adam step; then G
          against the updated D on the same G(z). Non-saturating BCE, Adam 2e-4 (0.5, 0.999),
@@ -205,43 +204,14 @@ def images(folder):
     return torch.from_numpy(x / 127.5 - 1.0)
 
 
-def folder_images(folder, size):
-    """The training split of a folder of images as wgen reads it: [N, C·size·size] in [-1, 1] and
-    C (1 if every pixel is grey, else 3)."""
-    import hashlib
-    from PIL import Image
-
-    paths = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for f in files:
-            if not f.startswith(".") and f.lower().endswith((".png", ".jpg", ".jpeg")):
-                paths.append(os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/"))
-    kept = []
-    for path in sorted(paths):
-        if int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "little") % 10 == 0:
-            continue
-        rgba = Image.open(os.path.join(folder, path)).convert("RGBA")
-        image = Image.new("RGB", rgba.size, (0, 0, 0))
-        image.paste(rgba, mask=rgba.getchannel("A"))
-        w, h = image.size
-        nw, nh = (size, size * h // w) if w <= h else (size * w // h, size)
-        image = image.resize((nw, nh), Image.BILINEAR)
-        left, top = round((nw - size) / 2), round((nh - size) / 2)
-        kept.append(np.asarray(image.crop((left, top, left + size, top + size)), np.float32))
-    x = np.stack(kept).transpose(0, 3, 1, 2)
-    if (x[:, 0] == x[:, 1]).all() and (x[:, 1] == x[:, 2]).all():
-        x = x[:, :1]
-    return torch.from_numpy(x.reshape(len(x), -1) / 127.5 - 1.0), x.shape[1]
-
-
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     if args.folder:
-        x_train, channels = folder_images(args.folder, args.size)
-        args.shape = (channels, args.size)
+        import torch_folder
+        x_train, channels = torch_folder.load(args.folder, args.size)
+        x_train, args.shape = x_train * 2 - 1, (channels, args.size)
     else:
         x_train, args.shape = images(args.data), (1, 28)
     x_train = x_train.to(dev)
