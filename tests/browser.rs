@@ -128,10 +128,11 @@ impl Cdp {
     }
 }
 
-/// Trains `steps` steps of the page's `model` at its default settings and seed 0.
-fn train_on_the_page(cdp: &mut Cdp, model: &str, steps: u32) -> Value {
+/// Trains `steps` steps of the page's `model` at its default settings (or `batch`) and seed 0.
+fn train_on_the_page(cdp: &mut Cdp, model: &str, steps: u32, batch: Option<usize>) -> Value {
+    let batch = batch.map_or(String::new(), |b| format!("document.getElementById('batch').value = {b};"));
     cdp.eval(&format!(
-        "(() => {{ const m = document.getElementById('model'); m.value = '{model}'; m.dispatchEvent(new Event('change'));
+        "(() => {{ const m = document.getElementById('model'); m.value = '{model}'; m.dispatchEvent(new Event('change')); {batch}
            document.getElementById('seed').value = 0; document.getElementById('stop-at').value = {steps};
            document.getElementById('start').click(); }})()"
     ));
@@ -163,12 +164,15 @@ fn first_steps(state: &Value, key: &str, n: usize) -> Vec<f64> {
 /// The same model natively, with the page's matmul family: each of `keys` over the first `n`
 /// steps, one at a time, then the img/s of the `windows` the page submitted after them.
 fn native(model: ModelKind, matmul: &str, keys: &[&str], n: usize, windows: &[usize]) -> (Vec<Vec<f64>>, f64) {
+    native_on(&wgen::data::builtin(), TrainConfig::defaults(model), matmul, keys, n, windows)
+}
+
+/// As `native`, on `dataset` with `cfg`.
+fn native_on(dataset: &wgen::data::Dataset, cfg: TrainConfig, matmul: &str, keys: &[&str], n: usize, windows: &[usize]) -> (Vec<Vec<f64>>, f64) {
     let base = common::gpu();
     let family = base.matmul_families().into_iter().find(|f| format!("{f:?}") == matmul).unwrap_or_else(|| panic!("no {matmul} matmul here"));
     let gpu = base.with_matmul(family);
-    let cfg = TrainConfig::defaults(model);
-    let dataset = wgen::data::builtin();
-    let mut live = Live::new(&gpu, &cfg, &dataset).unwrap();
+    let mut live = Live::new(&gpu, &cfg, dataset).unwrap();
     let mut values = vec![Vec::new(); keys.len()];
     for _ in 0..n {
         live.submit(&gpu, 1);
@@ -248,7 +252,7 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     }
 
     // The VAE: 100 steps, its first ten against native wgen's, then the download.
-    let vae = train_on_the_page(&mut cdp, "vae", 100);
+    let vae = train_on_the_page(&mut cdp, "vae", 100, None);
     let matmul = vae["describe"]["matmul"].as_str().unwrap().to_string();
     let page_losses = first_steps(&vae, "loss", 10);
     let (native_losses, native_rate) = native(ModelKind::Vae, &matmul, &["loss"], 10, &windows(&vae, 10));
@@ -277,7 +281,7 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
 
     // The GAN: reset, 50 steps, its first ten against native wgen's.
     cdp.eval("document.getElementById('reset').click()");
-    let gan = train_on_the_page(&mut cdp, "gan", 50);
+    let gan = train_on_the_page(&mut cdp, "gan", 50, None);
     let keys = ["d_loss", "g_loss", "d_real", "d_fake"];
     let (native_values, native_gan_rate) = native(ModelKind::Gan, &matmul, &keys, 10, &windows(&gan, 10));
     for (key, native_values) in keys.iter().zip(&native_values) {
@@ -292,12 +296,34 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     // The conv models, two steps each (a DCGAN step takes seconds on a CPU): the same losses.
     for (model, kind, keys) in [("conv-vae", ModelKind::ConvVae, &["loss"][..]), ("dcgan", ModelKind::Dcgan, &keys[..])] {
         cdp.eval("document.getElementById('reset').click()");
-        let state = train_on_the_page(&mut cdp, model, 2);
+        let state = train_on_the_page(&mut cdp, model, 2, None);
         let (native_values, _) = native(kind, &matmul, keys, 2, &[]);
         for (key, native_values) in keys.iter().zip(&native_values) {
             assert_matches_native(&first_steps(&state, key, 2), native_values, &format!("{model} {key}"));
         }
     }
+    // A folder of colour pictures handed to the page as its picker hands it one: decoded in
+    // the page by the same code, the VAE's first steps on it as native wgen's on the same files.
+    let pictures = common::colour_pictures(90, 12, 3);
+    for (path, bytes) in &pictures {
+        let file = site.join("folder-test").join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+    let paths: Vec<&str> = pictures.iter().map(|(p, _)| p.as_str()).collect();
+    cdp.eval("document.getElementById('reset').click()");
+    cdp.eval(&format!(
+        "(async () => {{ const paths = {};
+           const entries = await Promise.all(paths.map(async (path) => ({{ path, file: await (await fetch('folder-test/' + path)).blob() }})));
+           await window.wgenPage.loadFolder('folder-test', entries); }})()",
+        json!(paths)
+    ));
+    let state = train_on_the_page(&mut cdp, "vae", 3, Some(16));
+    assert_eq!(state["describe"]["image"], json!({"channels": 3, "side": 12}), "the page reads the pictures as 12×12 colour");
+    let cfg = TrainConfig { batch: 16, ..TrainConfig::defaults(ModelKind::Vae) };
+    let (native_values, _) = native_on(&common::colour_dataset(90, 12, 3), cfg, &matmul, &["loss"], 3, &[]);
+    assert_matches_native(&first_steps(&state, "loss", 3), &native_values[0], "VAE loss on a colour folder");
+    cdp.screenshot(&tmp.join("folder.png"));
     assert!(cdp.errors.is_empty(), "the page logged errors:\n{}", cdp.errors.join("\n"));
     eprintln!("screenshots: {}", tmp.display());
 }

@@ -15,7 +15,7 @@ const READ_MS = 120;
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd'];
 
 const page = {
-  trainer: null, files: null, running: false, adapter: '', error: null,
+  trainer: null, files: null, folder: null, running: false, adapter: '', error: null,
   history: [], chunk: 1, trainMs: 0, trainImages: 0, rate: 0, lastGrid: -1, negElbo: null, describe: null,
 };
 
@@ -34,7 +34,7 @@ function buttons() {
   $('pause').disabled = !page.running;
   $('reset').disabled = !page.trainer || page.running;
   $('download').disabled = !page.trainer || page.running;
-  for (const id of ['model', 'conditional', 'lr', 'batch', 'seed']) $(id).disabled = !!page.trainer;
+  for (const id of ['model', 'conditional', 'lr', 'batch', 'seed', 'folder', 'size']) $(id).disabled = !!page.trainer;
   const model = $('model').value;
   if (!page.trainer && (model === 'conv-vae' || model === 'dcgan')) $('conditional').disabled = true;
 }
@@ -72,11 +72,44 @@ function settings() {
   return { model: $('model').value, lr, batch, seed, conditional: $('conditional').checked };
 }
 
+// A picked folder's images, [{path, file}] with paths relative to it: their bytes, one after
+// another, for the Trainer to decode as `wgen train --data DIR` would.
+async function loadFolder(name, entries) {
+  setState('reading the folder…');
+  const buffers = await Promise.all(entries.map((e) => e.file.arrayBuffer()));
+  const lengths = new Uint32Array(buffers.map((b) => b.byteLength));
+  const bytes = new Uint8Array(lengths.reduce((a, n) => a + n, 0));
+  let at = 0;
+  for (const b of buffers) {
+    bytes.set(new Uint8Array(b), at);
+    at += b.byteLength;
+  }
+  page.folder = { name, paths: entries.map((e) => e.path), lengths, bytes };
+  $('data-source').textContent = `data: ${name}, ${entries.length} files (decoded when you press Start)`;
+  setState('ready');
+  buttons();
+}
+
+function pickedFolder() {
+  const files = [...$('folder').files];
+  if (!files.length) return;
+  // webkitRelativePath is "picked-folder/sub/…/name.png".
+  const name = files[0].webkitRelativePath.split('/')[0];
+  loadFolder(name, files.map((file) => ({ path: file.webkitRelativePath.split('/').slice(1).join('/'), file }))).catch((e) => problem(`${e.message || e}`));
+}
+
 async function create() {
   const s = settings();
-  setState('building the model…');
-  const [a, b, c, d] = page.files;
-  page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, a, b, c, d);
+  setState(page.folder ? 'decoding the images…' : 'building the model…');
+  await nextFrame();
+  if (page.folder) {
+    const f = page.folder;
+    const size = Math.trunc(Number($('size').value)) || 0;
+    page.trainer = await Trainer.create_from_folder(s.model, s.lr, s.batch, s.seed, s.conditional, size, f.name, f.paths, f.lengths, f.bytes);
+  } else {
+    const [a, b, c, d] = page.files;
+    page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, a, b, c, d);
+  }
   page.describe = JSON.parse(page.trainer.describe());
   page.history = [];
   page.chunk = 1;
@@ -138,7 +171,7 @@ async function loop() {
 
 async function refreshImages() {
   const images = await page.trainer.grid();
-  drawDigits($('grid'), images, 8, 2);
+  drawImages($('grid'), images, 8, 2);
   const w = page.history[page.history.length - 1];
   page.lastGrid = w ? w.global : 0;
   $('grid-step').textContent = `(step ${page.lastGrid})`;
@@ -146,23 +179,26 @@ async function refreshImages() {
   if (pass) {
     page.negElbo = pass.neg_elbo;
     $('elbo').textContent = `(test −ELBO ${pass.neg_elbo.toFixed(1)} nats)`;
-    drawDigits($('recon'), [...pass.originals, ...pass.reconstructions], 8, 2);
+    drawImages($('recon'), [...pass.originals, ...pass.reconstructions], 8, 2);
   }
 }
 
-function drawDigits(canvas, images, cols, scale) {
-  const n = images.length / 784;
+// Images [n, C, S, S] in [0, 1] (C 1 or 3, S from the model), `cols` to a row.
+function drawImages(canvas, images, cols, scale) {
+  const { channels, side: s } = page.describe.image;
+  const pixels = s * s;
+  const n = images.length / (channels * pixels);
   const rows = Math.ceil(n / cols);
   const pad = 1;
-  const side = 28 + pad;
+  const side = s + pad;
   const raw = new ImageData(cols * side + pad, rows * side + pad);
+  const byte = (v) => Math.max(0, Math.min(255, Math.round(v * 255)));
   for (let i = 0; i < n; i++) {
     const x0 = pad + (i % cols) * side;
     const y0 = pad + Math.floor(i / cols) * side;
-    for (let p = 0; p < 784; p++) {
-      const v = Math.max(0, Math.min(255, Math.round(images[i * 784 + p] * 255)));
-      const o = ((y0 + Math.floor(p / 28)) * raw.width + x0 + (p % 28)) * 4;
-      raw.data[o] = raw.data[o + 1] = raw.data[o + 2] = v;
+    for (let p = 0; p < pixels; p++) {
+      const o = ((y0 + Math.floor(p / s)) * raw.width + x0 + (p % s)) * 4;
+      for (let c = 0; c < 3; c++) raw.data[o + c] = byte(images[(i * channels + (channels === 3 ? c : 0)) * pixels + p]);
       raw.data[o + 3] = 255;
     }
   }
@@ -288,6 +324,7 @@ $('start').addEventListener('click', start);
 $('pause').addEventListener('click', pause);
 $('reset').addEventListener('click', reset);
 $('download').addEventListener('click', download);
+$('folder').addEventListener('change', pickedFolder);
 
 window.wgenPage = {
   // What the browser test checks: every window's losses, the img/s after the single steps,
@@ -296,6 +333,8 @@ window.wgenPage = {
     running: page.running, adapter: page.adapter, error: page.error, rate: page.rate, trainMs: page.trainMs, trainImages: page.trainImages,
     history: page.history, negElbo: page.negElbo, describe: page.describe, lastGrid: page.lastGrid,
   }),
+  // The picker's path, for the test: a folder's images as [{path, file}] (a Blob each).
+  loadFolder,
 };
 
 try {

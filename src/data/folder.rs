@@ -20,6 +20,12 @@ pub fn is_image(name: &str) -> bool {
     name.rsplit_once('.').is_some_and(|(_, ext)| EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)))
 }
 
+/// Whether a file at `path` (relative to the folder, `/`-separated) is one of its images: an
+/// image's name, and no hidden file or folder on the way (as the native listing skips them).
+pub fn listed(path: &str) -> bool {
+    path.split('/').all(|part| !part.starts_with('.')) && is_image(path)
+}
+
 /// Whether the image at `path` (relative to the folder, `/`-separated) is a test image.
 pub fn is_test(path: &str) -> bool {
     use sha2::{Digest, Sha256};

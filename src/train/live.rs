@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_batch, condition_on, ModelRun, Position, TrainConfig};
+use super::{check_batch, condition_on, shape_to, ModelRun, Position, TrainConfig};
 use crate::data::{Dataset, DeviceSplit};
 use crate::gpu::Gpu;
 
@@ -37,9 +37,9 @@ pub struct Window {
 /// their reconstructions.
 pub struct TestPass {
     pub neg_elbo: f64,
-    /// [shown, 784] in [0, 1]
+    /// [shown, C·H·W] in [0, 1]
     pub originals: Vec<f32>,
-    /// [shown, 784] in [0, 1]
+    /// [shown, C·H·W] in [0, 1]
     pub reconstructions: Vec<f32>,
 }
 
@@ -51,8 +51,9 @@ impl Live {
         if !(cfg.model.is_vae() || cfg.model.is_gan()) {
             bail!("{} is not a generative model; step a vae, conv-vae, gan or dcgan", cfg.model.name());
         }
-        check_batch(cfg, dataset)?;
         let mut cfg = cfg.clone();
+        shape_to(&mut cfg, dataset, false)?;
+        check_batch(&cfg, dataset)?;
         if cfg.conditional {
             condition_on(&mut cfg, dataset)?;
         }
@@ -66,6 +67,11 @@ impl Live {
 
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
+    }
+
+    /// The images the model reads and draws.
+    pub fn image(&self) -> crate::data::ImageShape {
+        self.cfg.vae.as_ref().map(|v| v.image).or(self.cfg.gan.as_ref().map(|g| g.image)).unwrap_or_default()
     }
 
     /// Steps submitted so far.

@@ -31,6 +31,16 @@ pub fn defaults(model: String, conditional: bool) -> Result<Vec<f64>, JsError> {
     Ok(vec![lr, cfg.batch as f64])
 }
 
+/// What the page's form sets: `wgen train`'s flags of the same names.
+struct Form {
+    model: String,
+    lr: f32,
+    batch: usize,
+    seed: u32,
+    conditional: bool,
+    size: Option<usize>,
+}
+
 /// A model being trained on the page's WebGPU device.
 #[wasm_bindgen]
 pub struct Trainer {
@@ -48,22 +58,56 @@ impl Trainer {
         model: String, lr: f32, batch: usize, seed: u32, conditional: bool, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
         test_labels: Vec<u8>,
     ) -> Result<Trainer, JsError> {
-        let settings = Settings {
-            model: Some(model_kind(&model)?),
-            lr: Some(lr),
-            batch: Some(batch),
-            seed: Some(u64::from(seed)),
-            conditional: Some(conditional),
-            ..Settings::default()
-        };
-        // The command line's checks and defaults: the page's form is its flags.
-        let cfg = settings.build().map_err(js)?;
         let names = data::FILES.map(|f| format!("{f}.gz"));
         let [a, b, c, d] = names.clone();
         let files = [(a, train_images), (b, train_labels), (c, test_images), (d, test_labels)];
         let dataset = data::from_files(files, "the page's mnist-10k".to_string()).map_err(js)?;
+        Trainer::build(Form { model, lr, batch, seed, conditional, size: None }, &dataset).await
+    }
+
+    /// As `create`, on a folder of images the user picked: `paths` relative to it
+    /// (`/`-separated; class subfolders give labels), each file's bytes in `bytes`, one after
+    /// another, `lengths` long. Read as `wgen train --data DIR [--size N]` reads a folder
+    /// (`size` 0: the size the images share), decoded here by the same code.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_from_folder(
+        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, size: usize, name: String, paths: Vec<String>, lengths: Vec<u32>, bytes: Vec<u8>,
+    ) -> Result<Trainer, JsError> {
+        if paths.len() != lengths.len() {
+            return Err(js("a length for every path"));
+        }
+        let mut files = std::collections::BTreeMap::new();
+        let mut at = 0;
+        for (path, &n) in paths.iter().zip(&lengths) {
+            let end = at + n as usize;
+            let file = bytes.get(at..end).ok_or_else(|| js("the files' bytes end early"))?;
+            if data::folder::listed(path) {
+                files.insert(path.clone(), file);
+            }
+            at = end;
+        }
+        let listed: Vec<String> = files.keys().cloned().collect();
+        let read = |path: &str| Ok(files[path].to_vec());
+        let options = data::ImageOptions { size: (size > 0).then_some(size), ..Default::default() };
+        let dataset = data::folder::from_images(&listed, &read, &name, &options, &mut |_, _| {}).map_err(js)?;
+        let size = Some(dataset.shape().side);
+        Trainer::build(Form { model, lr, batch, seed, conditional, size }, &dataset).await
+    }
+
+    async fn build(form: Form, dataset: &data::Dataset) -> Result<Trainer, JsError> {
+        let settings = Settings {
+            model: Some(model_kind(&form.model)?),
+            lr: Some(form.lr),
+            batch: Some(form.batch),
+            seed: Some(u64::from(form.seed)),
+            conditional: Some(form.conditional),
+            size: form.size,
+            ..Settings::default()
+        };
+        // The command line's checks and defaults: the page's form is its flags.
+        let cfg = settings.build().map_err(js)?;
         let gpu = Gpu::preferred().await.map_err(|e| js(format!("{e} (this page needs WebGPU)")))?;
-        let live = Live::new(&gpu, &cfg, &dataset).map_err(|e| js(format!("{e:#}")))?;
+        let live = Live::new(&gpu, &cfg, dataset).map_err(|e| js(format!("{e:#}")))?;
         Ok(Trainer { gpu, live })
     }
 
@@ -81,7 +125,7 @@ impl Trainer {
         Ok(json!({"global": w.global, "epoch": w.epoch, "steps": w.steps, "values": values}).to_string())
     }
 
-    /// The fixed-noise samples, [rows, 784] in [0, 1], 8 to a row.
+    /// The fixed-noise samples, [rows, C·H·W] in [0, 1], 8 to a row.
     pub async fn grid(&self) -> Result<Vec<f32>, JsError> {
         self.live.grid(&self.gpu).await.map_err(|e| js(format!("{e:#}")))
     }
@@ -126,6 +170,7 @@ impl Trainer {
             // The subgroup matmul wants exactly 8 lanes; otherwise a tiled family runs.
             "subgroup_sizes": [self.gpu.info.subgroup_min_size, self.gpu.info.subgroup_max_size],
             "steps_per_epoch": self.live.steps_per_epoch(),
+            "image": self.live.image(),
             "launches": launches,
         })
         .to_string()
