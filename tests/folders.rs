@@ -135,7 +135,9 @@ fn a_corrupt_image_is_named_and_left_out_and_the_cache_serves_the_next_load() {
     files.push(("class0/notes.txt".into(), b"not an image".to_vec()));
     files.push(("class0/.hidden.png".into(), b"a hidden file".to_vec()));
     write_all(&dir, &files);
+    let before = snapshot(&dir);
     let first = load(&dir, &ImageOptions::default()).unwrap();
+    assert_eq!(snapshot(&dir), before, "the folder is only read");
     assert_eq!(first.skipped.len(), 1, "{:?}", first.skipped);
     assert!(first.skipped[0].contains("class1/broken.png"), "{}", first.skipped[0]);
     assert_eq!(first.train.count + first.test.count, 40);
@@ -150,6 +152,21 @@ fn a_corrupt_image_is_named_and_left_out_and_the_cache_serves_the_next_load() {
     assert_eq!((&cached.classes, &cached.skipped), (&first.classes, &first.skipped));
     std::fs::File::options().write(true).open(&file).unwrap().set_modified(time + std::time::Duration::from_secs(1)).unwrap();
     assert_ne!(load(&dir, &ImageOptions::default()).unwrap().fingerprint(), first.fingerprint(), "a changed file is decoded afresh");
+}
+
+/// Every file under `dir`: its path, bytes and modification time.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap(), std::fs::metadata(&path).unwrap().modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
