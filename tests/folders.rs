@@ -210,7 +210,7 @@ fn wgen_trains_on_a_colour_folder_writes_colour_grids_and_refuses_bad_folders_in
     write_all(&data, &colour_pictures(90, 12, 3));
     let cache = dir.join("cache");
     let wgen = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).env("XDG_CACHE_HOME", &cache).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).env("XDG_CACHE_HOME", &cache).current_dir(&dir).output().unwrap();
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?} panicked");
         out
     };
@@ -237,6 +237,10 @@ fn wgen_trains_on_a_colour_folder_writes_colour_grids_and_refuses_bad_folders_in
     assert!(out.status.success() && stdout.contains("training one") && stdout.contains("classes ≥5%:") && stdout.contains("/3"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("dcgan/eval.json")).unwrap()).unwrap();
     assert_eq!(report["samples"]["class_shares"].as_array().map(Vec::len), Some(3), "{report}");
+    // Without a model, the data at their own shape: the same pictures, the same classifier.
+    let out = wgen(&["eval", "--calibrate", "--data", data.to_str().unwrap(), "--samples", "50"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !stdout.contains("training one") && stdout.contains("/3"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
 
     // A flat folder: nothing to judge by, said once; a VAE's likelihood is still measured.
     let flat = dir.join("flat");

@@ -82,8 +82,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
         None => None,
     };
     let mut console = Console::new(quiet, None)?;
-    let shape = model.as_ref().map_or(ImageShape::MNIST, |m| m.2);
-    let (dataset, data_dir, options) = load_data(a, located.as_ref(), shape, &mut console)?;
+    let (dataset, data_dir, options) = load_data(a, located.as_ref(), model.as_ref().map(|m| m.2), &mut console)?;
     let mut report = serde_json::Map::new();
     report.insert("data".into(), json!(dataset.source));
     report.insert("test_images".into(), json!(dataset.test.count));
@@ -113,13 +112,14 @@ fn load_model(gpu: &Gpu, path: &Path) -> Result<(Loaded, String, ImageShape)> {
 }
 
 /// The data to score against: --data, else the run's own (read as the run read it), at the
-/// model's shape.
-fn load_data(a: &EvalArgs, located: Option<&Located>, shape: ImageShape, console: &mut Console) -> Result<(Dataset, Option<PathBuf>, ImageOptions)> {
+/// model's shape (without a model, at the data's own).
+fn load_data(a: &EvalArgs, located: Option<&Located>, shape: Option<ImageShape>, console: &mut Console) -> Result<(Dataset, Option<PathBuf>, ImageOptions)> {
     let data_dir = a.data.clone().or_else(|| located.and_then(|l| l.data.clone()));
-    let options = located.and_then(|l| l.images).filter(|_| a.data.is_none()).unwrap_or(ImageOptions::for_shape(shape));
+    let own = located.and_then(|l| l.images).filter(|_| a.data.is_none());
+    let options = own.or(shape.map(ImageOptions::for_shape)).unwrap_or_default();
     let dataset = data::load(data_dir.as_deref(), &options, &mut |done, total| Monitor::decoding(console, done, total))?;
     report_skipped(&dataset, console);
-    if dataset.shape() != shape {
+    if let Some(shape) = shape.filter(|&s| s != dataset.shape()) {
         bail!("the model draws {shape} images but {} holds {} ones: pass the data it was trained on", dataset.source, dataset.shape());
     }
     Ok((dataset, data_dir, options))
