@@ -78,10 +78,11 @@ fn running_var(c: u32) -> u32 {
 
 // llvmpipe (lavapipe) ends an invocation's loops after 65,535 iterations, all its loops
 // counted together, and carries on as if they had finished. A column of a conv layer's batch
-// norm holds batch × pixels values (25,088 at batch 128 on 14 × 14) and the forward walks it
-// three times, so the walks take UNROLL values an iteration, in order (the same sums as one at a
-// time): up to ~87,000 values a column then fit.
-const UNROLL: u32 = 4u;
+// norm holds batch × pixels values (25,088 at batch 128 on 14 × 14; 131,072 on 32 × 32, the
+// first conv of a 64 × 64 image) and the forward walks it three times, so the walks take UNROLL
+// values an iteration, in order (the same sums as one at a time): up to ~174,000 values a column
+// then fit (`nn::BATCHNORM_COLUMN_MOST` refuses more on a CPU adapter).
+const UNROLL: u32 = 8u;
 
 // x at value r of a column, or 0 past the group's end (adding 0 leaves a sum as it was).
 fn x_or_zero(r: u32, end: u32, col: u32) -> f32 {
@@ -150,6 +151,10 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
             s += x_or_zero(r + 1u, end, col);
             s += x_or_zero(r + 2u, end, col);
             s += x_or_zero(r + 3u, end, col);
+            s += x_or_zero(r + 4u, end, col);
+            s += x_or_zero(r + 5u, end, col);
+            s += x_or_zero(r + 6u, end, col);
+            s += x_or_zero(r + 7u, end, col);
         }
         let rough = s / n;
         // A second pass for the variance, which avoids E[x²] - E[x]² cancellation, also sums the
@@ -164,6 +169,10 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
             deviate(r + 1u, end, col, rough, &d, &q);
             deviate(r + 2u, end, col, rough, &d, &q);
             deviate(r + 3u, end, col, rough, &d, &q);
+            deviate(r + 4u, end, col, rough, &d, &q);
+            deviate(r + 5u, end, col, rough, &d, &q);
+            deviate(r + 6u, end, col, rough, &d, &q);
+            deviate(r + 7u, end, col, rough, &d, &q);
         }
         let shift = d / n;
         let mean = rough + shift;
@@ -174,6 +183,10 @@ fn batchnorm_forward_train(@builtin(workgroup_id) wid: vec3<u32>,
             normalise(r + 1u, end, col, mean, invstd, gamma, beta);
             normalise(r + 2u, end, col, mean, invstd, gamma, beta);
             normalise(r + 3u, end, col, mean, invstd, gamma, beta);
+            normalise(r + 4u, end, col, mean, invstd, gamma, beta);
+            normalise(r + 5u, end, col, mean, invstd, gamma, beta);
+            normalise(r + 6u, end, col, mean, invstd, gamma, beta);
+            normalise(r + 7u, end, col, mean, invstd, gamma, beta);
         }
         state[saved_mean(g, col)] = mean;
         state[saved_invstd(g, col)] = invstd;
@@ -226,6 +239,10 @@ fn batchnorm_backward(@builtin(workgroup_id) wid: vec3<u32>,
             gradient_sums(r + 1u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
             gradient_sums(r + 2u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
             gradient_sums(r + 3u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
+            gradient_sums(r + 4u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
+            gradient_sums(r + 5u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
+            gradient_sums(r + 6u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
+            gradient_sums(r + 7u, end, col, mean, invstd, &sum_g, &sum_g_xhat);
         }
         let k = gamma * invstd / n;
         for (var r = r0; r < end; r += UNROLL) {
@@ -233,6 +250,10 @@ fn batchnorm_backward(@builtin(workgroup_id) wid: vec3<u32>,
             input_gradient(r + 1u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
             input_gradient(r + 2u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
             input_gradient(r + 3u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
+            input_gradient(r + 4u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
+            input_gradient(r + 5u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
+            input_gradient(r + 6u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
+            input_gradient(r + 7u, end, col, mean, invstd, k, n, sum_g, sum_g_xhat);
         }
         dgamma += sum_g_xhat;
         dbeta += sum_g;

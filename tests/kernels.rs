@@ -206,13 +206,27 @@ fn batchnorm_setup(rows: usize, cols: usize, groups: usize, seed: u64) -> (Vec<f
 }
 
 #[test]
+fn batchnorm_refuses_columns_longer_than_a_cpu_adapter_walks() {
+    let g = gpu();
+    let cpu = g.info.device_type == wgpu::DeviceType::Cpu;
+    assert!(nn::check_column(g, "bn", nn::BATCHNORM_COLUMN_MOST).is_ok());
+    let longer = nn::check_column(g, "bn", nn::BATCHNORM_COLUMN_MOST + 1);
+    assert_eq!(longer.is_err(), cpu, "{longer:?}");
+    if let Err(e) = longer {
+        assert!(e.to_string().contains("smaller --batch or --size"), "{e}");
+    }
+}
+
+#[test]
 fn batchnorm_matches_reference_in_train_eval_and_backward_over_groups_and_windows() {
     // (batch, channels, pixels per channel, groups): BatchNorm1d where hw = 1, BatchNorm2d over
     // NCHW images otherwise (channels not multiples of 4, 7 and 49 pixels); the batch as 1–3
-    // independently normalised groups (a discriminator's real and fake rows). The last case's
-    // columns hold 27,003 values (an odd count): three walks of one value an iteration pass
-    // lavapipe's 65,535 loop iterations per invocation, which stopped the forward part-way.
-    let cases = [(2, 1, 1, 1), (7, 17, 1, 1), (64, 100, 1, 2), (65, 33, 1, 1), (130, 20, 1, 2), (3, 5, 7, 1), (9, 3, 49, 3), (6, 5, 7, 2), (3, 2, 9001, 1)];
+    // independently normalised groups (a discriminator's real and fake rows). The last cases'
+    // columns hold 27,003 and 99,003 values (odd counts): three walks of one value an iteration
+    // pass lavapipe's 65,535 loop iterations per invocation, which stopped the forward part-way,
+    // and so did three walks of four at 99,003 (the first conv of 64 × 64 images at batch 128
+    // walks 131,072).
+    let cases = [(2, 1, 1, 1), (7, 17, 1, 1), (64, 100, 1, 2), (65, 33, 1, 1), (130, 20, 1, 2), (3, 5, 7, 1), (9, 3, 49, 3), (6, 5, 7, 2), (3, 2, 9001, 1), (3, 2, 33001, 1)];
     let g = gpu();
     for (i, &(batch, cols, hw, groups)) in cases.iter().enumerate() {
         let act = [Activation::LeakyRelu(0.2), Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Sigmoid][i % 5];

@@ -200,8 +200,11 @@ impl Network {
         let mut conv = Vec::new();
         for (l, spec) in self.layers.iter().enumerate() {
             conv.push(conv_buffers(gpu, spec, &spec.name, rows, false)?);
-            pre.push(match spec.batchnorm {
-                Some(_) => Some(Tensor::zeros(gpu, &format!("{}.pre", spec.name), &[rows, spec.out])?),
+            pre.push(match &spec.batchnorm {
+                Some(bn) => {
+                    crate::nn::check_column(gpu, &bn.name, rows * spec.pixels())?;
+                    Some(Tensor::zeros(gpu, &format!("{}.pre", spec.name), &[rows, spec.out])?)
+                }
                 None => None,
             });
             out.push(match (&output, l == last) {

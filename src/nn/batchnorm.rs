@@ -98,6 +98,23 @@ fn shape(x: View<'_>, bn: &BatchnormTensors<'_>) -> String {
     }
 }
 
+/// The most values one channel's statistics may walk on a CPU adapter: a thread walks its
+/// column three times, 8 values an iteration, and lavapipe stops a thread's loops after 65,535
+/// iterations (shaders/batchnorm.wgsl, UNROLL).
+pub const BATCHNORM_COLUMN_MOST: usize = 170_000;
+
+/// Refuses a batch norm over `values` per channel (batch × pixels, every group) where the
+/// adapter would stop walking them part-way.
+pub fn check_column(gpu: &Gpu, label: &str, values: usize) -> Result<(), crate::gpu::GpuError> {
+    if gpu.info.device_type == wgpu::DeviceType::Cpu && values > BATCHNORM_COLUMN_MOST {
+        return Err(crate::gpu::GpuError::Unsupported {
+            what: format!("{label}: batch norm over {values} values a channel (batch × pixels) on a CPU adapter, which walks at most {BATCHNORM_COLUMN_MOST}"),
+            fix: "use a smaller --batch or --size".to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn column_grid(gpu: &Gpu, cols: usize) -> [u32; 3] {
     grid_for(gpu, cols, 64)
 }

@@ -21,7 +21,7 @@ mod step;
 pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
 pub use augment::{shift_images, ShiftParams};
-pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, BatchGroups, BatchnormParams, BatchnormTensors};
+pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, check_column, BatchGroups, BatchnormParams, BatchnormTensors, BATCHNORM_COLUMN_MOST};
 pub use conv::{channel_sum, col2im, im2col, transpose_blocks, ConvParams, ConvShape, Epilogue};
 pub use conv_implicit::{conv_input, conv_output, conv_taps, conv_weight, reads_nchw, split_chunks, taps_len, ConvGemmParams, ConvPath, ConvPlan, WeightDy};
 pub use conv_layer::{conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, ConvBuffers, ConvScratch};
