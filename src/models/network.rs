@@ -192,6 +192,18 @@ impl Network {
 
     /// Buffers of a forward pass over `input`'s rows; the last layer writes into `output` when
     /// given (a region of another graph's buffer).
+    /// Refuses training over `rows` (every group) where a batch norm's statistics would walk
+    /// more values a channel than the adapter can (`nn::check_column`); evaluation normalises
+    /// value by value, with no such walk.
+    pub fn check_training(&self, gpu: &Gpu, rows: usize) -> Result<(), GpuError> {
+        for spec in &self.layers {
+            if let Some(bn) = &spec.batchnorm {
+                crate::nn::check_column(gpu, &bn.name, rows * spec.pixels())?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn forward_buffers(&self, gpu: &Gpu, input: Region, output: Option<Region>) -> Result<Forward, GpuError> {
         let rows = input.rows;
         let last = self.layers.len() - 1;
@@ -200,11 +212,8 @@ impl Network {
         let mut conv = Vec::new();
         for (l, spec) in self.layers.iter().enumerate() {
             conv.push(conv_buffers(gpu, spec, &spec.name, rows, false)?);
-            pre.push(match &spec.batchnorm {
-                Some(bn) => {
-                    crate::nn::check_column(gpu, &bn.name, rows * spec.pixels())?;
-                    Some(Tensor::zeros(gpu, &format!("{}.pre", spec.name), &[rows, spec.out])?)
-                }
+            pre.push(match spec.batchnorm {
+                Some(_) => Some(Tensor::zeros(gpu, &format!("{}.pre", spec.name), &[rows, spec.out])?),
                 None => None,
             });
             out.push(match (&output, l == last) {

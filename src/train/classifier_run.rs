@@ -27,6 +27,7 @@ impl ClassifierRun {
         let classifier = Classifier::new(gpu, &cc, &values, &state)?;
         let metrics = Tensor::zeros(gpu, "classifier.metrics", &[METRIC_SLOTS])?;
         let steps = StepBuffer::new(gpu, "classifier.train", cfg.steps_per_submit);
+        classifier.net.check_training(gpu, cfg.batch)?;
         let graph = ClassifierGraph::new(gpu, &classifier, cfg.batch, "classifier.train", true)?;
         let program = graph.train_program(gpu, &classifier, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
         let eval = EvalParts::new(gpu, "classifier.eval", test.count, |rows, step| {

@@ -62,6 +62,8 @@ pub struct GanGraph {
 impl GanGraph {
     pub fn new(gpu: &Gpu, gan: &Gan, batch: usize) -> Result<GanGraph, GpuError> {
         let cfg = &gan.config;
+        gan.generator.check_training(gpu, batch)?;
+        gan.discriminator.check_training(gpu, 2 * batch)?;
         let k = cfg.label_width();
         let (g_width, d_width) = input_widths(cfg);
         let z = Tensor::zeros(gpu, "gan.z", &[batch, cfg.latent])?;
