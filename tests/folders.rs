@@ -200,6 +200,12 @@ fn folders_a_run_cannot_use_are_refused_in_one_line_saying_what_to_do() {
         let message = refused("folder-options", colour_pictures(20, 8, 1), bad);
         assert!(message.contains("--size") || message.contains("--channels"), "{message}");
     }
+    // A link back up the tree is refused, not followed for ever.
+    let looped = temp_dir("folder-loop");
+    write_all(&looped, &colour_pictures(20, 8, 2));
+    std::os::unix::fs::symlink(&looped, looped.join("class0/again")).unwrap();
+    let message = load(&looped, &opts).err().expect("a looping folder is refused").to_string();
+    assert!(message.contains("nested more than 32 deep"), "{message}");
     assert!("#12345".parse::<Background>().is_err() && "#0a0B0c".parse::<Background>() == Ok(Background([10, 11, 12])));
 }
 

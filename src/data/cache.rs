@@ -52,9 +52,15 @@ pub(super) fn load_folder(dir: &Path, options: &ImageOptions, progress: &mut dyn
     Ok(dataset)
 }
 
+/// Folders nested deeper are not searched: a link back up the tree would otherwise loop.
+const MAX_DEPTH: usize = 32;
+
 /// Appends the images under `dir/prefix` as (relative path, fingerprint of size and time),
 /// skipping hidden files and folders.
 fn list(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
+    if prefix.matches('/').count() >= MAX_DEPTH {
+        return Err(std::io::Error::other(format!("{prefix}: folders nested more than {MAX_DEPTH} deep (a link that loops?)")));
+    }
     for entry in std::fs::read_dir(dir.join(prefix))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
