@@ -95,7 +95,6 @@ fn open_gpu(cli: &Cli) -> Result<Gpu> {
     Ok(gpu)
 }
 
-/// clap's first paragraph on one line: the usage block that follows is for --help.
 /// The data folder (None: the built-in digits) and image options of the run in `dir`, from its
 /// config.json; None where `dir` holds no run.
 pub(crate) fn run_data(dir: &std::path::Path) -> Option<(Option<std::path::PathBuf>, Option<crate::data::ImageOptions>)> {
@@ -104,6 +103,7 @@ pub(crate) fn run_data(dir: &std::path::Path) -> Option<(Option<std::path::PathB
     Some((data, serde_json::from_value(json["config"]["images"].clone()).ok()))
 }
 
+/// clap's first paragraph on one line: the usage block that follows is for --help.
 fn one_line(message: &str) -> String {
     let first: Vec<&str> = message.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
     format!("{} (see --help)", first.join(" "))

@@ -114,7 +114,6 @@ fn layout(paths: &[String]) -> Result<(Classes, Vec<u8>), String> {
         ));
     }
     let mut names: Vec<String> = paths.iter().filter_map(top).collect();
-    names.dedup();
     names.sort();
     names.dedup();
     if names.len() > 256 {

@@ -111,7 +111,6 @@ pub fn parse_idx<'a>(file: &str, bytes: &'a [u8], dims: usize) -> Result<(usize,
     Ok((count, rows, cols, payload))
 }
 
-
 /// Whether `dir` is an MNIST-format folder: it holds any of the four files (a folder missing
 /// some is then refused by name, not read as a folder of images).
 pub(super) fn holds_idx(dir: &Path) -> bool {

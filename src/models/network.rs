@@ -190,8 +190,6 @@ impl Network {
         })
     }
 
-    /// Buffers of a forward pass over `input`'s rows; the last layer writes into `output` when
-    /// given (a region of another graph's buffer).
     /// Refuses training over `rows` (every group) where a batch norm's statistics would walk
     /// more values a channel than the adapter can (`nn::check_column`); evaluation normalises
     /// value by value, with no such walk.
@@ -204,6 +202,8 @@ impl Network {
         Ok(())
     }
 
+    /// Buffers of a forward pass over `input`'s rows; the last layer writes into `output` when
+    /// given (a region of another graph's buffer).
     pub fn forward_buffers(&self, gpu: &Gpu, input: Region, output: Option<Region>) -> Result<Forward, GpuError> {
         let rows = input.rows;
         let last = self.layers.len() - 1;

@@ -299,8 +299,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     let sample_eval = match judge {
         Some(judge) => {
             let features = judge.load_for(gpu, &dataset)?;
-            let images: Vec<f32> = dataset.test.images.iter().map(|&b| f32::from(b) / 255.0).collect();
-            let (reference, _) = features.of(gpu, &images)?;
+            let (reference, _) = features.of(gpu, &dataset.test.unit_floats())?;
             Some(SampleEval { features, reference, every: cfg.eval_every.unwrap_or(0) })
         }
         None => None,
