@@ -164,11 +164,11 @@ fn first_steps(state: &Value, key: &str, n: usize) -> Vec<f64> {
 /// The same model natively, with the page's matmul family: each of `keys` over the first `n`
 /// steps, one at a time, then the img/s of the `windows` the page submitted after them.
 fn native(model: ModelKind, matmul: &str, keys: &[&str], n: usize, windows: &[usize]) -> (Vec<Vec<f64>>, f64) {
-    native_on(&wgen::data::builtin(), TrainConfig::defaults(model), matmul, keys, n, windows)
+    native_on(wgen::data::builtin(), TrainConfig::defaults(model), matmul, keys, n, windows)
 }
 
 /// As `native`, on `dataset` with `cfg`.
-fn native_on(dataset: &wgen::data::Dataset, cfg: TrainConfig, matmul: &str, keys: &[&str], n: usize, windows: &[usize]) -> (Vec<Vec<f64>>, f64) {
+fn native_on(dataset: wgen::data::Dataset, cfg: TrainConfig, matmul: &str, keys: &[&str], n: usize, windows: &[usize]) -> (Vec<Vec<f64>>, f64) {
     let base = common::gpu();
     let family = base.matmul_families().into_iter().find(|f| format!("{f:?}") == matmul).unwrap_or_else(|| panic!("no {matmul} matmul here"));
     let gpu = base.with_matmul(family);
@@ -321,7 +321,7 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     let state = train_on_the_page(&mut cdp, "vae", 3, Some(16));
     assert_eq!(state["describe"]["image"], json!({"channels": 3, "side": 12}), "the page reads the pictures as 12×12 colour");
     let cfg = TrainConfig { batch: 16, ..TrainConfig::defaults(ModelKind::Vae) };
-    let (native_values, _) = native_on(&common::colour_dataset(90, 12, 3), cfg, &matmul, &["loss"], 3, &[]);
+    let (native_values, _) = native_on(common::colour_dataset(90, 12, 3), cfg, &matmul, &["loss"], 3, &[]);
     assert_matches_native(&first_steps(&state, "loss", 3), &native_values[0], "VAE loss on a colour folder");
     cdp.screenshot(&tmp.join("folder.png"));
     assert!(cdp.errors.is_empty(), "the page logged errors:\n{}", cdp.errors.join("\n"));

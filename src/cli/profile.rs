@@ -6,10 +6,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::data::{self, DeviceSplit};
-use crate::gpu::{profile, Gpu, ProfileClock, ProfileReport};
+use crate::gpu::{profile, Gpu, ProfileClock, ProfileReport, StepInputs};
 use crate::models::gan::UpdateOrder;
 use crate::nn::StagedSteps;
-use crate::train::{checkpoint::write_atomically, ModelKind, ModelRun, TrainConfig};
+use crate::train::{batch_rows, checkpoint::write_atomically, upload_test, upload_training, ModelKind, ModelRun, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
@@ -25,9 +25,20 @@ pub struct ProfileArgs {
     /// Also write a Chrome trace (Perfetto, chrome://tracing) here.
     #[arg(long)]
     trace: Option<PathBuf>,
-    /// Folder with the four MNIST-format files [default: the built-in digits].
+    /// A folder of images or the four MNIST-format files, as `wgen train --data` takes [default:
+    /// the built-in digits].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Images resized to N×N, as `wgen train --size` [default: the size the data's images share].
+    #[arg(long, value_name = "N")]
+    size: Option<usize>,
+    /// 1 (grey) or 3 (RGB), as `wgen train --channels`.
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Stream the training images from host memory, as `wgen train --stream` (and as it does
+    /// unasked for data larger than one storage binding); the profile then times the staging.
+    #[arg(long)]
+    stream: bool,
     /// GAN: profile the step that updates this network first [default: d-first].
     #[arg(long, value_enum)]
     update_order: Option<UpdateOrder>,
@@ -43,6 +54,8 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     let mut cfg = TrainConfig::defaults(a.model);
     cfg.batch = a.batch.unwrap_or(cfg.batch);
     cfg.data = a.data.clone();
+    cfg.images = data::ImageOptions { size: a.size, channels: a.channels, ..Default::default() };
+    cfg.stream = a.stream;
     if let (Some(gan), Some(order)) = (cfg.gan.as_mut(), a.update_order) {
         gan.update_order = order;
     }
@@ -66,16 +79,25 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     if cfg.batch == 0 || cfg.batch > dataset.train.count {
         bail!("--batch must be between 1 and the {} training images", dataset.train.count);
     }
-    let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
-    let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
-    let run = ModelRun::new(gpu, &cfg, &train, &test)?;
     let epoch_steps = dataset.train.count / cfg.batch;
-    let warm_up = cfg.steps(0, 3, epoch_steps);
-    crate::nn::submit_steps(gpu, run.program(), run.steps(), &warm_up);
+    let test = upload_test(gpu, &dataset)?;
+    let train = upload_training(gpu, &cfg, dataset.train)?;
+    let run = ModelRun::new(gpu, &cfg, &train, &test)?;
+    let warm_up = FedSteps { staged: StagedSteps { buffer: run.steps(), steps: &cfg.steps(0, 3, epoch_steps) }, split: &train, batch: cfg.batch };
+    warm_up.stage(gpu, 0..3);
+    crate::nn::submit_steps(gpu, run.program(), run.steps(), warm_up.staged.steps);
     gpu.wait();
     let steps = cfg.steps(3, a.steps, epoch_steps);
-    let report = profile(gpu, run.program(), &StagedSteps { buffer: run.steps(), steps: &steps });
+    let report = profile(gpu, run.program(), &FedSteps { staged: StagedSteps { buffer: run.steps(), steps: &steps }, split: &train, batch: cfg.batch });
     print!("{}", render(&report, a.model.name(), cfg.batch, &gpu.adapter_name()));
+    if let Some((window, written)) = train.streamed() {
+        let per_step = (written as f64 / (a.steps + 3) as f64) / 1e6;
+        println!(
+            "data: streamed from host memory through a ring of {window} images, {per_step:.2} MB a step; staging took {:.3} ms a step on the host ({:.1}% of the wall step), before each submit",
+            report.stage_ns_per_step / 1e6,
+            100.0 * report.stage_ns_per_step / report.wall_ns_per_step
+        );
+    }
     if let Some(path) = &a.trace {
         let json = serde_json::to_string(&report.trace_json())?;
         write_atomically(path, json.as_bytes()).with_context(|| format!("writing the trace {}", path.display()))?;
@@ -124,4 +146,31 @@ pub fn render(r: &ProfileReport, model: &str, batch: usize, adapter: &str) -> St
         None => out += &format!("step: {} dispatches; wall {wall:.3} ms\n", r.dispatches_per_step),
     }
     out
+}
+
+/// Steps whose staging also feeds a streamed training split their batches, as training does
+/// before each submit (a resident split needs nothing).
+struct FedSteps<'a> {
+    staged: StagedSteps<'a>,
+    split: &'a DeviceSplit,
+    batch: usize,
+}
+
+impl StepInputs for FedSteps<'_> {
+    fn count(&self) -> usize {
+        self.staged.count()
+    }
+
+    fn capacity(&self) -> usize {
+        self.staged.capacity()
+    }
+
+    fn stage(&self, gpu: &Gpu, range: std::ops::Range<usize>) {
+        self.split.feed(gpu, &batch_rows(&self.staged.steps[range.clone()], self.batch));
+        self.staged.stage(gpu, range);
+    }
+
+    fn select(&self, encoder: &mut wgpu::CommandEncoder, i: usize) {
+        self.staged.select(encoder, i);
+    }
 }

@@ -1,14 +1,16 @@
 //! Data sets: MNIST-format IDX files (`idx`), or a folder of PNG and JPEG images (`folder`),
 //! decoded once into a cache (`cache`); both give `Dataset`s of square images as bytes, which
-//! `DeviceSplit` uploads once.
+//! `DeviceSplit` uploads once, or streams batch by batch when they exceed one storage binding.
 
 use std::path::{Path, PathBuf};
 
 mod cache;
+mod device;
 pub mod folder;
 pub mod idx;
 
 pub use cache::cache_dir;
+pub use device::DeviceSplit;
 pub use idx::{decode_idx, from_files, parse_idx, FILES};
 
 /// What can be wrong with a dataset; each message names the file and the problem.
@@ -241,33 +243,4 @@ pub fn load(dir: Option<&Path>, options: &ImageOptions, progress: &mut dyn FnMut
 /// The built-in digits, as every model trained on them reads them.
 pub fn builtin() -> Dataset {
     load(None, &ImageOptions::default(), &mut |_, _| {}).expect("the built-in digits are well formed")
-}
-
-/// A split on the GPU: its pixels as packed bytes, uploaded once, and the order its batches
-/// are gathered in (rewritten each epoch: a few kilobytes, never pixels).
-pub struct DeviceSplit {
-    /// [count, channels · side · side] bytes, four to a u32
-    pub pixels: crate::gpu::Tensor,
-    /// [count] u32 image indices
-    pub order: crate::gpu::Tensor,
-    /// [count] label bytes, four to a u32
-    pub labels: crate::gpu::Tensor,
-    pub count: usize,
-}
-
-impl DeviceSplit {
-    pub fn upload(gpu: &crate::gpu::Gpu, name: &str, split: &Split) -> Result<DeviceSplit, crate::gpu::GpuError> {
-        let identity: Vec<u32> = (0..split.count as u32).collect();
-        Ok(DeviceSplit {
-            pixels: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.pixels"), &[split.count, split.shape.values()], &split.images)?,
-            order: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.order"), &[split.count], bytemuck::cast_slice(&identity))?,
-            labels: crate::gpu::Tensor::from_bytes(gpu, &format!("{name}.labels"), &[split.count], &split.labels)?,
-            count: split.count,
-        })
-    }
-
-    pub fn set_order(&self, gpu: &crate::gpu::Gpu, order: &[u32]) {
-        assert_eq!(order.len(), self.count);
-        gpu.queue.write_buffer(&self.order.buffer, 0, bytemuck::cast_slice(order));
-    }
 }

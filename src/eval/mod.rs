@@ -264,12 +264,7 @@ pub fn vae_scores(gpu: &Gpu, vae: &Vae, test: &DeviceSplit, k: usize, seed: u64)
 
     // Each image k times down the batch; chunks of about 5,000 rows.
     let repeated: Vec<u32> = (0..n as u32).flat_map(|i| std::iter::repeat_n(i, k)).collect();
-    let split = DeviceSplit {
-        order: Tensor::from_bytes(gpu, "iwae.order", &[n * k], bytemuck::cast_slice(&repeated))?,
-        pixels: test.pixels.clone(),
-        labels: test.labels.clone(),
-        count: n * k,
-    };
+    let split = test.reordered(gpu, "iwae", &repeated)?;
     let images = (5000.min(vae.max_rows(gpu)) / k).clamp(1, n);
     let (full, rest) = (n / images, n % images);
     let iw = Tensor::zeros(gpu, "iwae.metrics", &[METRIC_SLOTS])?;

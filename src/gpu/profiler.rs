@@ -83,6 +83,8 @@ pub struct ProfileReport {
     /// First to last timestamp of each step, averaged (None on the wall clock).
     pub gpu_ns_per_step: Option<f64>,
     pub wall_ns_per_step: f64,
+    /// Host time spent staging each step's inputs (its Step; streamed data, its batch).
+    pub stage_ns_per_step: f64,
     pub events: Vec<TraceEvent>,
 }
 
@@ -105,6 +107,7 @@ pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileR
     let mut events = Vec::new();
     let mut gpu_step_ns = 0.0;
     let mut wall_ns = 0.0;
+    let mut stage_ns = 0.0;
     let origin = Instant::now();
     let mut gpu_origin: Option<f64> = None;
     let per_submit = STEPS_PER_SUBMIT.min(steps.capacity());
@@ -112,6 +115,9 @@ pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileR
         let group = first..(first + per_submit).min(steps.count());
         let host_start = origin.elapsed().as_nanos() as f64;
         steps.stage(gpu, group.clone());
+        let staged = origin.elapsed().as_nanos() as f64;
+        stage_ns += staged - host_start;
+        events.push(TraceEvent { name: format!("stage {} steps", group.len()), track: Track::Host, start_ns: host_start, dur_ns: staged - host_start });
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         record_steps(&mut encoder, &mut profiler, &launches, clock, steps, group.len());
         profiler.resolve_queries(&mut encoder);
@@ -123,7 +129,7 @@ pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileR
         gpu.wait();
         wall_ns += submitted.elapsed().as_nanos() as f64 + (recorded - host_start);
         let host_end = origin.elapsed().as_nanos() as f64;
-        events.push(TraceEvent { name: format!("record {} steps", group.len()), track: Track::Host, start_ns: host_start, dur_ns: recorded - host_start });
+        events.push(TraceEvent { name: format!("record {} steps", group.len()), track: Track::Host, start_ns: staged, dur_ns: recorded - staged });
         events.push(TraceEvent { name: format!("submit and wait (chunk {c})"), track: Track::Host, start_ns: recorded, dur_ns: host_end - recorded });
         let Some(results) = profiler.process_finished_frame(period) else { continue };
         let spans: Vec<(String, f64, f64)> = results
@@ -151,6 +157,7 @@ pub fn profile(gpu: &Gpu, program: &Program, steps: &dyn StepInputs) -> ProfileR
         rows,
         gpu_ns_per_step: (clock != ProfileClock::WallClock).then_some(gpu_step_ns / n),
         wall_ns_per_step: wall_ns / n,
+        stage_ns_per_step: stage_ns / n,
         events,
     }
 }

@@ -101,6 +101,10 @@ pub struct TrainConfig {
     #[serde(default)]
     pub classifier_path: Option<PathBuf>,
     pub steps_per_submit: usize,
+    /// Keep the training images in host memory and write each submit's batches to the GPU as
+    /// it goes; without it they stream only when one storage binding cannot hold them.
+    #[serde(default)]
+    pub stream: bool,
     /// Condition the model on the data's labels; the class count is set from the data when
     /// training starts (`VaeConfig::classes`, `GanConfig::classes`).
     #[serde(default)]
@@ -133,6 +137,7 @@ impl TrainConfig {
             eval_every: (model == ModelKind::Classifier).then_some(0),
             classifier_path: None,
             steps_per_submit: 16,
+            stream: false,
             conditional: false,
             vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
             gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::mlp() }),
@@ -261,6 +266,9 @@ settings! {
     [long] classifier: PathBuf,
     /// Training steps recorded into one command buffer [default: 16].
     [long] steps_per_submit: usize,
+    /// Keep the training images in host memory and stream each submit's batches to the GPU
+    /// (less GPU memory) [default: only when they exceed one storage binding].
+    [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] stream: bool,
     /// Weight initialisation [default: torch].
     [long, value_enum] init: Init,
     /// Latent size: the VAE's z or the GAN's noise [default: 32 for vae, 2 for vae --conditional,
@@ -335,6 +343,7 @@ impl Settings {
             eval_every: s.eval_every.or(defaults.eval_every),
             classifier_path: s.classifier.clone(),
             steps_per_submit: s.steps_per_submit.unwrap_or(defaults.steps_per_submit),
+            stream: s.stream.unwrap_or(defaults.stream),
             conditional,
             vae: defaults.vae.map(|v| VaeConfig {
                 latent: s.z_dim.unwrap_or(v.latent),

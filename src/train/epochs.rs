@@ -35,7 +35,7 @@ pub(super) fn run_epochs<T: Trainee>(
         let first_step = if epoch == at.epoch { at.step_in_epoch } else { 0 };
         at = Position { epoch, step_in_epoch: first_step, global: at.global };
         at.start_epoch(gpu, cfg, train, &trainee, resumed_sums.take());
-        train_epoch(gpu, cfg, &mut trainee, monitor, steps_per_epoch, &mut at, start)?;
+        train_epoch(gpu, cfg, train, &mut trainee, monitor, steps_per_epoch, &mut at, start)?;
         gpu.wait();
         gpu.check_lost(&cfg.out)?;
         let train_seconds = start.elapsed().as_secs_f64();
@@ -101,15 +101,16 @@ fn curve_panels<T: Trainee>(trainee: &T, scored: bool) -> Vec<(&'static str, Vec
 
 /// Submits the rest of `at`'s epoch, moving `at`; ticks the monitor, and on an interrupt saves a
 /// checkpoint at the step reached and returns `Interrupted`.
+#[allow(clippy::too_many_arguments)]
 fn train_epoch<T: Trainee>(
-    gpu: &Gpu, cfg: &TrainConfig, trainee: &mut T, monitor: &mut dyn Monitor, steps_per_epoch: usize, at: &mut Position, start: Instant,
+    gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, trainee: &mut T, monitor: &mut dyn Monitor, steps_per_epoch: usize, at: &mut Position, start: Instant,
 ) -> Result<()> {
     let batch = trainee.batch();
     let first_step = at.step_in_epoch;
     monitor.epoch_start(at.epoch, cfg.epochs, steps_per_epoch, first_step);
     let mut last_tick = Instant::now();
     while at.step_in_epoch < steps_per_epoch {
-        at.submit(gpu, cfg, trainee, cfg.steps_per_submit, steps_per_epoch);
+        at.submit(gpu, cfg, train, trainee, cfg.steps_per_submit, steps_per_epoch);
         let first = at.step_in_epoch;
         let img_per_s = ((first - first_step) * batch) as f64 / start.elapsed().as_secs_f64();
         if monitor.interrupted(at.global) {

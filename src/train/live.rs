@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_batch, condition_on, shape_to, ModelRun, Position, TrainConfig};
+use super::{check_batch, condition_on, shape_to, upload_test, upload_training, ModelRun, Position, TrainConfig};
 use crate::data::{Dataset, DeviceSplit};
 use crate::gpu::Gpu;
 
@@ -47,18 +47,18 @@ impl Live {
     /// Uploads the data and builds the model's step program. `cfg` comes checked from
     /// `Settings::build`; what depends on the data (the batch against the split, the classes) is
     /// checked here, as `wgen train` checks it.
-    pub fn new(gpu: &Gpu, cfg: &TrainConfig, dataset: &Dataset) -> Result<Live> {
+    pub fn new(gpu: &Gpu, cfg: &TrainConfig, dataset: Dataset) -> Result<Live> {
         if !(cfg.model.is_vae() || cfg.model.is_gan()) {
             bail!("{} is not a generative model; step a vae, conv-vae, gan or dcgan", cfg.model.name());
         }
         let mut cfg = cfg.clone();
-        shape_to(&mut cfg, dataset, false)?;
-        check_batch(&cfg, dataset)?;
+        shape_to(&mut cfg, &dataset, false)?;
+        check_batch(&cfg, &dataset)?;
         if cfg.conditional {
-            condition_on(&mut cfg, dataset)?;
+            condition_on(&mut cfg, &dataset)?;
         }
-        let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
-        let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
+        let test = upload_test(gpu, &dataset)?;
+        let train = upload_training(gpu, &cfg, dataset.train)?;
         let run = ModelRun::new(gpu, &cfg, &train, &test)?;
         let slots = run.trainee().metrics().len();
         let steps_per_epoch = train.count / cfg.batch;
@@ -95,7 +95,7 @@ impl Live {
             self.at = Position { epoch: self.at.epoch + 1, step_in_epoch: 0, global: self.at.global };
             self.at.start_epoch(gpu, &self.cfg, &self.train, self.run.trainee(), None);
         }
-        self.at.submit(gpu, &self.cfg, self.run.trainee(), n, self.steps_per_epoch)
+        self.at.submit(gpu, &self.cfg, &self.train, self.run.trainee(), n, self.steps_per_epoch)
     }
 
     /// The training metrics over the steps since the last read: a readback, so it waits for

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::Parameters;
-use crate::nn::{submit_steps, StepBuffer};
+use crate::nn::{submit_steps, Step, StepBuffer};
 
 use epochs::run_epochs;
 
@@ -205,9 +205,11 @@ impl Position {
 
     /// Submits up to `n` steps in one command buffer, at most `steps_per_submit` and never past
     /// the epoch's end, and moves past them; returns how many.
-    fn submit(&mut self, gpu: &Gpu, cfg: &TrainConfig, trainee: &dyn Trainee, n: usize, steps_per_epoch: usize) -> usize {
+    fn submit(&mut self, gpu: &Gpu, cfg: &TrainConfig, train: &DeviceSplit, trainee: &dyn Trainee, n: usize, steps_per_epoch: usize) -> usize {
         let n = n.min(cfg.steps_per_submit).min(steps_per_epoch - self.step_in_epoch);
-        submit_steps(gpu, trainee.program(), trainee.steps(), &cfg.steps(self.global, n, steps_per_epoch));
+        let steps = cfg.steps(self.global, n, steps_per_epoch);
+        train.feed(gpu, &batch_rows(&steps, cfg.batch));
+        train.submitted(submit_steps(gpu, trainee.program(), trainee.steps(), &steps));
         self.global += n as u32;
         self.step_in_epoch += n;
         n
@@ -282,20 +284,6 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     } else if eval_asked.is_none() {
         monitor.say(&format!("{} has no classifier yet, so samples are not scored: --eval-every 5 trains one once (15 epochs) and scores them", dataset.source));
     }
-    let train = DeviceSplit::upload(gpu, "train", &dataset.train)?;
-    let test = DeviceSplit::upload(gpu, "test", &dataset.test)?;
-    std::fs::create_dir_all(cfg.out.join("samples")).with_context(|| format!("cannot create {} (is it writable?)", cfg.out.display()))?;
-    let config = json!({
-        "config": cfg,
-        "adapter": gpu.adapter_name(),
-        "matmul": gpu.matmul,
-        "conv": crate::nn::ConvPath::on(gpu),
-        "wgen_version": env!("CARGO_PKG_VERSION"),
-        "data_source": dataset.source,
-        "train_images": dataset.train.count,
-        "test_images": dataset.test.count,
-    });
-    checkpoint::write_atomically(&cfg.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
     let sample_eval = match judge {
         Some(judge) => {
             let features = judge.load_for(gpu, &dataset)?;
@@ -304,12 +292,60 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         }
         None => None,
     };
+    let test = upload_test(gpu, &dataset)?;
+    let (source, train_images, train_bytes) = (dataset.source, dataset.train.count, dataset.train.images.len());
+    let train = upload_training(gpu, &cfg, dataset.train)?;
+    if let Some(note) = streaming_note(&cfg, &train, train_bytes) {
+        monitor.say(&note);
+    }
+    std::fs::create_dir_all(cfg.out.join("samples")).with_context(|| format!("cannot create {} (is it writable?)", cfg.out.display()))?;
+    let config = json!({
+        "config": cfg,
+        "adapter": gpu.adapter_name(),
+        "matmul": gpu.matmul,
+        "conv": crate::nn::ConvPath::on(gpu),
+        "wgen_version": env!("CARGO_PKG_VERSION"),
+        "data_source": source,
+        "train_images": train_images,
+        "test_images": test.count,
+    });
+    checkpoint::write_atomically(&cfg.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
     let cfg = &cfg;
     match ModelRun::new(gpu, cfg, &train, &test)? {
         ModelRun::Vae(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
     }
+}
+
+/// The test split, whole on the GPU: every evaluation reads it at once.
+pub fn upload_test(gpu: &Gpu, dataset: &data::Dataset) -> Result<DeviceSplit> {
+    let bytes = dataset.test.images.len() as u64;
+    if gpu.check_binding_size("test.pixels", bytes).is_err() {
+        let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+        bail!(
+            "the test split of {} ({} images, {} MB) does not fit one storage binding of {} ({} MB; training images stream, test images do not): train at a smaller --size, or on a folder with fewer images",
+            dataset.source,
+            dataset.test.count,
+            bytes.div_ceil(1 << 20),
+            gpu.adapter_name(),
+            limit >> 20
+        );
+    }
+    Ok(DeviceSplit::upload(gpu, "test", &dataset.test)?)
+}
+
+/// The training split, whole on the GPU where it fits one storage binding and `--stream` is
+/// not asked for, else streamed one submit ahead through a ring of two submits' batches.
+pub fn upload_training(gpu: &Gpu, cfg: &TrainConfig, train: data::Split) -> Result<DeviceSplit> {
+    Ok(DeviceSplit::for_training(gpu, train, 2 * cfg.steps_per_submit * cfg.batch, cfg.stream)?)
+}
+
+/// What a streamed training split's run says of it.
+fn streaming_note(cfg: &TrainConfig, train: &DeviceSplit, bytes: usize) -> Option<String> {
+    let (window, _) = train.streamed()?;
+    let why = if cfg.stream { "as --stream asks" } else { "more than one storage binding holds" };
+    Some(format!("streaming the {} MB of training images from host memory ({why}) through a ring of {window} images", bytes.div_ceil(1 << 20)))
 }
 
 /// Names each image that could not be read, then how many.
@@ -386,6 +422,18 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
 pub use crate::data::cache_dir;
 
 /// The epoch's shuffle: a pure function of (seed, epoch), so runs repeat exactly.
+/// The rows of the epoch each of `steps` reads, adjacent batches joined.
+pub fn batch_rows(steps: &[Step], batch: usize) -> Vec<std::ops::Range<usize>> {
+    let mut rows: Vec<std::ops::Range<usize>> = Vec::new();
+    for start in steps.iter().map(|s| s.batch_start as usize) {
+        match rows.last_mut() {
+            Some(last) if last.end == start => last.end += batch,
+            _ => rows.push(start..start + batch),
+        }
+    }
+    rows
+}
+
 pub fn epoch_order(count: usize, seed: u64, epoch: u32) -> Vec<u32> {
     let mut order: Vec<u32> = (0..count as u32).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ u64::from(epoch).wrapping_mul(0x9E37_79B9_7F4A_7C15));

@@ -62,7 +62,7 @@ impl Trainer {
         let [a, b, c, d] = names.clone();
         let files = [(a, train_images), (b, train_labels), (c, test_images), (d, test_labels)];
         let dataset = data::from_files(files, "the page's mnist-10k".to_string()).map_err(js)?;
-        Trainer::build(Form { model, lr, batch, seed, conditional, size: None }, &dataset).await
+        Trainer::build(Form { model, lr, batch, seed, conditional, size: None }, dataset).await
     }
 
     /// As `create`, on a folder of images the user picked: `paths` relative to it
@@ -91,10 +91,10 @@ impl Trainer {
         let options = data::ImageOptions { size: (size > 0).then_some(size), ..Default::default() };
         let dataset = data::folder::from_images(&listed, &read, &name, &options, &mut |_, _| {}).map_err(js)?;
         let size = Some(dataset.shape().side);
-        Trainer::build(Form { model, lr, batch, seed, conditional, size }, &dataset).await
+        Trainer::build(Form { model, lr, batch, seed, conditional, size }, dataset).await
     }
 
-    async fn build(form: Form, dataset: &data::Dataset) -> Result<Trainer, JsError> {
+    async fn build(form: Form, dataset: data::Dataset) -> Result<Trainer, JsError> {
         let settings = Settings {
             model: Some(model_kind(&form.model)?),
             lr: Some(form.lr),
