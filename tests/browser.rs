@@ -302,8 +302,9 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
             assert_matches_native(&first_steps(&state, key, 2), native_values, &format!("{model} {key}"));
         }
     }
-    // A folder of colour pictures handed to the page as its picker hands it one: decoded in
-    // the page by the same code, the VAE's first steps on it as native wgen's on the same files.
+    // A folder of colour pictures dropped on the page (as files named by their paths, which is
+    // what a script can drop): decoded in the page by the same code, the VAE's first steps on
+    // it as native wgen's on the same files.
     let pictures = common::colour_pictures(90, 12, 3);
     for (path, bytes) in &pictures {
         let file = site.join("folder-test").join(path);
@@ -314,8 +315,13 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     cdp.eval("document.getElementById('reset').click()");
     cdp.eval(&format!(
         "(async () => {{ const paths = {};
-           const entries = await Promise.all(paths.map(async (path) => ({{ path, file: await (await fetch('folder-test/' + path)).blob() }})));
-           await window.wgenPage.loadFolder('folder-test', entries); }})()",
+           const dropped = new DataTransfer();
+           for (const path of paths) dropped.items.add(new File([await (await fetch('folder-test/' + path)).blob()], path, {{ type: 'image/png' }}));
+           document.body.dispatchEvent(new DragEvent('drop', {{ dataTransfer: dropped, bubbles: true, cancelable: true }}));
+           while (!document.getElementById('data-source').textContent.includes('90 files')) {{
+             if (wgenPage.state().error) throw new Error(wgenPage.state().error);
+             await new Promise((r) => setTimeout(r, 50));
+           }} }})()",
         json!(paths)
     ));
     let state = train_on_the_page(&mut cdp, "vae", 3, Some(16));

@@ -98,6 +98,43 @@ function pickedFolder() {
   loadFolder(name, files.map((file) => ({ path: file.webkitRelativePath.split('/').slice(1).join('/'), file }))).catch((e) => problem(`${e.message || e}`));
 }
 
+// Images dropped on the page: one folder (its name and the paths inside it, as the picker
+// gives them), several class folders, or loose images; subfolders read to any depth. The
+// drop's items are only readable during the event, so their entries are taken first.
+async function droppedFolder(event) {
+  event.preventDefault();
+  document.body.classList.remove('dragging');
+  if (page.trainer || page.running) {
+    problem('press Reset before dropping other images: a model is built on the current ones');
+    return;
+  }
+  const tops = [...event.dataTransfer.items].filter((i) => i.kind === 'file').map((i) => ({ entry: i.webkitGetAsEntry?.(), file: i.getAsFile() }));
+  let entries = [];
+  for (const top of tops) {
+    if (top.entry) entries.push(...await readEntry(top.entry));
+    else if (top.file) entries.push({ path: top.file.name, file: top.file });
+  }
+  const folder = tops.length === 1 && tops[0].entry?.isDirectory ? tops[0].entry.name : null;
+  if (folder) entries = entries.map((e) => ({ ...e, path: e.path.split('/').slice(1).join('/') }));
+  if (!entries.length) throw new Error('nothing readable was dropped: drop a folder of PNG or JPEG images (a subfolder per class)');
+  if (!page.error?.startsWith('WebGPU')) problem(null);
+  await loadFolder(folder || 'the dropped images', entries);
+}
+
+// [{path, file}] of every file under a dropped entry, paths from the drop's root.
+async function readEntry(entry) {
+  if (entry.isFile) return [{ path: entry.fullPath.replace(/^\//, ''), file: await new Promise((ok, fail) => entry.file(ok, fail)) }];
+  const reader = entry.createReader();
+  const children = [];
+  for (;;) {
+    // A directory reader hands its entries over in batches until an empty one.
+    const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+    if (!batch.length) break;
+    children.push(...batch);
+  }
+  return (await Promise.all(children.map(readEntry))).flat();
+}
+
 async function create() {
   const s = settings();
   setState(page.folder ? 'decoding the images…' : 'building the model…');
@@ -325,6 +362,9 @@ $('pause').addEventListener('click', pause);
 $('reset').addEventListener('click', reset);
 $('download').addEventListener('click', download);
 $('folder').addEventListener('change', pickedFolder);
+document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
+document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) document.body.classList.remove('dragging'); });
+document.addEventListener('drop', (e) => droppedFolder(e).catch((err) => problem(`${err.message || err}`)));
 
 window.wgenPage = {
   // What the browser test checks: every window's losses, the img/s after the single steps,
@@ -333,8 +373,6 @@ window.wgenPage = {
     running: page.running, adapter: page.adapter, error: page.error, rate: page.rate, trainMs: page.trainMs, trainImages: page.trainImages,
     history: page.history, negElbo: page.negElbo, describe: page.describe, lastGrid: page.lastGrid,
   }),
-  // The picker's path, for the test: a folder's images as [{path, file}] (a Blob each).
-  loadFolder,
 };
 
 try {
