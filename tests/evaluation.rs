@@ -27,11 +27,51 @@ fn frechet_distance_matches_closed_forms_for_gaussians() {
     let s3 = DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]);
     assert!((frechet_from_moments(&m1, &s1, &m2, &s3) - frechet_from_moments(&m2, &s3, &m1, &s1)).abs() < 1e-9);
     assert!(frechet_from_moments(&m1, &s3, &m1, &s3).abs() < 1e-9);
+    // A covariance that is not a number gives an FD that is not one, never the bare traces.
+    let broken = DMatrix::from_row_slice(2, 2, &[2.0, f64::NAN, f64::NAN, 1.0]);
+    assert!(frechet_from_moments(&m1, &s1, &m2, &broken).is_nan());
     // From samples: a set against itself is 0; shifted by 3 in every one of 4 dimensions, 36.
     let x: Vec<f64> = common::uniform(3, 4000 * 4, -1.0, 1.0);
     let shifted: Vec<f64> = x.iter().map(|v| v + 3.0).collect();
     assert!(frechet_distance(&x, &x, 4).abs() < 1e-9);
     assert!((frechet_distance(&x, &shifted, 4) - 36.0).abs() < 1e-6);
+}
+
+/// `rows` rows of `live` correlated non-negative features, as a judge's ReLU layer gives them.
+fn relu_features(seed: u64, rows: usize, live: usize) -> Vec<f64> {
+    let mixing = common::uniform(seed, live * live, -1.0, 1.0);
+    let noise = common::uniform(seed + 1, rows * live, -1.0, 1.0);
+    (0..rows).flat_map(|r| (0..live).map(|j| (0..live).map(|k| mixing[j * live + k] * noise[r * live + k]).sum::<f64>().max(0.0)).collect::<Vec<_>>()).collect()
+}
+
+/// `x`'s rows of `live` features spread over `width` columns, the others zero for every row:
+/// column c is zero where 7c mod width < width - live (scattered; 7 is prime to the widths used).
+fn with_dead_columns(x: &[f64], live: usize, width: usize) -> Vec<f64> {
+    x.chunks(live)
+        .flat_map(|row| {
+            let mut next = row.iter();
+            (0..width).map(move |c| if (7 * c) % width < width - live { 0.0 } else { *next.next().unwrap() })
+        })
+        .collect()
+}
+
+#[test]
+fn frechet_distance_leaves_out_only_features_zero_in_both_sets() {
+    // The emoji judge's shape: 169 of 256 features dead (zero for every image), 3,000 samples
+    // against 365 test images; one more feature is zero in the samples only, which must count.
+    // A dead feature adds nothing to a covariance or mean, so the FD is that of the others.
+    let (a, mut b) = (relu_features(7, 3000, 88), relu_features(8, 365, 88));
+    for row in b.chunks_mut(88) {
+        row[87] = row[87] * 1.1 + 0.5;
+    }
+    let a: Vec<f64> = a.chunks(88).flat_map(|r| r[..87].iter().copied().chain([0.0])).collect();
+    let want = frechet_distance(&a, &b, 88);
+    let fd = frechet_distance(&with_dead_columns(&a, 88, 256), &with_dead_columns(&b, 88, 256), 256);
+    assert!(want.is_finite() && want > 0.0, "{want}");
+    assert!((fd - want).abs() < 1e-6 * want, "FD with dead features {fd}, without them {want}");
+    let first_87 = |x: &[f64]| x.chunks(88).flat_map(|r| r[..87].to_vec()).collect::<Vec<_>>();
+    let without = frechet_distance(&first_87(&a), &first_87(&b), 87);
+    assert!(want - without > 0.1, "the feature live in one set only adds to the FD: {want} against {without} without it");
 }
 
 #[test]

@@ -110,16 +110,21 @@ fn moments(x: &[f64], dim: usize) -> (DVector<f64>, DMatrix<f64>) {
 
 /// |μ1 - μ2|² + tr(Σ1 + Σ2 - 2 (Σ1 Σ2)^½), with tr (Σ1 Σ2)^½ taken as the sum of the square
 /// roots of the eigenvalues of the symmetric Σ1^½ Σ2 Σ1^½ (they are the same), in f64.
+///
+/// Features with no variance in either set (a judge's dead ReLUs: 169 of 256 for the emoji
+/// judge) count in the mean term only. Left in, they made nalgebra's symmetric eigen-solver
+/// return NaN on that judge's covariances, which `max(0.0)` turned into zeros, and the FD came
+/// out as the bare traces (1,123 where numpy's eigh gives 35). A NaN now stays NaN.
 pub fn frechet_from_moments(mu1: &DVector<f64>, s1: &DMatrix<f64>, mu2: &DVector<f64>, s2: &DMatrix<f64>) -> f64 {
-    let root = |m: &DMatrix<f64>| {
-        let e = SymmetricEigen::new(m.clone());
-        let d = DMatrix::from_diagonal(&e.eigenvalues.map(|v| v.max(0.0).sqrt()));
-        &e.eigenvectors * d * e.eigenvectors.transpose()
-    };
-    let r1 = root(s1);
-    let middle = &r1 * s2 * &r1;
+    let live: Vec<usize> = (0..s1.nrows()).filter(|&j| s1[(j, j)] > 0.0 || s2[(j, j)] > 0.0).collect();
+    let (s1, s2) = (s1.select_rows(&live).select_columns(&live), s2.select_rows(&live).select_columns(&live));
+    // Rounding leaves tiny negative eigenvalues of these semi-definite matrices: read as 0.
+    let root = |v: f64| if v < 0.0 { 0.0 } else { v.sqrt() };
+    let e = SymmetricEigen::new(s1.clone());
+    let r1 = &e.eigenvectors * DMatrix::from_diagonal(&e.eigenvalues.map(root)) * e.eigenvectors.transpose();
+    let middle = &r1 * &s2 * &r1;
     let middle = (&middle + middle.transpose()) / 2.0;
-    let tr_root: f64 = SymmetricEigen::new(middle).eigenvalues.iter().map(|v| v.max(0.0).sqrt()).sum();
+    let tr_root: f64 = SymmetricEigen::new(middle).eigenvalues.iter().map(|&v| root(v)).sum();
     (mu1 - mu2).norm_squared() + s1.trace() + s2.trace() - 2.0 * tr_root
 }
 
