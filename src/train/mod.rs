@@ -324,7 +324,7 @@ pub fn upload_test(gpu: &Gpu, dataset: &data::Dataset) -> Result<DeviceSplit> {
     if gpu.check_binding_size("test.pixels", bytes).is_err() {
         let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
         bail!(
-            "the test split of {} ({} images, {} MB) does not fit one storage binding of {} ({} MB; training images stream, test images do not): train at a smaller --size, or on a folder with fewer images",
+            "the test split of {} ({} images, {} MiB) does not fit one storage binding of {} ({} MiB; training images stream, test images do not): train at a smaller --size, or on a folder with fewer images",
             dataset.source,
             dataset.test.count,
             bytes.div_ceil(1 << 20),
@@ -345,7 +345,7 @@ pub fn upload_training(gpu: &Gpu, cfg: &TrainConfig, train: data::Split) -> Resu
 fn streaming_note(cfg: &TrainConfig, train: &DeviceSplit, bytes: usize) -> Option<String> {
     let (window, _) = train.streamed()?;
     let why = if cfg.stream { "as --stream asks" } else { "more than one storage binding holds" };
-    Some(format!("streaming the {} MB of training images from host memory ({why}) through a ring of {window} images", bytes.div_ceil(1 << 20)))
+    Some(format!("streaming the {} MiB of training images from host memory ({why}) through a ring of {window} images", bytes.div_ceil(1 << 20)))
 }
 
 /// Names each image that could not be read, then how many.
