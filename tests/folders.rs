@@ -77,6 +77,19 @@ fn assert_folder_gives_the_idx_tensors(name: &str, idx: &data::Dataset) {
 }
 
 #[test]
+fn a_spread_of_a_class_by_class_split_takes_every_class_alike() {
+    // 3 classes of 30, one after another as a folder's split runs; each image's bytes its index.
+    let shape = ImageShape { channels: 1, side: 2 };
+    let split = data::Split { images: (0..90u8).flat_map(|i| [i; 4]).collect(), labels: (0..90).map(|i| i / 30).collect(), count: 90, shape };
+    let picked: Vec<u8> = split.spread_floats(45).chunks(4).map(|image| (image[0] * 255.0).round() as u8).collect();
+    assert_eq!(picked.len(), 45);
+    for class in 0..3 {
+        assert_eq!(picked.iter().filter(|&&i| i / 30 == class).count(), 15, "class {class} of {picked:?}");
+    }
+    assert_eq!(split.spread_floats(500), split.unit_floats(), "more than the split: all of it");
+}
+
+#[test]
 fn colour_images_are_cropped_on_their_short_side_centred_and_stored_as_planes() {
     let dir = temp_dir("folder-crop");
     // 40 wide, 20 high: red outer quarters, green middle half; resized to 20×10 and cropped to

@@ -190,7 +190,7 @@ fn calibrate(gpu: &Gpu, a: &EvalArgs, located: Option<&Located>, dataset: &Datas
     let image = dataset.shape().values();
     let n = a.samples.min(dataset.train.count);
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
-    let train: Vec<f32> = dataset.train.images[..n * image].iter().map(|&b| f32::from(b) / 255.0).collect();
+    let train = dataset.train.spread_floats(n);
     let noise: Vec<f32> = (0..n * image).map(|_| rng.random::<f32>()).collect();
     let blank = vec![0.0f32; n * image];
     let one: Vec<f32> = test_images[..image].iter().copied().cycle().take(n * image).collect();

@@ -173,6 +173,13 @@ impl Split {
     pub fn unit_floats(&self) -> Vec<f32> {
         self.images.iter().map(|&b| f32::from(b) / 255.0).collect()
     }
+
+    /// `n` of the images (all, if n ≥ count) evenly spaced through the split, in [0, 1]: a
+    /// folder's split runs class by class, so its first n would leave out the last classes.
+    pub fn spread_floats(&self, n: usize) -> Vec<f32> {
+        let (n, values) = (n.min(self.count), self.shape.values());
+        (0..n).flat_map(|i| self.images[i * self.count / n * values..][..values].iter().map(|&b| f32::from(b) / 255.0)).collect()
+    }
 }
 
 pub struct Dataset {
