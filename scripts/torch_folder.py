@@ -25,6 +25,14 @@ def is_test(path):
     return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "little") % 10 == 0
 
 
+def labels(folder, test=False):
+    """The class of each image of one split, in `load`'s order: the index of its top-level
+    subfolder among the sorted subfolder names (0 for every image of a flat folder)."""
+    split = [p for p in paths(folder) if is_test(p) == test]
+    classes = sorted({p.split("/")[0] for p in split if "/" in p})
+    return torch.tensor([classes.index(p.split("/")[0]) if "/" in p else 0 for p in split])
+
+
 def load(folder, size, test=False):
     """One split as [N, C·size·size] floats in [0, 1], and C (1 if every pixel is grey)."""
     from PIL import Image

@@ -3,14 +3,16 @@
 PyTorch, none of wgen's code, to check the scores of wgen's built-in classifier against.
 
   train  trains a CNN on the four MNIST-format files in --data (default: the embedded digits),
-         with random shifts of up to 2 pixels (Adam 1e-3 falling linearly to 0, batch 128: wgen's
-         classifier recipe), and saves its weights; prints the test accuracy.
+         or on a folder of class folders of images (--folder DIR --size N, read as wgen reads
+         it by torch_folder.py: the same split), with random shifts of up to 2 pixels (Adam
+         1e-3 falling linearly to 0, batch 128: wgen's classifier recipe), and saves its
+         weights; prints the test accuracy.
          --arch pool (default): Conv2d(1→32, 3, p1)-ReLU-MaxPool2, Conv2d(32→64, 3, p1)-ReLU-
          MaxPool2, Linear(3136→128)-ReLU, Linear(128→10): a different design from wgen's own.
          --arch stride: wgen's built-in design (stride-2 convolutions with batch norm, no
          pooling, 256 features), to measure the two side by side.
-  score  reads sample files written by `wgen sample MODEL --n N --raw FILE` (f32 rows of 784
-         pixels in [0, 1]) and prints one JSON line each: the class shares, the smallest one,
+  score  reads sample files written by `wgen sample MODEL --n N --raw FILE` (f32 rows of C·H·W
+         values in [0, 1]; the same --data or --folder/--size as train) and prints one JSON line each: the class shares, the smallest one,
          the effective number of classes (exp of the shares' entropy), classes at >= 5%, the
          Inception Score and the FD against the test digits in this CNN's features.
 
@@ -31,15 +33,16 @@ from torch_conv_vae import EMBEDDED, idx  # the IDX reader the PyTorch scripts s
 
 
 class PoolCnn(nn.Module):
-    def __init__(self):
+    def __init__(self, channels=1, side=28, classes=10):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.shape = (channels, side, side)
+        self.conv1 = nn.Conv2d(channels, 32, 3, padding=1)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 10)
+        self.fc1 = nn.Linear(64 * (side // 4) ** 2, 128)
+        self.fc2 = nn.Linear(128, classes)
 
     def features(self, x):
-        h = F.max_pool2d(F.relu(self.conv1(x.view(-1, 1, 28, 28))), 2)
+        h = F.max_pool2d(F.relu(self.conv1(x.view(-1, *self.shape))), 2)
         h = F.max_pool2d(F.relu(self.conv2(h)), 2)
         return F.relu(self.fc1(h.flatten(1)))
 
@@ -50,17 +53,18 @@ class PoolCnn(nn.Module):
 class StrideCnn(nn.Module):
     """wgen's built-in classifier's layers (src/models/classifier.rs), under its names."""
 
-    def __init__(self):
+    def __init__(self, channels=1, side=28, classes=10):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 4, 2, 1)
+        self.shape = (channels, side, side)
+        self.conv1 = nn.Conv2d(channels, 32, 4, 2, 1)
         self.bn1 = nn.BatchNorm2d(32)
         self.conv2 = nn.Conv2d(32, 64, 4, 2, 1)
         self.bn2 = nn.BatchNorm2d(64)
-        self.fc1 = nn.Linear(64 * 7 * 7, 256)
-        self.fc2 = nn.Linear(256, 10)
+        self.fc1 = nn.Linear(64 * (side // 4) ** 2, 256)
+        self.fc2 = nn.Linear(256, classes)
 
     def features(self, x):
-        h = F.relu(self.bn1(self.conv1(x.view(-1, 1, 28, 28))))
+        h = F.relu(self.bn1(self.conv1(x.view(-1, *self.shape))))
         h = F.relu(self.bn2(self.conv2(h)))
         return F.relu(self.fc1(h.flatten(1)))
 
@@ -78,15 +82,27 @@ def split(folder, name):
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def shifted(x, most):
+def data(args, name):
+    """(images [N, C·S·S], labels, (C, S, classes)) of one split of --folder or --data."""
+    if args.folder:
+        import torch_folder
+
+        x, channels = torch_folder.load(args.folder, args.size, test=name == "test")
+        y = torch_folder.labels(args.folder, test=name == "test")
+        return x.float(), y, (channels, args.size, int(torch_folder.labels(args.folder).max()) + 1)
+    x, y = split(args.data, name)
+    return x, y, (1, 28, 10)
+
+
+def shifted(x, most, shape):
     """Each image moved by its own random (dy, dx) in [-most, most], zeros shifted in."""
-    n = len(x)
-    padded = F.pad(x.view(n, 1, 28, 28), (most, most, most, most))
+    n, (c, s, _) = len(x), shape
+    padded = F.pad(x.view(n, c, s, s), (most, most, most, most))
     dy = torch.randint(0, 2 * most + 1, (n,))
     dx = torch.randint(0, 2 * most + 1, (n,))
-    rows = (dy[:, None] + torch.arange(28)[None, :])[:, :, None].expand(n, 28, 28)
-    cols = (dx[:, None] + torch.arange(28)[None, :])[:, None, :].expand(n, 28, 28)
-    return padded[torch.arange(n)[:, None, None], 0, rows, cols].reshape(n, 784)
+    rows = (dy[:, None] + torch.arange(s)[None, :])[:, None, :, None].expand(n, c, s, s)
+    cols = (dx[:, None] + torch.arange(s)[None, :])[:, None, None, :].expand(n, c, s, s)
+    return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols].reshape(n, -1)
 
 
 def accuracy(model, x, y):
@@ -97,9 +113,9 @@ def accuracy(model, x, y):
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    x_train, y_train = split(args.data, "train")
-    x_test, y_test = split(args.data, "test")
-    model = ARCHS[args.arch]()
+    x_train, y_train, shape = data(args, "train")
+    x_test, y_test, _ = data(args, "test")
+    model = ARCHS[args.arch](*shape)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     # wgen's classifier recipe: the rate falls linearly to 0 over the run.
     steps = args.epochs * (len(x_train) // args.batch)
@@ -110,7 +126,7 @@ def train(args):
         order = torch.randperm(len(x_train))
         for i in range(0, len(order) - args.batch + 1, args.batch):
             b = order[i:i + args.batch]
-            loss = F.cross_entropy(model(shifted(x_train[b], args.shift)), y_train[b])
+            loss = F.cross_entropy(model(shifted(x_train[b], args.shift, shape)), y_train[b])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -121,7 +137,7 @@ def train(args):
     if args.out:
         from safetensors.torch import save_file
 
-        save_file(model.state_dict(), args.out, metadata={"arch": args.arch})
+        save_file(model.state_dict(), args.out, metadata={"arch": args.arch, "shape": json.dumps(shape)})
 
 
 def trace_sqrt(s1, s2):
@@ -144,18 +160,19 @@ def score(args):
 
     with safe_open(args.model, "pt") as f:
         arch = f.metadata().get("arch", "pool")
-    model = ARCHS[arch]()
+        shape = json.loads(f.metadata().get("shape", "[1, 28, 10]"))
+    model = ARCHS[arch](*shape)
     model.load_state_dict(load_file(args.model), strict=True)
     model.eval()
-    x_test, y_test = split(args.data, "test")
+    x_test, _, _ = data(args, "test")
     with torch.no_grad():
         reference = model.features(x_test).double().numpy()
     for path in args.samples:
-        x = torch.from_numpy(np.fromfile(path, dtype="<f4").reshape(-1, 784))
+        x = torch.from_numpy(np.fromfile(path, dtype="<f4").reshape(-1, shape[0] * shape[1] ** 2))
         with torch.no_grad():
             feats = model.features(x)
             probs = F.softmax(model.fc2(feats), 1).double().numpy()
-        shares = np.bincount(probs.argmax(1), minlength=10) / len(probs)
+        shares = np.bincount(probs.argmax(1), minlength=shape[2]) / len(probs)
         marginal = probs.mean(0)
         kl = (probs * (np.log(np.clip(probs, 1e-300, None)) - np.log(marginal))).sum(1).mean()
         entropy = -sum(s * math.log(s) for s in shares if s > 0)
@@ -170,6 +187,8 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--data", default=EMBEDDED)
+    t.add_argument("--folder", help="a folder of class folders of images, read as wgen reads it")
+    t.add_argument("--size", type=int, help="with --folder: the side images are resized to")
     t.add_argument("--arch", choices=sorted(ARCHS), default="pool")
     t.add_argument("--epochs", type=int, default=15)
     t.add_argument("--batch", type=int, default=128)
@@ -181,6 +200,8 @@ def main():
     s.add_argument("model")
     s.add_argument("samples", nargs="+")
     s.add_argument("--data", default=EMBEDDED)
+    s.add_argument("--folder")
+    s.add_argument("--size", type=int)
     args = p.parse_args()
     {"train": train, "score": score}[args.cmd](args)
 
