@@ -77,6 +77,22 @@ fn assert_folder_gives_the_idx_tensors(name: &str, idx: &data::Dataset) {
 }
 
 #[test]
+fn the_dcgan_of_pytorch_examples_trains_at_its_rates_unless_they_are_given() {
+    use wgen::train::{shape_to, ModelKind, Settings};
+    let rates = |side: u32, lr: Option<f32>, d_lr: Option<f32>| {
+        let mut cfg = Settings { model: Some(ModelKind::Dcgan), lr, d_lr, ..Settings::default() }.build().unwrap();
+        shape_to(&mut cfg, &common::colour_dataset(90, side, 3), false).unwrap();
+        (cfg.adam.lr, cfg.gan.unwrap().d_lr)
+    };
+    // 28 × 28 keeps the digits' recipe (G 4e-4, D 2e-5); 32 and 64 are pytorch/examples'.
+    assert_eq!(rates(28, None, None), (4e-4, Some(2e-5)));
+    assert_eq!(rates(32, None, None), (2e-4, Some(2e-4)));
+    assert_eq!(rates(64, None, None), (2e-4, Some(2e-4)));
+    assert_eq!(rates(32, Some(1e-4), None), (1e-4, Some(2e-4)), "a given --lr stays");
+    assert_eq!(rates(32, None, Some(3e-5)), (2e-4, Some(3e-5)), "a given --d-lr stays");
+}
+
+#[test]
 fn a_spread_of_a_class_by_class_split_takes_every_class_alike() {
     // 3 classes of 30, one after another as a folder's split runs; each image's bytes its index.
     let shape = ImageShape { channels: 1, side: 2 };

@@ -113,6 +113,17 @@ pub struct TrainConfig {
     pub gan: Option<GanConfig>,
     #[serde(default)]
     pub classifier: Option<ClassifierConfig>,
+    /// Which rates the user gave, so that a default the data decides (`train::shape_to`: the
+    /// DCGAN at 32 and 64) leaves them be. Not written: a saved config holds the rates used.
+    #[serde(skip)]
+    pub rates_given: RatesGiven,
+}
+
+/// `--lr` and `--d-lr`, given or not.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RatesGiven {
+    pub lr: bool,
+    pub d_lr: bool,
 }
 
 impl TrainConfig {
@@ -142,6 +153,7 @@ impl TrainConfig {
             vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
             gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::mlp() }),
             classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
+            rates_given: RatesGiven::default(),
         }
     }
 
@@ -228,8 +240,8 @@ settings! {
     [long] epochs: u32,
     /// Images per step [default: 128 for vae and conv-vae, 64 for gan and dcgan].
     [long] batch: usize,
-    /// Adam's learning rate [default: 1e-3 for vae, 6e-4 for gan (2e-4 conditioned), 4e-4 for the dcgan's G; its D
-    /// has its own, --d-lr].
+    /// Adam's learning rate [default: 1e-3 for vae, 6e-4 for gan (2e-4 conditioned), 4e-4 for the dcgan's G
+    /// (2e-4 on 32×32 and 64×64 images: pytorch/examples'); its D has its own, --d-lr].
     [long] lr: f32,
     /// The learning rate over the run: constant, or linear from --lr down to 0 at the last step
     /// [default: linear for classifier, constant for the others].
@@ -286,7 +298,8 @@ settings! {
     [long, value_enum] output: Output,
     /// GAN: the discriminator's target for real images is 1 - this [default: 0].
     [long] label_smoothing: f32,
-    /// GAN: the discriminator's learning rate [default: --lr; dcgan: 2e-5].
+    /// GAN: the discriminator's learning rate [default: --lr; dcgan: 2e-5 (2e-4 on 32×32 and
+    /// 64×64 images)].
     [long] d_lr: f32,
     /// GAN: keep an exponential moving average of the generator with this decay (e.g. 0.999,
     /// warmed up as min(decay, t/(9+t))); samples, evaluations and model.safetensors use it in
@@ -368,6 +381,7 @@ impl Settings {
                 ..g
             }),
             classifier: defaults.classifier.map(|c| ClassifierConfig { init, ..c }),
+            rates_given: RatesGiven { lr: s.lr.is_some(), d_lr: s.d_lr.is_some() },
         })
     }
 

@@ -24,13 +24,14 @@ use serde_json::{json, Map, Value};
 
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
+use crate::models::gan::EXAMPLES_LR;
 use crate::models::Parameters;
 use crate::nn::{submit_steps, Step, StepBuffer};
 
 use epochs::run_epochs;
 
 pub use classifier_run::ClassifierRun;
-pub use config::{ConfigError, ModelKind, Schedule, Settings, TrainConfig, CVAE_LATENT};
+pub use config::{ConfigError, ModelKind, RatesGiven, Schedule, Settings, TrainConfig, CVAE_LATENT};
 pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use live::Live;
@@ -388,6 +389,16 @@ pub fn shape_to(cfg: &mut TrainConfig, dataset: &data::Dataset, resumed: bool) -
         bail!("this run was trained on {} images, but {} now gives {shape} ones (has the folder changed?)", *image, dataset.source);
     }
     *image = shape;
+    // pytorch/examples' DCGAN at pytorch/examples' rates, unless given (a resumed run keeps
+    // the rates it was started with).
+    if let Some(g) = cfg.gan.as_mut().filter(|g| g.is_examples() && !resumed) {
+        if !cfg.rates_given.lr {
+            cfg.adam.lr = EXAMPLES_LR;
+        }
+        if !cfg.rates_given.d_lr {
+            g.d_lr = Some(EXAMPLES_LR);
+        }
+    }
     Ok(())
 }
 
