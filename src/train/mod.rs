@@ -12,6 +12,7 @@ mod gan_run;
 pub mod judge;
 pub mod live;
 mod tune;
+mod upload;
 mod vae_run;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::models::gan::EXAMPLES_LR;
 use crate::models::Parameters;
-use crate::nn::{submit_steps, Step, StepBuffer};
+use crate::nn::{submit_steps, StepBuffer};
 
 use epochs::run_epochs;
 
@@ -36,6 +37,7 @@ pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use live::Live;
 pub use tune::{settle_matmul, MatmulSource};
+pub use upload::{batch_rows, upload_test, upload_training};
 pub use vae_run::VaeRun;
 
 /// "1 epoch", "5 epochs".
@@ -296,7 +298,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     let test = upload_test(gpu, &dataset)?;
     let (source, train_images, train_bytes) = (dataset.source, dataset.train.count, dataset.train.images.len());
     let train = upload_training(gpu, &cfg, dataset.train)?;
-    if let Some(note) = streaming_note(&cfg, &train, train_bytes) {
+    if let Some(note) = upload::streaming_note(&cfg, &train, train_bytes) {
         monitor.say(&note);
     }
     std::fs::create_dir_all(cfg.out.join("samples")).with_context(|| format!("cannot create {} (is it writable?)", cfg.out.display()))?;
@@ -317,36 +319,6 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
     }
-}
-
-/// The test split, whole on the GPU: every evaluation reads it at once.
-pub fn upload_test(gpu: &Gpu, dataset: &data::Dataset) -> Result<DeviceSplit> {
-    let bytes = dataset.test.images.len() as u64;
-    if gpu.check_binding_size("test.pixels", bytes).is_err() {
-        let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
-        bail!(
-            "the test split of {} ({} images, {} MiB) does not fit one storage binding of {} ({} MiB; training images stream, test images do not): train at a smaller --size, or on a folder with fewer images",
-            dataset.source,
-            dataset.test.count,
-            bytes.div_ceil(1 << 20),
-            gpu.adapter_name(),
-            limit >> 20
-        );
-    }
-    Ok(DeviceSplit::upload(gpu, "test", &dataset.test)?)
-}
-
-/// The training split, whole on the GPU where it fits one storage binding and `--stream` is
-/// not asked for, else streamed one submit ahead through a ring of two submits' batches.
-pub fn upload_training(gpu: &Gpu, cfg: &TrainConfig, train: data::Split) -> Result<DeviceSplit> {
-    Ok(DeviceSplit::for_training(gpu, train, 2 * cfg.steps_per_submit * cfg.batch, cfg.stream)?)
-}
-
-/// What a streamed training split's run says of it.
-fn streaming_note(cfg: &TrainConfig, train: &DeviceSplit, bytes: usize) -> Option<String> {
-    let (window, _) = train.streamed()?;
-    let why = if cfg.stream { "as --stream asks" } else { "more than one storage binding holds" };
-    Some(format!("streaming the {} MiB of training images from host memory ({why}) through a ring of {window} images", bytes.div_ceil(1 << 20)))
 }
 
 /// Names each image that could not be read, then how many.
@@ -433,18 +405,6 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
 pub use crate::data::cache_dir;
 
 /// The epoch's shuffle: a pure function of (seed, epoch), so runs repeat exactly.
-/// The rows of the epoch each of `steps` reads, adjacent batches joined.
-pub fn batch_rows(steps: &[Step], batch: usize) -> Vec<std::ops::Range<usize>> {
-    let mut rows: Vec<std::ops::Range<usize>> = Vec::new();
-    for start in steps.iter().map(|s| s.batch_start as usize) {
-        match rows.last_mut() {
-            Some(last) if last.end == start => last.end += batch,
-            _ => rows.push(start..start + batch),
-        }
-    }
-    rows
-}
-
 pub fn epoch_order(count: usize, seed: u64, epoch: u32) -> Vec<u32> {
     let mut order: Vec<u32> = (0..count as u32).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ u64::from(epoch).wrapping_mul(0x9E37_79B9_7F4A_7C15));
