@@ -88,6 +88,14 @@ fn a_streamed_run_trains_bit_for_bit_as_the_resident_one() {
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         (String::from_utf8_lossy(&out.stdout).to_string(), std::fs::read(out_dir.join("model.safetensors")).unwrap())
     };
+    // The profile's submits of 16 steps span epochs of 4 here: more rows than the 81 images.
+    let out = Command::new(env!("CARGO_BIN_EXE_wgen"))
+        .args(["profile", "vae", "--data", data.to_str().unwrap(), "--size", "11", "--batch", "16", "--steps", "20", "--stream"])
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .output()
+        .unwrap();
+    let says = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && says.contains("data: streamed"), "{says}{}", String::from_utf8_lossy(&out.stderr));
     let (resident_says, resident) = train("resident", &[]);
     let (streamed_says, streamed) = train("streamed", &["--stream"]);
     assert!(!resident_says.contains("streaming the"), "{resident_says}");

@@ -83,9 +83,9 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     let test = upload_test(gpu, &dataset)?;
     let train = upload_training(gpu, &cfg, dataset.train)?;
     let run = ModelRun::new(gpu, &cfg, &train, &test)?;
-    let warm_up = FedSteps { staged: StagedSteps { buffer: run.steps(), steps: &cfg.steps(0, 3, epoch_steps) }, split: &train, batch: cfg.batch };
-    warm_up.stage(gpu, 0..3);
-    crate::nn::submit_steps(gpu, run.program(), run.steps(), warm_up.staged.steps);
+    let warm_up = cfg.steps(0, 3, epoch_steps);
+    train.feed(gpu, &batch_rows(&warm_up, cfg.batch));
+    crate::nn::submit_steps(gpu, run.program(), run.steps(), &warm_up);
     gpu.wait();
     let steps = cfg.steps(3, a.steps, epoch_steps);
     let report = profile(gpu, run.program(), &FedSteps { staged: StagedSteps { buffer: run.steps(), steps: &steps }, split: &train, batch: cfg.batch });

@@ -77,12 +77,13 @@ impl DeviceSplit {
     }
 
     /// The training split: uploaded once where it fits one storage binding and `stream` is not
-    /// asked for, else streamed through a ring of `window` images (at least one submit's rows).
+    /// asked for, else streamed through a ring of `window` images (at least one submit's rows;
+    /// more than the split holds where a submit spans epochs: an image may fill two slots).
     pub fn for_training(gpu: &Gpu, split: Split, window: usize, stream: bool) -> Result<DeviceSplit, GpuError> {
         if !stream && gpu.check_binding_size("train.pixels", split.images.len() as u64).is_ok() {
             return DeviceSplit::upload(gpu, "train", &split);
         }
-        let window = window.clamp(1, split.count);
+        let window = window.max(1);
         let values = split.shape.values();
         let pixels = vec![0; (window * values).div_ceil(16) * 16];
         let labels = vec![0; window.div_ceil(16) * 16];
