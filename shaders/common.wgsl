@@ -26,7 +26,7 @@ struct MatmulParams {
     bias_off: u32,  // forward: bias in b; backward_weight: bias gradient in c
     flags: u32,     // FLAG_BIAS | FLAG_ACCUMULATE | FLAG_A_VEC4
     slope: f32,
-    _pad: u32,
+    k_chunk: u32,   // backward_weight_vec4 only: k per split (0: one split of all k)
 }
 
 const FLAG_BIAS: u32 = 1u;

@@ -4,12 +4,17 @@
 //   matmul_forward_vec4          Y = act(X · Wᵀ + b)     vec4 along k of both operands
 //   matmul_backward_input_vec4   dX = (dY · W) ⊙ act'(D)  vec4 along k of A and along n of B
 //   matmul_backward_weight_vec4  dW (+)= dYᵀ · X, db     vec4 along m of A and along n of B;
-//                                the threads of the first column block also sum db.
+//                                the threads of the first column block also sum db. With
+//                                k_chunk set, split-K: split s sums k in [s·k_chunk, (s+1)·k_chunk)
+//                                into its own m × n slice of C from c_off (no db, no accumulate)
+//   matmul_reduce_splits_vec4    C[c_off + i] = Σ_s A[a_off + s·m·n + i], in split order: no
+//                                atomics, the same sum every run
 // The launcher picks them only when the vectorised extents, the row strides and the offsets
 // are multiples of 4 (else matmul.wgsl runs).
 // Bindings: 0 params (uniform MatmulParams, in common.wgsl), 1 a (read, vec4), 2 b (read, vec4; the forward's
 //           bias too), 3 c (read_write), 4 d (read; backward_input's activation output)
-// Grid: workgroup (8, 8): x = ceil(n / 32), y (and z) = ceil(m / 32).
+// Grid: workgroup (8, 8): x = ceil(n / 32), y (and z) = ceil(m / 32), times the splits in
+//       backward_weight; reduce_splits: 64 threads a workgroup, one per vec4 of C.
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -113,14 +118,22 @@ fn matmul_backward_input_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 @compute @workgroup_size(8, 8)
-fn matmul_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+fn matmul_backward_weight_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                               @builtin(local_invocation_id) lid: vec3<u32>,
                                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let origin = block_origin(gid, nwg);
-    let row0 = origin.x;
-    let col0 = origin.y;
-    if row0 >= p.m || col0 >= p.n {
+    // The weight gradient's k (batch·pixels for a convolution) can be long against few output
+    // blocks: then its splits stack along y, each summing one chunk of k.
+    let row_groups = (p.m + 31u) / 32u;
+    let group = wid.y + wid.z * nwg.y;
+    let split = group / row_groups;
+    let row0 = ((group % row_groups) * 8u + lid.y) * 4u;
+    let col0 = (wid.x * 8u + lid.x) * 4u;
+    let chunk = select(p.k, p.k_chunk, p.k_chunk != 0u);
+    let k_begin = split * chunk;
+    if row0 >= p.m || col0 >= p.n || k_begin >= p.k {
         return;
     }
+    let k_end = min(p.k, k_begin + chunk);
     // m and n are multiples of 4: A(·, k) and B(k, ·) are aligned vec4s of the rows of dY and X.
     let astride = p.a_col / 4u;
     let bstride = p.b_row / 4u;
@@ -129,7 +142,7 @@ fn matmul_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let bias_here = (p.flags & FLAG_BIAS) != 0u && col0 == 0u;
     var acc: array<vec4<f32>, 4>;
     var bias = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk++) {
+    for (var kk = k_begin; kk < k_end; kk++) {
         let av = a[a0 + kk * astride];
         let bv = b[b0 + kk * bstride];
         acc[0] += av.x * bv;
@@ -142,7 +155,7 @@ fn matmul_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
         for (var j = 0u; j < 4u; j++) {
-            let at = p.c_off + row * p.n + col0 + j;
+            let at = p.c_off + split * p.m * p.n + row * p.n + col0 + j;
             c[at] = select(acc[i][j], c[at] + acc[i][j], accumulate);
         }
         if bias_here {
@@ -150,4 +163,25 @@ fn matmul_backward_weight_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
             c[at] = select(bias[i], c[at] + bias[i], accumulate);
         }
     }
+}
+
+@compute @workgroup_size(64)
+fn matmul_reduce_splits_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_index) tid: u32) {
+    let i = linear_workgroup(wid, nwg) * 64u + tid;
+    let slice = p.m * p.n / 4u;
+    if i >= slice {
+        return;
+    }
+    let splits = (p.k + p.k_chunk - 1u) / p.k_chunk;
+    var sum = a[p.a_off / 4u + i];
+    for (var s = 1u; s < splits; s++) {
+        sum += a[p.a_off / 4u + s * slice + i];
+    }
+    let at = p.c_off + 4u * i;
+    c[at] = sum.x;
+    c[at + 1u] = sum.y;
+    c[at + 2u] = sum.z;
+    c[at + 3u] = sum.w;
 }

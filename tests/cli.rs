@@ -322,6 +322,52 @@ fn matmul_tuning_is_remembered_per_adapter_and_recorded_in_the_run() {
     assert!(!stderr.contains("timed the matmul kernels"), "{stderr}");
 }
 
+/// `WGEN_CONV=tune` times every conv layer shape of the DCGAN on each path and keeps the
+/// fastest per product; a later run on the same adapter (a CPU one, which never times on its
+/// own) takes the remembered plans, and each run records the plans it took.
+#[test]
+fn conv_tuning_is_remembered_per_adapter_and_recorded_in_the_run() {
+    let dir = temp_dir("cli-conv-tune");
+    small_mnist(&dir.join("data"), 128, 64);
+    let cache = dir.join("cache");
+    let train = |tune: bool, out: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wgen"));
+        cmd.env("XDG_CACHE_HOME", &cache).env_remove("WGEN_CONV").env_remove("WGEN_MATMUL");
+        if tune {
+            cmd.env("WGEN_CONV", "tune");
+        }
+        let (run, data) = (dir.join(out), dir.join("data"));
+        let args = ["train", "dcgan", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
+        let output = cmd.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.success(), "wgen {args:?} failed:\n{stderr}");
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        (config["conv_plans"].as_object().unwrap().clone(), stderr)
+    };
+    let (used, stderr) = train(true, "run1");
+    assert!(stderr.contains("timed the convolution paths of"), "{stderr}");
+    let file = cache.join("wgen").join("conv.json");
+    let mut entries: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(entries.len(), 1, "one adapter and family");
+    let plans = entries.values_mut().next().unwrap().as_object_mut().unwrap();
+    // G's two transposed convolutions and D's two convolutions, each at its batch.
+    assert!(plans.len() >= 4 && plans.len() == used.len(), "{plans:?}");
+    for (key, entry) in plans.iter() {
+        assert_eq!(entry["plan"], used[key], "{key}: the run took the plan it timed");
+        // Each candidate's three passes were timed: lavapipe offers the implicit products too.
+        let timed = entry["ms"].as_object().unwrap();
+        assert!(timed.len() >= 6 && timed.values().all(|v| v.as_f64().is_some_and(|ms| ms > 0.0)), "{key}: {timed:?}");
+    }
+
+    // Every product of the first shape on im2col, unsplit: the next run takes it as remembered.
+    let first = plans.keys().next().unwrap().clone();
+    plans[&first]["plan"] = serde_json::json!({"output": "im2col", "input": "im2col", "weight": "im2col", "splits": 1});
+    std::fs::write(&file, serde_json::to_string(&entries).unwrap()).unwrap();
+    let (used, stderr) = train(false, "run2");
+    assert!(!stderr.contains("timed the convolution paths"), "{stderr}");
+    assert_eq!(used[&first], serde_json::json!({"output": "im2col", "input": "im2col", "weight": "im2col", "splits": 1}));
+}
+
 #[test]
 fn profile_times_a_single_step_after_its_warm_up() {
     let dir = temp_dir("cli-profile");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use wgen::gpu::{grid_1d, Binding, Kernel, Launch, MatmulImpl, Tensor, View};
+use wgen::gpu::{grid_1d, Binding, Gpu, Kernel, Launch, MatmulImpl, Tensor, View};
 use wgen::nn::{self, Activation, AdamConfig, BatchGroups, BatchnormTensors, Step, StepBuffer};
 use wgen::reference as cpu;
 
@@ -805,9 +805,8 @@ fn transpose_blocks_and_channel_sum_handle_blocks_not_multiple_of_workgroup() {
 /// One conv layer — a Conv2d of `s`, or with `transposed` the ConvTranspose2d that `s`
 /// describes — on the GPU as training runs it (forward with `act`; dW and db; dX through the
 /// previous layer's `prev_act`), weight and bias in one buffer as in the flat parameter buffer,
-/// against the direct-loop twins, every product on the path `plan` names.
-fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_act: Activation, seed: u64, plan: nn::ConvPlan, batch: usize) {
-    let g = gpu();
+/// against the direct-loop twins, on device `g` with every product on the path `plan` names.
+fn check_conv_layer((g, plan): (&Gpu, nn::ConvPlan), s: nn::ConvShape, transposed: bool, act: Activation, prev_act: Activation, seed: u64, batch: usize) {
     // A ConvTranspose2d's bias has one value per output channel: the Conv2d's in_ch.
     let (inp, out, bias_len) = if transposed { (s.out_len(), s.in_len(), s.in_ch) } else { (s.in_len(), s.out_len(), s.out_ch) };
     let nw = s.out_ch * s.patch();
@@ -834,6 +833,9 @@ fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_ac
         false => nn::conv2d_backward(g, "conv", &s, tdy.view(), wv, tx.view(), saved, &bs, weights, dx_to),
         true => nn::conv_transpose2d_backward(g, "conv", &s, tdy.view(), wv, tx.view(), saved, &bs, weights, dx_to),
     });
+    // The vec4 family splits an im2col weight gradient whose product is whole vec4s.
+    let split = g.matmul == MatmulImpl::Vec4 && plan.weight == nn::ConvPath::Im2col && plan.splits > 1 && s.out_ch.is_multiple_of(4) && s.patch().is_multiple_of(4);
+    assert_eq!(launches.iter().any(|l| l.kernel == Kernel::MatmulReduceSplitsVec4), split, "{s} on {plan:?}: split-K");
     g.run("conv", &launches.iter().collect::<Vec<_>>());
 
     let mut want = vec![0.0; wb.len()];
@@ -859,14 +861,23 @@ fn check_conv_layer(s: nn::ConvShape, transposed: bool, act: Activation, prev_ac
     assert_close(&format!("{what}: dx"), &read(&dx), &dx_want, MM_ATOL, MM_RTOL);
 }
 
-/// The plans a conv layer is checked under: im2col throughout; every product implicit with
-/// the weight gradient in 1, 2 and 3 chunks (the last one short); the input product on im2col
+/// The plans a conv layer is checked under, each with the device it runs on: im2col
+/// throughout, on the adapter's family and on vec4 with the weight gradient split in 2 and 3
+/// chunks (the last one short; shapes whose product is no whole vec4s run it unsplit); every
+/// product implicit with the weight gradient in 1, 2 and 3 chunks; the input product on im2col
 /// beside implicit others, as `ConvPlan::for_layer` has it below 4 input channels.
-fn conv_plans() -> Vec<nn::ConvPlan> {
+fn conv_plans() -> Vec<(&'static Gpu, nn::ConvPlan)> {
+    static VEC4: std::sync::OnceLock<Gpu> = std::sync::OnceLock::new();
+    let vec4 = VEC4.get_or_init(|| gpu().with_matmul(MatmulImpl::Vec4));
+    let im2col = nn::ConvPlan::IM2COL;
     let implicit = nn::ConvPlan { output: nn::ConvPath::Implicit, input: nn::ConvPath::Implicit, weight: nn::ConvPath::Implicit, splits: 1 };
-    let mut plans = vec![nn::ConvPlan::IM2COL];
+    let mut plans = vec![(gpu(), im2col), (vec4, nn::ConvPlan { splits: 2, ..im2col }), (vec4, nn::ConvPlan { splits: 3, ..im2col })];
     if gpu().subgroup_matmul {
-        plans.extend([implicit, nn::ConvPlan { splits: 2, ..implicit }, nn::ConvPlan { splits: 3, input: nn::ConvPath::Im2col, ..implicit }]);
+        plans.extend([
+            (gpu(), implicit),
+            (gpu(), nn::ConvPlan { splits: 2, ..implicit }),
+            (gpu(), nn::ConvPlan { splits: 3, input: nn::ConvPath::Im2col, ..implicit }),
+        ]);
     }
     plans
 }
@@ -884,6 +895,11 @@ fn plans_keep_narrow_input_products_on_im2col_split_short_wide_weight_sums_and_o
         // conv1's dW is 16 × 64 outputs, 2 blocks: split; conv2's 1024 × 128 is 256 blocks.
         assert!(narrow.splits > 1 && wide.splits <= narrow.splits, "{narrow:?} {wide:?}");
     }
+    // On im2col the vec4 family splits a weight gradient whose product is whole vec4s.
+    let vec4 = g.with_matmul(MatmulImpl::Vec4);
+    let plan = nn::ConvPlan::for_layer(&vec4, &conv1, 128);
+    assert!(plan.weight == nn::ConvPath::Im2col && plan.splits > 1, "vec4: {plan:?}");
+    assert_eq!(nn::ConvPlan::for_layer(&vec4, &nn::ConvShape::conv2d(3, 6, 12, 12, 3, 1, 1), 128), nn::ConvPlan::IM2COL, "27-wide patch");
     // Chunks are whole vec4s of pixels and cover them; a request can come out fewer.
     for (pixels, asked, chunk, count) in [(10, 3, 4, 3), (8, 3, 4, 2), (25_088, 4, 6272, 4), (5, 1, 8, 1), (7, 9, 4, 2)] {
         assert_eq!(nn::split_chunks(pixels, asked), (chunk, count), "{pixels} pixels in {asked}");
@@ -894,9 +910,9 @@ fn plans_keep_narrow_input_products_on_im2col_split_short_wide_weight_sums_and_o
 fn conv2d_matches_reference_forward_weight_and_input_gradients_on_odd_shapes() {
     for (i, s) in conv_shapes().into_iter().enumerate() {
         let act = ACTIVATIONS[i % (ACTIVATIONS.len() - 1) + 1];
-        for (j, plan) in conv_plans().into_iter().enumerate() {
+        for (j, on) in conv_plans().into_iter().enumerate() {
             // Batch 1 once per shape: a single image's rows and chunks.
-            check_conv_layer(s, false, act, act, 1530 + 10 * i as u64, plan, if j == 1 { 1 } else { 3 });
+            check_conv_layer(on, s, false, act, act, 1530 + 10 * i as u64, if j == 3 { 1 } else { 3 });
         }
     }
 }
@@ -911,8 +927,8 @@ fn conv_transpose2d_matches_reference_forward_weight_and_input_gradients_on_odd_
         nn::ConvShape::transposed(36, 33, 4, 5, 4, 2, 1),
     ];
     for (i, s) in shapes.into_iter().enumerate() {
-        for (j, plan) in conv_plans().into_iter().enumerate() {
-            check_conv_layer(s, true, ACTIVATIONS[(i + 2) % ACTIVATIONS.len()], Activation::Tanh, 1580 + 10 * i as u64, plan, if j == 1 { 1 } else { 3 });
+        for (j, on) in conv_plans().into_iter().enumerate() {
+            check_conv_layer(on, s, true, ACTIVATIONS[(i + 2) % ACTIVATIONS.len()], Activation::Tanh, 1580 + 10 * i as u64, if j == 3 { 1 } else { 3 });
         }
     }
 }

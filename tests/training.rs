@@ -42,7 +42,8 @@ fn losses(run: &wgen::train::RunSummary) -> Vec<String> {
 }
 
 /// The DCGAN's run sums its first conv layer's weight gradient in chunks (split-K, reduced in
-/// a fixed order): the repeat covers that wherever the adapter runs the implicit products.
+/// a fixed order): the repeat covers that wherever the adapter runs the implicit products, and
+/// on the vec4 family's im2col path everywhere.
 #[test]
 fn same_seed_same_adapter_repeats_gan_vae_and_dcgan_runs_bit_for_bit() {
     let dir = temp_dir("repeat");
@@ -52,11 +53,15 @@ fn same_seed_same_adapter_repeats_gan_vae_and_dcgan_runs_bit_for_bit() {
     if gpu().subgroup_matmul {
         assert!(plan.weight == wgen::nn::ConvPath::Implicit && plan.splits > 1, "the DCGAN's conv1 weight gradient is split: {plan:?}");
     }
-    for (model, batch) in [(ModelKind::Gan, 32), (ModelKind::Vae, 64), (ModelKind::Dcgan, 32)] {
-        let (a_dir, b_dir) = (dir.join(format!("{model:?}-a")), dir.join(format!("{model:?}-b")));
-        let a = train(gpu(), &config(model, &dir.join("data"), a_dir.clone(), 2, batch), &mut Silent).unwrap();
-        let b = train(gpu(), &config(model, &dir.join("data"), b_dir.clone(), 2, batch), &mut Silent).unwrap();
-        assert_eq!(losses(&a), losses(&b), "{model:?}: losses differ between identical runs");
+    let vec4 = gpu().with_matmul(wgen::gpu::MatmulImpl::Vec4);
+    let plan = wgen::nn::ConvPlan::for_layer(&vec4, &conv1, 32);
+    assert!(plan.weight == wgen::nn::ConvPath::Im2col && plan.splits > 1, "vec4 splits conv1's weight gradient: {plan:?}");
+    for (model, batch, g) in [(ModelKind::Gan, 32, gpu()), (ModelKind::Vae, 64, gpu()), (ModelKind::Dcgan, 32, gpu()), (ModelKind::Dcgan, 32, &vec4)] {
+        let name = format!("{model:?}-{:?}", g.matmul);
+        let (a_dir, b_dir) = (dir.join(format!("{name}-a")), dir.join(format!("{name}-b")));
+        let a = train(g, &config(model, &dir.join("data"), a_dir.clone(), 2, batch), &mut Silent).unwrap();
+        let b = train(g, &config(model, &dir.join("data"), b_dir.clone(), 2, batch), &mut Silent).unwrap();
+        assert_eq!(losses(&a), losses(&b), "{name}: losses differ between identical runs");
         // Tensors, not file bytes: the header's metadata map has no fixed key order.
         let weights = |run: &std::path::Path| {
             let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
@@ -65,7 +70,7 @@ fn same_seed_same_adapter_repeats_gan_vae_and_dcgan_runs_bit_for_bit() {
             tensors.sort();
             tensors
         };
-        assert!(weights(&a_dir) == weights(&b_dir), "{model:?}: final weights differ between identical runs");
+        assert!(weights(&a_dir) == weights(&b_dir), "{name}: final weights differ between identical runs");
     }
 }
 

@@ -12,7 +12,7 @@ use crate::gpu::{time_launches, Gpu, Kernel, Launch, MatmulImpl};
 use crate::nn::submit_steps;
 use crate::train::{ModelKind, ModelRun, TrainConfig};
 use crate::models::linear_layers;
-use crate::nn::{split_chunks, ConvOperands, ConvPath, ConvPlan, LayerOperands};
+use crate::nn::{ConvOperands, ConvPath, ConvPlan, LayerOperands};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -258,8 +258,8 @@ fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
         let transposed = matches!(spec.kind, crate::models::layers::LayerKind::ConvTranspose2d(_));
         let operands = ConvOperands::new(gpu, &spec.name, shape, transposed, batch)?;
         let flops = operands.flops() as f64;
-        let plan = operands.plan(gpu);
-        let im2col = families.each_ref().map(|f| operands.passes(f, ConvPlan::IM2COL)).into_iter().collect::<Result<Vec<_>, _>>()?;
+        let plan = operands.plan(gpu)?;
+        let im2col = families.each_ref().map(|f| operands.passes(f, ConvPlan::im2col(f, &shape, batch))).into_iter().collect::<Result<Vec<_>, _>>()?;
         let implicit_plan = ConvPlan { output: ConvPath::Implicit, input: ConvPath::Implicit, weight: ConvPath::Implicit, ..plan };
         let implicit = gpu.subgroup_matmul.then(|| operands.passes(&families[2], implicit_plan)).transpose()?;
         // A ConvTranspose2d's forward is its Conv2d's input product, its dX the output one.
@@ -293,7 +293,7 @@ fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
                 chosen: paths[i],
                 wgen_gflops: wgen,
                 matmul_gflops: flops / time_launches(gpu, &matmul, reps).0.as_secs_f64() * 1e-9,
-                splits: if i == 2 && paths[i] == ConvPath::Implicit { split_chunks(batch * shape.pixels(), plan.splits).1 } else { 1 },
+                splits: if i == 2 { plan.weight_chunks(batch * shape.pixels()) } else { 1 },
                 adapter: gpu.adapter_name(),
             };
             if args.json {

@@ -12,7 +12,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::gpu::{list_adapters, BackendChoice, Gpu, GpuOptions};
-use crate::train::{settle_matmul, MatmulSource};
+use crate::train::{remember_conv, settle_conv, settle_matmul, MatmulSource};
 
 #[derive(Parser, Debug)]
 #[command(name = "wgen", version, about = "Train MLP GANs and VAEs entirely on the GPU with wgpu and WGSL kernels")]
@@ -74,16 +74,31 @@ pub fn run() -> Result<i32> {
     };
     match &cli.command {
         Command::Devices => devices(&cli),
-        Command::Train(args) => train::run(&open_gpu(&cli)?, args, cli.quiet),
-        Command::Eval(args) => eval::run(&open_gpu(&cli)?, args, cli.quiet),
-        Command::Profile(args) => profile::run(&open_gpu(&cli)?, args),
-        Command::Sample(args) => sample::run(&open_gpu(&cli)?, args, cli.quiet),
-        Command::Bench(args) => bench::run(&open_gpu(&cli)?, args),
+        Command::Train(args) => with_gpu(&cli, |gpu| train::run(gpu, args, cli.quiet)),
+        Command::Eval(args) => with_gpu(&cli, |gpu| eval::run(gpu, args, cli.quiet)),
+        Command::Profile(args) => with_gpu(&cli, |gpu| profile::run(gpu, args)),
+        Command::Sample(args) => with_gpu(&cli, |gpu| sample::run(gpu, args, cli.quiet)),
+        Command::Bench(args) => with_gpu(&cli, |gpu| bench::run(gpu, args)),
         Command::Compare(args) => compare::run(args),
     }
 }
 
-/// The chosen adapter with its matmul family settled (tuned on first use where that applies).
+/// Runs `work` on the chosen adapter, then keeps the conv plans it timed (even when the work
+/// failed: the timings stay true).
+fn with_gpu(cli: &Cli, work: impl FnOnce(&Gpu) -> Result<i32>) -> Result<i32> {
+    let gpu = open_gpu(cli)?;
+    let code = work(&gpu);
+    if let Some((count, kept)) = remember_conv(&gpu) {
+        if !cli.quiet {
+            let kept = kept.map_or_else(|e| format!("not cached: {e:#}"), |f| format!("remembered in {}", f.display()));
+            eprintln!("wgen: timed the convolution paths of {count} layer shape(s) on {} ({kept})", gpu.adapter_name());
+        }
+    }
+    code
+}
+
+/// The chosen adapter with its matmul family settled (tuned on first use where that applies)
+/// and its conv plans loaded.
 fn open_gpu(cli: &Cli) -> Result<Gpu> {
     let mut gpu = Gpu::new(&cli.gpu_options())?;
     if let MatmulSource::Tuned { cached } = settle_matmul(&mut gpu)? {
@@ -92,6 +107,7 @@ fn open_gpu(cli: &Cli) -> Result<Gpu> {
             eprintln!("wgen: timed the matmul kernels on {}: {:?} is fastest ({kept})", gpu.adapter_name(), gpu.matmul);
         }
     }
+    settle_conv(&gpu);
     Ok(gpu)
 }
 

@@ -131,6 +131,8 @@ pub struct Gpu {
     /// Whether convolutions may run as implicit products (shaders/conv_subgroup.wgsl) where
     /// the subgroup family runs: `WGEN_CONV=im2col` keeps them on im2col.
     pub implicit_conv: bool,
+    /// Conv plans timed on this device with this matmul family (`nn::ConvPlan::chosen`).
+    pub conv_tuning: std::sync::Arc<std::sync::Mutex<super::ConvTuning>>,
     pub(super) pipelines: Pipelines,
     /// Set by wgpu's device-lost callback (and, in a browser, by the first uncaptured error).
     lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -235,6 +237,7 @@ impl Gpu {
             matmul,
             subgroup_matmul,
             implicit_conv,
+            conv_tuning: Default::default(),
             info,
             limits,
             features,
@@ -242,8 +245,8 @@ impl Gpu {
         })
     }
 
-    /// The same device with another matmul family and its own pipeline cache, for benchmarks
-    /// that compare the families side by side in one run.
+    /// The same device with another matmul family, its own pipeline cache and no conv plans
+    /// timed yet, for benchmarks that compare the families side by side in one run.
     pub fn with_matmul(&self, matmul: MatmulImpl) -> Gpu {
         Gpu {
             device: self.device.clone(),
@@ -254,6 +257,7 @@ impl Gpu {
             matmul,
             subgroup_matmul: self.subgroup_matmul,
             implicit_conv: self.implicit_conv,
+            conv_tuning: Default::default(),
             pipelines: Pipelines::default(),
             lost: self.lost.clone(),
             unused: self.unused.clone(),

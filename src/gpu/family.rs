@@ -57,15 +57,16 @@ pub(super) fn subgroups_fit(info: &wgpu::AdapterInfo, features: wgpu::Features) 
     features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8
 }
 
-/// `WGEN_CONV=implicit|im2col`: whether convolutions may run as implicit products where the
-/// subgroup family runs (the default) or stay on im2col.
+/// `WGEN_CONV=implicit|im2col|tune`: whether convolutions may run as implicit products where
+/// the subgroup family runs (the default, and with `tune`, which times both paths per layer
+/// shape: `train::settle_conv`) or stay on im2col.
 pub(super) fn implicit_conv_wanted() -> Result<bool, GpuError> {
     match std::env::var("WGEN_CONV").as_deref() {
         Ok("im2col") => Ok(false),
-        Ok("implicit") | Ok("") | Err(_) => Ok(true),
+        Ok("implicit") | Ok("tune") | Ok("") | Err(_) => Ok(true),
         Ok(other) => Err(GpuError::Unsupported {
             what: format!("WGEN_CONV={other} names no convolution path"),
-            fix: "set it to implicit or im2col, or unset it".into(),
+            fix: "set it to implicit, im2col or tune, or unset it".into(),
         }),
     }
 }

@@ -2,6 +2,7 @@
 //! dispatch is recorded.
 
 mod context;
+mod conv_plan;
 mod dispatch;
 mod error;
 mod family;
@@ -11,6 +12,7 @@ mod tensor;
 mod timing;
 
 pub use context::{list_adapters, AdapterSummary, BackendChoice, Gpu, GpuOptions};
+pub use conv_plan::{ConvPath, ConvPlan, ConvTuning, TunedConv};
 pub use error::GpuError;
 pub use family::MatmulImpl;
 pub use dispatch::{grid_1d, grid_rows, Binding, Launch, Phase, Program};

@@ -48,6 +48,7 @@ kernels! {
         MatmulForwardVec4: "matmul_forward_vec4",
         MatmulBackwardInputVec4: "matmul_backward_input_vec4",
         MatmulBackwardWeightVec4: "matmul_backward_weight_vec4",
+        MatmulReduceSplitsVec4: "matmul_reduce_splits_vec4",
     },
     "matmul_subgroup" => {
         MatmulForwardSubgroup: "matmul_forward_subgroup",

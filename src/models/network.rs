@@ -42,14 +42,14 @@ pub struct Forward {
 }
 
 /// A conv layer's scratch for a forward or backward pass over `rows` images, under the plan
-/// `gpu` runs its shape with; None for a Linear layer.
+/// `gpu` runs its shape with (`ConvPlan::chosen`); None for a Linear layer.
 fn conv_buffers(gpu: &Gpu, spec: &LayerSpec, name: &str, rows: usize, backward: bool) -> Result<Option<ConvBuffers>, GpuError> {
     let (s, transposed) = match spec.kind {
         LayerKind::Linear => return Ok(None),
         LayerKind::Conv2d(s) => (s, false),
         LayerKind::ConvTranspose2d(s) => (s, true),
     };
-    ConvBuffers::new(gpu, name, &s, ConvPlan::for_layer(gpu, &s, rows), transposed, backward, rows).map(Some)
+    ConvBuffers::new(gpu, name, &s, ConvPlan::chosen(gpu, &s, rows)?, transposed, backward, rows).map(Some)
 }
 
 impl Forward {

@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::conv::{contiguous, ConvShape, Epilogue};
 use super::{grid_for, u32_of};
+pub use crate::gpu::{ConvPath, ConvPlan};
 use crate::gpu::{grid_rows, Binding, Gpu, Kernel, Launch, MatmulImpl, View};
 
 /// Twin of `ConvGemmParams` in shaders/conv_subgroup.wgsl.
@@ -46,17 +47,6 @@ const CL_VEC4: u32 = 16;
 const ROW4: u32 = 32;
 const DY_NCHW: u32 = 64;
 
-/// How one of a convolution's products runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConvPath {
-    /// Receptive fields copied out (im2col) or summed back (col2im) around a plain matmul of
-    /// the adapter's family, with NCHW ↔ channels-last transposes.
-    Im2col,
-    /// shaders/conv_subgroup.wgsl: the gather inside the product.
-    Implicit,
-}
-
 impl ConvPath {
     /// The path `gpu`'s conv layers take (some products of a narrow layer may stay on im2col):
     /// implicit where the subgroup family runs, unless `WGEN_CONV=im2col`.
@@ -69,47 +59,49 @@ impl ConvPath {
     }
 }
 
-/// The paths of a conv layer's three products, named as a Conv2d's (a ConvTranspose2d's
-/// forward is its Conv2d's `input` product and its input gradient the `output` one), and the
-/// number of chunks the weight gradient's long sum is split into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct ConvPlan {
-    /// Output side from input side: a Conv2d's forward.
-    pub output: ConvPath,
-    /// Input side from output side: a Conv2d's input gradient.
-    pub input: ConvPath,
-    pub weight: ConvPath,
-    pub splits: usize,
-}
-
 impl ConvPlan {
-    /// Every product through im2col and the matmul family: what any adapter runs.
-    pub const IM2COL: ConvPlan = ConvPlan { output: ConvPath::Im2col, input: ConvPath::Im2col, weight: ConvPath::Im2col, splits: 1 };
-
-    /// The implicit products where `gpu` runs the subgroup family and `WGEN_CONV` is not
-    /// `im2col` (`Gpu::implicit_conv`), else im2col. The input product stays on im2col below 4
+    /// The rule where nothing was timed (`chosen`): the implicit products where `gpu` runs the
+    /// subgroup family and `WGEN_CONV` is not `im2col` (`Gpu::implicit_conv`), else im2col
+    /// (`ConvPlan::im2col`). The input product stays on im2col below 4
     /// input channels: its 32-channel blocks would be nearly all waste, and a thread per
     /// pixel instead ran at a third of im2col's speed on lavapipe (`wgen bench conv`).
     pub fn for_layer(gpu: &Gpu, shape: &ConvShape, batch: usize) -> ConvPlan {
         if ConvPath::on(gpu) == ConvPath::Im2col {
-            return ConvPlan::IM2COL;
+            return ConvPlan::im2col(gpu, shape, batch);
         }
         let input = if shape.in_ch >= 4 { ConvPath::Implicit } else { ConvPath::Im2col };
-        ConvPlan { output: ConvPath::Implicit, input, weight: ConvPath::Implicit, splits: weight_splits(gpu, shape, batch) }
+        let blocks = shape.patch().div_ceil(16) * shape.out_ch.div_ceil(32);
+        ConvPlan { output: ConvPath::Implicit, input, weight: ConvPath::Implicit, splits: weight_splits(gpu, blocks, batch * shape.pixels()) }
+    }
+
+    /// Every product through im2col and `gpu`'s matmul family, the weight gradient's sum split
+    /// where that family is vec4 and the product's rows and columns (out_ch, the patch) are
+    /// multiples of 4 (`matmul_backward_weight_split`).
+    pub fn im2col(gpu: &Gpu, shape: &ConvShape, batch: usize) -> ConvPlan {
+        let vec4 = gpu.matmul == MatmulImpl::Vec4 && shape.out_ch.is_multiple_of(4) && shape.patch().is_multiple_of(4);
+        let blocks = shape.patch().div_ceil(32) * shape.out_ch.div_ceil(32);
+        ConvPlan { splits: if vec4 { weight_splits(gpu, blocks, batch * shape.pixels()) } else { 1 }, ..ConvPlan::IM2COL }
+    }
+
+    /// The chunks the weight gradient's sum over `pixels` (batch·pixels) runs in.
+    pub fn weight_chunks(&self, pixels: usize) -> usize {
+        match self.weight {
+            ConvPath::Implicit => split_chunks(pixels, self.splits).1,
+            ConvPath::Im2col => pixels.div_ceil(pixels.div_ceil(self.splits.max(1)).max(1)),
+        }
     }
 }
 
-/// Chunks of the weight gradient's sum over batch·pixels: enough workgroups to keep the
-/// adapter busy (4 per CPU thread on a CPU adapter, 1,024 on a GPU), none shorter than 256
-/// pixels, none longer than 65,536 (lavapipe stops an invocation after 65,535 loop iterations).
-fn weight_splits(gpu: &Gpu, shape: &ConvShape, batch: usize) -> usize {
-    let tiles = shape.patch().div_ceil(16) * shape.out_ch.div_ceil(32);
+/// Chunks of the weight gradient's sum over `pixels` (batch·pixels) for a product of `blocks`
+/// output blocks: enough workgroups to keep the adapter busy (4 per CPU thread on a CPU
+/// adapter, 1,024 on a GPU), none shorter than 256 pixels, none longer than 65,536 (lavapipe
+/// stops an invocation after 65,535 loop iterations).
+fn weight_splits(gpu: &Gpu, blocks: usize, pixels: usize) -> usize {
     let target = match gpu.info.device_type {
         wgpu::DeviceType::Cpu => 4 * std::thread::available_parallelism().map_or(1, |n| n.get()),
         _ => 1024,
     };
-    let pixels = batch * shape.pixels();
-    target.div_ceil(tiles).clamp(1, (pixels / 256).max(1)).max(pixels.div_ceil(65_536))
+    target.div_ceil(blocks).clamp(1, (pixels / 256).max(1)).max(pixels.div_ceil(65_536))
 }
 
 /// Pixels per chunk (a multiple of 4) and the number of chunks that takes.

@@ -4,7 +4,7 @@
 //! round: its forward is that Conv2d's input product, its input gradient the output product.
 
 use super::conv::{channel_sum, col2im, im2col, transpose_blocks, ConvShape, Epilogue};
-use super::conv_implicit::{conv_input, conv_output, conv_taps, conv_weight, reads_nchw, split_chunks, taps_len, ConvPath, ConvPlan, WeightDy};
+use super::conv_implicit::{conv_input, conv_output, conv_taps, conv_weight, reads_nchw, taps_len, ConvPath, ConvPlan, WeightDy};
 use super::Activation;
 use crate::gpu::{Gpu, GpuError, Launch, Tensor, View};
 
@@ -60,14 +60,14 @@ impl ConvBuffers {
             (true, true) => (plan.weight == im2col || plan.output == im2col, true, false, true),
         };
         let pixels = rows * s.pixels();
-        let splits = split_chunks(pixels, plan.splits).1;
+        let splits = plan.weight_chunks(pixels);
         let make = |wanted: bool, what: &str, shape: &[usize]| wanted.then(|| Tensor::zeros(gpu, &format!("{name}.{what}"), shape)).transpose();
         Ok(ConvBuffers {
             plan,
             cols: make(cols, "cols", &[pixels, s.patch()])?,
             channels_last: make(cl, "channels_last", &[pixels, s.out_ch])?,
             taps: make(taps, "taps", &[taps_len(s)])?,
-            partials: make(partials && plan.weight == ConvPath::Implicit && splits > 1, "partials", &[splits * s.patch(), s.out_ch])?,
+            partials: make(partials && splits > 1, "partials", &[splits * s.patch(), s.out_ch])?,
         })
     }
 
@@ -136,7 +136,12 @@ pub fn conv2d_backward(
             }
             ConvPath::Im2col => {
                 let cols = saved.expect("an im2col weight gradient reads the forward's receptive fields");
-                launches.push(super::matmul_backward_weight(gpu, label, dy_cl, cols, dw, bias, false));
+                if plan.splits > 1 {
+                    launches.extend(super::matmul_backward_weight_split(gpu, label, dy_cl, cols, dw, plan.splits, scratch.partials));
+                    launches.extend(bias.map(|b| channel_sum(gpu, label, shape.out_ch, shape.pixels(), dy, dw.buffer, b, false)));
+                } else {
+                    launches.push(super::matmul_backward_weight(gpu, label, dy_cl, cols, dw, bias, false));
+                }
             }
         }
     }
@@ -207,7 +212,7 @@ pub fn conv_transpose2d_backward(
                 let x_cl = saved.expect("an im2col weight gradient reads the forward's channels-last input");
                 launches.push(im2col(gpu, label, shape, dy, scratch.cols()));
                 cols = scratch.cols;
-                launches.push(super::matmul_backward_weight(gpu, label, x_cl, scratch.cols(), dw, None, false));
+                launches.extend(super::matmul_backward_weight_split(gpu, label, x_cl, scratch.cols(), dw, plan.splits, scratch.partials));
             }
         }
         launches.extend(bias.map(|b| channel_sum(gpu, label, shape.in_ch, shape.in_h * shape.in_w, dy, dw.buffer, b, false)));

@@ -60,8 +60,8 @@ impl ConvOperands {
     }
 
     /// The plan training would run this layer with on `gpu`.
-    pub fn plan(&self, gpu: &Gpu) -> ConvPlan {
-        ConvPlan::for_layer(gpu, &self.shape, self.batch())
+    pub fn plan(&self, gpu: &Gpu) -> Result<ConvPlan, GpuError> {
+        ConvPlan::chosen(gpu, &self.shape, self.batch())
     }
 
     /// The forward, dX and dW passes as training runs them under `plan` (with ReLU before and

@@ -22,7 +22,8 @@ pub struct MatmulParams {
     pub bias_off: u32,
     pub flags: u32,
     pub slope: f32,
-    pub _pad: u32,
+    /// backward_weight_vec4: k per split (0: one split of all k).
+    pub k_chunk: u32,
 }
 
 const FLAG_BIAS: u32 = 1;
@@ -188,7 +189,7 @@ pub fn forward_params(label: &str, x: View<'_>, w: View<'_>, bias: Option<usize>
         bias_off: u32_of(bias.unwrap_or(0)),
         flags: if bias.is_some() { FLAG_BIAS } else { 0 },
         slope: act.slope(),
-        _pad: 0,
+        k_chunk: 0,
     }
 }
 
@@ -243,7 +244,7 @@ pub fn backward_input_params(label: &str, dy: View<'_>, w: View<'_>, dx: View<'_
         bias_off: 0,
         flags: 0,
         slope: act.slope(),
-        _pad: 0,
+        k_chunk: 0,
     }
 }
 
@@ -267,6 +268,36 @@ pub fn matmul_backward_weight_with(
     matmul_launch(gpu, choice, &BACKWARD_WEIGHT, label, p, &bindings, bias.is_some())
 }
 
+/// dw [m, n] = dyᵀ · x with k (dy's and x's rows) split into `splits` chunks: each chunk's
+/// product in its slice of `partials` [splits, m, n], then their sum in split order, so the
+/// result repeats bit for bit. Many workgroups where the plain kernel has few output blocks and
+/// a long k: a convolution's weight gradient. Only the vec4 family splits; where the family
+/// is another or the shape does not fit vec4s (`vec4_fits`), it runs unsplit into dw.
+pub fn matmul_backward_weight_split(gpu: &Gpu, label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, splits: usize, partials: Option<View<'_>>) -> Vec<Launch> {
+    let mut p = backward_weight_params(label, dy, x, dw, None, false);
+    let chunk = (p.k as usize).div_ceil(splits.max(1));
+    let count = (p.k as usize).div_ceil(chunk.max(1));
+    if count < 2 || gpu.matmul != MatmulImpl::Vec4 || !vec4_fits(&BACKWARD_WEIGHT, &p) {
+        return vec![matmul_backward_weight(gpu, label, dy, x, dw, None, false)];
+    }
+    let partials = partials.expect("split-K needs its partials");
+    let (m, n) = (p.m as usize, p.n as usize);
+    assert!(partials.offset.is_multiple_of(4) && partials.rows * partials.cols >= count * m * n, "{label}: partials of {count} splits");
+    p.k_chunk = u32_of(chunk);
+    p.c_off = u32_of(partials.offset);
+    let max = gpu.limits.max_compute_workgroups_per_dimension;
+    let grid = grid_rows(u32_of(n.div_ceil(32)), u32_of(count * m.div_ceil(32)), max);
+    let (bytes, detail) = matmul_traffic(Kernel::MatmulBackwardWeight, &p);
+    let bindings = [Binding { slot: 1, buffer: dy.buffer }, Binding { slot: 2, buffer: x.buffer }, Binding { slot: 3, buffer: partials.buffer }];
+    let product = Launch::new(gpu, Kernel::MatmulBackwardWeightVec4, label, &p, &bindings, grid)
+        .with_cost(matmul_flops(&p), bytes + 4 * ((count - 1) * m * n) as u64, format!("{detail} {count} splits"));
+    let reduce = MatmulParams { a_off: u32_of(partials.offset), c_off: u32_of(dw.offset), ..p };
+    let bindings = [Binding { slot: 1, buffer: partials.buffer }, Binding { slot: 3, buffer: dw.buffer }];
+    let sum = Launch::new(gpu, Kernel::MatmulReduceSplitsVec4, label, &reduce, &bindings, super::grid_for(gpu, m * n / 4, 64))
+        .with_cost((count * m * n) as u64, 4 * ((count + 1) * m * n) as u64, format!("{count}x{m}x{n}"));
+    vec![product, sum]
+}
+
 /// The backward-weight layout's params: A = dyᵀ read through dy's strides, B = x.
 pub fn backward_weight_params(label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, bias: Option<usize>, accumulate: bool) -> MatmulParams {
     assert_eq!(dy.rows, x.rows, "{label}: dy and x rows");
@@ -288,7 +319,7 @@ pub fn backward_weight_params(label: &str, dy: View<'_>, x: View<'_>, dw: View<'
         bias_off: u32_of(bias.unwrap_or(0)),
         flags: if bias.is_some() { FLAG_BIAS } else { 0 } | if accumulate { FLAG_ACCUMULATE } else { 0 },
         slope: 0.0,
-        _pad: 0,
+        k_chunk: 0,
     }
 }
 

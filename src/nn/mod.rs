@@ -10,6 +10,7 @@ mod conv;
 mod conv_implicit;
 mod conv_layer;
 mod conv_operands;
+mod conv_tune;
 mod ema;
 mod embedding;
 mod gather;
@@ -32,7 +33,7 @@ pub use embedding::{class_logit_backward, class_logit_forward, copy_columns, emb
 pub use gather::{gather_labels, gather_rows, GatherParams};
 pub use linear::{
     backward_input_params, backward_weight_params, forward_params, matmul_backward_input, matmul_backward_input_with, matmul_backward_weight,
-    matmul_backward_weight_with, matmul_forward, matmul_forward_with, matmul_naive,
+    matmul_backward_weight_split, matmul_backward_weight_with, matmul_forward, matmul_forward_with, matmul_naive,
     LayerOperands, MatmulParams,
 };
 pub use losses::{bce_logits, gan_loss, GanLossParts, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};

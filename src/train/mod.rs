@@ -36,7 +36,7 @@ pub use config::{ConfigError, ModelKind, RatesGiven, Schedule, Settings, TrainCo
 pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use live::Live;
-pub use tune::{settle_matmul, MatmulSource};
+pub use tune::{remember_conv, settle_conv, settle_matmul, MatmulSource};
 pub use upload::{batch_rows, upload_test, upload_training};
 pub use vae_run::VaeRun;
 
@@ -302,11 +302,14 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         monitor.say(&note);
     }
     std::fs::create_dir_all(cfg.out.join("samples")).with_context(|| format!("cannot create {} (is it writable?)", cfg.out.display()))?;
+    // After the model is built: its conv layers' plans are settled then (`ConvPlan::chosen`).
+    let model = ModelRun::new(gpu, &cfg, &train, &test)?;
     let config = json!({
         "config": cfg,
         "adapter": gpu.adapter_name(),
         "matmul": gpu.matmul,
         "conv": crate::nn::ConvPath::on(gpu),
+        "conv_plans": gpu.conv_tuning.lock().unwrap_or_else(|e| e.into_inner()).used_plans(),
         "wgen_version": env!("CARGO_PKG_VERSION"),
         "data_source": source,
         "train_images": train_images,
@@ -314,7 +317,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     });
     checkpoint::write_atomically(&cfg.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
     let cfg = &cfg;
-    match ModelRun::new(gpu, cfg, &train, &test)? {
+    match model {
         ModelRun::Vae(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
