@@ -322,6 +322,20 @@ fn matmul_tuning_is_remembered_per_adapter_and_recorded_in_the_run() {
     assert!(!stderr.contains("timed the matmul kernels"), "{stderr}");
 }
 
+/// `wgen bench conv` times the forward, dX and dW of each of the conv models' 8 layers and
+/// names the path training takes for each, beside the plain matmul of the same shape.
+#[test]
+fn bench_conv_times_every_pass_of_every_conv_layer_and_names_the_path_taken() {
+    let out = ok(&["bench", "conv", "--batch", "2", "--reps", "1", "--json"]);
+    let cases: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(cases.len(), 24, "{out}");
+    for case in &cases {
+        assert!(["im2col", "implicit"].contains(&case["chosen"].as_str().unwrap()), "{case}");
+        assert!(case["wgen_gflops"].as_f64().unwrap() > 0.0 && case["matmul_gflops"].as_f64().unwrap() > 0.0, "{case}");
+        assert!(case["splits"].as_u64().unwrap() >= 1, "{case}");
+    }
+}
+
 /// `WGEN_CONV=tune` times every conv layer shape of the DCGAN on each path and keeps the
 /// fastest per product; a later run on the same adapter (a CPU one, which never times on its
 /// own) takes the remembered plans, and each run records the plans it took.

@@ -222,11 +222,12 @@ struct ConvCase {
     subgroup_gflops: Option<f64>,
     /// The implicit product (shaders/conv_subgroup.wgsl), where the adapter runs it.
     implicit_gflops: Option<f64>,
-    /// The path training takes for this pass, and its rate.
+    /// The path training takes for this pass, and its rate (the median of three, alternated
+    /// with the plain matmul's).
     chosen: ConvPath,
     wgen_gflops: f64,
     /// The plain matmul of the same product shape in wgen's family (the im2col path's matmul
-    /// alone): what a convolution would reach if gathering cost nothing.
+    /// alone): what a convolution would reach if gathering cost nothing. The median of three.
     matmul_gflops: f64,
     /// The weight gradient's chunks (1 elsewhere).
     splits: usize,
@@ -264,20 +265,23 @@ fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
         let implicit = gpu.subgroup_matmul.then(|| operands.passes(&families[2], implicit_plan)).transpose()?;
         // A ConvTranspose2d's forward is its Conv2d's input product, its dX the output one.
         let paths = if transposed { [plan.input, plan.output, plan.weight] } else { [plan.output, plan.input, plan.weight] };
+        let trained = operands.passes(gpu, plan)?;
         for (i, pass) in ["forward", "dX", "dW"].into_iter().enumerate() {
-            let rate = |launches: &[Launch]| flops / time_launches(gpu, &launches.iter().collect::<Vec<_>>(), reps).0.as_secs_f64() * 1e-9;
+            let rate_of = |launches: &[&Launch]| flops / time_launches(gpu, launches, reps).0.as_secs_f64() * 1e-9;
+            let rate = |launches: &[Launch]| rate_of(&launches.iter().collect::<Vec<_>>());
             let kernels = |f: usize| im2col[f].launches[i].iter().map(|l| l.kernel).collect::<Vec<_>>();
             let tiled = rate(&im2col[0].launches[i]);
             let vec4 = (kernels(1) != kernels(0)).then(|| rate(&im2col[1].launches[i]));
             let subgroup = (kernels(2) != kernels(1) && kernels(2) != kernels(0)).then(|| rate(&im2col[2].launches[i]));
             let implicit_rate = implicit.as_ref().map(|p| rate(&p.launches[i]));
-            let rates = [Some(tiled), vec4, subgroup];
-            let im2col_rate = (0..=used).rev().find_map(|f| rates[f]).unwrap_or(tiled);
-            let wgen = match paths[i] {
-                ConvPath::Implicit => implicit_rate.expect("an implicit plan runs where the adapter has the kernels"),
-                ConvPath::Im2col => im2col_rate,
-            };
             let matmul: Vec<&Launch> = im2col[used].launches[i].iter().filter(|l| format!("{:?}", l.kernel).starts_with("Matmul")).collect();
+            // The pass as training runs it and the plain matmul, alternated three times,
+            // medians: the machine's speed drifts between the cases above.
+            let (mut wgen, mut plain) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                wgen.push(rate(&trained.launches[i]));
+                plain.push(rate_of(&matmul));
+            }
             let case = ConvCase {
                 case: "conv",
                 model,
@@ -291,8 +295,8 @@ fn bench_conv_at(gpu: &Gpu, args: &BenchArgs, batch: usize) -> Result<()> {
                 subgroup_gflops: subgroup,
                 implicit_gflops: implicit_rate,
                 chosen: paths[i],
-                wgen_gflops: wgen,
-                matmul_gflops: flops / time_launches(gpu, &matmul, reps).0.as_secs_f64() * 1e-9,
+                wgen_gflops: median(wgen),
+                matmul_gflops: median(plain),
                 splits: if i == 2 { plan.weight_chunks(batch * shape.pixels()) } else { 1 },
                 adapter: gpu.adapter_name(),
             };
@@ -427,4 +431,10 @@ fn measure_layer(gpu: &Gpu, model: &'static str, layer: &str, batch: usize, inp:
             }
         })
         .collect())
+}
+
+/// The middle value of an odd count.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
