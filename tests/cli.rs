@@ -374,12 +374,16 @@ fn conv_tuning_is_remembered_per_adapter_and_recorded_in_the_run() {
     }
 
     // Every product of the first shape on im2col, unsplit: the next run takes it as remembered.
-    let first = plans.keys().next().unwrap().clone();
+    // The second shape's entry names a plan no layer can run (an im2col weight gradient after
+    // implicit products): that run takes the rule for it instead of failing.
+    let (first, second) = (plans.keys().next().unwrap().clone(), plans.keys().nth(1).unwrap().clone());
     plans[&first]["plan"] = serde_json::json!({"output": "im2col", "input": "im2col", "weight": "im2col", "splits": 1});
+    plans[&second]["plan"] = serde_json::json!({"output": "implicit", "input": "implicit", "weight": "im2col", "splits": 1});
     std::fs::write(&file, serde_json::to_string(&entries).unwrap()).unwrap();
     let (used, stderr) = train(false, "run2");
     assert!(!stderr.contains("timed the convolution paths"), "{stderr}");
     assert_eq!(used[&first], serde_json::json!({"output": "im2col", "input": "im2col", "weight": "im2col", "splits": 1}));
+    assert!(!used.contains_key(&second), "{used:?}");
 }
 
 #[test]

@@ -19,7 +19,7 @@ impl ConvPlan {
         let key = format!("{shape} ×{batch}");
         {
             let mut tuning = gpu.conv_tuning.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(plan) = tuning.plans.get(&key).map(|t| t.plan).filter(ConvPlan::is_runnable) {
+            if let Some(plan) = tuning.plans.get(&key).map(|t| t.plan).filter(|p| p.runs_on(gpu)) {
                 tuning.used.insert(key);
                 return Ok(plan);
             }
@@ -37,6 +37,15 @@ impl ConvPlan {
         tuning.fresh.insert(key.clone());
         tuning.used.insert(key);
         Ok(plan)
+    }
+}
+
+impl ConvPlan {
+    /// Whether `gpu` can run it: the implicit products need the subgroup family (a plan read
+    /// from the cache file could name them anywhere), and see `is_runnable`.
+    fn runs_on(&self, gpu: &Gpu) -> bool {
+        let implicit = [self.output, self.input, self.weight].contains(&ConvPath::Implicit);
+        self.is_runnable() && (!implicit || ConvPath::on(gpu) == ConvPath::Implicit)
     }
 }
 
