@@ -97,12 +97,38 @@ pub fn small_mnist(dir: &std::path::Path, train: usize, test: usize) {
     }
 }
 
-/// A fresh folder under the system's temp dir, unique per test.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A fresh folder under the system's temp dir, unique per test, removed when the test passes
+/// (a failed test's folder stays, to be looked at): runs, checkpoints and caches add up to
+/// gigabytes over a few full test runs.
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("wgen-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::PathBuf;
+
+    fn deref(&self) -> &std::path::PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Encodes RGBA pixels [side, side, 4] as PNG bytes.
