@@ -192,6 +192,30 @@ fn matmul_backward_weight_subgroup_fuses_bias_gradient_for_any_out_batch_and_ali
     check_backward_weight_modes(MatmulImpl::Subgroup, &shapes, &[false], Kernel::MatmulBackwardWeightSubgroup);
 }
 
+/// dW split into chunks of k, each into its slice of the partials, then summed in order: k
+/// not a multiple of the chunk (the last one short), more splits asked than k has rows, m and
+/// n not multiples of the 32 × 32 block; the bias slot beside dW is left as it was. A shape
+/// that is no whole vec4s runs unsplit.
+#[test]
+fn matmul_backward_weight_split_sums_uneven_chunks_in_order_and_falls_back_unsplit() {
+    let g = gpu().with_matmul(MatmulImpl::Vec4);
+    for (i, &(n, inp, out, splits, launches)) in [(50, 20, 12, 3, 2), (257, 260, 36, 4, 2), (5, 8, 4, 9, 2), (40, 7, 12, 3, 1)].iter().enumerate() {
+        let seed = 340 + 3 * i as u64;
+        let dy = rounded(&uniform(seed, n * out, -1.0, 1.0));
+        let x = rounded(&uniform(seed + 1, n * inp, -1.0, 1.0));
+        let before = rounded(&uniform(seed + 2, out * inp + out, -1.0, 1.0));
+        let (tdy, tx) = (upload("dy", &[n, out], &dy), upload("x", &[n, inp], &x));
+        let (tg, partials) = (upload("grads", &[out * inp + out], &before), zeros("partials", &[splits * out, inp]));
+        let dw = View::new(&tg.buffer, 0, out, inp);
+        let run = nn::matmul_backward_weight_split(&g, "test", tdy.view(), tx.view(), dw, splits, Some(partials.view()));
+        assert_eq!(run.len(), launches, "{out}x{n}·{n}x{inp} in {splits}");
+        g.run("test", &run.iter().collect::<Vec<_>>());
+        let mut want = before.clone();
+        cpu::matmul_backward_weight(&dy, &x, n, inp, out, &mut want[..out * inp], None, false);
+        assert_close(&format!("split dW {out}x{n}·{n}x{inp} in {splits}"), &read(&tg), &want, 1e-5 * (n as f64).sqrt(), MM_RTOL);
+    }
+}
+
 #[test]
 fn subgroup_backward_weight_falls_back_to_vec4_when_accumulating() {
     check_backward_weight_modes(MatmulImpl::Subgroup, &[(7, 100, 64), (63, 32, 128)], &[true], Kernel::MatmulBackwardWeightVec4);

@@ -87,7 +87,7 @@ impl ConvPlan {
     pub fn weight_chunks(&self, pixels: usize) -> usize {
         match self.weight {
             ConvPath::Implicit => split_chunks(pixels, self.splits).1,
-            ConvPath::Im2col => pixels.div_ceil(pixels.div_ceil(self.splits.max(1)).max(1)),
+            ConvPath::Im2col => super::linear::k_chunks(pixels, self.splits).1,
         }
     }
 }

@@ -38,9 +38,7 @@ impl ConvPlan {
         tuning.used.insert(key);
         Ok(plan)
     }
-}
 
-impl ConvPlan {
     /// Whether `gpu` can run it: the implicit products need the subgroup family (a plan read
     /// from the cache file could name them anywhere), and see `is_runnable`.
     fn runs_on(&self, gpu: &Gpu) -> bool {

@@ -275,8 +275,7 @@ pub fn matmul_backward_weight_with(
 /// is another or the shape does not fit vec4s (`vec4_fits`), it runs unsplit into dw.
 pub fn matmul_backward_weight_split(gpu: &Gpu, label: &str, dy: View<'_>, x: View<'_>, dw: View<'_>, splits: usize, partials: Option<View<'_>>) -> Vec<Launch> {
     let mut p = backward_weight_params(label, dy, x, dw, None, false);
-    let chunk = (p.k as usize).div_ceil(splits.max(1));
-    let count = (p.k as usize).div_ceil(chunk.max(1));
+    let (chunk, count) = k_chunks(p.k as usize, splits);
     if count < 2 || gpu.matmul != MatmulImpl::Vec4 || !vec4_fits(&BACKWARD_WEIGHT, &p) {
         return vec![matmul_backward_weight(gpu, label, dy, x, dw, None, false)];
     }
@@ -296,6 +295,12 @@ pub fn matmul_backward_weight_split(gpu: &Gpu, label: &str, dy: View<'_>, x: Vie
     let sum = Launch::new(gpu, Kernel::MatmulReduceSplitsVec4, label, &reduce, &bindings, super::grid_for(gpu, m * n / 4, 64))
         .with_cost((count * m * n) as u64, 4 * ((count + 1) * m * n) as u64, format!("{count}x{m}x{n}"));
     vec![product, sum]
+}
+
+/// `k` in at most `splits` chunks, all of one length but the last: (that length, how many).
+pub(super) fn k_chunks(k: usize, splits: usize) -> (usize, usize) {
+    let chunk = k.div_ceil(splits.max(1)).max(1);
+    (chunk, k.div_ceil(chunk))
 }
 
 /// The backward-weight layout's params: A = dyᵀ read through dy's strides, B = x.
