@@ -285,23 +285,29 @@ fn a_terminal_gets_a_progress_bar_with_running_losses_and_a_line_per_epoch() {
     assert!(screen.contains("epoch   1/1  d_loss"), "the epoch's summary line stays: {screen}");
 }
 
+/// One epoch of `model` on `dir`/data into `dir`/`out`, with wgen's cache in `dir`/cache and
+/// no WGEN_MATMUL or WGEN_CONV but `env`: the run's config.json and what wgen said on stderr.
+fn train_with_cache(dir: &std::path::Path, model: &str, batch: &str, env: Option<(&str, &str)>, out: &str) -> (serde_json::Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wgen"));
+    cmd.env("XDG_CACHE_HOME", dir.join("cache")).env_remove("WGEN_MATMUL").env_remove("WGEN_CONV");
+    if let Some((key, value)) = env {
+        cmd.env(key, value);
+    }
+    let (run, data) = (dir.join(out), dir.join("data"));
+    let args = ["train", model, "--epochs", "1", "--batch", batch, "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
+    let output = cmd.args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "wgen {args:?} failed:\n{stderr}");
+    (serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap(), stderr)
+}
+
 #[test]
 fn matmul_tuning_is_remembered_per_adapter_and_recorded_in_the_run() {
     let dir = temp_dir("cli-tune");
     small_mnist(&dir.join("data"), 128, 64);
     let cache = dir.join("cache");
     let train = |env_matmul: Option<&str>, out: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wgen"));
-        cmd.env("XDG_CACHE_HOME", &cache).env_remove("WGEN_MATMUL");
-        if let Some(m) = env_matmul {
-            cmd.env("WGEN_MATMUL", m);
-        }
-        let (run, data) = (dir.join(out), dir.join("data"));
-        let args = ["train", "vae", "--epochs", "1", "--batch", "64", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
-        let output = cmd.args(args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        assert!(output.status.success(), "wgen {args:?} failed:\n{stderr}");
-        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        let (config, stderr) = train_with_cache(&dir, "vae", "64", env_matmul.map(|m| ("WGEN_MATMUL", m)), out);
         (config["matmul"].as_str().unwrap().to_string(), stderr)
     };
     let (tuned, stderr) = train(Some("tune"), "run1");
@@ -345,17 +351,7 @@ fn conv_tuning_is_remembered_per_adapter_and_recorded_in_the_run() {
     small_mnist(&dir.join("data"), 128, 64);
     let cache = dir.join("cache");
     let train = |tune: bool, out: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wgen"));
-        cmd.env("XDG_CACHE_HOME", &cache).env_remove("WGEN_CONV").env_remove("WGEN_MATMUL");
-        if tune {
-            cmd.env("WGEN_CONV", "tune");
-        }
-        let (run, data) = (dir.join(out), dir.join("data"));
-        let args = ["train", "dcgan", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
-        let output = cmd.args(args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        assert!(output.status.success(), "wgen {args:?} failed:\n{stderr}");
-        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        let (config, stderr) = train_with_cache(&dir, "dcgan", "32", tune.then_some(("WGEN_CONV", "tune")), out);
         (config["conv_plans"].as_object().unwrap().clone(), stderr)
     };
     let (used, stderr) = train(true, "run1");
