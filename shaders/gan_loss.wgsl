@@ -1,6 +1,11 @@
-// The GAN's losses, with their gradients and the epoch metrics fused in:
+// The GAN's losses, with their gradients and the epoch metrics fused in. BCE (hinge 0):
 //   d_loss = (mean BCE(D(x), real_label) + mean BCE(D(G(z)), fake_label)) / 2
 //   g_loss = mean BCE(D(G(z)), 1)          (the non-saturating generator loss)
+//   metrics D(x), D(G(z)): the mean probabilities σ(logit)
+// The hinge loss (hinge 1; Lim & Ye 2017, as SNGAN and BigGAN train):
+//   d_loss = (mean max(0, 1 − D(x)) + mean max(0, 1 + D(G(z)))) / 2
+//   g_loss = −mean D(G(z))
+//   metrics D(x), D(G(z)): the mean raw outputs (D's margin: ≥ 1 real, ≤ −1 fake is won)
 // `parts` picks what one dispatch computes. G-first order: both from one discriminator pass
 // over [real; fake]. D-first order: D's part from that pass, then G's part from the updated
 // D's pass over the fake rows alone (g_off 0 there, B when both parts share the logits).
@@ -19,7 +24,7 @@ struct GanLossParams {
     metric_slot: u32, // d_loss, g_loss, mean D(x), mean D(G(z)) accumulate at slot..slot+3
     parts: u32,       // PART_D | PART_G
     g_off: u32,       // where G's part finds the fake rows' logits
-    _pad0: u32,
+    hinge: u32,       // 1: the hinge loss, 0: BCE
     _pad1: u32,
 }
 
@@ -44,7 +49,15 @@ fn gan_loss(@builtin(local_invocation_index) tid: u32) {
     let with_d = (p.parts & PART_D) != 0u;
     let with_g = (p.parts & PART_G) != 0u;
     for (var i = tid; i < n; i += 256u) {
-        if with_d {
+        if with_d && p.hinge != 0u {
+            let xr = logits[i];
+            let xf = logits[n + i];
+            d_loss += max(0.0, 1.0 - xr) + max(0.0, 1.0 + xf);
+            d_real += xr;
+            d_fake += xf;
+            d_grad[i] = select(0.0, -0.5 * inv_n, xr < 1.0);
+            d_grad[n + i] = select(0.0, 0.5 * inv_n, xf > -1.0);
+        } else if with_d {
             let xr = logits[i];
             let xf = logits[n + i];
             let sr = sigmoid(xr);
@@ -55,7 +68,10 @@ fn gan_loss(@builtin(local_invocation_index) tid: u32) {
             d_grad[i] = (sr - p.real_label) * 0.5 * inv_n;
             d_grad[n + i] = (sf - p.fake_label) * 0.5 * inv_n;
         }
-        if with_g {
+        if with_g && p.hinge != 0u {
+            g_loss -= logits[p.g_off + i];
+            g_grad[i] = -inv_n;
+        } else if with_g {
             let xf = logits[p.g_off + i];
             g_loss += bce_with_logit(xf, 1.0);
             g_grad[i] = (sigmoid(xf) - 1.0) * inv_n;

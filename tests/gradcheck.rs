@@ -263,3 +263,36 @@ fn conv_transpose2d_backward_matches_finite_differences_with_padding_and_stride(
         );
     }
 }
+
+#[test]
+fn diff_augment_backward_matches_finite_differences_for_each_transform_and_all_together() {
+    use wgen::nn::AugmentPolicy;
+    let (rows, channels, side) = (3, 3, 6);
+    let n = channels * side * side;
+    let x = uniform(1500, rows * n, -1.0, 1.0);
+    let draws = uniform(1501, rows * 8, 0.01, 0.99);
+    let c = uniform(1502, rows * n, -1.0, 1.0);
+    let policies = [
+        AugmentPolicy { color: true, ..AugmentPolicy::default() },
+        AugmentPolicy { translation: true, ..AugmentPolicy::default() },
+        AugmentPolicy { cutout: true, ..AugmentPolicy::default() },
+        AugmentPolicy::ALL,
+    ];
+    for policy in policies {
+        let analytic = cpu::diff_augment_backward(&c, &draws, policy, (channels, side));
+        check(&format!("diff_augment {policy}"), &x, &analytic, |x| dot(&c, &cpu::diff_augment(x, &draws, policy, (channels, side))));
+    }
+}
+
+#[test]
+fn gan_hinge_loss_gradients_match_finite_differences_inside_and_outside_the_margins() {
+    let batch = 6;
+    // Away from the kinks at ±1.
+    let logits: Vec<f64> = uniform(310, 2 * batch, -3.0, 3.0).into_iter().map(|x| if (x.abs() - 1.0).abs() < 0.05 { x + 0.1 } else { x }).collect();
+    let out = cpu::gan_hinge_loss(&logits, batch);
+    check("hinge d_loss", &logits, &out.d_grad, |l| cpu::gan_hinge_loss(l, batch).metrics[0]);
+    check("hinge g_loss", &logits[batch..], &out.g_grad, |f| {
+        let all: Vec<f64> = logits[..batch].iter().chain(f).copied().collect();
+        cpu::gan_hinge_loss(&all, batch).metrics[1]
+    });
+}

@@ -357,7 +357,7 @@ fn gan_loss_matches_reference_for_batches_above_one_workgroup_in_every_part() {
             let tl = if with_d { upload("logits", &[2 * batch], &logits) } else { upload("logits", &[batch], &logits[batch..]) };
             let (td, tg) = (upload("d_grad", &[2 * batch], &vec![7.0; 2 * batch]), upload("g_grad", &[batch], &vec![7.0; batch]));
             let metrics = upload("metrics", &[6], &start);
-            let launch = nn::gan_loss(g, "gan", parts, tl.view(), 0.9, 0.0, td.view(), tg.view(), &metrics.buffer, 1);
+            let launch = nn::gan_loss(g, "gan", nn::GanLoss::Bce, parts, tl.view(), 0.9, 0.0, td.view(), tg.view(), &metrics.buffer, 1);
             g.run("gan", &[&launch]);
             let d_want = if with_d { want.d_grad.clone() } else { vec![7.0; 2 * batch] };
             let g_want = if with_g { want.g_grad.clone() } else { vec![7.0; batch] };
@@ -980,4 +980,85 @@ fn shift_images_moves_each_image_by_its_own_draw_with_zeros_shifted_in() {
     let x: Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
     // A copy: exact.
     assert_close("shifted images", &read(&out), &cpu::shift_images(&x, &drawn, dims, most), 0.0, 0.0);
+}
+
+#[test]
+fn diff_augment_matches_reference_forward_and_backward_for_every_policy_on_odd_sizes_and_colour() {
+    use nn::AugmentPolicy;
+    let g = gpu();
+    // 9 images of 13×13 grey or 7×7 colour: neither side a multiple of 8 (the shift's eighth)
+    // nor an even cutout; rows carry 5 extra columns (a conditioned D's labels), copied as
+    // they are. The draws cover shifts both ways and cutouts over every edge.
+    let policies = [
+        AugmentPolicy { translation: true, ..AugmentPolicy::default() },
+        AugmentPolicy { cutout: true, ..AugmentPolicy::default() },
+        AugmentPolicy { color: true, ..AugmentPolicy::default() },
+        AugmentPolicy { color: true, translation: true, cutout: true },
+    ];
+    let rows = 9;
+    for (i, (channels, side)) in [(1usize, 13usize), (3, 7)].into_iter().enumerate() {
+        let n = channels * side * side;
+        let stride = n + 5;
+        let seed = 1300 + 10 * i as u64;
+        let input = rounded(&uniform(seed, rows * stride, -1.0, 1.0));
+        let draws = rounded(&uniform(seed + 1, rows * nn::AUGMENT_DRAWS, 0.001, 0.999));
+        let dy = rounded(&uniform(seed + 2, rows * n, -1.0, 1.0));
+        let fake = rounded(&uniform(seed + 3, (rows + 2) * n, -0.99, 0.99));
+        let (tin, tdraws, tdy, tfake) = (upload("in", &[rows, stride], &input), upload("draws", &[rows + 1, 8], &[vec![0.5; 8], draws.clone()].concat()), upload("dy", &[rows, n], &dy), upload("fake", &[rows + 2, n], &fake));
+        let images: Vec<f64> = input.chunks(stride).flat_map(|r| r[..n].to_vec()).collect();
+        let prev = &fake[2 * n..];
+        for policy in policies {
+            let what = format!("{policy} on {channels}×{side}×{side}");
+            let (out, dx) = (zeros("out", &[rows, stride]), zeros("dx", &[rows, n]));
+            // The draws and the activation start a row or two into their buffers.
+            let (d, y) = (tdraws.view().rows(1, rows), tfake.view().rows(2, rows));
+            let forward = nn::diff_augment(g, "augment", policy, d, tin.view(), out.view(), (channels, side));
+            let backward = nn::diff_augment_backward(g, "augment", policy, d, tdy.view(), dx.view(), Some((y, Activation::Tanh)), (channels, side));
+            g.run("augment", &[&forward, &backward]);
+            let want = cpu::diff_augment(&images, &draws, policy, (channels, side));
+            let got = read(&out);
+            let got_images: Vec<f32> = got.chunks(stride).flat_map(|r| r[..n].to_vec()).collect();
+            // A few sums of ≤ 3·169 values of O(1).
+            assert_close(&format!("{what}: images"), &got_images, &want, 1e-5, 1e-5);
+            let got_extra: Vec<f32> = got.chunks(stride).flat_map(|r| r[n..].to_vec()).collect();
+            let want_extra: Vec<f64> = input.chunks(stride).flat_map(|r| r[n..].to_vec()).collect();
+            assert_close(&format!("{what}: the columns after the image"), &got_extra, &want_extra, 0.0, 0.0);
+            let back = cpu::diff_augment_backward(&dy, &draws, policy, (channels, side));
+            let want_dx: Vec<f64> = back.iter().zip(prev).map(|(d, y)| d * (1.0 - y * y)).collect();
+            assert_close(&format!("{what}: gradient times tanh′"), &read(&dx), &want_dx, 1e-5, 1e-5);
+            if policy.translation || policy.cutout {
+                assert!(want.iter().filter(|&&v| v == 0.0).count() >= rows, "{what}: some values are dropped");
+            }
+        }
+    }
+}
+
+#[test]
+fn gan_hinge_loss_matches_reference_across_both_margins_in_every_part() {
+    use nn::GanLossParts::{Both, Discriminator, Generator};
+    let g = gpu();
+    for (i, &batch) in [3usize, 300].iter().enumerate() {
+        // Logits on both sides of ±1, where the hinge's gradient switches off.
+        let logits = rounded(&uniform(850 + i as u64, 2 * batch, -3.0, 3.0));
+        let want = cpu::gan_hinge_loss(&logits, batch);
+        for parts in [Both, Discriminator, Generator] {
+            let (with_d, with_g) = (parts != Generator, parts != Discriminator);
+            let what = format!("hinge, batch {batch}, {parts:?}");
+            let tl = if with_d { upload("logits", &[2 * batch], &logits) } else { upload("logits", &[batch], &logits[batch..]) };
+            let (td, tg) = (upload("d_grad", &[2 * batch], &vec![7.0; 2 * batch]), upload("g_grad", &[batch], &vec![7.0; batch]));
+            let metrics = zeros("metrics", &[4]);
+            let launch = nn::gan_loss(g, "gan", nn::GanLoss::Hinge, parts, tl.view(), 1.0, 0.0, td.view(), tg.view(), &metrics.buffer, 0);
+            g.run("gan", &[&launch]);
+            if with_d {
+                assert_close(&format!("{what}: d_grad"), &read(&td), &want.d_grad, 1e-7, 1e-5);
+                let m = read(&metrics);
+                assert_close(&format!("{what}: d_loss, D(x), D(G(z))"), &[m[0], m[2], m[3]], &[want.metrics[0], want.metrics[2], want.metrics[3]], 1e-5, 1e-5);
+            }
+            if with_g {
+                assert_close(&format!("{what}: g_grad"), &read(&tg), &want.g_grad, 1e-7, 1e-5);
+                assert_close(&format!("{what}: g_loss"), &read(&metrics)[1..2], &want.metrics[1..2], 1e-5, 1e-5);
+            }
+        }
+        assert!(want.d_grad.iter().any(|&d| d == 0.0) && want.d_grad.iter().any(|&d| d != 0.0), "both sides of the margin");
+    }
 }

@@ -213,6 +213,30 @@ fn gan_steps_with_their_own_discriminator_learning_rate_match_cpu_reference_in_e
     }
 }
 
+#[test]
+fn dcgan_steps_with_every_augmentation_and_the_hinge_loss_match_cpu_reference_on_three_channel_12x12_images() {
+    use wgen::models::gan::{GanConfig, UpdateOrder};
+    use wgen::nn::{AugmentPolicy, GanLoss};
+    for update_order in [UpdateOrder::DFirst, UpdateOrder::GFirst] {
+        let cfg = GanConfig { image: ImageShape { channels: 3, side: 12 }, augment: AugmentPolicy::ALL, loss: GanLoss::Hinge, update_order, ..GanConfig::dcgan() };
+        gan_steps_match(cfg, (6, DCGAN_TWIN.1));
+    }
+}
+
+#[test]
+fn conditional_gan_steps_with_augmentation_match_cpu_reference_label_columns_passed_through() {
+    use wgen::models::gan::{GanConfig, UpdateOrder};
+    use wgen::nn::{AugmentPolicy, GanLoss};
+    let augment = AugmentPolicy { translation: true, cutout: true, ..AugmentPolicy::default() };
+    // At 2e-4 D's first Adam step moves a weight whose gradient is f32 noise by the full rate
+    // on one side only (`assert_weights_close`); the D-first order then judges G through the
+    // two updated Ds, and with a quarter of each image cut out, enough such weights differ to
+    // move G's gradients by 10% (seen here); at 2e-5 those steps stay inside the tolerances.
+    for (update_order, loss) in [(UpdateOrder::DFirst, GanLoss::Bce), (UpdateOrder::GFirst, GanLoss::Hinge)] {
+        gan_steps_match(GanConfig { update_order, classes: Some(10), projection: true, augment, loss, ..GanConfig::default() }, (3, 2e-5));
+    }
+}
+
 fn gan_steps_match_cpu_reference(update_order: wgen::models::gan::UpdateOrder, classes: Option<usize>) {
     use wgen::models::gan::GanConfig;
     gan_steps_match(GanConfig { label_smoothing: 0.1, update_order, classes, ..GanConfig::default() }, (3, 2e-4));
@@ -262,14 +286,26 @@ fn gan_steps_match(cfg: wgen::models::gan::GanConfig, (seed, lr): (u64, f32)) {
             assert_eq!(labels[..batch], truth[..], "step {t}: the real rows' own labels");
         }
         let z = widen(&read(&graph.z));
-        let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, &real, &z, &labels, batch, t, &opt);
+        let draws = graph.augmented.as_ref().map_or(Vec::new(), |a| widen(&read(&a.draws)));
+        if let Some(a) = &graph.augmented {
+            // What D saw: [real; G(z)] through each row's transform (the label columns, which
+            // the D-first order re-embeds after D's update, left out).
+            let images: Vec<f64> = real.iter().copied().chain(widen(&fake)).collect();
+            let width = graph.d_in.shape[1];
+            let seen: Vec<f32> = read(&a.seen).chunks(width).flat_map(|r| r[..image].to_vec()).collect();
+            assert_close(&format!("step {t}: D's augmented input"), &seen, &cpu::diff_augment(&images, &draws, cfg.augment, (cfg.image.channels, cfg.image.side)), 1e-5, 1e-5);
+        }
+        let want = cpu::gan_step(&cfg, &layout, &state_layout, &mut p, &mut s, &mut m, &mut v, &real, &z, &labels, &draws, batch, t, &opt);
         if let Some((avg, avg_state)) = average.as_mut() {
             cpu::gan_average(&cfg, &layout, &state_layout, &p, &s, avg, avg_state, t);
         }
         let what = format!("{:?} {:?} classes {classes:?} step {t}", cfg.arch, cfg.update_order);
         // Tolerances as for the VAE.
         assert_close(&format!("{what} G(z)"), &fake, &want.fake, 1e-5, 1e-5);
-        assert_close(&format!("{what} d_loss, g_loss, D(x), D(G(z))"), &read(&metrics), &want.metrics, 1e-5, 1e-5);
+        // Under the hinge loss the metrics are D's raw outputs, which a noisy weight's step
+        // (below) moves four times as far as the sigmoid's probabilities.
+        let metrics_atol = if cfg.loss == wgen::nn::GanLoss::Hinge { 4e-5 } else { 1e-5 };
+        assert_close(&format!("{what} d_loss, g_loss, D(x), D(G(z))"), &read(&metrics), &want.metrics, metrics_atol, 1e-5);
         assert_close(&format!("{what} gradients"), &read(&gan.params.grads), &want.grads, 2e-6, 1e-4);
         let gpu_grads = read(&gan.params.grads);
         assert_weights_close(&format!("{what} weights"), &read(&gan.params.values), &p, (&want.grads, &gpu_grads), opt.lr, &mut noisy, t);

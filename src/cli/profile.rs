@@ -8,7 +8,7 @@ use clap::Args;
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{profile, Gpu, ProfileClock, ProfileReport, StepInputs};
 use crate::models::gan::UpdateOrder;
-use crate::nn::StagedSteps;
+use crate::nn::{AugmentPolicy, GanLoss, StagedSteps};
 use crate::train::{batch_rows, checkpoint::write_atomically, upload_test, upload_training, ModelKind, ModelRun, TrainConfig};
 
 #[derive(Args, Debug)]
@@ -45,6 +45,12 @@ pub struct ProfileArgs {
     /// Profile the class-conditional model's step (classes from the data's labels).
     #[arg(long)]
     conditional: bool,
+    /// GAN: profile the step with this objective, as `wgen train --loss` [default: bce].
+    #[arg(long, value_enum)]
+    loss: Option<GanLoss>,
+    /// GAN: profile the step with these augmentations, as `wgen train --augment` [default: none].
+    #[arg(long, value_name = "POLICY")]
+    augment: Option<AugmentPolicy>,
 }
 
 pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
@@ -56,8 +62,13 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     cfg.data = a.data.clone();
     cfg.images = data::ImageOptions { size: a.size, channels: a.channels, ..Default::default() };
     cfg.stream = a.stream;
-    if let (Some(gan), Some(order)) = (cfg.gan.as_mut(), a.update_order) {
-        gan.update_order = order;
+    if (a.loss.is_some() || a.augment.is_some()) && !cfg.model.is_gan() {
+        bail!("--loss and --augment are for gan and dcgan");
+    }
+    if let Some(gan) = cfg.gan.as_mut() {
+        gan.update_order = a.update_order.unwrap_or(gan.update_order);
+        gan.loss = a.loss.unwrap_or(gan.loss);
+        gan.augment = a.augment.unwrap_or(gan.augment);
     }
     // Room for the 3 warm-up steps too: they go in one submit.
     cfg.steps_per_submit = a.steps.clamp(3, 256);

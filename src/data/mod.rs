@@ -218,6 +218,18 @@ impl Dataset {
     pub fn labelled(&self) -> bool {
         self.classes != Classes::Unlabelled
     }
+
+    /// One line for each class the test split has no image of (a folder's class of one
+    /// image, which only trains).
+    pub fn untested_classes(&self) -> Vec<String> {
+        let Classes::Named(names) = &self.classes else { return Vec::new() };
+        let tested: std::collections::BTreeSet<u8> = self.test.labels.iter().copied().collect();
+        let count = |class: u8| self.train.labels.iter().filter(|&&l| l == class).count();
+        (0..names.len())
+            .filter(|&i| !tested.contains(&(i as u8)))
+            .map(|i| format!("class {} has {} image{}: it trains, and no test image scores it", names[i], count(i as u8), if count(i as u8) == 1 { "" } else { "s" }))
+            .collect()
+    }
 }
 
 /// The built-in 9,000/1,000 MNIST digits (`dir` None), a folder's four IDX files, or its

@@ -91,6 +91,10 @@ kernels! {
     "augment" => {
         ShiftImages: "shift_images",
     },
+    "diff_augment" => {
+        DiffAugment: "diff_augment",
+        DiffAugmentBackward: "diff_augment_backward",
+    },
     "softmax_xent" => {
         SoftmaxCrossEntropy: "softmax_cross_entropy",
         SoftmaxRows: "softmax_rows",

@@ -27,7 +27,22 @@ pub struct GanLossParams {
     pub metric_slot: u32,
     pub parts: u32,
     pub g_off: u32,
-    pub _pad: [u32; 2],
+    pub hinge: u32,
+    pub _pad: u32,
+}
+
+/// The GAN's objective (`--loss`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum GanLoss {
+    /// Binary cross-entropy on D's logit, G's loss non-saturating; D(x) and D(G(z)) are D's
+    /// mean probabilities.
+    #[default]
+    Bce,
+    /// The hinge loss: D's max(0, 1 − D(x)) + max(0, 1 + D(G(z))), G's −D(G(z)); D(x) and
+    /// D(G(z)) are D's mean raw outputs.
+    Hinge,
 }
 
 /// Which of the GAN's two losses one `gan_loss` dispatch computes.
@@ -105,7 +120,7 @@ pub fn bce_logits(
 /// g_loss, mean D(x), mean D(G(z))) accumulated at `metric_slot`, for the `parts` asked.
 #[allow(clippy::too_many_arguments)]
 pub fn gan_loss(
-    gpu: &Gpu, label: &str, parts: GanLossParts, logits: View<'_>, real_label: f32, fake_label: f32, d_grad: View<'_>, g_grad: View<'_>,
+    gpu: &Gpu, label: &str, loss: GanLoss, parts: GanLossParts, logits: View<'_>, real_label: f32, fake_label: f32, d_grad: View<'_>, g_grad: View<'_>,
     metrics: &wgpu::Buffer, metric_slot: usize,
 ) -> Launch {
     let batch = g_grad.rows * g_grad.cols;
@@ -124,7 +139,8 @@ pub fn gan_loss(
         metric_slot: u32_of(metric_slot),
         parts: bits,
         g_off: u32_of(g_off),
-        _pad: [0; 2],
+        hinge: u32::from(loss == GanLoss::Hinge),
+        _pad: 0,
     };
     let bindings = [
         Binding { slot: 1, buffer: logits.buffer },

@@ -21,7 +21,7 @@ mod step;
 
 pub use activations::Activation;
 pub use adam::{adam, AdamConfig, AdamParams};
-pub use augment::{shift_images, ShiftParams};
+pub use augment::{diff_augment, diff_augment_backward, shift_images, AugmentParams, AugmentPolicy, ShiftParams, AUGMENT_DRAWS};
 pub use batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, check_column, BatchGroups, BatchnormParams, BatchnormTensors, BATCHNORM_COLUMN_MOST};
 pub use conv::{channel_sum, col2im, im2col, transpose_blocks, ConvParams, ConvShape, Epilogue};
 pub use conv_implicit::{conv_input, conv_output, conv_taps, conv_weight, reads_nchw, split_chunks, taps_len, ConvGemmParams, ConvPath, ConvPlan, WeightDy};
@@ -36,7 +36,7 @@ pub use linear::{
     matmul_backward_weight_split, matmul_backward_weight_with, matmul_forward, matmul_forward_with, matmul_naive,
     LayerOperands, MatmulParams,
 };
-pub use losses::{bce_logits, gan_loss, GanLossParts, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
+pub use losses::{bce_logits, gan_loss, GanLoss, GanLossParts, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
 pub use random::{fill_labels, fill_normal, fill_uniform, RngParams};
 pub use step::{submit_steps, StagedSteps, Step, StepBuffer};
 

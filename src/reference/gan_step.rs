@@ -1,9 +1,9 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
-use super::{activate_grad_from_output, adam, class_logit_backward, class_logit_forward, columns, concat_columns, ema, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
+use super::{activate_grad_from_output, adam, diff_augment, diff_augment_backward, gan_hinge_loss, class_logit_backward, class_logit_forward, columns, concat_columns, ema, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
 use crate::models::gan::{generator_state_range, input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING};
 use crate::models::ParamLayout;
-use crate::nn::AdamConfig;
+use crate::nn::{AdamConfig, GanLoss};
 
 pub struct GanStepOut {
     /// d_loss, g_loss, mean D(x), mean D(G(z))
@@ -27,12 +27,13 @@ fn conditioned(layout: &ParamLayout, values: &[f64], name: &str, labels: &[usize
 }
 
 /// real [B, C·H·W] already scaled to the output's range, z [B, latent]; conditioned, `labels`
-/// [2B] holds the real rows' classes then those G is asked for. Updates `values`, the
-/// batch-norm `state`, `m` and `v` in place.
+/// [2B] holds the real rows' classes then those G is asked for; augmented, `draws` [2B, 8] the
+/// uniforms that pick each row's transform. Updates `values`, the batch-norm `state`, `m` and
+/// `v` in place.
 #[allow(clippy::too_many_arguments)]
 pub fn gan_step(
     cfg: &GanConfig, layout: &ParamLayout, state_layout: &ParamLayout, values: &mut [f64], state: &mut [f64], m: &mut [f64], v: &mut [f64],
-    real: &[f64], z: &[f64], labels: &[usize], batch: usize, t: u32, opt: &AdamConfig,
+    real: &[f64], z: &[f64], labels: &[usize], draws: &[f64], batch: usize, t: u32, opt: &AdamConfig,
 ) -> GanStepOut {
     let (gen, disc) = layers(cfg);
     let (k, image) = (cfg.label_width(), cfg.image.values());
@@ -43,13 +44,21 @@ pub fn gan_step(
     let gf = mlp_forward(&gen, layout, state_layout, values, state, &g_in, batch);
     let fake = gf.out.last().unwrap().clone();
     let images: Vec<f64> = real.iter().chain(&fake).copied().collect();
+    let shape = (cfg.image.channels, cfg.image.side);
+    // D sees every image through its row's transform.
+    let images = if cfg.augment.is_none() { images } else { diff_augment(&images, draws, cfg.augment, shape) };
+    let seen_fake = &images[batch * image..];
     let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, image, false, d_width);
     // D's batch norm sees the real and the fake rows as two batches.
     let df = mlp_forward_grouped(&disc, layout, state_layout, values, state, &d_in, 2 * batch, 2);
     // A projection discriminator's heads give the logit of each row's class.
     let logits_of = |heads: &[f64], labels: &[usize]| if cfg.projection { class_logit_forward(labels, heads) } else { heads.to_vec() };
     let to_heads = |d_logits: Vec<f64>, labels: &[usize]| if cfg.projection { class_logit_backward(labels, &d_logits, cfg.d_heads()) } else { d_logits };
-    let loss = gan_loss(&logits_of(df.out.last().unwrap(), labels), batch, 1.0 - f64::from(cfg.label_smoothing), 0.0);
+    let objective = |logits: &[f64], real_label: f64| match cfg.loss {
+        GanLoss::Bce => gan_loss(logits, batch, real_label, 0.0),
+        GanLoss::Hinge => gan_hinge_loss(logits, batch),
+    };
+    let loss = objective(&logits_of(df.out.last().unwrap(), labels), 1.0 - f64::from(cfg.label_smoothing));
     let mut grads = vec![0.0; values.len()];
     let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, to_heads(loss.d_grad, labels), Some(&mut grads), None);
     if k > 0 {
@@ -68,20 +77,22 @@ pub fn gan_step(
             let r = d_range.clone();
             adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, &d_opt);
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
-            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, image, false, d_width);
+            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, seen_fake, image, false, d_width);
             let judged = mlp_forward(&disc, layout, state_layout, values, state, &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
             let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(logits_of(judged.out.last().unwrap(), fake_labels)).collect();
-            let g_loss = gan_loss(&logits, batch, 1.0, 0.0);
+            let g_loss = objective(&logits, 1.0);
             metrics[1] = g_loss.metrics[1];
             (judged, to_heads(g_loss.g_grad, fake_labels))
         }
     };
-    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, &fake, image, false, d_width);
+    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, seen_fake, image, false, d_width);
     let d_fake_in = mlp_backward(&disc, layout, state_layout, values, &fake_in, &judged, batch, g_grad, None, None);
-    // Only the image columns lead back to G, through its output activation.
+    // Only the image columns lead back to G, through the augmentation and its output activation.
+    let d_seen = columns(&d_fake_in, d_width, 0, image);
+    let d_seen = if cfg.augment.is_none() { d_seen } else { diff_augment_backward(&d_seen, &draws[8 * batch..], cfg.augment, shape) };
     let act = cfg.output.activation();
-    let d_fake: Vec<f64> = columns(&d_fake_in, d_width, 0, image).iter().zip(&fake).map(|(&d, &y)| d * activate_grad_from_output(y, act)).collect();
+    let d_fake: Vec<f64> = d_seen.iter().zip(&fake).map(|(&d, &y)| d * activate_grad_from_output(y, act)).collect();
     let d_g_in = mlp_backward(&gen, layout, state_layout, values, &g_in, &gf, batch, d_fake, Some(&mut grads), None);
     if k > 0 {
         let table = layout.get(G_EMBEDDING).range();

@@ -48,6 +48,22 @@ pub fn gan_loss(logits: &[f64], batch: usize, real_label: f64, fake_label: f64) 
     out
 }
 
+/// The hinge loss over logits [2B] (real rows then fake rows), the metrics D's raw outputs.
+pub fn gan_hinge_loss(logits: &[f64], batch: usize) -> GanLossOut {
+    let n = batch as f64;
+    let (real, fake) = logits.split_at(batch);
+    let mut out = GanLossOut { d_grad: vec![0.0; 2 * batch], g_grad: vec![-1.0 / n; batch], metrics: [0.0; 4] };
+    for i in 0..batch {
+        out.metrics[0] += 0.5 * ((1.0 - real[i]).max(0.0) + (1.0 + fake[i]).max(0.0)) / n;
+        out.metrics[1] -= fake[i] / n;
+        out.metrics[2] += real[i] / n;
+        out.metrics[3] += fake[i] / n;
+        out.d_grad[i] = if real[i] < 1.0 { -0.5 / n } else { 0.0 };
+        out.d_grad[batch + i] = if fake[i] > -1.0 { 0.5 / n } else { 0.0 };
+    }
+    out
+}
+
 /// stats [rows, 2 latent] = mu | logvar per row. Returns (z [rows, latent], kl_row [rows]).
 pub fn reparam_kl_forward(stats: &[f64], eps: &[f64], rows: usize, latent: usize) -> (Vec<f64>, Vec<f64>) {
     let mut z = vec![0.0; rows * latent];

@@ -10,7 +10,7 @@ use crate::models::classifier::ClassifierConfig;
 use crate::models::gan::{GanConfig, Output, UpdateOrder};
 use crate::models::vae::{VaeArch, VaeConfig};
 use crate::models::Init;
-use crate::nn::{Activation, AdamConfig, Step};
+use crate::nn::{Activation, AdamConfig, AugmentPolicy, GanLoss, Step};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
@@ -113,17 +113,19 @@ pub struct TrainConfig {
     pub gan: Option<GanConfig>,
     #[serde(default)]
     pub classifier: Option<ClassifierConfig>,
-    /// Which rates the user gave, so that a default the data decides (`train::shape_to`: the
-    /// DCGAN at 32 and 64) leaves them be. Not written: a saved config holds the rates used.
+    /// Which settings the user gave, so that a default the data decides (`train::fit_to_data`:
+    /// the DCGAN's rates at 32 and 64, a batch larger than the data) leaves them be. Not
+    /// written: a saved config holds the values used.
     #[serde(skip)]
-    pub rates_given: RatesGiven,
+    pub given: Given,
 }
 
-/// `--lr` and `--d-lr`, given or not.
+/// `--lr`, `--d-lr` and `--batch`, given or not.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RatesGiven {
+pub struct Given {
     pub lr: bool,
     pub d_lr: bool,
+    pub batch: bool,
 }
 
 impl TrainConfig {
@@ -153,7 +155,7 @@ impl TrainConfig {
             vae: vae.then(|| VaeConfig { arch: if model == ModelKind::ConvVae { VaeArch::Conv } else { VaeArch::Mlp }, ..VaeConfig::default() }),
             gan: gan.then(|| if model == ModelKind::Dcgan { GanConfig::dcgan() } else { GanConfig::mlp() }),
             classifier: (model == ModelKind::Classifier).then(ClassifierConfig::default),
-            rates_given: RatesGiven::default(),
+            given: Given::default(),
         }
     }
 
@@ -204,13 +206,7 @@ pub const CVAE_LATENT: usize = 2;
 /// A setting a user gave that cannot be: the message names the setting and what to give.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(String);
-
-macro_rules! refuse {
-    ($($arg:tt)*) => {
-        return Err(ConfigError(format!($($arg)*)))
-    };
-}
+pub struct ConfigError(pub(super) String);
 
 macro_rules! settings {
     ($($(#[doc = $doc:literal])* [$($arg:tt)*] $field:ident: $ty:ty,)+) => {
@@ -310,6 +306,13 @@ settings! {
     /// GAN: which network each step updates first; d-first judges G by the updated D
     /// [default: d-first].
     [long, value_enum] update_order: UpdateOrder,
+    /// GAN: the objective: bce (D's logit through a sigmoid, G's loss non-saturating) or hinge
+    /// (D's max(0, 1 − D(x)) + max(0, 1 + D(G(z))), G's −D(G(z))) [default: bce].
+    [long, value_enum] loss: GanLoss,
+    /// GAN: DiffAugment's transforms on every image D sees, real or generated, G's gradient
+    /// passed back through them: a comma list of color, translation and cutout, or none
+    /// [default: none].
+    [long, value_name = "POLICY"] augment: AugmentPolicy,
     /// vae, gan: condition on the digit's class, so samples can be asked for one (the CVAE's
     /// one-hot; PyTorch-GAN cgan's label embeddings). The classes are the data's labels.
     [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] conditional: bool,
@@ -326,7 +329,7 @@ impl Settings {
     /// The model's defaults overridden by these settings, every one checked.
     pub fn build(&self) -> Result<TrainConfig, ConfigError> {
         let Some(model) = self.model else {
-            refuse!("which model? `wgen train vae` or `wgen train gan` (or `model = \"vae\"` in --config)");
+            return Err(ConfigError("which model? `wgen train vae` or `wgen train gan` (or `model = \"vae\"` in --config)".into()));
         };
         let conditional = self.conditional.unwrap_or(false);
         self.check(model, conditional)?;
@@ -378,72 +381,12 @@ impl Settings {
                 g_ema: s.g_ema.map_or(g.g_ema, |d| (d > 0.0).then_some(d)),
                 d_batchnorm: s.d_batchnorm.unwrap_or(g.d_batchnorm),
                 projection: s.projection.unwrap_or(g.projection),
+                loss: s.loss.unwrap_or(g.loss),
+                augment: s.augment.unwrap_or(g.augment),
                 ..g
             }),
             classifier: defaults.classifier.map(|c| ClassifierConfig { init, ..c }),
-            rates_given: RatesGiven { lr: s.lr.is_some(), d_lr: s.d_lr.is_some() },
+            given: Given { lr: s.lr.is_some(), d_lr: s.d_lr.is_some(), batch: s.batch.is_some() },
         })
-    }
-
-    /// Refuses values out of range and settings the model does not have.
-    fn check(&self, model: ModelKind, conditional: bool) -> Result<(), ConfigError> {
-        let s = self;
-        let gan = model.is_gan();
-        if s.epochs == Some(0) {
-            refuse!("--epochs must be at least 1");
-        }
-        if s.batch == Some(0) {
-            refuse!("--batch must be at least 1");
-        }
-        ImageOptions { size: s.size, channels: s.channels, ..ImageOptions::default() }.check().map_err(|e| ConfigError(e.to_string()))?;
-        if s.z_dim == Some(0) {
-            refuse!("--z-dim must be at least 1");
-        }
-        for (name, rate) in [("--lr", s.lr), ("--d-lr", s.d_lr)] {
-            if let Some(rate) = rate.filter(|l| !(l.is_finite() && *l > 0.0)) {
-                refuse!("{name} must be a positive number, got {rate}");
-            }
-        }
-        for (name, b) in [("--beta1", s.beta1), ("--beta2", s.beta2)] {
-            if let Some(b) = b.filter(|b| !(0.0..1.0).contains(b)) {
-                refuse!("{name} must be in [0, 1), got {b}");
-            }
-        }
-        if let Some(w) = s.weight_decay.filter(|w| !(w.is_finite() && *w >= 0.0)) {
-            refuse!("--weight-decay must be zero or positive, got {w}");
-        }
-        if let Some(decay) = s.g_ema.filter(|d| !(0.0..1.0).contains(d)) {
-            refuse!("--g-ema must be in [0, 1) (0.999 is usual; 0 keeps no average), got {decay}");
-        }
-        if let Some(l) = s.label_smoothing.filter(|l| !(0.0..1.0).contains(l)) {
-            refuse!("--label-smoothing must be in [0, 1), got {l}");
-        }
-        if s.steps_per_submit.is_some_and(|n| n == 0 || n > 4096) {
-            refuse!("--steps-per-submit must be between 1 and 4096");
-        }
-        if s.d_lr.is_some() && !gan {
-            refuse!("--d-lr is for gan and dcgan: the discriminator's learning rate");
-        }
-        if s.g_ema.is_some() && !gan {
-            refuse!("--g-ema is for gan and dcgan: an average of the generator");
-        }
-        if s.d_batchnorm.is_some() && model != ModelKind::Dcgan {
-            refuse!("--d-batchnorm is for the dcgan; the MLP gan's discriminator has no batch norm");
-        }
-        if s.g_batchnorm.is_some() && model == ModelKind::Dcgan {
-            refuse!("--g-batchnorm is for the MLP gan; the dcgan's batch norms are part of its architecture");
-        }
-        match model {
-            ModelKind::Classifier if conditional => refuse!("--conditional is for vae and gan; a classifier already learns from the labels"),
-            ModelKind::ConvVae | ModelKind::Dcgan if conditional => {
-                let mlp = if model.is_vae() { "vae" } else { "gan" };
-                refuse!("--conditional is for the MLP vae and gan; the {} has no conditional form yet (train `{mlp} --conditional`)", model.name());
-            }
-            _ => {}
-        }
-        if s.projection == Some(true) && !(model == ModelKind::Gan && conditional) {
-            refuse!("--projection is for `gan --conditional`: it gives the discriminator a head per class");
-        }
-        Ok(())
     }
 }

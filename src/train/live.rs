@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_batch, condition_on, shape_to, upload_test, upload_training, ModelRun, Position, TrainConfig};
+use super::{fit_to_data, upload_test, upload_training, ModelRun, Position, TrainConfig};
 use crate::data::{Dataset, DeviceSplit};
 use crate::gpu::Gpu;
 
@@ -20,6 +20,8 @@ pub struct Live {
     at: Position,
     /// (epoch, step in it, metric sums) at the last `losses` read.
     last: (u32, usize, Vec<f32>),
+    /// A line for each default changed to fit the data, as `wgen train` prints them.
+    pub notes: Vec<String>,
 }
 
 /// Training metrics averaged over the steps since the previous read.
@@ -52,17 +54,13 @@ impl Live {
             bail!("{} is not a generative model; step a vae, conv-vae, gan or dcgan", cfg.model.name());
         }
         let mut cfg = cfg.clone();
-        shape_to(&mut cfg, &dataset, false)?;
-        check_batch(&cfg, &dataset)?;
-        if cfg.conditional {
-            condition_on(&mut cfg, &dataset)?;
-        }
+        let notes = fit_to_data(&mut cfg, &dataset, false)?;
         let test = upload_test(gpu, &dataset)?;
         let train = upload_training(gpu, &cfg, dataset.train)?;
         let run = ModelRun::new(gpu, &cfg, &train, &test)?;
         let slots = run.trainee().metrics().len();
         let steps_per_epoch = train.count / cfg.batch;
-        Ok(Live { cfg, run, train, _test: test, steps_per_epoch, at: Position { epoch: 0, step_in_epoch: 0, global: 0 }, last: (0, 0, vec![0.0; slots]) })
+        Ok(Live { cfg, run, train, _test: test, steps_per_epoch, at: Position { epoch: 0, step_in_epoch: 0, global: 0 }, last: (0, 0, vec![0.0; slots]), notes })
     }
 
     pub fn config(&self) -> &TrainConfig {

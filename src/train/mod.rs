@@ -2,12 +2,13 @@
 //! run's outputs (config, metrics, sample grids, weights).
 
 pub mod checkpoint;
+mod checks;
 mod classifier_run;
 pub mod config;
-// Drawn with plotters' file backend and system fonts; the browser draws its own curves.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(target_arch = "wasm32"))] // plotters' file backend and system fonts; the page draws its own
 mod curves;
 mod epochs;
+mod fit;
 mod gan_run;
 pub mod judge;
 pub mod live;
@@ -25,14 +26,14 @@ use serde_json::{json, Map, Value};
 
 use crate::data::{self, DeviceSplit};
 use crate::gpu::{Gpu, Program, Tensor};
-use crate::models::gan::EXAMPLES_LR;
 use crate::models::Parameters;
 use crate::nn::{submit_steps, StepBuffer};
 
 use epochs::run_epochs;
+pub use fit::{fit_to_data, shape_to};
 
 pub use classifier_run::ClassifierRun;
-pub use config::{ConfigError, ModelKind, RatesGiven, Schedule, Settings, TrainConfig, CVAE_LATENT};
+pub use config::{ConfigError, Given, ModelKind, Schedule, Settings, TrainConfig, CVAE_LATENT};
 pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use live::Live;
@@ -255,10 +256,8 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     let dataset = data::load(cfg.data.as_deref(), &cfg.images, &mut |done, total| monitor.decoding(done, total))?;
     report_skipped(&dataset, monitor);
     let mut cfg = cfg.clone();
-    shape_to(&mut cfg, &dataset, ckpt.is_some())?;
-    check_batch(&cfg, &dataset)?;
-    if cfg.conditional {
-        condition_on(&mut cfg, &dataset)?;
+    for note in fit_to_data(&mut cfg, &dataset, ckpt.is_some())? {
+        monitor.say(&note);
     }
     let eval_asked = cfg.eval_every;
     let judge = match cfg.eval_every {
@@ -324,8 +323,9 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     }
 }
 
-/// Names each image that could not be read, then how many.
+/// Names each image that could not be read, then how many, and each class left untested.
 pub fn report_skipped(dataset: &data::Dataset, monitor: &mut dyn Monitor) {
+    dataset.untested_classes().iter().for_each(|line| monitor.say(line));
     for line in &dataset.skipped {
         monitor.say(&format!("skipped {line}"));
     }
@@ -333,76 +333,6 @@ pub fn report_skipped(dataset: &data::Dataset, monitor: &mut dyn Monitor) {
         let n = dataset.skipped.len();
         monitor.say(&format!("{n} unreadable image{} left out of {}", if n == 1 { "" } else { "s" }, dataset.source));
     }
-}
-
-/// Gives a new run's model the data's image shape, or checks that a resumed run's data still
-/// has the shape it was trained on; refuses data a model cannot take.
-pub fn shape_to(cfg: &mut TrainConfig, dataset: &data::Dataset, resumed: bool) -> Result<()> {
-    let shape = dataset.shape();
-    let conv = matches!(cfg.model, ModelKind::ConvVae | ModelKind::Dcgan);
-    if conv && !shape.side.is_multiple_of(4) {
-        bail!("the {} halves the image twice, so it takes sides that are multiples of 4; {} holds {shape} images: pass --size 28 or --size 32", cfg.model.name(), dataset.source);
-    }
-    if cfg.conditional && !dataset.labelled() {
-        bail!("--conditional needs labels, and {} is a flat folder: put each class's images in a subfolder of its own", dataset.source);
-    }
-    if let Some(c) = cfg.classifier.as_mut() {
-        if !dataset.labelled() {
-            bail!("a classifier learns from labels, and {} is a flat folder: put each class's images in a subfolder of its own", dataset.source);
-        }
-        if resumed && (c.image, c.classes) != (shape, judge::data_classes(dataset)) {
-            bail!("this classifier was trained on {} images of {} classes, but {} now gives other ones (has the folder changed?)", c.image, c.classes, dataset.source);
-        }
-        (c.image, c.classes) = (shape, judge::data_classes(dataset));
-    }
-    let image = match (&mut cfg.vae, &mut cfg.gan) {
-        (Some(v), _) => &mut v.image,
-        (_, Some(g)) => &mut g.image,
-        _ => return Ok(()),
-    };
-    if resumed && *image != shape {
-        bail!("this run was trained on {} images, but {} now gives {shape} ones (has the folder changed?)", *image, dataset.source);
-    }
-    *image = shape;
-    // pytorch/examples' DCGAN at pytorch/examples' rates, unless given (a resumed run keeps
-    // the rates it was started with).
-    if let Some(g) = cfg.gan.as_mut().filter(|g| g.is_examples() && !resumed) {
-        if !cfg.rates_given.lr {
-            cfg.adam.lr = EXAMPLES_LR;
-        }
-        if !cfg.rates_given.d_lr {
-            g.d_lr = Some(EXAMPLES_LR);
-        }
-    }
-    Ok(())
-}
-
-fn check_batch(cfg: &TrainConfig, dataset: &data::Dataset) -> Result<()> {
-    if cfg.batch > dataset.train.count {
-        bail!("--batch {} is larger than the {} training images of {}", cfg.batch, dataset.train.count, dataset.source);
-    }
-    Ok(())
-}
-
-/// Sets the model's class count from the data (a new run), or checks that the data's labels
-/// are among the classes the run was trained on (a resumed one).
-fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
-    let classes = match (&mut cfg.vae, &mut cfg.gan) {
-        (Some(v), _) => &mut v.classes,
-        (_, Some(g)) => &mut g.classes,
-        _ => bail!("--conditional is for vae and gan"),
-    };
-    let k = *classes.get_or_insert(dataset.train.classes());
-    for (name, split) in [("training", &dataset.train), ("test", &dataset.test)] {
-        if let Some(&label) = split.labels.iter().find(|&&l| usize::from(l) >= k) {
-            bail!(
-                "{} has a {name} label {label}, but this conditional model knows classes 0–{}: the training split's labels decide the classes",
-                dataset.source,
-                k - 1
-            );
-        }
-    }
-    Ok(())
 }
 
 pub use crate::data::cache_dir;

@@ -29,14 +29,14 @@ use super::network::Network;
 use super::params::{ParamLayout, Parameters};
 use crate::data::ImageShape;
 use crate::gpu::{Gpu, GpuError, View};
-use crate::nn::{Activation, AdamConfig, ConvShape};
+use crate::nn::{Activation, AdamConfig, AugmentPolicy, ConvShape, GanLoss};
 
 mod program;
 mod sample;
 mod step;
 
 pub use sample::{sample_images, GanSampler};
-pub use step::{Conditioning, GanGraph, Projection};
+pub use step::{Augmented, Conditioning, GanGraph, Projection};
 
 /// Metric slots, accumulated over an epoch: d_loss, g_loss, mean D(x), mean D(G(z)).
 pub const D_LOSS: usize = 0;
@@ -66,6 +66,8 @@ impl UpdateOrder {
 pub const STREAM_Z: u32 = 2;
 pub const STREAM_SAMPLE: u32 = 4;
 pub const STREAM_LABELS: u32 = 6;
+/// The augmentation's draws (the classifier's shifts are stream 7).
+pub const STREAM_AUGMENT: u32 = 8;
 
 pub const G_EMBEDDING: &str = "generator.label_emb.weight";
 pub const D_EMBEDDING: &str = "discriminator.label_emb.weight";
@@ -163,6 +165,13 @@ pub struct GanConfig {
     /// The images G draws and D judges, set from the data (files from before: MNIST's).
     #[serde(default)]
     pub image: ImageShape,
+    /// The objective (`--loss`; files from before: BCE).
+    #[serde(default)]
+    pub loss: GanLoss,
+    /// DiffAugment's transforms, drawn afresh for every image D sees in training, real or
+    /// generated, with G's gradient passed back through them (`--augment`; none by default).
+    #[serde(default, skip_serializing_if = "AugmentPolicy::is_none")]
+    pub augment: AugmentPolicy,
 }
 
 fn with_batchnorm() -> bool {
@@ -212,6 +221,8 @@ impl Default for GanConfig {
             projection: false,
             g_ema: None,
             image: ImageShape::MNIST,
+            loss: GanLoss::Bce,
+            augment: AugmentPolicy::default(),
         }
     }
 }

@@ -29,21 +29,22 @@ impl Recorder<'_> {
         let z = nn::fill_normal(gpu, "z", step, g.z.view(), STREAM_Z, seed);
         let tables = (self.gan.embedding(G_EMBEDDING), self.gan.embedding(D_EMBEDDING));
         let (Some(c), Some(k), (Some((g_table, _)), Some((d_table, _)))) = (&g.conditioning, self.gan.config.classes, tables) else {
-            program.phase("data", vec![nn::gather_rows(gpu, "real", step, pixels, order, g.d_in.view().rows(0, b), scale, shift), z]);
+            let mut data = vec![nn::gather_rows(gpu, "real", step, pixels, order, g.d_in.view().rows(0, b), scale, shift), z];
+            data.extend(self.draws(seed));
+            program.phase("data", data);
             return;
         };
         let labels = c.labels.view();
         let d_in = g.d_in.view();
         let image = self.gan.config.image.values();
-        program.phase(
-            "data",
-            vec![
-                nn::gather_rows(gpu, "real", step, pixels, order, c.real.view(), scale, shift),
-                nn::gather_labels(gpu, "real", step, &split.labels.buffer, order, labels.rows(0, b)),
-                nn::fill_labels(gpu, "fake", step, labels.rows(b, b), k, STREAM_LABELS, seed),
-                z,
-            ],
-        );
+        let mut data = vec![
+            nn::gather_rows(gpu, "real", step, pixels, order, c.real.view(), scale, shift),
+            nn::gather_labels(gpu, "real", step, &split.labels.buffer, order, labels.rows(0, b)),
+            nn::fill_labels(gpu, "fake", step, labels.rows(b, b), k, STREAM_LABELS, seed),
+            z,
+        ];
+        data.extend(self.draws(seed));
+        program.phase("data", data);
         program.phase(
             "condition",
             vec![
@@ -55,14 +56,27 @@ impl Recorder<'_> {
         );
     }
 
+    /// Each row's uniform draws for its augmentation, when D sees augmented images.
+    fn draws(&self, seed: u64) -> Option<Launch> {
+        let a = self.graph.augmented.as_ref()?;
+        Some(nn::fill_uniform(self.gpu, "gan.augment", self.step, a.draws.view(), STREAM_AUGMENT, seed))
+    }
+
+    /// [real; G(z)] (with their label columns) through each row's transform, into what D sees.
+    pub fn augment(&self, program: &mut Program) {
+        let Some(a) = &self.graph.augmented else { return };
+        let cfg = &self.gan.config;
+        let shape = (cfg.image.channels, cfg.image.side);
+        program.phase("discriminator.augment", vec![nn::diff_augment(self.gpu, "discriminator.augment", cfg.augment, a.draws.view(), self.graph.d_in.view(), a.seen.view(), shape)]);
+    }
+
     /// G first: one loss over D's pass on [real; fake] serves both networks; D's backward, then
     /// G's gradient through the old D, G's backward, one Adam over both (or one each).
     pub fn g_first(&self, program: &mut Program) {
-        let (gpu, params, g) = (self.gpu, &self.gan.params, self.graph);
+        let (params, g) = (&self.gan.params, self.graph);
         program.phase("loss", self.loss(GanLossParts::Both, &g.discriminator, 0));
         program.phase("discriminator.backward", self.discriminator_backward());
-        let to_g = self.gan.discriminator.backward_launches(gpu, params, &g.discriminator, g.batch, &g.d_disc_for_g, false, &self.generator_input_grad());
-        program.phase("generator.loss.backward", to_g);
+        program.phase("generator.loss.backward", self.to_generator(&g.discriminator, g.batch));
         program.phase("generator.backward", self.generator_backward());
         let (g_range, d_range) = self.gan.ranges();
         if self.g_adam == self.d_adam {
@@ -86,14 +100,13 @@ impl Recorder<'_> {
         let d_table = self.gan.embedding(D_EMBEDDING);
         if let (Some(c), Some(k), Some((d_table, _))) = (&g.conditioning, self.gan.config.classes, d_table) {
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
-            let fake_rows = g.d_in.view().rows(b, b).columns(self.gan.config.image.values(), k);
+            let fake_rows = g.d_seen().view().rows(b, b).columns(self.gan.config.image.values(), k);
             judge.push(nn::embedding_forward(gpu, "discriminator.label_emb", c.labels.view().rows(b, b), LabelVectors::Table(d_table), fake_rows));
         }
         judge.extend(self.gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
         program.phase("discriminator.forward.fake", judge);
         program.phase("generator.loss", self.loss(GanLossParts::Generator, judged, b));
-        let to_g = self.gan.discriminator.backward_launches(gpu, params, judged, 0, &g.d_disc_for_g, false, &self.generator_input_grad());
-        program.phase("generator.loss.backward", to_g);
+        program.phase("generator.loss.backward", self.to_generator(judged, 0));
         program.phase("generator.backward", self.generator_backward());
         program.phase("generator.adam", self.adam("gan.generator", g_range, &self.g_adam));
     }
@@ -118,14 +131,14 @@ impl Recorder<'_> {
         let (d_heads, g_heads) = (g.d_disc.d_output().view(), g.d_disc_for_g.d_output().view());
         let metrics = &self.metrics.buffer;
         let Some((c, p)) = g.conditioning.as_ref().and_then(|c| c.projection.as_ref().map(|p| (c, p))) else {
-            return vec![nn::gan_loss(gpu, "gan", parts, heads.output().view(), real_label, 0.0, d_heads, g_heads, metrics, D_LOSS)];
+            return vec![nn::gan_loss(gpu, "gan", self.gan.config.loss, parts, heads.output().view(), real_label, 0.0, d_heads, g_heads, metrics, D_LOSS)];
         };
         let rows = heads.output().rows;
         let logits = p.logits.view().rows(0, rows);
         let labels = c.labels.view();
         let mut launches = vec![
             nn::class_logit_forward(gpu, "discriminator.projection", labels.rows(first, rows), heads.output().view(), logits),
-            nn::gan_loss(gpu, "gan", parts, logits, real_label, 0.0, p.d_logits.view(), p.g_logits.view(), metrics, D_LOSS),
+            nn::gan_loss(gpu, "gan", self.gan.config.loss, parts, logits, real_label, 0.0, p.d_logits.view(), p.g_logits.view(), metrics, D_LOSS),
         ];
         if parts != GanLossParts::Generator {
             launches.push(nn::class_logit_backward(gpu, "discriminator.projection", labels, p.d_logits.view(), d_heads));
@@ -136,11 +149,23 @@ impl Recorder<'_> {
         launches
     }
 
-    /// G's gradient reaches G(z) through D's input gradient on the fake rows' image columns,
-    /// times tanh′.
-    fn generator_input_grad(&self) -> [InputGrad<'_>; 1] {
-        let g = self.graph;
-        [InputGrad { from: 0, dx: g.d_generator.d_output().view(), prev: Some((g.fake(), self.gan.config.output.activation())) }]
+    /// G's gradient reaches G(z) through D's input gradient on the fake rows' image columns
+    /// (from D's pass `judged`, whose fake rows start at row `start`), back through their
+    /// augmentation when there is one, times tanh′.
+    fn to_generator(&self, judged: &Forward, start: usize) -> Vec<Launch> {
+        let (gpu, g, b) = (self.gpu, self.graph, self.graph.batch);
+        let (d_fake, act) = (g.d_generator.d_output().view(), self.gan.config.output.activation());
+        let into = match &g.augmented {
+            Some(a) => InputGrad::all(a.d_seen_fake.view()),
+            None => InputGrad { from: 0, dx: d_fake, prev: Some((g.fake(), act)) },
+        };
+        let mut launches = self.gan.discriminator.backward_launches(gpu, &self.gan.params, judged, start, &g.d_disc_for_g, false, &[into]);
+        if let Some(a) = &g.augmented {
+            let cfg = &self.gan.config;
+            let shape = (cfg.image.channels, cfg.image.side);
+            launches.push(nn::diff_augment_backward(gpu, "discriminator.augment", cfg.augment, a.draws.view().rows(b, b), a.d_seen_fake.view(), d_fake, Some((g.fake(), act)), shape));
+        }
+        launches
     }
 
     /// D's backward from its own loss over all rows; conditioned, also the gradient at its label

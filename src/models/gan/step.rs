@@ -39,6 +39,17 @@ pub struct Projection {
     pub g_logits: Tensor,
 }
 
+/// The buffers of the augmentation (`GanConfig::augment`) between the images and D.
+pub struct Augmented {
+    /// [2B, 8]: each row's uniform draws, which pick its transform
+    pub draws: Tensor,
+    /// [2B, D's input width]: what D sees, each row of `d_in` through its transform (label
+    /// columns as they are)
+    pub seen: Tensor,
+    /// [B, C·S·S]: the gradient at the transformed fake images, from G's loss
+    pub d_seen_fake: Tensor,
+}
+
 /// The buffers of one GAN training step over a batch of B real images.
 pub struct GanGraph {
     pub batch: usize,
@@ -48,6 +59,7 @@ pub struct GanGraph {
     /// (and zero padding) when conditioned; unconditioned, the generator writes its half in place
     pub d_in: Tensor,
     pub conditioning: Option<Conditioning>,
+    pub augmented: Option<Augmented>,
     pub generator: Forward,
     pub discriminator: Forward,
     /// D-first order only: the updated D's pass over the B fake rows, which G learns from
@@ -88,14 +100,24 @@ impl GanGraph {
                 },
             }),
         };
+        let augmented = match cfg.augment.is_none() {
+            true => None,
+            false => Some(Augmented {
+                draws: Tensor::zeros(gpu, "gan.augment.draws", &[2 * batch, nn::AUGMENT_DRAWS])?,
+                seen: Tensor::zeros(gpu, "discriminator.input.augmented", &[2 * batch, d_width])?,
+                d_seen_fake: Tensor::zeros(gpu, "discriminator.input.augmented.d_gen", &[batch, cfg.image.values()])?,
+            }),
+        };
+        // D reads its input from the augmentation when there is one.
+        let seen = augmented.as_ref().map_or(d_in.region(), |a| a.seen.region());
         let generator = match &conditioning {
             None => gan.generator.forward_buffers(gpu, z.region(), Some(d_in.region().rows(batch, batch)))?,
             Some(c) => gan.generator.forward_buffers(gpu, c.g_in.region(), Some(c.fake.region()))?,
         };
-        let mut discriminator = gan.discriminator.forward_buffers(gpu, d_in.region(), None)?;
+        let mut discriminator = gan.discriminator.forward_buffers(gpu, seen.clone(), None)?;
         discriminator.groups = 2;
         let discriminator_fake = match cfg.update_order {
-            UpdateOrder::DFirst => Some(gan.discriminator.forward_buffers(gpu, d_in.region().rows(batch, batch), None)?),
+            UpdateOrder::DFirst => Some(gan.discriminator.forward_buffers(gpu, seen.rows(batch, batch), None)?),
             UpdateOrder::GFirst => None,
         };
         Ok(GanGraph {
@@ -106,6 +128,7 @@ impl GanGraph {
             z,
             d_in,
             conditioning,
+            augmented,
             generator,
             discriminator,
             discriminator_fake,
@@ -120,6 +143,11 @@ impl GanGraph {
         }
     }
 
+    /// [2B, D's input width]: the rows D reads, augmented or not.
+    pub(super) fn d_seen(&self) -> &Tensor {
+        self.augmented.as_ref().map_or(&self.d_in, |a| &a.seen)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn train_program(&self, gpu: &Gpu, gan: &Gan, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor, adam: &AdamConfig) -> Program {
         let (g_adam, d_adam) = gan.config.adam(adam);
@@ -131,6 +159,7 @@ impl GanGraph {
             let fake_images = self.d_in.view().rows(self.batch, self.batch).columns(0, gan.config.image.values());
             program.phase("condition.fake", vec![nn::copy_columns(gpu, "discriminator.input", self.fake(), fake_images)]);
         }
+        r.augment(&mut program);
         program.phase("discriminator.forward", gan.discriminator.forward_launches(gpu, &gan.params, &self.discriminator, BatchnormMode::Train));
         match &self.discriminator_fake {
             None => r.g_first(&mut program),
