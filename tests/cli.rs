@@ -120,9 +120,11 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     let common = ["--epochs", "3", "--batch", "32", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
     // The conditional GAN also draws labels every step: they must resume where they left off;
     // the conv VAE's scratch buffers must not carry state across the interruption, nor the
-    // DCGAN's batch-norm statistics; an average of G must resume as it was, not restart.
+    // DCGAN's batch-norm statistics; an average of G must resume as it was, not restart; the
+    // augmentation's draws must go on as they would have.
     let none: &[&str] = &[];
-    for (model, extra) in [("gan", none), ("vae", none), ("gan", &["--conditional"]), ("conv-vae", none), ("dcgan", none), ("gan", &["--g-ema", "0.9"])] {
+    let augmented: &[&str] = &["--augment", "color,translation,cutout", "--loss", "hinge"];
+    for (model, extra) in [("gan", none), ("vae", none), ("gan", &["--conditional"]), ("conv-vae", none), ("dcgan", none), ("gan", &["--g-ema", "0.9"]), ("dcgan", augmented)] {
         let name = format!("{model}{}", extra.join(""));
         let (whole, cut) = (dir.join(format!("{name}-whole")), dir.join(format!("{name}-cut")));
         let mut args = vec!["train", model, "--out", whole.to_str().unwrap()];
@@ -141,6 +143,11 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
         ok(&["train", "--resume", cut.to_str().unwrap()]);
         assert_eq!(record_losses(&cut), record_losses(&whole), "{name}: metrics differ after resuming");
         assert!(tensors(&cut.join("model.safetensors")) == tensors(&whole.join("model.safetensors")), "{name}: weights differ after resuming");
+    }
+    // A run resumes with its own settings: another augmentation or loss is refused.
+    let run = dir.join("dcgan--augmentcolor,translation,cutout--losshinge-cut");
+    for changed in [["--augment", "translation"], ["--loss", "bce"]] {
+        fails_with(&["train", "--resume", run.to_str().unwrap(), changed[0], changed[1]], "--resume continues with the run's own settings");
     }
 }
 

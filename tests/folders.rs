@@ -65,8 +65,12 @@ fn assert_folder_gives_the_idx_tensors(name: &str, idx: &data::Dataset) {
     assert_eq!(got.classes, Classes::Named((0..10).map(|d| d.to_string()).collect()));
     // The expected splits: files in path order, one in ten by the hash of its path to test.
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    let paths: Vec<&str> = files.iter().map(|(p, _, _)| p.as_str()).collect();
+    let labels: Vec<u8> = files.iter().map(|(_, _, i)| idx.train.labels[*i]).collect();
+    let to_test = folder::test_images(&paths, &labels);
+    assert_eq!(to_test.iter().zip(&paths).filter(|(t, p)| **t != wgen_hash_test(p)).count(), 0, "classes this large split by the hash alone");
     for (split, test) in [(&got.train, false), (&got.test, true)] {
-        let want: Vec<usize> = files.iter().filter(|(p, _, _)| folder::is_test(p) == test).map(|(_, _, i)| *i).collect();
+        let want: Vec<usize> = files.iter().zip(&to_test).filter(|(_, &t)| t == test).map(|((_, _, i), _)| *i).collect();
         assert_eq!(split.count, want.len(), "test split {test}");
         for (k, &i) in want.iter().enumerate() {
             assert_eq!(split.images[k * 784..(k + 1) * 784], idx.train.images[i * 784..(i + 1) * 784], "image {i}");
@@ -149,12 +153,15 @@ fn transparency_is_laid_over_the_background_and_channels_follow_the_images_unles
     write_all(&dir, &files);
     let black = load(&dir, &ImageOptions::default()).unwrap();
     let white = load(&dir, &ImageOptions { background: "white".parse().unwrap(), ..ImageOptions::default() }).unwrap();
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let to_test = folder::test_images(&paths, &[0; 20]);
+    let is_test = |path: &str| to_test[paths.iter().position(|p| *p == path).unwrap()];
     let first = |d: &data::Dataset, path: &str| -> Vec<u8> {
-        let k = files.iter().filter(|(p, _)| !folder::is_test(p)).position(|(p, _)| p == path).unwrap();
+        let k = files.iter().filter(|(p, _)| !is_test(p)).position(|(p, _)| p == path).unwrap();
         let v = d.shape().values();
         d.train.images[k * v..(k + 1) * v].to_vec()
     };
-    let train_path = |even: bool| files.iter().map(|(p, _)| p.clone()).find(|p| !folder::is_test(p) && (p[..2].parse::<u32>().unwrap() % 2 == 0) == even).unwrap();
+    let train_path = |even: bool| files.iter().map(|(p, _)| p.clone()).find(|p| !is_test(p) && (p[..2].parse::<u32>().unwrap() % 2 == 0) == even).unwrap();
     let (half, clear) = (train_path(true), train_path(false));
     // (255·128 + 0·127 + 127) / 255 = 128 on black; + 255·127 on white.
     assert_eq!([first(&black, &half)[0], first(&black, &half)[64], first(&black, &half)[128]], [128, 0, 0]);
@@ -230,17 +237,11 @@ fn folders_a_run_cannot_use_are_refused_in_one_line_saying_what_to_do() {
     assert!(mixed.contains("both in subfolders") && mixed.contains("loose.png"), "{mixed}");
     let broken = refused("folder-broken", vec![("a.png".into(), b"garbage".to_vec()), ("b.jpg".into(), b"more".to_vec())], opts);
     assert!(broken.contains("none of its 2 images could be read"), "{broken}");
-    // A class of one training image has no test image.
-    let lonely_path = (0..).map(|i| format!("lonely/{i}.png")).find(|p| !folder::is_test(p)).unwrap();
-    let mut lonely = colour_pictures(60, 8, 2);
-    lonely.push((lonely_path, lonely[0].1.clone()));
-    let lonely = refused("folder-lonely", lonely, opts);
-    assert!(lonely.contains("class lonely has no test image"), "{lonely}");
     let sizes: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("{i}.png"), plain([0, 0, 0, 255], 8 + i % 2, 8))).collect();
     let sizes = refused("folder-sizes", sizes, opts);
     assert!(sizes.contains("pass --size N"), "{sizes}");
-    let few = refused("folder-few", colour_pictures(2, 8, 1).into_iter().map(|(p, b)| (p.replace('/', "-"), b)).collect(), opts);
-    assert!(few.contains("split empty"), "{few}");
+    let one = refused("folder-one", colour_pictures(1, 8, 1).into_iter().map(|(p, b)| (p.replace('/', "-"), b)).collect(), opts);
+    assert!(one.contains("leaves no test image"), "{one}");
     for bad in [ImageOptions { size: Some(2), ..opts }, ImageOptions { channels: Some(2), ..opts }] {
         let message = refused("folder-options", colour_pictures(20, 8, 1), bad);
         assert!(message.contains("--size") || message.contains("--channels"), "{message}");
@@ -317,4 +318,74 @@ fn wgen_trains_on_a_colour_folder_writes_colour_grids_and_refuses_bad_folders_in
         assert!(!out.status.success() && stderr.contains(says), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line:\n{stderr}");
     }
+}
+
+#[test]
+fn every_class_of_two_or_more_images_keeps_a_test_image_and_one_of_one_only_trains() {
+    // Paths whose hash alone would put them in the test split, and paths it would not: a
+    // class of two images from each kind.
+    let picked = |class: &str, test: bool| -> Vec<String> {
+        (0..).map(|i| format!("{class}/{i}.png")).filter(|p| wgen_hash_test(p) == test).take(2).collect()
+    };
+    let (none, all) = (picked("none", false), picked("all", true));
+    let lone = vec!["lone/0.png".to_string()];
+    let many: Vec<String> = (0..40).map(|i| format!("many/{i}.png")).collect();
+    let paths: Vec<&str> = none.iter().chain(&all).chain(&lone).chain(&many).map(String::as_str).collect();
+    let labels: Vec<u8> = [0, 0, 1, 1, 2].into_iter().chain(std::iter::repeat_n(3, 40)).collect();
+    let test = folder::test_images(&paths, &labels);
+    let count = |class: u8, want: bool| (0..paths.len()).filter(|&i| labels[i] == class && test[i] == want).count();
+    assert_eq!((count(0, true), count(0, false)), (1, 1), "a class of two, neither hashed to the test split, gives it one");
+    assert_eq!((count(1, true), count(1, false)), (1, 1), "a class of two, both hashed to the test split, trains on one");
+    assert_eq!((count(2, true), count(2, false)), (0, 1), "a class of one image only trains");
+    let hashed = many.iter().filter(|p| wgen_hash_test(p)).count();
+    assert!(hashed > 0 && count(3, true) == hashed, "a large class splits by the hash alone");
+    // A flat folder is one class: it keeps a test image however few its images.
+    let flat: Vec<String> = (0..).map(|i| format!("{i}.png")).filter(|p| !wgen_hash_test(p)).take(3).collect();
+    let flat: Vec<&str> = flat.iter().map(String::as_str).collect();
+    assert_eq!(folder::test_images(&flat, &[0; 3]).iter().filter(|&&t| t).count(), 1, "a flat folder of 3");
+}
+
+/// The hash rule alone, one in ten: a class of 40 such images is split by it unchanged.
+fn wgen_hash_test(path: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    u64::from_le_bytes(Sha256::digest(path.as_bytes())[..8].try_into().unwrap()) % folder::TEST_ONE_IN == 0
+}
+
+#[test]
+fn a_folder_of_thirty_digits_in_classes_of_1_4_and_25_trains_every_generative_model_with_only_data_given() {
+    let dir = temp_dir("folder-small");
+    let data = dir.join("digits");
+    let digits = data::builtin();
+    let files: Vec<(String, Vec<u8>)> = [("one", 1usize), ("four", 4), ("many", 25)]
+        .into_iter()
+        .scan(0usize, |at, (class, n)| {
+            let first = *at;
+            *at += n;
+            Some((0..n).map(move |i| (format!("{class}/{i:02}.png"), first + i)))
+        })
+        .flatten()
+        .map(|(path, i)| (path, grey_png(&digits.train.images[i * 784..(i + 1) * 784], 28)))
+        .collect();
+    write_all(&data, &files);
+    let dataset = load(&data, &ImageOptions::default()).unwrap();
+    assert_eq!(dataset.train.count + dataset.test.count, 30);
+    assert_eq!(dataset.untested_classes(), vec!["class one has 1 image: it trains, and no test image scores it".to_string()]);
+    for model in ["gan", "dcgan", "vae"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgen"))
+            .args(["train", model, "--data", data.to_str().unwrap()])
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{model}: {stderr}");
+        let train = dataset.train.count;
+        assert!(stdout.contains("class one has 1 image: it trains"), "{model} names the class of one:\n{stdout}");
+        assert!(stdout.contains(&format!("batch {train}: the {train} training images")), "{model} says its batch shrank:\n{stdout}");
+        assert!(dir.join(format!("runs/{model}-1/model.safetensors")).exists(), "{model}: a model file");
+    }
+    // A batch the user gave is not changed but refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(["train", "gan", "--data", data.to_str().unwrap(), "--batch", "64"]).env("XDG_CACHE_HOME", dir.join("cache")).current_dir(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--batch 64 is larger than the") && stderr.trim().lines().count() == 1, "{stderr}");
 }

@@ -126,6 +126,11 @@ fn bad_flags_get_one_clear_line() {
     with(&["--epochs", "-1"], 2, "invalid value '-1' for '--epochs <EPOCHS>'");
     with(&["--g-activation", "swish"], 2, "unknown activation `swish`");
     with(&["--label-smoothing", "1.5"], 1, "--label-smoothing must be in [0, 1), got 1.5");
+    with(&["--augment", "translation,flip"], 2, "unknown augmentation 'flip': give a comma list of color, translation and cutout");
+    with(&["--loss", "wasserstein"], 2, "invalid value 'wasserstein' for '--loss <LOSS>'");
+    for flag in [["--augment", "cutout"], ["--loss", "hinge"]] {
+        refuses(&["train", "vae", "--data", s(&data), "--out", &out, flag[0], flag[1]], 1, "--loss and --augment are for gan and dcgan");
+    }
     refuses(&["train"], 1, "which model?");
     refuses(&["frobnicate"], 2, "unrecognized subcommand 'frobnicate'");
 }
