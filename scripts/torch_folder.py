@@ -1,8 +1,9 @@
 """A folder of images read as `wgen train --data DIR --size N` reads it, for the PyTorch twins:
 class subfolders (sorted names are labels 0, 1, ...), transparency over black, resized on the
 short side with PIL's bilinear filter (antialiased as it shrinks, as wgen's triangle filter)
-and centre-cropped; one image in ten, by the SHA-256 of its path within the folder, is a test
-image. Pixels may differ from wgen's by a rounding step; the split is the same."""
+and centre-cropped; one image in ten of each class, by the SHA-256 of its path within the
+folder, is a test image, and small classes still split as wgen splits them (`test_images`).
+Pixels may differ from wgen's by a rounding step; the split is the same."""
 import hashlib
 import os
 
@@ -21,16 +22,40 @@ def paths(folder):
     return sorted(found)
 
 
-def is_test(path):
-    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "little") % 10 == 0
+def path_hash(path):
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "little")
+
+
+def class_of(path):
+    return path.split("/")[0] if "/" in path else ""
+
+
+def test_images(all_paths):
+    """The test images among `all_paths`, as wgen's `folder::test_images` picks them: one in ten
+    by the hash of its path, class by class (a flat folder is one class); a class of two or more
+    with none picked gives its image of lowest hash, one with all picked keeps its image of
+    highest hash for training, and a class of one image only trains."""
+    test = {p for p in all_paths if path_hash(p) % 10 == 0}
+    for c in {class_of(p) for p in all_paths}:
+        members = [p for p in all_paths if class_of(p) == c]
+        key = lambda p: (path_hash(p), all_paths.index(p))
+        if len(members) < 2:
+            test -= set(members)
+        elif not any(p in test for p in members):
+            test.add(min(members, key=key))
+        elif all(p in test for p in members):
+            test.discard(max(members, key=key))
+    return test
 
 
 def labels(folder, test=False):
     """The class of each image of one split, in `load`'s order: the index of its top-level
     subfolder among the sorted subfolder names (0 for every image of a flat folder)."""
-    split = [p for p in paths(folder) if is_test(p) == test]
-    classes = sorted({p.split("/")[0] for p in split if "/" in p})
-    return torch.tensor([classes.index(p.split("/")[0]) if "/" in p else 0 for p in split])
+    every = paths(folder)
+    chosen = test_images(every)
+    split = [p for p in every if (p in chosen) == test]
+    classes = sorted({class_of(p) for p in every if "/" in p})
+    return torch.tensor([classes.index(class_of(p)) if "/" in p else 0 for p in split])
 
 
 def load(folder, size, test=False):
@@ -38,8 +63,10 @@ def load(folder, size, test=False):
     from PIL import Image
 
     kept = []
-    for path in paths(folder):
-        if is_test(path) != test:
+    every = paths(folder)
+    chosen = test_images(every)
+    for path in every:
+        if (path in chosen) != test:
             continue
         rgba = Image.open(os.path.join(folder, path)).convert("RGBA")
         image = Image.new("RGB", rgba.size, (0, 0, 0))

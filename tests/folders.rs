@@ -369,6 +369,12 @@ fn a_folder_of_thirty_digits_in_classes_of_1_4_and_25_trains_every_generative_mo
     write_all(&data, &files);
     let dataset = load(&data, &ImageOptions::default()).unwrap();
     assert_eq!(dataset.train.count + dataset.test.count, 30);
+    // The split scripts/torch_folder.py's test_images picks for the same paths.
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let labels: Vec<u8> = paths.iter().map(|p| if p.starts_with("one") { 2 } else if p.starts_with("four") { 0 } else { 1 }).collect();
+    let picked: Vec<&str> = folder::test_images(&paths, &labels).into_iter().zip(&paths).filter(|t| t.0).map(|t| *t.1).collect();
+    assert_eq!(picked, ["four/03.png", "many/04.png", "many/12.png"]);
+    assert_eq!(dataset.test.count, 3);
     assert_eq!(dataset.untested_classes(), vec!["class one has 1 image: it trains, and no test image scores it".to_string()]);
     for model in ["gan", "dcgan", "vae"] {
         let out = Command::new(env!("CARGO_BIN_EXE_wgen"))

@@ -12,6 +12,8 @@ const SINGLE_STEPS = 10;
 const GRID_EVERY = 200;
 // A read every ~this many ms: long enough to keep the GPU busy, short enough to stay live.
 const READ_MS = 120;
+// The form's GAN settings, `wgen train --loss` and `--augment`.
+const GAN_ONLY = ['loss', 'aug-color', 'aug-translation', 'aug-cutout'];
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd'];
 
 const page = {
@@ -34,8 +36,9 @@ function buttons() {
   $('pause').disabled = !page.running;
   $('reset').disabled = !page.trainer || page.running;
   $('download').disabled = !page.trainer || page.running;
-  for (const id of ['model', 'conditional', 'lr', 'batch', 'seed', 'folder', 'size']) $(id).disabled = !!page.trainer;
+  for (const id of ['model', 'conditional', 'lr', 'batch', 'seed', 'folder', 'size', ...GAN_ONLY]) $(id).disabled = !!page.trainer;
   const model = $('model').value;
+  if (!page.trainer && !model.includes('gan')) for (const id of GAN_ONLY) $(id).disabled = true;
   if (!page.trainer && (model === 'conv-vae' || model === 'dcgan')) $('conditional').disabled = true;
 }
 
@@ -69,7 +72,9 @@ function settings() {
   if (!(lr > 0 && Number.isFinite(lr))) throw new Error(`the learning rate must be a positive number, got "${$('lr').value}"`);
   if (!(batch >= 1 && batch <= 9000)) throw new Error(`the batch must be between 1 and 9000 (the training images), got "${$('batch').value}"`);
   if (!(seed >= 0 && seed < 2 ** 32)) throw new Error(`the seed must be a whole number from 0 to ${2 ** 32 - 1}`);
-  return { model: $('model').value, lr, batch, seed, conditional: $('conditional').checked };
+  const gan = $('model').value.includes('gan');
+  const augment = ['color', 'translation', 'cutout'].filter((t) => $(`aug-${t}`).checked).join(',');
+  return { model: $('model').value, lr, batch, seed, conditional: $('conditional').checked, loss: gan ? $('loss').value : '', augment: gan ? augment : '' };
 }
 
 // A picked folder's images, [{path, file}] with paths relative to it: their bytes, one after
@@ -142,12 +147,13 @@ async function create() {
   if (page.folder) {
     const f = page.folder;
     const size = Math.trunc(Number($('size').value)) || 0;
-    page.trainer = await Trainer.create_from_folder(s.model, s.lr, s.batch, s.seed, s.conditional, size, f.name, f.paths, f.lengths, f.bytes);
+    page.trainer = await Trainer.create_from_folder(s.model, s.lr, s.batch, s.seed, s.conditional, s.loss, s.augment, size, f.name, f.paths, f.lengths, f.bytes);
   } else {
     const [a, b, c, d] = page.files;
-    page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, a, b, c, d);
+    page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, s.loss, s.augment, a, b, c, d);
   }
   page.describe = JSON.parse(page.trainer.describe());
+  if (page.describe.notes.length) $('data-source').textContent += ` (${page.describe.notes.join('; ')})`;
   page.history = [];
   page.chunk = 1;
   page.trainMs = 0;

@@ -31,7 +31,8 @@ pub fn defaults(model: String, conditional: bool) -> Result<Vec<f64>, JsError> {
     Ok(vec![lr, cfg.batch as f64])
 }
 
-/// What the page's form sets: `wgen train`'s flags of the same names.
+/// What the page's form sets: `wgen train`'s flags of the same names (`loss` and `augment`
+/// as typed there; empty: the default).
 struct Form {
     model: String,
     lr: f32,
@@ -39,6 +40,8 @@ struct Form {
     seed: u32,
     conditional: bool,
     size: Option<usize>,
+    loss: String,
+    augment: String,
 }
 
 /// A model being trained on the page's WebGPU device.
@@ -55,14 +58,14 @@ impl Trainer {
     /// order train images, train labels, test images, test labels).
     #[allow(clippy::too_many_arguments)]
     pub async fn create(
-        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
+        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, loss: String, augment: String, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
         test_labels: Vec<u8>,
     ) -> Result<Trainer, JsError> {
         let names = data::FILES.map(|f| format!("{f}.gz"));
         let [a, b, c, d] = names.clone();
         let files = [(a, train_images), (b, train_labels), (c, test_images), (d, test_labels)];
         let dataset = data::from_files(files, "the page's mnist-10k".to_string()).map_err(js)?;
-        Trainer::build(Form { model, lr, batch, seed, conditional, size: None }, dataset).await
+        Trainer::build(Form { model, lr, batch, seed, conditional, size: None, loss, augment }, dataset).await
     }
 
     /// As `create`, on a folder of images the user picked: `paths` relative to it
@@ -71,7 +74,8 @@ impl Trainer {
     /// (`size` 0: the size the images share), decoded here by the same code.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_from_folder(
-        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, size: usize, name: String, paths: Vec<String>, lengths: Vec<u32>, bytes: Vec<u8>,
+        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, loss: String, augment: String, size: usize, name: String, paths: Vec<String>, lengths: Vec<u32>,
+        bytes: Vec<u8>,
     ) -> Result<Trainer, JsError> {
         if paths.len() != lengths.len() {
             return Err(js("a length for every path"));
@@ -91,7 +95,7 @@ impl Trainer {
         let options = data::ImageOptions { size: (size > 0).then_some(size), ..Default::default() };
         let dataset = data::folder::from_images(&listed, &read, &name, &options, &mut |_, _| {}).map_err(js)?;
         let size = Some(dataset.shape().side);
-        Trainer::build(Form { model, lr, batch, seed, conditional, size }, dataset).await
+        Trainer::build(Form { model, lr, batch, seed, conditional, size, loss, augment }, dataset).await
     }
 
     async fn build(form: Form, dataset: data::Dataset) -> Result<Trainer, JsError> {
@@ -102,6 +106,11 @@ impl Trainer {
             seed: Some(u64::from(form.seed)),
             conditional: Some(form.conditional),
             size: form.size,
+            loss: match form.loss.as_str() {
+                "" => None,
+                name => Some(serde_json::from_value(json!(name)).map_err(|_| js(format!("unknown loss {name}: bce or hinge")))?),
+            },
+            augment: (!form.augment.is_empty()).then(|| form.augment.parse()).transpose().map_err(js)?,
             ..Settings::default()
         };
         // The command line's checks and defaults: the page's form is its flags.
@@ -166,6 +175,9 @@ impl Trainer {
             "lr": cfg.adam.lr,
             "seed": cfg.seed,
             "classes": cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes)),
+            "loss": cfg.gan.as_ref().map(|g| g.loss),
+            "augment": cfg.gan.as_ref().map(|g| g.augment.to_string()),
+            "notes": self.live.notes,
             "matmul": format!("{:?}", self.gpu.matmul),
             // The subgroup matmul wants exactly 8 lanes; otherwise a tiled family runs.
             "subgroup_sizes": [self.gpu.info.subgroup_min_size, self.gpu.info.subgroup_max_size],
