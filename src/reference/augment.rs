@@ -45,6 +45,24 @@ fn cut(t: &Transform, h: isize, w: isize) -> bool {
     (y..y + q).contains(&h) && (x..x + q).contains(&w)
 }
 
+/// (output index, source index) within an image of each value that translation and cutout
+/// keep; the others are 0.
+fn kept(t: &Transform, channels: usize, side: usize) -> Vec<(usize, usize)> {
+    let s = side as isize;
+    let mut pairs = Vec::new();
+    for c in 0..channels {
+        for h in 0..s {
+            for w in 0..s {
+                let (sh, sw) = (h + t.shift.0, w + t.shift.1);
+                if (0..s).contains(&sh) && (0..s).contains(&sw) && !cut(t, h, w) {
+                    pairs.push((c * side * side + (h * s + w) as usize, c * side * side + (sh * s + sw) as usize));
+                }
+            }
+        }
+    }
+    pairs
+}
+
 /// images [rows, C·S·S], draws [rows, 8] uniforms in (0, 1): each image through its transform.
 pub fn diff_augment(images: &[f64], draws: &[f64], policy: AugmentPolicy, (channels, side): (usize, usize)) -> Vec<f64> {
     let (plane, n) = (side * side, channels * side * side);
@@ -61,16 +79,8 @@ pub fn diff_augment(images: &[f64], draws: &[f64], policy: AugmentPolicy, (chann
         }
         let mean = sat.iter().sum::<f64>() / n as f64;
         let color: Vec<f64> = sat.iter().map(|v| (v - mean) * t.contrast + mean).collect();
-        let s = side as isize;
-        for c in 0..channels {
-            for h in 0..s {
-                for w in 0..s {
-                    let (sh, sw) = (h + t.shift.0, w + t.shift.1);
-                    if (0..s).contains(&sh) && (0..s).contains(&sw) && !cut(&t, h, w) {
-                        out[r * n + c * plane + (h * s + w) as usize] = color[c * plane + (sh * s + sw) as usize];
-                    }
-                }
-            }
+        for (o, source) in kept(&t, channels, side) {
+            out[r * n + o] = color[source];
         }
     }
     out
@@ -84,16 +94,8 @@ pub fn diff_augment_backward(dy: &[f64], draws: &[f64], policy: AugmentPolicy, (
         let t = transform(policy, &draws[8 * r..8 * r + 8], side);
         // Cutout and translation: each kept output's gradient goes back to its source.
         let mut d_color = vec![0.0; n];
-        let s = side as isize;
-        for c in 0..channels {
-            for h in 0..s {
-                for w in 0..s {
-                    let (sh, sw) = (h + t.shift.0, w + t.shift.1);
-                    if (0..s).contains(&sh) && (0..s).contains(&sw) && !cut(&t, h, w) {
-                        d_color[c * plane + (sh * s + sw) as usize] += g[c * plane + (h * s + w) as usize];
-                    }
-                }
-            }
+        for (o, source) in kept(&t, channels, side) {
+            d_color[source] += g[o];
         }
         // Contrast: k·v + (1 − k)·mean(v).
         let total = d_color.iter().sum::<f64>();
