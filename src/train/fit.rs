@@ -10,7 +10,7 @@ use crate::models::gan::EXAMPLES_LR;
 /// line for each default it changed to fit.
 pub fn fit_to_data(cfg: &mut TrainConfig, dataset: &data::Dataset, resumed: bool) -> Result<Vec<String>> {
     shape_to(cfg, dataset, resumed)?;
-    let notes = fit_batch(cfg, dataset)?.into_iter().collect();
+    let notes = fit_batch(cfg, dataset, resumed)?.into_iter().collect();
     if cfg.conditional {
         condition_on(cfg, dataset)?;
     }
@@ -59,14 +59,14 @@ pub fn shape_to(cfg: &mut TrainConfig, dataset: &data::Dataset, resumed: bool) -
     Ok(())
 }
 
-/// A batch the user gave must fit the training split; the default shrinks to fit a smaller
-/// one, and the note returned says so.
-fn fit_batch(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<Option<String>> {
+/// A batch the user gave (or a resumed run's) must fit the training split; the default
+/// shrinks to fit a smaller one, and the note returned says so.
+fn fit_batch(cfg: &mut TrainConfig, dataset: &data::Dataset, resumed: bool) -> Result<Option<String>> {
     let count = dataset.train.count;
     if cfg.batch <= count {
         return Ok(None);
     }
-    if cfg.given.batch {
+    if cfg.given.batch || resumed {
         bail!("--batch {} is larger than the {count} training images of {}", cfg.batch, dataset.source);
     }
     let default = cfg.batch;
