@@ -83,6 +83,8 @@ fn every_params_struct_has_the_size_of_its_rust_twin() {
     use wgen::nn::*;
     let twins = [
         ("adam", "AdamParams", size_of::<AdamParams>()),
+        ("augment", "ShiftParams", size_of::<ShiftParams>()),
+        ("diff_augment", "AugmentParams", size_of::<AugmentParams>()),
         ("ema", "EmaParams", size_of::<EmaParams>()),
         ("batchnorm", "BatchNormParams", size_of::<BatchnormParams>()),
         ("bce_logits", "BceParams", size_of::<BceParams>()),

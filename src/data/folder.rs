@@ -42,8 +42,9 @@ fn path_hash(path: &str) -> u64 {
 pub fn test_images(paths: &[&str], labels: &[u8]) -> Vec<bool> {
     let hashes: Vec<u64> = paths.iter().map(|p| path_hash(p)).collect();
     let mut test: Vec<bool> = hashes.iter().map(|h| h % TEST_ONE_IN == 0).collect();
-    for class in 0..=u8::MAX {
-        let members: Vec<usize> = (0..paths.len()).filter(|&i| labels[i] == class).collect();
+    let mut classes = std::collections::BTreeMap::<u8, Vec<usize>>::new();
+    labels.iter().enumerate().for_each(|(i, &l)| classes.entry(l).or_default().push(i));
+    for members in classes.into_values() {
         if members.len() < 2 {
             members.iter().for_each(|&i| test[i] = false);
             continue;

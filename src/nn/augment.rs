@@ -73,8 +73,7 @@ impl AugmentPolicy {
 impl std::fmt::Display for AugmentPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts: Vec<&str> = [(self.color, "color"), (self.translation, "translation"), (self.cutout, "cutout")].into_iter().filter(|p| p.0).map(|p| p.1).collect();
-        f.write_str(if parts.is_empty() { "none" } else { "" })?;
-        f.write_str(&parts.join(","))
+        f.write_str(if parts.is_empty() { "none".into() } else { parts.join(",") }.as_str())
     }
 }
 
