@@ -30,6 +30,8 @@ pub(super) fn run_epochs<T: Trainee>(
     }
     #[cfg(not(target_arch = "wasm32"))]
     let panels = curve_panels(&trainee, sample_eval.is_some());
+    #[cfg(not(target_arch = "wasm32"))]
+    let mut events = super::events::Events::start(&cfg.out, at.global, &format!("```json\n{}\n```", serde_json::to_string_pretty(cfg)?))?;
     for epoch in at.epoch..=cfg.epochs {
         let start = Instant::now();
         let first_step = if epoch == at.epoch { at.step_in_epoch } else { 0 };
@@ -45,6 +47,7 @@ pub(super) fn run_epochs<T: Trainee>(
 
         let mut record = Map::new();
         record.insert("epoch".into(), json!(epoch));
+        record.insert("step".into(), json!(at.global));
         record.extend(trainee.epoch_record(gpu, epoch, &sums, steps_per_epoch, &cfg.out)?);
         if let Some(se) = sample_eval.as_ref().filter(|se| epoch % se.every == 0) {
             score_samples(gpu, &trainee, se, &mut record)?;
@@ -55,7 +58,11 @@ pub(super) fn run_epochs<T: Trainee>(
         metrics_file.flush()?;
         records.push(record);
         #[cfg(not(target_arch = "wasm32"))]
-        super::curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
+        {
+            super::curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
+            let grids = [("samples", format!("samples/epoch-{epoch:03}.png")), ("reconstructions", format!("samples/recon-epoch-{epoch:03}.png"))];
+            events.epoch(&records[records.len() - 1], &grids.map(|(tag, file)| (tag, cfg.out.join(file))))?;
+        }
         let last = records.last().expect("just pushed");
         monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}{}", cfg.epochs, trainee.summary(last), scores_text(last)));
         if epoch == cfg.epochs || (cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) {

@@ -8,6 +8,8 @@ pub mod config;
 #[cfg(not(target_arch = "wasm32"))] // plotters' file backend and system fonts; the page draws its own
 mod curves;
 mod epochs;
+#[cfg(not(target_arch = "wasm32"))] // the page keeps its run in memory
+pub mod events;
 mod fit;
 mod gan_run;
 pub mod judge;
