@@ -24,8 +24,20 @@ use crate::train::judge::{find_or_train, unjudged};
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// A run folder (runs/NAME) or a model.safetensors.
-    #[arg(required_unless_present = "calibrate")]
+    #[arg(required_unless_present_any = ["calibrate", "raw", "images"])]
     target: Option<PathBuf>,
+    /// Score samples made elsewhere instead: a file of [n, C, H, W] little-endian f32 in
+    /// [0, 1] with no header, as `wgen sample --raw` writes (scores go to FILE.eval.json).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "images"])]
+    raw: Option<PathBuf>,
+    /// Score samples made elsewhere instead: the PNG/JPEG files in a folder, each of the test
+    /// images' size (grey or colour are converted; scores go to DIR.eval.json).
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
+    images: Option<PathBuf>,
+    /// With --raw or --images: the samples' shape, C,H,W with H = W; the test images are read
+    /// at it [default: the data's].
+    #[arg(long, value_name = "C,H,W", value_parser = parse_shape)]
+    shape: Option<ImageShape>,
     /// A classifier's model.safetensors (from `wgen train classifier`), for FD, IS and coverage
     /// [default: the built-in one for the built-in digits; for other data, one trained once
     /// and kept in the cache folder].
@@ -72,9 +84,24 @@ fn locate(target: &Path) -> Result<Located> {
 /// The classifier that scores samples of the data, and its features of the test images.
 type Judged = Option<(Features, Vec<f64>)>;
 
+/// "1,28,28" as a square image shape of 1 or 3 channels.
+fn parse_shape(text: &str) -> std::result::Result<ImageShape, String> {
+    let parts: Vec<usize> = text.split(',').map(|p| p.trim().parse::<usize>()).collect::<std::result::Result<_, _>>().map_err(|_| format!("{text}: give C,H,W as three whole numbers, e.g. 1,28,28"))?;
+    match parts[..] {
+        [c @ (1 | 3), h, w] if h == w && h > 0 => Ok(ImageShape { channels: c, side: h }),
+        [1 | 3, _, _] => Err(format!("{text}: wgen's images are square (H = W)")),
+        [_, _, _] => Err(format!("{text}: images have 1 channel (grey) or 3 (colour)")),
+        _ => Err(format!("{text}: give C,H,W, e.g. 1,28,28")),
+    }
+}
+
 pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
     if a.samples == 0 || a.iw_samples == 0 {
         bail!("--samples and --iw-samples must be at least 1");
+    }
+    let outside = a.raw.as_deref().or(a.images.as_deref());
+    if a.shape.is_some() && outside.is_none() {
+        bail!("--shape gives the shape of --raw or --images samples; a model knows its own");
     }
     let located = a.target.as_deref().map(locate).transpose()?;
     let model = match &located {
@@ -82,13 +109,22 @@ pub fn run(gpu: &Gpu, a: &EvalArgs, quiet: bool) -> Result<i32> {
         None => None,
     };
     let mut console = Console::new(quiet, None)?;
-    let (dataset, data_dir, options) = load_data(a, located.as_ref(), model.as_ref().map(|m| m.2), &mut console)?;
+    let shape = model.as_ref().map(|m| (m.2, "the model draws")).or(a.shape.map(|s| (s, "the samples are")));
+    let (dataset, data_dir, options) = load_data(a, located.as_ref(), shape, &mut console)?;
+    // Read before the judge, which may first have to be trained: bad samples fail at once.
+    let samples = match (a.raw.as_deref(), a.images.as_deref()) {
+        (Some(file), _) => Some(data::samples::read_raw(file, dataset.shape())?),
+        (None, Some(dir)) => Some(data::samples::read_folder(dir, dataset.shape())?),
+        (None, None) => None,
+    };
     let mut report = serde_json::Map::new();
     report.insert("data".into(), json!(dataset.source));
     report.insert("test_images".into(), json!(dataset.test.count));
     let judged = judge(gpu, a, &dataset, data_dir.as_deref(), &options, &mut console, &mut report)?;
     if let (Some(l), Some((model, kind, _))) = (&located, model) {
         evaluate(gpu, a, l, model, &kind, &dataset, &judged, &mut console, report)?;
+    } else if let (Some(path), Some(images)) = (outside, samples) {
+        score_outside(gpu, path, &images, &dataset, &judged, &mut console, report)?;
     }
     console.finish();
     if a.calibrate {
@@ -112,15 +148,17 @@ fn load_model(gpu: &Gpu, path: &Path) -> Result<(Loaded, String, ImageShape)> {
 }
 
 /// The data to score against: --data, else the run's own (read as the run read it), at the
-/// model's shape (without a model, at the data's own).
-fn load_data(a: &EvalArgs, located: Option<&Located>, shape: Option<ImageShape>, console: &mut Console) -> Result<(Dataset, Option<PathBuf>, ImageOptions)> {
+/// shape of what is scored (the model's, or --shape's; else at the data's own), with what
+/// draws that shape.
+fn load_data(a: &EvalArgs, located: Option<&Located>, shape: Option<(ImageShape, &str)>, console: &mut Console) -> Result<(Dataset, Option<PathBuf>, ImageOptions)> {
+    let (shape, drawn) = (shape.map(|s| s.0), shape.map_or("", |s| s.1));
     let data_dir = a.data.clone().or_else(|| located.and_then(|l| l.data.clone()));
     let own = located.and_then(|l| l.images).filter(|_| a.data.is_none());
     let options = own.or(shape.map(ImageOptions::for_shape)).unwrap_or_default();
     let dataset = data::load(data_dir.as_deref(), &options, &mut |done, total| Monitor::decoding(console, done, total))?;
     report_skipped(&dataset, console);
     if let Some(shape) = shape.filter(|&s| s != dataset.shape()) {
-        bail!("the model draws {shape} images but {} holds {} ones: pass the data it was trained on", dataset.source, dataset.shape());
+        bail!("{drawn} {shape} images but {} holds {} ones: pass data of their shape with --data", dataset.source, dataset.shape());
     }
     Ok((dataset, data_dir, options))
 }
@@ -181,6 +219,24 @@ fn evaluate(
     let path = l.dir.join("eval.json");
     write_atomically(&path, serde_json::to_string_pretty(&Value::Object(report))?.as_bytes())?;
     console.say(&format!("wrote {}", path.display()));
+    Ok(())
+}
+
+/// Samples made elsewhere (read from a raw file or a folder of images at `path`, of the data's
+/// shape), scored as a model's are; the scores into `PATH.eval.json`.
+fn score_outside(gpu: &Gpu, path: &Path, images: &[f32], dataset: &Dataset, judged: &Judged, console: &mut Console, mut report: serde_json::Map<String, Value>) -> Result<()> {
+    let Some((features, reference)) = judged else { bail!("{} has no classifier to judge samples by; pass --classifier FILE", dataset.source) };
+    let shape = dataset.shape();
+    let n = images.len() / shape.values();
+    console.say(&format!("scoring {n} {shape} images of {} against the test split of {} ({} images)", path.display(), dataset.source, dataset.test.count));
+    let s = score(features, gpu, images, reference, None)?;
+    console.say(&scores_text(&format!("samples ({n})"), &s));
+    report.insert("scored".into(), json!(path.display().to_string()));
+    report.insert("samples".into(), serde_json::to_value(&s)?);
+    // "pngs/" names the folder, not a file inside it.
+    let out = PathBuf::from(format!("{}.eval.json", path.components().collect::<PathBuf>().display()));
+    write_atomically(&out, serde_json::to_string_pretty(&Value::Object(report))?.as_bytes())?;
+    console.say(&format!("wrote {}", out.display()));
     Ok(())
 }
 

@@ -11,18 +11,20 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::data::{self, DeviceSplit, ImageOptions, ImageShape};
 use crate::gpu::{Gpu, Region};
 use crate::image;
-use crate::models::{gan, vae};
+use crate::models::{cycling_classes, gan, vae};
 use crate::models::gan::{Gan, GanSampler, G_EMBEDDING};
 use crate::models::vae::{pixel, Vae, VaeGraph, VaeSampler, PRIOR_MEAN};
 use crate::nn::{Step, StepBuffer};
 use crate::train::checkpoint::{write_atomically, Checkpoint, Loaded};
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct SampleArgs {
     /// A model.safetensors written by `wgen train` (not needed with --progression).
     #[arg(required_unless_present = "progression")]
     model: Option<PathBuf>,
-    /// How many images [default: 64, or rows × cols when both are given].
+    /// How many images [default: 64, or rows × cols when both are given]. A conditional
+    /// model's image i then asks for class i mod K (a grid column per class), as `wgen eval`
+    /// draws its samples.
     #[arg(long)]
     n: Option<usize>,
     /// Grid rows [default: as many as the images need].
@@ -258,14 +260,19 @@ fn manifold(gpu: &Gpu, a: &SampleArgs, model: &Model, path: &Path, step: &StepBu
 /// The default: a grid of samples (conditioned: a row per class, or all of --class).
 fn draw(gpu: &Gpu, a: &SampleArgs, model: &Model, path: &Path, step: &StepBuffer) -> Result<(Vec<f32>, usize)> {
     let class = asked_class(a, model, path)?;
-    let (rows, cols) = match (model.classes(), class) {
-        (Some(k), None) => class_layout(a, k)?,
+    let (rows, cols) = match (model.classes(), class, a.n) {
+        // A column per class, as the classes cycle below.
+        (Some(k), None, Some(n)) if a.rows.is_none() => layout(&SampleArgs { cols: a.cols.or(Some(k)), ..a.clone() }, n)?,
+        (Some(k), None, _) => class_layout(a, k)?,
         _ => layout(a, 64)?,
     };
     let n = a.n.unwrap_or(rows * cols);
-    // Each grid row asks for one class (row r for class r mod k), or all for --class.
+    // --class for all; --n: image i asks for class i mod k, as `wgen eval` draws them, so
+    // `--raw` of the same n and seed scores as `wgen eval` does; else grid row r asks for class
+    // r mod k.
     let asked: Option<Vec<usize>> = match (model.classes(), class) {
         (_, Some(c)) => Some(vec![c; n]),
+        (Some(k), None) if a.n.is_some() => Some(cycling_classes(n, k)),
         (Some(k), None) => Some((0..n).map(|i| i / cols % k).collect()),
         (None, None) => None,
     };

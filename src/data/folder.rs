@@ -170,7 +170,7 @@ fn shared_size(paths: &[String], read: &ReadImage<'_>) -> Result<usize, String> 
     }
 }
 
-fn reader(bytes: &[u8]) -> Result<image::ImageReader<std::io::Cursor<&[u8]>>, String> {
+pub(super) fn reader(bytes: &[u8]) -> Result<image::ImageReader<std::io::Cursor<&[u8]>>, String> {
     image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())
 }
 
@@ -202,7 +202,7 @@ fn decode_all(
 }
 
 /// RGB of an image whose transparent pixels are laid over `background`.
-fn composite(image: image::DynamicImage, background: [u8; 3]) -> RgbImage {
+pub(super) fn composite(image: image::DynamicImage, background: [u8; 3]) -> RgbImage {
     let rgba = image.into_rgba8();
     RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
         let p = rgba.get_pixel(x, y).0;
@@ -224,7 +224,7 @@ fn fit(rgb: RgbImage, side: usize) -> RgbImage {
 
 /// [channels, side, side] bytes: the R, G and B planes, or one grey plane (the pixels' own
 /// value where grey, else luma by ITU-R 601, as PIL's convert("L")).
-fn planes(rgb: &RgbImage, channels: usize) -> Vec<u8> {
+pub(super) fn planes(rgb: &RgbImage, channels: usize) -> Vec<u8> {
     if channels == 1 {
         return rgb.pixels().map(|p| ((u32::from(p[0]) * 19595 + u32::from(p[1]) * 38470 + u32::from(p[2]) * 7471 + 0x8000) >> 16) as u8).collect();
     }

@@ -8,6 +8,7 @@ mod cache;
 mod device;
 pub mod folder;
 pub mod idx;
+pub mod samples;
 
 pub use cache::cache_dir;
 pub use device::DeviceSplit;

@@ -1,0 +1,189 @@
+//! Following a run in the tools people use: TensorBoard's event files, the best epoch's model
+//! kept, and the judge scoring samples wgen did not make.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::{small_mnist, temp_dir};
+use tfrecord::protobuf::event::What;
+use tfrecord::protobuf::session_log::SessionStatus;
+use tfrecord::protobuf::summary::value::Value as Content;
+
+const CLASSIFIER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/model.safetensors");
+
+fn wgen(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "wgen {args:?} panicked:\n{stderr}");
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = wgen(args);
+    assert!(out.status.success(), "wgen {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// What TensorBoard shows of a run folder.
+#[derive(Default)]
+struct Board {
+    /// tag → (step, value) in the order read
+    scalars: BTreeMap<String, Vec<(i64, f32)>>,
+    /// tag → (step, width, height)
+    images: BTreeMap<String, Vec<(i64, i32, i32)>>,
+    /// tag → (step, text)
+    texts: BTreeMap<String, Vec<(i64, String)>>,
+    /// event files read
+    files: usize,
+}
+
+impl Board {
+    /// Reads the folder's event files as TensorBoard does: in name order, where a session
+    /// START drops every point logged before it at its step or later.
+    fn read(run: &Path) -> Board {
+        let mut files: Vec<_> = std::fs::read_dir(run).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains("tfevents")).collect();
+        files.sort();
+        let mut board = Board { files: files.len(), ..Board::default() };
+        for file in files {
+            for event in tfrecord::EventIter::open(&file, Default::default()).unwrap() {
+                let event = event.unwrap();
+                match event.what {
+                    Some(What::SessionLog(log)) if log.status == SessionStatus::Start as i32 => board.purge(event.step),
+                    Some(What::Summary(summary)) => {
+                        for v in summary.value {
+                            match v.value {
+                                Some(Content::SimpleValue(x)) => board.scalars.entry(v.tag).or_default().push((event.step, x)),
+                                Some(Content::Image(i)) => board.images.entry(v.tag).or_default().push((event.step, i.width, i.height)),
+                                Some(Content::Tensor(t)) => board.texts.entry(v.tag).or_default().push((event.step, String::from_utf8(t.string_val[0].clone()).unwrap())),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        board
+    }
+
+    fn purge(&mut self, from: i64) {
+        self.scalars.values_mut().for_each(|s| s.retain(|p| p.0 < from));
+        self.images.values_mut().for_each(|s| s.retain(|p| p.0 < from));
+        self.texts.values_mut().for_each(|s| s.retain(|p| p.0 < from));
+    }
+
+    fn steps(&self, tag: &str) -> Vec<i64> {
+        self.scalars.get(tag).map_or(Vec::new(), |s| s.iter().map(|p| p.0).collect())
+    }
+}
+
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn tensorboard_shows_each_epoch_once_after_a_resume_from_a_checkpoint_older_than_the_last_epoch() {
+    let dir = temp_dir("tensorboard");
+    small_mnist(&dir.join("data"), 160, 64);
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    // 5 steps an epoch: epochs end at steps 5, 10, 15, 20.
+    let data = dir.join("data");
+    ok(&["-q", "train", "gan", "--epochs", "2", "--eval-every", "1", "--batch", "32", "--steps-per-submit", "2", "--data", data.to_str().unwrap(), "--classifier", CLASSIFIER, "--out", r]);
+    let after_two = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    // Epoch 3 is logged, then the run stops in epoch 4 ...
+    let out = wgen(&["-q", "train", "--resume", r, "--epochs", "4", "--stop-after-steps", "17"]);
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(Board::read(&run).steps("fd"), [5, 10, 15]);
+    // ... and, as after a crash, only epoch 2's checkpoint is left: epoch 3 is trained again.
+    std::fs::write(run.join("checkpoint.safetensors"), after_two).unwrap();
+    ok(&["-q", "train", "--resume", r]);
+
+    let board = Board::read(&run);
+    assert_eq!(board.files, 3, "a file per start of the run");
+    for tag in ["fd", "d_loss", "g_loss", "d_real", "inception_score", "smallest_share", "effective_classes", "img_per_s", "class_shares/0", "class_shares/9"] {
+        assert_eq!(board.steps(tag), [5, 10, 15, 20], "{tag}: one point per epoch, none twice");
+    }
+    let fd: Vec<f32> = records(&run).iter().map(|r| r["fd"].as_f64().unwrap() as f32).collect();
+    assert_eq!(board.scalars["fd"].iter().map(|p| p.1).collect::<Vec<_>>(), fd, "TensorBoard's FD is metrics.jsonl's");
+    let grids = &board.images["samples"];
+    assert_eq!(grids.iter().map(|g| g.0).collect::<Vec<_>>(), [5, 10, 15, 20], "the epoch's grid at the epoch's step");
+    assert!(grids.iter().all(|&(_, w, h)| w > 8 * 28 && h > 8 * 28), "8×8 grids: {grids:?}");
+    let settings = &board.texts["settings"];
+    assert_eq!(settings.iter().map(|t| t.0).collect::<Vec<_>>(), [0, 11], "the settings of the first start, and of the last resume (after step 10)");
+    assert!(settings[1].1.contains("\"epochs\": 4") && settings[0].1.contains("\"epochs\": 2"), "{settings:?}");
+}
+
+fn fails_with(args: &[&str], message: &str) {
+    let out = wgen(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "wgen {args:?} should fail");
+    assert!(stderr.contains(message), "wgen {args:?}: expected {message:?} in:\n{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+/// The printed scores line of `wgen eval`, without its label.
+fn scores_line(said: &str) -> String {
+    let line = said.lines().find(|l| l.contains(" FD ")).unwrap_or_else(|| panic!("no scores in:\n{said}"));
+    line[line.find(" FD ").unwrap()..].to_string()
+}
+
+#[test]
+fn eval_scores_raw_files_and_image_folders_of_anyones_samples_as_it_scores_a_model() {
+    let dir = temp_dir("eval-outside");
+    small_mnist(&dir.join("data"), 128, 64);
+    let data = dir.join("data");
+    let d = data.to_str().unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    // Samples of a model drawn by `wgen sample` score as `wgen eval` scores the model, for an
+    // unconditional and a conditional model (whose classes cycle as eval asks for them).
+    for extra in [&[][..], &["--conditional"][..]] {
+        let run = dir.join(format!("run{}", extra.len()));
+        let r = run.to_str().unwrap();
+        let mut args = vec!["-q", "train", "gan", "--epochs", "1", "--batch", "32", "--data", d, "--out", r];
+        args.extend(extra);
+        ok(&args);
+        let raw = path(&format!("drawn{}.f32", extra.len()));
+        ok(&["-q", "sample", &format!("{r}/model.safetensors"), "--n", "300", "--seed", "3", "--raw", &raw]);
+        let of_model = ok(&["eval", r, "--samples", "300", "--seed", "3", "--classifier", CLASSIFIER]);
+        let of_file = ok(&["eval", "--raw", &raw, "--data", d, "--classifier", CLASSIFIER]);
+        assert_eq!(scores_line(&of_file), scores_line(&of_model), "{extra:?}");
+        let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{raw}.eval.json")).unwrap()).unwrap();
+        assert!(written["samples"]["fd"].as_f64().is_some() && written["samples"]["class_shares"].as_array().unwrap().len() == 10, "{written}");
+    }
+    // The same images as raw floats and as a folder of PNGs (grey, and RGB as torchvision's
+    // save_image writes them) score alike: the test digits, 8-bit already, exactly.
+    let digits = wgen::data::load(Some(&data), &Default::default(), &mut |_, _| {}).unwrap().test;
+    std::fs::write(path("digits.f32"), digits.unit_floats().iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    for (folder, rgb) in [("grey", false), ("rgb", true)] {
+        std::fs::create_dir_all(dir.join(folder)).unwrap();
+        for (i, pixels) in digits.images.chunks(784).enumerate() {
+            let file = dir.join(folder).join(format!("{i:04}.png"));
+            let bytes: Vec<u8> = if rgb { pixels.iter().flat_map(|&p| [p, p, p]).collect() } else { pixels.to_vec() };
+            let colour = if rgb { image::ExtendedColorType::Rgb8 } else { image::ExtendedColorType::L8 };
+            image::save_buffer(&file, &bytes, 28, 28, colour).unwrap();
+        }
+    }
+    let of_raw = scores_line(&ok(&["eval", "--raw", &path("digits.f32"), "--data", d, "--classifier", CLASSIFIER]));
+    assert_eq!(scores_line(&ok(&["eval", "--images", &path("grey"), "--data", d, "--classifier", CLASSIFIER])), of_raw);
+    assert_eq!(scores_line(&ok(&["eval", "--images", &format!("{}/", path("rgb")), "--data", d, "--classifier", CLASSIFIER])), of_raw);
+    assert!(dir.join("rgb.eval.json").is_file(), "DIR/ writes DIR.eval.json beside the folder");
+
+    // Bad inputs: one line each, never a panic.
+    std::fs::write(path("cut.f32"), vec![0u8; 784 * 4 * 2 + 12]).unwrap();
+    fails_with(&["eval", "--raw", &path("cut.f32"), "--data", d, "--classifier", CLASSIFIER], "not a whole number of 28×28 grey images (3136 bytes each");
+    std::fs::write(path("tanh.f32"), [0.5f32, -0.25].repeat(392).iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    fails_with(&["eval", "--raw", &path("tanh.f32"), "--data", d, "--classifier", CLASSIFIER], "image 0 has the value -0.25 at position 1; samples are in [0, 1]");
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    fails_with(&["eval", "--images", &path("empty"), "--data", d, "--classifier", CLASSIFIER], "holds no PNG or JPEG images");
+    std::fs::create_dir_all(dir.join("big")).unwrap();
+    image::save_buffer(dir.join("big/a.png"), &[0u8; 32 * 32], 32, 32, image::ExtendedColorType::L8).unwrap();
+    fails_with(&["eval", "--images", &path("big"), "--data", d, "--classifier", CLASSIFIER], "big/a.png is 32×32; the judge scores 28×28 grey images");
+    fails_with(&["eval", "--raw", &path("digits.f32"), "--shape", "1,32,28"], "wgen's images are square");
+    // --shape reads the test digits in colour, so the grey file holds 21⅓ of its images.
+    fails_with(&["eval", "--raw", &path("digits.f32"), "--shape", "3,28,28", "--data", d, "--classifier", CLASSIFIER], "not a whole number of 28×28 colour images (9408 bytes each");
+    fails_with(&["eval", &path("run0"), "--shape", "1,28,28"], "--shape gives the shape of --raw or --images samples");
+}
