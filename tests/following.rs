@@ -187,3 +187,32 @@ fn eval_scores_raw_files_and_image_folders_of_anyones_samples_as_it_scores_a_mod
     fails_with(&["eval", "--raw", &path("digits.f32"), "--shape", "3,28,28", "--data", d, "--classifier", CLASSIFIER], "not a whole number of 28×28 colour images (9408 bytes each");
     fails_with(&["eval", &path("run0"), "--shape", "1,28,28"], "--shape gives the shape of --raw or --images samples");
 }
+
+#[test]
+fn keep_best_leaves_the_lowest_fd_epochs_model_which_eval_scores_at_that_fd_also_after_a_resume() {
+    let dir = temp_dir("keep-best");
+    small_mnist(&dir.join("data"), 192, 64);
+    let data = dir.join("data");
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    // A rate far above the default's: the samples wander, so the last epoch is not the best.
+    let common = ["--eval-every", "1", "--batch", "32", "--lr", "3e-3", "--seed", "1", "--data", data.to_str().unwrap(), "--classifier", CLASSIFIER];
+    let mut args = vec!["-q", "train", "gan", "--epochs", "2", "--out", r];
+    args.extend(common);
+    ok(&args);
+    ok(&["-q", "train", "--resume", r, "--epochs", "4"]);
+    let fds: Vec<f64> = records(&run).iter().map(|r| r["fd"].as_f64().unwrap()).collect();
+    let best = (0..fds.len()).fold(0, |b, i| if fds[i] < fds[b] { i } else { b });
+    assert!(best + 1 < fds.len(), "FD rose after its best epoch: {fds:?}");
+    let last = &records(&run)[fds.len() - 1];
+    assert_eq!((last["best_epoch"].as_u64(), last["best_fd"].as_f64()), (Some(best as u64 + 1), Some(fds[best])), "metrics.jsonl names the best epoch: {last}");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["best"]["epoch"].as_u64(), Some(best as u64 + 1), "config.json names it too");
+    // Scored on the run's own data with the run's seed, the kept model gives the best FD.
+    let said = ok(&["eval", run.join("model-best.safetensors").to_str().unwrap(), "--seed", "1", "--classifier", CLASSIFIER]);
+    assert!(scores_line(&said).starts_with(&format!(" FD {:>9.3}", fds[best])), "best FD {} in {fds:?}:\n{said}", fds[best]);
+    assert!(run.join("model-best.eval.json").is_file() && !run.join("eval.json").exists(), "its scores named after it");
+    ok(&["-q", "sample", run.join("model-best.safetensors").to_str().unwrap(), "--n", "4", "--grid", dir.join("best.png").to_str().unwrap()]);
+    fails_with(&["train", "gan", "--keep-best", "--eval-every", "0"], "--keep-best picks the epoch by the FD of its samples");
+    fails_with(&["train", "classifier", "--keep-best"], "--keep-best is for the generative models");
+}

@@ -76,8 +76,10 @@ fn locate(target: &Path) -> Result<Located> {
         let (data, images) = run_data(target).with_context(|| format!("{} holds no run (no readable config.json)", target.display()))?;
         Ok(Located { model: target.join("model.safetensors"), dir: target.to_path_buf(), data, images })
     } else {
+        // A model file in a run folder (model-best.safetensors, say) is scored on the run's data.
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        Ok(Located { model: target.to_path_buf(), dir, data: None, images: None })
+        let (data, images) = run_data(&dir).unwrap_or_default();
+        Ok(Located { model: target.to_path_buf(), dir, data, images })
     }
 }
 
@@ -216,7 +218,9 @@ fn evaluate(
         console.say(&scores_text(&format!("{kind} samples ({})", a.samples), &s));
         report.insert("samples".into(), serde_json::to_value(&s)?);
     }
-    let path = l.dir.join("eval.json");
+    // model.safetensors's scores are the run's; another file's are named after it.
+    let stem = l.model.file_stem().and_then(|s| s.to_str()).filter(|&s| s != "model");
+    let path = l.dir.join(stem.map_or_else(|| "eval.json".to_string(), |s| format!("{s}.eval.json")));
     write_atomically(&path, serde_json::to_string_pretty(&Value::Object(report))?.as_bytes())?;
     console.say(&format!("wrote {}", path.display()));
     Ok(())

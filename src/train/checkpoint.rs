@@ -170,27 +170,32 @@ impl Checkpoint {
     }
 }
 
-/// Writes `model.safetensors` (the weights, for PyTorch; where the model keeps an average, the
-/// average in place of the part it averages) and `checkpoint.safetensors` (the trained weights,
+/// Writes the model file at `path` atomically: the weights for PyTorch, where the model keeps
+/// an average, the average in place of the part it averages.
+pub fn save_model(gpu: &Gpu, path: &Path, params: &Parameters, meta: HashMap<String, String>) -> Result<()> {
+    let (mut values, mut state) = (params.values.read(gpu)?, params.state.read(gpu)?);
+    if let Some(avg) = &params.average {
+        avg.overlay(&mut values, &mut state, &avg.values.read(gpu)?, &avg.state.read(gpu)?);
+    }
+    write_safetensors(path, &params.layout, &values, &params.state_layout, &state, meta)
+}
+
+/// Writes `model.safetensors` (`save_model`) and `checkpoint.safetensors` (the trained weights,
 /// the average, Adam's moments, the batch-norm state, the epoch's metric sums so far and the
 /// position), each atomically, so an interrupted run can resume exactly.
 pub fn save(gpu: &Gpu, out: &Path, params: &Parameters, sums: &[f32], at: &Position, meta: HashMap<String, String>) -> Result<()> {
+    save_model(gpu, &out.join("model.safetensors"), params, meta.clone())?;
     let values = params.values.read(gpu)?;
     let state = params.state.read(gpu)?;
     let average = match &params.average {
-        Some(avg) => Some((avg, avg.values.read(gpu)?, avg.state.read(gpu)?)),
+        Some(avg) => Some((avg.values.read(gpu)?, avg.state.read(gpu)?)),
         None => None,
     };
-    let (mut exported, mut exported_state) = (values.clone(), state.clone());
-    if let Some((avg, average, average_state)) = &average {
-        avg.overlay(&mut exported, &mut exported_state, average, average_state);
-    }
-    write_safetensors(&out.join("model.safetensors"), &params.layout, &exported, &params.state_layout, &exported_state, meta.clone())?;
     let m = params.adam_m.read(gpu)?;
     let v = params.adam_v.read(gpu)?;
     let flat = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
     let mut blobs = vec![("params", flat(&values)), ("state", flat(&state)), ("adam.m", flat(&m)), ("adam.v", flat(&v)), ("metrics", flat(sums))];
-    if let Some((_, average, average_state)) = &average {
+    if let Some((average, average_state)) = &average {
         blobs.extend([("average.params", flat(average)), ("average.state", flat(average_state))]);
     }
     let tensors: Vec<(String, TensorView<'_>)> = blobs

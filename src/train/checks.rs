@@ -59,6 +59,12 @@ impl Settings {
         if s.g_batchnorm.is_some() && model == ModelKind::Dcgan {
             refuse!("--g-batchnorm is for the MLP gan; the dcgan's batch norms are part of its architecture");
         }
+        if s.keep_best == Some(true) && model == ModelKind::Classifier {
+            refuse!("--keep-best is for the generative models: it keeps the epoch whose samples score the lowest FD");
+        }
+        if s.keep_best == Some(true) && s.eval_every == Some(0) {
+            refuse!("--keep-best picks the epoch by the FD of its samples, and --eval-every 0 scores none");
+        }
         if (s.loss.is_some() || s.augment.is_some()) && !gan {
             refuse!("--loss and --augment are for gan and dcgan: they change how the discriminator judges");
         }

@@ -100,6 +100,10 @@ pub struct TrainConfig {
     /// The classifier's model.safetensors for `eval_every` (None: the one `judge::find` picks).
     #[serde(default)]
     pub classifier_path: Option<PathBuf>,
+    /// Keep the model of the epoch with the lowest FD as model-best.safetensors (None: for a
+    /// GAN whose samples are scored, decided with `eval_every`).
+    #[serde(default)]
+    pub keep_best: Option<bool>,
     pub steps_per_submit: usize,
     /// Keep the training images in host memory and write each submit's batches to the GPU as
     /// it goes; without it they stream only when one storage binding cannot hold them.
@@ -149,6 +153,7 @@ impl TrainConfig {
             checkpoint_every: 5,
             eval_every: (model == ModelKind::Classifier).then_some(0),
             classifier_path: None,
+            keep_best: None,
             steps_per_submit: 16,
             stream: false,
             conditional: false,
@@ -272,6 +277,9 @@ settings! {
     /// A classifier's model.safetensors (from `wgen train classifier`), for --eval-every
     /// [default: the one for the data, see --eval-every].
     [long] classifier: PathBuf,
+    /// Write model-best.safetensors whenever a scored epoch beats every earlier one on FD
+    /// [default: true for gan and dcgan when samples are scored, else false].
+    [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] keep_best: bool,
     /// Training steps recorded into one command buffer [default: 16].
     [long] steps_per_submit: usize,
     /// Keep the training images in host memory and stream each submit's batches to the GPU
@@ -358,6 +366,7 @@ impl Settings {
             checkpoint_every: s.checkpoint_every.unwrap_or(defaults.checkpoint_every),
             eval_every: s.eval_every.or(defaults.eval_every),
             classifier_path: s.classifier.clone(),
+            keep_best: s.keep_best,
             steps_per_submit: s.steps_per_submit.unwrap_or(defaults.steps_per_submit),
             stream: s.stream.unwrap_or(defaults.stream),
             conditional,

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
+use super::best::{keep_best, Best};
 use super::{checkpoint, round, Interrupted, Monitor, Position, RunSummary, SampleEval, TrainConfig, Trainee, EVAL_SAMPLES};
 use crate::data::DeviceSplit;
 use crate::gpu::Gpu;
@@ -23,6 +24,10 @@ pub(super) fn run_epochs<T: Trainee>(
         Some(ckpt) => resume_point(gpu, cfg, &trainee, ckpt)?,
         None => Resumed { at: Position { epoch: 1, step_in_epoch: 0, global: 0 }, sums: None, records: Vec::new() },
     };
+    let mut best = Best::of(&records);
+    if let Some(b) = best.as_ref().filter(|_| cfg.keep_best == Some(true)) {
+        b.name_in_config(&cfg.out)?;
+    }
     let metrics_path = cfg.out.join("metrics.jsonl");
     let mut metrics_file = std::fs::File::create(&metrics_path).with_context(|| format!("cannot write {}", metrics_path.display()))?;
     for r in &records {
@@ -51,6 +56,9 @@ pub(super) fn run_epochs<T: Trainee>(
         record.extend(trainee.epoch_record(gpu, epoch, &sums, steps_per_epoch, &cfg.out)?);
         if let Some(se) = sample_eval.as_ref().filter(|se| epoch % se.every == 0) {
             score_samples(gpu, &trainee, se, &mut record)?;
+            if cfg.keep_best == Some(true) {
+                keep_best(gpu, cfg, &trainee, &mut best, &mut record)?;
+            }
         }
         record.insert("img_per_s".into(), json!(round(((steps_per_epoch - first_step) * batch) as f64 / train_seconds, 1)));
         record.insert("seconds".into(), json!(round(start.elapsed().as_secs_f64(), 2)));
@@ -176,5 +184,6 @@ fn scores_text(last: &Map<String, Value>) -> String {
         ),
         _ => String::new(),
     };
-    scores + &last.get("class_agreement").and_then(Value::as_f64).map_or(String::new(), |a| format!("  asked-for class {:.1}%", 100.0 * a))
+    let best = if last.get("best_epoch").is_some_and(|b| Some(b) == last.get("epoch")) { "  (best so far: kept)" } else { "" };
+    scores + best + &last.get("class_agreement").and_then(Value::as_f64).map_or(String::new(), |a| format!("  asked-for class {:.1}%", 100.0 * a))
 }

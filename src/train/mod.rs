@@ -1,6 +1,7 @@
 //! Training: epochs of many steps per command buffer, metrics read back once per epoch, and the
 //! run's outputs (config, metrics, sample grids, weights).
 
+mod best;
 pub mod checkpoint;
 mod checks;
 mod classifier_run;
@@ -34,6 +35,7 @@ use crate::nn::{submit_steps, StepBuffer};
 use epochs::run_epochs;
 pub use fit::{fit_to_data, shape_to};
 
+pub use best::BEST_FILE;
 pub use classifier_run::ClassifierRun;
 pub use config::{ConfigError, Given, ModelKind, Schedule, Settings, TrainConfig, CVAE_LATENT};
 pub use gan_run::GanRun;
@@ -261,14 +263,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     for note in fit_to_data(&mut cfg, &dataset, ckpt.is_some())? {
         monitor.say(&note);
     }
-    let eval_asked = cfg.eval_every;
-    let judge = match cfg.eval_every {
-        Some(0) => None,
-        Some(_) => Some(judge::find_or_train(gpu, cfg.classifier_path.as_deref(), cfg.data.as_deref(), &cfg.images, &dataset, monitor)?),
-        None => judge::find(cfg.classifier_path.as_deref(), &dataset)?,
-    };
-    cfg.eval_every = Some(judge.as_ref().map_or(0, |_| cfg.eval_every.unwrap_or(EVAL_EVERY)));
-    cfg.classifier_path = judge.as_ref().and_then(Judge::path).map(Path::to_path_buf);
+    let (judge, judging) = settle_judge(gpu, &mut cfg, &dataset, monitor)?;
     let verb = if ckpt.is_some() { "resuming" } else { "training" };
     let classes = cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes));
     monitor.say(&format!(
@@ -281,12 +276,8 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         cfg.batch,
         cfg.out.display()
     ));
-    if let Some(judge) = &judge {
-        monitor.say(&format!("scoring 5,000 samples every {} with {judge}", plural(cfg.eval_every.unwrap_or(0), "epoch")));
-    } else if let Some(why) = judge::unjudged(&dataset) {
-        monitor.say(&why);
-    } else if eval_asked.is_none() {
-        monitor.say(&format!("{} has no classifier yet, so samples are not scored: --eval-every 5 trains one once (15 epochs) and scores them", dataset.source));
+    if let Some(line) = judging {
+        monitor.say(&line);
     }
     let sample_eval = match judge {
         Some(judge) => {
@@ -323,6 +314,33 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
     }
+}
+
+/// The classifier that scores the run's samples (found, or trained once where asked), with
+/// `eval_every`, `keep_best` and `classifier_path` settled by it; and a line on how samples are
+/// scored, or why not.
+fn settle_judge(gpu: &Gpu, cfg: &mut TrainConfig, dataset: &data::Dataset, monitor: &mut dyn Monitor) -> Result<(Option<Judge>, Option<String>)> {
+    let eval_asked = cfg.eval_every;
+    let judge = match cfg.eval_every {
+        Some(0) => None,
+        Some(_) => Some(judge::find_or_train(gpu, cfg.classifier_path.as_deref(), cfg.data.as_deref(), &cfg.images, dataset, monitor)?),
+        None => judge::find(cfg.classifier_path.as_deref(), dataset)?,
+    };
+    cfg.eval_every = Some(judge.as_ref().map_or(0, |_| cfg.eval_every.unwrap_or(EVAL_EVERY)));
+    if cfg.keep_best == Some(true) && judge.is_none() {
+        bail!("--keep-best picks the epoch by the FD of its samples, and {} has no classifier yet: add --eval-every 5 (one is trained once)", dataset.source);
+    }
+    cfg.keep_best = Some(cfg.keep_best.unwrap_or(cfg.model.is_gan()) && judge.is_some());
+    cfg.classifier_path = judge.as_ref().and_then(Judge::path).map(Path::to_path_buf);
+    let line = if let Some(judge) = &judge {
+        let kept = if cfg.keep_best == Some(true) { "; the lowest FD's model kept as model-best.safetensors" } else { "" };
+        Some(format!("scoring 5,000 samples every {} with {judge}{kept}", plural(cfg.eval_every.unwrap_or(0), "epoch")))
+    } else if let Some(why) = judge::unjudged(dataset) {
+        Some(why)
+    } else {
+        eval_asked.is_none().then(|| format!("{} has no classifier yet, so samples are not scored: --eval-every 5 trains one once (15 epochs) and scores them", dataset.source))
+    };
+    Ok((judge, line))
 }
 
 /// Names each image that could not be read, then how many, and each class left untested.
