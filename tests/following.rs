@@ -216,3 +216,21 @@ fn keep_best_leaves_the_lowest_fd_epochs_model_which_eval_scores_at_that_fd_also
     fails_with(&["train", "gan", "--keep-best", "--eval-every", "0"], "--keep-best picks the epoch by the FD of its samples");
     fails_with(&["train", "classifier", "--keep-best"], "--keep-best is for the generative models");
 }
+
+#[test]
+fn a_run_on_the_builtin_digits_ends_with_its_fd_beside_the_real_digits_and_the_readmes_figures() {
+    use wgen::train::judge::{in_context, SHIPPED_FLOOR_FD};
+    use wgen::train::{ModelKind, TrainConfig};
+    let record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"epoch": 15, "fd": 111.93, "modes": 10}"#).unwrap();
+    let gan = TrainConfig::defaults(ModelKind::Gan);
+    let line = in_context(&gan, &record).expect("the built-in digits and judge");
+    assert!(line.starts_with("FD 111.9 at epoch 15, 10 of 10 digits at ≥ 5%") && line.contains("35–38 at epoch 50"), "{line}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains(&format!("real training digits score {SHIPPED_FLOOR_FD}")), "the floor is the README's");
+    assert!(readme.contains("FD 37 / 35 / 38"), "the MLP GAN's figures are the README's");
+    let unscored: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"epoch": 15}"#).unwrap();
+    assert_eq!(in_context(&gan, &unscored), None, "an unscored epoch has no FD to put in context");
+    let other = TrainConfig { data: Some("pictures".into()), ..gan.clone() };
+    assert_eq!(in_context(&other, &record), None, "other data: the figures are unknown");
+    assert!(in_context(&TrainConfig::defaults(ModelKind::Vae), &record).is_some_and(|l| !l.contains("README")), "the VAE: the floor only");
+}

@@ -45,13 +45,14 @@ pub fn draw(path: &Path, records: &[Map<String, Value>], panels: &[(&str, Vec<&s
             }
             // A lone value (the first scored epoch) still gets a readable range around it.
             let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.05).max(1e-3);
-            let last = records.len().max(2) as f64;
+            // Half an epoch either side, so that the first and last points are not on the frame.
+            let last = records.len().max(1) as f64 + 0.5;
             let mut chart = ChartBuilder::on(area)
                 .caption(*title, ("sans-serif", 18))
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(55)
-                .build_cartesian_2d(1.0..last, (lo - pad)..(hi + pad))
+                .build_cartesian_2d(0.5..last, (lo - pad)..(hi + pad))
                 .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
             chart.configure_mesh().x_desc("epoch").draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
             for (i, (name, points)) in series.into_iter().enumerate() {
@@ -61,10 +62,17 @@ pub fn draw(path: &Path, records: &[Map<String, Value>], panels: &[(&str, Vec<&s
                     .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?
                     .label(name)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
-                // Points too: a metric scored every few epochs starts as a single one.
+                // Points too: a metric scored every few epochs starts as a single one, and such
+                // sparse points read best with their values beside them.
+                let labelled = points.len() <= 3 || (points.len() < records.len() && points.len() <= 12);
                 chart
-                    .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                     .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+                if labelled {
+                    chart
+                        .draw_series(points.iter().map(|&(x, y)| Text::new(format!("{}", Short(y)), (x, y), ("sans-serif", 13).into_font().color(&colour))))
+                        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+                }
             }
             chart
                 .configure_series_labels()
@@ -77,4 +85,19 @@ pub fn draw(path: &Path, records: &[Map<String, Value>], panels: &[(&str, Vec<&s
     }
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// A value in 4 significant figures or so: 111.9, 0.5732, 1.2e-5.
+struct Short(f64);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        match v.abs() {
+            a if a >= 1000.0 => write!(f, "{v:.0}"),
+            a if a >= 1.0 => write!(f, "{v:.1}"),
+            a if a >= 1e-3 || a == 0.0 => write!(f, "{v:.4}"),
+            _ => write!(f, "{v:.1e}"),
+        }
+    }
 }

@@ -140,3 +140,31 @@ pub fn data_classes(dataset: &Dataset) -> usize {
 fn cached_model(fingerprint: &str) -> Option<PathBuf> {
     Some(cache_dir()?.join("classifiers").join("cnn").join(fingerprint).join("model.safetensors"))
 }
+
+/// FD of 5,000 real training digits against the test digits by the shipped judge (`wgen eval
+/// --calibrate`): the floor a generator's FD falls towards.
+pub const SHIPPED_FLOOR_FD: f64 = 7.2;
+
+/// A run's last scores beside what they can be compared with, for runs on the built-in digits
+/// scored by the shipped judge: the real digits' floor, and what the model's default recipe
+/// reaches in the README's table. None for other data or judges, whose figures are unknown.
+pub fn in_context(cfg: &TrainConfig, record: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    if cfg.data.is_some() || cfg.classifier_path.is_some() {
+        return None;
+    }
+    let get = |k: &str| record.get(k).and_then(serde_json::Value::as_f64);
+    let (fd, epoch, modes) = (get("fd")?, get("epoch")?, get("modes")?);
+    let conditional = cfg.gan.as_ref().and_then(|g| g.classes).is_some();
+    let recipe = match cfg.model {
+        ModelKind::Gan if conditional => Some("the conditional GAN's reaches FD 32 at epoch 50"),
+        ModelKind::Gan => Some("the MLP GAN's reaches FD 35–38 at epoch 50 (seeds 0–2)"),
+        ModelKind::Dcgan => Some("the DCGAN's reaches FD 118–122 at epoch 30"),
+        ModelKind::ConvVae => Some("the conv VAE's reaches FD 233–271 at epoch 10"),
+        ModelKind::Vae | ModelKind::Classifier => None,
+    };
+    let mut line = format!("FD {fd:.1} at epoch {epoch}, {modes} of 10 digits at ≥ 5% of the samples: lower FD is nearer the data, where real training digits score {SHIPPED_FLOOR_FD}");
+    if let Some(recipe) = recipe {
+        line += &format!(" and {recipe} (README, \"The models\")");
+    }
+    Some(line)
+}

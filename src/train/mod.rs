@@ -309,11 +309,15 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
     });
     checkpoint::write_atomically(&cfg.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
     let cfg = &cfg;
-    match model {
+    let summary = match model {
         ModelRun::Vae(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Gan(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
         ModelRun::Classifier(run) => run_epochs(gpu, cfg, &train, run, ckpt, sample_eval, monitor),
+    }?;
+    if let Some(line) = summary.records.last().and_then(|r| judge::in_context(cfg, r)) {
+        monitor.say(&line);
     }
+    Ok(summary)
 }
 
 /// The classifier that scores the run's samples (found, or trained once where asked), with
