@@ -85,10 +85,6 @@ impl Events {
         self.flush()
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn scalar(&mut self, step: i64, tag: &str, value: f64) -> Result<()> {
         self.summary(step, tag, Content::SimpleValue(value as f32), None)
     }
