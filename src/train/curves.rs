@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{Map, Value};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
@@ -69,9 +70,14 @@ pub fn draw(path: &Path, records: &[Map<String, Value>], panels: &[(&str, Vec<&s
                     .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                     .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
                 if labelled {
-                    chart
-                        .draw_series(points.iter().map(|&(x, y)| Text::new(format!("{}", Short(y)), (x, y), ("sans-serif", 13).into_font().color(&colour))))
-                        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+                    // Above each point, and towards the middle, so that none runs off the frame.
+                    let middle = (0.5 + last) / 2.0;
+                    let label = |&(x, y): &(f64, f64)| {
+                        let (side, dx) = if x > middle { (HPos::Right, -4) } else { (HPos::Left, 4) };
+                        let font = ("sans-serif", 13).into_font().color(&colour).pos(Pos::new(side, VPos::Bottom));
+                        EmptyElement::at((x, y)) + Text::new(format!("{}", Short(y)), (dx, -5), font)
+                    };
+                    chart.draw_series(points.iter().map(label)).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
                 }
             }
             chart

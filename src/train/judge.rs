@@ -156,10 +156,10 @@ pub fn in_context(cfg: &TrainConfig, record: &serde_json::Map<String, serde_json
     let (fd, epoch, modes) = (get("fd")?, get("epoch")?, get("modes")?);
     let conditional = cfg.gan.as_ref().and_then(|g| g.classes).is_some();
     let recipe = match cfg.model {
-        ModelKind::Gan if conditional => Some("the conditional GAN's reaches FD 32 at epoch 50"),
-        ModelKind::Gan => Some("the MLP GAN's reaches FD 35–38 at epoch 50 (seeds 0–2)"),
-        ModelKind::Dcgan => Some("the DCGAN's reaches FD 118–122 at epoch 30"),
-        ModelKind::ConvVae => Some("the conv VAE's reaches FD 233–271 at epoch 10"),
+        ModelKind::Gan if conditional => Some("the conditional GAN's default recipe reaches FD 32 at epoch 50"),
+        ModelKind::Gan => Some("the MLP GAN's default recipe reaches FD 35–38 at epoch 50 on seeds 0–2"),
+        ModelKind::Dcgan => Some("the DCGAN's default recipe reaches FD 118–122 at epoch 30"),
+        ModelKind::ConvVae => Some("the conv VAE's default recipe reaches FD 233–271 at epoch 10"),
         ModelKind::Vae | ModelKind::Classifier => None,
     };
     let mut line = format!("FD {fd:.1} at epoch {epoch}, {modes} of 10 digits at ≥ 5% of the samples: lower FD is nearer the data, where real training digits score {SHIPPED_FLOOR_FD}");
