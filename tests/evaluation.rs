@@ -277,7 +277,8 @@ fn eval_scores_gan_and_vae_samples_of_the_built_in_digits_with_no_flags() {
         assert!(said.contains("classifier: the built-in digit classifier"), "{said}");
         let line = said.lines().find(|l| l.contains(&format!("{model} samples (5000)"))).unwrap_or_else(|| panic!("{said}"));
         assert!(line.contains("FD") && line.contains("IS") && line.contains("classes ≥5%"), "{line}");
-        let e = json(&dir.join("eval.json"));
+        // Named after the model file, so that models side by side keep their own scores.
+        let e = json(&dir.join(format!("{model}-{classes:?}.eval.json")));
         assert!(e["samples"]["fd"].as_f64().unwrap() > 0.0 && e["samples"]["class_shares"].as_array().unwrap().len() == 10, "{e}");
         // Conditional models also say how often a sample is the class it asked for.
         let agreement = &e["samples"]["agreement"];
