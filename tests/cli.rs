@@ -4,20 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{small_mnist, temp_dir};
-
-fn wgen(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "wgen {args:?} panicked:\n{stderr}");
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = wgen(args);
-    assert!(out.status.success(), "wgen {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{fails_with, ok, small_mnist, temp_dir, wgen};
 
 #[test]
 fn devices_lists_an_adapter() {
@@ -235,14 +222,6 @@ fn config_file_sets_what_flags_do_not_and_refuses_unknown_keys() {
 
 fn png_size(path: &std::path::Path) -> (u32, u32) {
     image::image_dimensions(path).unwrap()
-}
-
-fn fails_with(args: &[&str], message: &str) {
-    let out = wgen(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(stderr.contains(message), "{args:?}: expected `{message}` in: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one error line: {stderr}");
 }
 
 #[test]

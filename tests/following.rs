@@ -5,27 +5,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
-use common::{small_mnist, temp_dir};
+use common::{fails_with, fails_with_code, ok, small_mnist, temp_dir, wgen};
 use tfrecord::protobuf::event::What;
 use tfrecord::protobuf::session_log::SessionStatus;
 use tfrecord::protobuf::summary::value::Value as Content;
 
 const CLASSIFIER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/classifier/model.safetensors");
-
-fn wgen(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "wgen {args:?} panicked:\n{stderr}");
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = wgen(args);
-    assert!(out.status.success(), "wgen {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// What TensorBoard shows of a run folder.
 #[derive(Default)]
@@ -121,14 +107,6 @@ fn tensorboard_shows_each_epoch_once_after_a_resume_from_a_checkpoint_older_than
     assert!(settings[1].1.contains("\"epochs\": 4") && settings[0].1.contains("\"epochs\": 2"), "{settings:?}");
 }
 
-fn fails_with(args: &[&str], message: &str) {
-    let out = wgen(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "wgen {args:?} should fail");
-    assert!(stderr.contains(message), "wgen {args:?}: expected {message:?} in:\n{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-}
-
 /// The printed scores line of `wgen eval`, without its label.
 fn scores_line(said: &str) -> String {
     let line = said.lines().find(|l| l.contains(" FD ")).unwrap_or_else(|| panic!("no scores in:\n{said}"));
@@ -186,7 +164,7 @@ fn eval_scores_raw_files_and_image_folders_of_anyones_samples_as_it_scores_a_mod
     std::fs::create_dir_all(dir.join("big")).unwrap();
     image::save_buffer(dir.join("big/a.png"), &[0u8; 32 * 32], 32, 32, image::ExtendedColorType::L8).unwrap();
     fails_with(&["eval", "--images", &path("big"), "--data", d, "--classifier", CLASSIFIER], "big/a.png is 32×32; the judge scores 28×28 grey images");
-    fails_with(&["eval", "--raw", &path("digits.f32"), "--shape", "1,32,28"], "wgen's images are square");
+    fails_with_code(&["eval", "--raw", &path("digits.f32"), "--shape", "1,32,28"], 2, "wgen's images are square");
     // --shape reads the test digits in colour, so the grey file holds 21⅓ of its images.
     fails_with(&["eval", "--raw", &path("digits.f32"), "--shape", "3,28,28", "--data", d, "--classifier", CLASSIFIER], "not a whole number of 28×28 colour images (9408 bytes each");
     fails_with(&["eval", &path("run0"), "--shape", "1,28,28"], "--shape gives the shape of --raw or --images samples");

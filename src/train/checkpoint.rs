@@ -170,27 +170,43 @@ impl Checkpoint {
     }
 }
 
-/// Writes the model file at `path` atomically: the weights for PyTorch, where the model keeps
-/// an average, the average in place of the part it averages.
-pub fn save_model(gpu: &Gpu, path: &Path, params: &Parameters, meta: HashMap<String, String>) -> Result<()> {
-    let (mut values, mut state) = (params.values.read(gpu)?, params.state.read(gpu)?);
-    if let Some(avg) = &params.average {
-        avg.overlay(&mut values, &mut state, &avg.values.read(gpu)?, &avg.state.read(gpu)?);
-    }
-    write_safetensors(path, &params.layout, &values, &params.state_layout, &state, meta)
+/// The weights as trained, and G's average where the model keeps one, read from the GPU once.
+struct Weights {
+    values: Vec<f32>,
+    state: Vec<f32>,
+    average: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-/// Writes `model.safetensors` (`save_model`) and `checkpoint.safetensors` (the trained weights,
-/// the average, Adam's moments, the batch-norm state, the epoch's metric sums so far and the
-/// position), each atomically, so an interrupted run can resume exactly.
-pub fn save(gpu: &Gpu, out: &Path, params: &Parameters, sums: &[f32], at: &Position, meta: HashMap<String, String>) -> Result<()> {
-    save_model(gpu, &out.join("model.safetensors"), params, meta.clone())?;
-    let values = params.values.read(gpu)?;
-    let state = params.state.read(gpu)?;
+fn read_weights(gpu: &Gpu, params: &Parameters) -> Result<Weights> {
     let average = match &params.average {
         Some(avg) => Some((avg.values.read(gpu)?, avg.state.read(gpu)?)),
         None => None,
     };
+    Ok(Weights { values: params.values.read(gpu)?, state: params.state.read(gpu)?, average })
+}
+
+/// The model file at `path`, atomically: the weights for PyTorch, where the model keeps an
+/// average, the average in place of the part it averages.
+fn write_model(path: &Path, params: &Parameters, w: &Weights, meta: HashMap<String, String>) -> Result<()> {
+    let (mut values, mut state) = (w.values.clone(), w.state.clone());
+    if let (Some(avg), Some((average, average_state))) = (&params.average, &w.average) {
+        avg.overlay(&mut values, &mut state, average, average_state);
+    }
+    write_safetensors(path, &params.layout, &values, &params.state_layout, &state, meta)
+}
+
+/// Writes the model file at `path` from the weights on the GPU (`write_model`).
+pub fn save_model(gpu: &Gpu, path: &Path, params: &Parameters, meta: HashMap<String, String>) -> Result<()> {
+    write_model(path, params, &read_weights(gpu, params)?, meta)
+}
+
+/// Writes `model.safetensors` (`write_model`) and `checkpoint.safetensors` (the trained weights,
+/// the average, Adam's moments, the batch-norm state, the epoch's metric sums so far and the
+/// position), each atomically, so an interrupted run can resume exactly.
+pub fn save(gpu: &Gpu, out: &Path, params: &Parameters, sums: &[f32], at: &Position, meta: HashMap<String, String>) -> Result<()> {
+    let weights = read_weights(gpu, params)?;
+    write_model(&out.join("model.safetensors"), params, &weights, meta.clone())?;
+    let Weights { values, state, average } = weights;
     let m = params.adam_m.read(gpu)?;
     let v = params.adam_v.read(gpu)?;
     let flat = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();

@@ -68,8 +68,8 @@ pub(super) fn run_epochs<T: Trainee>(
         #[cfg(not(target_arch = "wasm32"))]
         {
             super::curves::draw(&cfg.out.join("curves.png"), &records, &panels)?;
-            let grids = [("samples", format!("samples/epoch-{epoch:03}.png")), ("reconstructions", format!("samples/recon-epoch-{epoch:03}.png"))];
-            events.epoch(&records[records.len() - 1], &grids.map(|(tag, file)| (tag, cfg.out.join(file))))?;
+            let grids = [("samples", super::epoch_grid(&cfg.out, "", epoch)), ("reconstructions", super::epoch_grid(&cfg.out, "recon-", epoch))];
+            events.epoch(&records[records.len() - 1], &grids)?;
         }
         let last = records.last().expect("just pushed");
         monitor.epoch_end(&format!("epoch {epoch:>3}/{}  {}{}", cfg.epochs, trainee.summary(last), scores_text(last)));

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use image::codecs::png::PngDecoder;
+use image::ImageDecoder;
 use serde_json::{Map, Value};
 use tfrecord::protobuf::summary::value::Value as Content;
 use tfrecord::protobuf::summary::{self, Image};
@@ -77,9 +79,10 @@ impl Events {
         }
         for (tag, path) in grids.iter().filter(|(_, p)| p.exists()) {
             let png = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let picture = image::load_from_memory_with_format(&png, image::ImageFormat::Png).with_context(|| format!("{} is not a PNG", path.display()))?;
-            let colorspace = i32::from(picture.color().channel_count());
-            let image = Image { height: picture.height() as i32, width: picture.width() as i32, colorspace, encoded_image_string: png };
+            // The size and channels from the header: the file goes in as it is, undecoded.
+            let header = PngDecoder::new(std::io::Cursor::new(&png)).with_context(|| format!("{} is not a PNG", path.display()))?;
+            let ((width, height), colorspace) = (header.dimensions(), i32::from(header.color_type().channel_count()));
+            let image = Image { height: height as i32, width: width as i32, colorspace, encoded_image_string: png };
             self.summary(step, tag, Content::Image(image), None)?;
         }
         self.flush()

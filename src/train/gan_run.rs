@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{class_rows, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
+use super::{class_rows, epoch_grid, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
 use crate::models::gan::{sample_images, Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
@@ -63,7 +63,7 @@ impl Trainee for GanRun {
     fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>> {
         let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
         let samples = pollster::block_on(self.grid(gpu))?;
-        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, self.gan.config.image, GRID_COLS)?;
+        save_grid(&epoch_grid(out, "", epoch), &samples, self.gan.config.image, GRID_COLS)?;
         let mut r = Map::new();
         r.insert("d_loss".into(), json!(mean(D_LOSS)));
         r.insert("g_loss".into(), json!(mean(G_LOSS)));

@@ -387,6 +387,12 @@ pub fn class_rows(k: usize, per_row: usize) -> Vec<usize> {
     (0..k * per_row).map(|i| i / per_row).collect()
 }
 
+/// An epoch's grid in the run folder: `samples/epoch-005.png`, or with `kind` "recon-" the VAE's
+/// reconstructions; the per-epoch writers and TensorBoard's images both name it so.
+pub fn epoch_grid(out: &Path, kind: &str, epoch: u32) -> PathBuf {
+    out.join(format!("samples/{kind}epoch-{epoch:03}.png"))
+}
+
 /// A grid at twice the images' size: readable on its own, and a run's epochs still tile into
 /// one `--progression` picture of a sensible size.
 pub fn save_grid(path: &Path, images: &[f32], shape: data::ImageShape, cols: usize) -> Result<()> {

@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{class_rows, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
+use super::{class_rows, epoch_grid, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::eval::EvalParts;
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
@@ -92,10 +92,10 @@ impl Trainee for VaeRun {
         let (recon, kl) = (f64::from(sums[TEST_RECON]) / n, f64::from(sums[TEST_KL]) / n);
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
         let samples = pollster::block_on(self.grid(gpu))?;
-        save_grid(&out.join(format!("samples/epoch-{epoch:03}.png")), &samples, self.vae.config.image, GRID_COLS)?;
+        save_grid(&epoch_grid(out, "", epoch), &samples, self.vae.config.image, GRID_COLS)?;
         let (originals, recons) = pollster::block_on(self.reconstructions(gpu, 32))?;
         let pairs = crate::image::interleave_rows(&originals, &recons, 8, self.vae.config.image.values());
-        save_grid(&out.join(format!("samples/recon-epoch-{epoch:03}.png")), &pairs, self.vae.config.image, 8)?;
+        save_grid(&epoch_grid(out, "recon-", epoch), &pairs, self.vae.config.image, 8)?;
         let mut r = Map::new();
         r.insert("train_loss".into(), json!(round(train_loss, 3)));
         r.insert("test_neg_elbo".into(), json!(round(recon + kl, 3)));

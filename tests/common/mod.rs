@@ -164,3 +164,32 @@ pub fn colour_dataset(n: usize, side: u32, classes: usize) -> wgen::data::Datase
     let read = |path: &str| Ok(pictures.iter().find(|(p, _)| p == path).expect("a listed picture").1.clone());
     wgen::data::folder::from_images(&paths, &read, "colour pictures", &Default::default(), &mut |_, _| {}).unwrap()
 }
+
+/// The `wgen` binary run with `args`; a panic fails the test whatever the exit.
+pub fn wgen(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "wgen {args:?} panicked:\n{stderr}");
+    out
+}
+
+/// `wgen args`, which must succeed; its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = wgen(args);
+    assert!(out.status.success(), "wgen {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `wgen args` must refuse with exit 1 and one error line containing `message`.
+pub fn fails_with(args: &[&str], message: &str) {
+    fails_with_code(args, 1, message);
+}
+
+/// `wgen args` must refuse with exit `code` (2: a flag clap rejects) and one line with `message`.
+pub fn fails_with_code(args: &[&str], code: i32, message: &str) {
+    let out = wgen(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(stderr.contains(message), "{args:?}: expected `{message}` in: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one error line: {stderr}");
+}
