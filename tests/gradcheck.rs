@@ -296,3 +296,20 @@ fn gan_hinge_loss_gradients_match_finite_differences_inside_and_outside_the_marg
         cpu::gan_hinge_loss(&all, batch).metrics[1]
     });
 }
+
+#[test]
+fn spectral_norm_backward_matches_finite_differences_of_w_over_sigma_with_u_and_v_held() {
+    // W / σ(W) with σ = u·(W v), u and v from one power iteration and then held constant, as
+    // autograd holds PyTorch's (computed without grad). A single row too: the logit's weight.
+    for (rows, cols) in [(4, 7), (1, 9)] {
+        let w = uniform(120 + rows as u64, rows * cols, -1.0, 1.0);
+        let c = uniform(121, rows * cols, -1.0, 1.0);
+        let (mut u, mut v) = (uniform(122, rows, -1.0, 1.0), uniform(123, cols, -1.0, 1.0));
+        let sigma = cpu::spectral_power(&w, rows, cols, &mut u, &mut v);
+        let loss = |w: &[f64]| {
+            let sigma: f64 = (0..rows).map(|r| u[r] * (0..cols).map(|k| w[r * cols + k] * v[k]).sum::<f64>()).sum();
+            w.iter().zip(&c).map(|(x, ci)| x / sigma * ci).sum::<f64>()
+        };
+        check(&format!("spectral_backward {rows}x{cols}"), &w, &cpu::spectral_backward(&c, &w, &u, &v, sigma), loss);
+    }
+}

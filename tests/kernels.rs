@@ -1062,3 +1062,53 @@ fn gan_hinge_loss_matches_reference_across_both_margins_in_every_part() {
         assert!(want.d_grad.contains(&0.0) && want.d_grad.iter().any(|&d| d != 0.0), "both sides of the margin");
     }
 }
+
+#[test]
+fn spectral_norm_power_iteration_scaling_and_backward_match_cpu_in_every_matmul_family_one_and_many_partial_sums() {
+    let g = gpu();
+    // Shapes no tile divides: a single row (a logit's weight), a few hundred weights (one
+    // partial sum of ⟨G, W_sn⟩), 83 partial sums, and the most (256) of more than 256 each.
+    for (rows, cols) in [(1, 37), (5, 37), (70, 300), (300, 1100)] {
+        for family in g.matmul_families() {
+            let gf = g.with_matmul(family);
+            let n = rows * cols;
+            // W in a larger buffer after 64 other values, its bias (3 values) copied after it.
+            let (w_off, extra) = (64, 3);
+            let values_host = rounded(&uniform(70 + rows as u64, w_off + n + extra, -1.0, 1.0));
+            let grads_host = rounded(&uniform(80 + rows as u64, w_off + n + extra, -1.0, 1.0));
+            let (u_off, v_off) = (0, rows.div_ceil(64) * 64);
+            let mut u = rounded(&uniform(90, rows, -1.0, 1.0));
+            let mut v = rounded(&uniform(91, cols, -1.0, 1.0));
+            let state_host: Vec<f64> = u.iter().copied().chain(vec![0.0; v_off - rows]).chain(v.iter().copied()).collect();
+            let values = upload("values", &[values_host.len()], &values_host);
+            let grads = upload("grads", &[grads_host.len()], &grads_host);
+            let state = upload("state", &[state_host.len()], &state_host);
+            let normalised = zeros("normalised", &[values_host.len()]);
+            let scratch = zeros("scratch", &[nn::spectral_scratch_len(rows, cols)]);
+            let t = nn::SpectralTensors {
+                values: &values.buffer, normalised: &normalised.buffer, grads: &grads.buffer, state: &state.buffer, scratch: &scratch.buffer,
+                w_off, rows, cols, u_off, v_off,
+            };
+            let mut launches = nn::spectral_power(&gf, "w", &t);
+            launches.push(nn::spectral_scale(&gf, "w", &t, n + extra));
+            launches.extend(nn::spectral_backward(&gf, "w", &t));
+            gf.run("spectral", &launches.iter().collect::<Vec<_>>());
+
+            let w = &values_host[w_off..w_off + n];
+            let sigma = cpu::spectral_power(w, rows, cols, &mut u, &mut v);
+            let what = format!("{rows}x{cols} {family:?}");
+            let got_state = read(&state);
+            // Unit vectors from sums of `cols` (or `rows`) products: matmul rounding.
+            assert_close(&format!("{what} u"), &got_state[..rows], &u, 1e-5, 1e-4);
+            assert_close(&format!("{what} v"), &got_state[v_off..v_off + cols], &v, 1e-5, 1e-4);
+            assert_close(&format!("{what} sigma"), &read(&scratch)[rows.max(cols)..][..1], &[sigma], 1e-5, 1e-5);
+            let mut want: Vec<f64> = w.iter().map(|x| x / sigma).collect();
+            want.extend(&values_host[w_off + n..]);
+            assert_close(&format!("{what} W / sigma and the bias copied"), &read(&normalised)[w_off..], &want, 1e-5, 1e-5);
+            let mut want_grads = grads_host.clone();
+            want_grads[w_off..w_off + n].copy_from_slice(&cpu::spectral_backward(&grads_host[w_off..w_off + n], w, &u, &v, sigma));
+            // ⟨G, W_sn⟩ sums up to 330,000 products of O(1) values.
+            assert_close(&format!("{what} dW, the rest untouched"), &read(&grads), &want_grads, 1e-4, 1e-4);
+        }
+    }
+}

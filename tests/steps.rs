@@ -224,6 +224,25 @@ fn dcgan_steps_with_every_augmentation_and_the_hinge_loss_match_cpu_reference_on
 }
 
 #[test]
+fn dcgan_steps_with_spectral_norm_augmentation_and_the_hinge_loss_match_cpu_reference_with_and_without_d_batch_norm() {
+    use wgen::models::gan::{GanConfig, UpdateOrder};
+    use wgen::nn::{AugmentPolicy, GanLoss};
+    for (update_order, d_batchnorm) in [(UpdateOrder::DFirst, true), (UpdateOrder::GFirst, false)] {
+        let image = ImageShape { channels: 3, side: 12 };
+        let cfg = GanConfig { image, augment: AugmentPolicy::ALL, loss: GanLoss::Hinge, spectral_norm: true, update_order, d_batchnorm, ..GanConfig::dcgan() };
+        gan_steps_match(cfg, (6, DCGAN_TWIN.1));
+    }
+}
+
+#[test]
+fn projection_gan_steps_with_spectral_norm_match_cpu_reference_each_head_its_own_matrix_pad_columns_included() {
+    use wgen::models::gan::{GanConfig, UpdateOrder};
+    for update_order in [UpdateOrder::DFirst, UpdateOrder::GFirst] {
+        gan_steps_match(GanConfig { update_order, classes: Some(10), projection: true, spectral_norm: true, ..GanConfig::default() }, (3, 2e-4));
+    }
+}
+
+#[test]
 fn conditional_gan_steps_with_augmentation_match_cpu_reference_label_columns_passed_through() {
     use wgen::models::gan::{GanConfig, UpdateOrder};
     use wgen::nn::{AugmentPolicy, GanLoss};
@@ -319,6 +338,11 @@ fn gan_steps_match(cfg: wgen::models::gan::GanConfig, (seed, lr): (u64, f32)) {
             }
         };
         statistics_close(&what, &read(&gan.params.state), &s);
+        // Spectral norm's u and v after the step's last power iteration: unit vectors.
+        let got_state = read(&gan.params.state);
+        for e in state_layout.entries.iter().filter(|e| e.name.ends_with("._u") || e.name.ends_with("._v")) {
+            assert_close(&format!("{what} {}", e.name), &got_state[e.range()], &s[e.range()], 1e-5, 1e-4);
+        }
         // The average blends the weights above, so it has their slack and no more.
         if let (Some((avg, avg_state)), Some(got)) = (&average, &gan.params.average) {
             let what = format!("{what} average of G");

@@ -51,6 +51,9 @@ pub struct ProfileArgs {
     /// GAN: profile the step with these augmentations, as `wgen train --augment` [default: none].
     #[arg(long, value_name = "POLICY")]
     augment: Option<AugmentPolicy>,
+    /// GAN: profile the step with spectral norm on D, as `wgen train --spectral-norm`.
+    #[arg(long)]
+    spectral_norm: bool,
 }
 
 pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
@@ -62,13 +65,14 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     cfg.data = a.data.clone();
     cfg.images = data::ImageOptions { size: a.size, channels: a.channels, ..Default::default() };
     cfg.stream = a.stream;
-    if (a.loss.is_some() || a.augment.is_some()) && !cfg.model.is_gan() {
-        bail!("--loss and --augment are for gan and dcgan");
+    if (a.loss.is_some() || a.augment.is_some() || a.spectral_norm) && !cfg.model.is_gan() {
+        bail!("--loss, --augment and --spectral-norm are for gan and dcgan");
     }
     if let Some(gan) = cfg.gan.as_mut() {
         gan.update_order = a.update_order.unwrap_or(gan.update_order);
         gan.loss = a.loss.unwrap_or(gan.loss);
         gan.augment = a.augment.unwrap_or(gan.augment);
+        gan.spectral_norm = a.spectral_norm;
     }
     // Room for the 3 warm-up steps too: they go in one submit.
     cfg.steps_per_submit = a.steps.clamp(3, 256);

@@ -91,6 +91,13 @@ kernels! {
     "augment" => {
         ShiftImages: "shift_images",
     },
+    "spectral_norm" => {
+        SpectralNormalise: "spectral_normalise",
+        SpectralSigma: "spectral_sigma",
+        SpectralScale: "spectral_scale",
+        SpectralDot: "spectral_dot",
+        SpectralGrad: "spectral_grad",
+    },
     "diff_augment" => {
         DiffAugment: "diff_augment",
         DiffAugmentBackward: "diff_augment_backward",

@@ -204,7 +204,7 @@ impl ClassifierGraph {
     pub fn train_program(&self, gpu: &Gpu, c: &Classifier, split: &DeviceSplit, step: &wgpu::Buffer, seed: u64, metrics: &Tensor, adam: &AdamConfig) -> Program {
         let mut program = Program::default();
         self.forward_and_loss(gpu, c, &mut program, split, step, Pass::Train { seed }, metrics);
-        program.phase("classifier.backward", c.net.backward_launches(gpu, &c.params, &self.forward, 0, &self.backward, true, &[]));
+        program.phase("classifier.backward", c.net.backward_launches(gpu, &c.params, &self.forward, 0, &self.backward, Some(&c.params.grads.buffer), &[]));
         let p = &c.params;
         program.phase("adam", vec![nn::adam(gpu, "classifier", adam, step, 0..p.layout.len, &p.values.buffer, &p.grads.buffer, &p.adam_m.buffer, &p.adam_v.buffer)]);
         program

@@ -49,11 +49,15 @@ pub struct LayerSpec {
     pub heads: Vec<String>,
     /// The last `pad` of the `inp` columns are zero padding (`ParamEntry::pad_cols`).
     pub pad: usize,
+    /// Spectral norm on each head's weight (`torch.nn.utils.parametrizations.spectral_norm`):
+    /// the passes read W / σ(W), and the weight and its u and v are named as PyTorch's
+    /// parametrized module names them.
+    pub spectral: bool,
 }
 
 impl LayerSpec {
     pub fn new(name: &str, inp: usize, out: usize, act: Activation) -> LayerSpec {
-        LayerSpec { name: name.to_string(), kind: LayerKind::Linear, inp, out, act, batchnorm: None, heads: Vec::new(), pad: 0 }
+        LayerSpec { name: name.to_string(), kind: LayerKind::Linear, inp, out, act, batchnorm: None, heads: Vec::new(), pad: 0, spectral: false }
     }
 
     /// torch.nn.Conv2d of `shape`, NCHW rows in and out.
@@ -96,6 +100,15 @@ impl LayerSpec {
         }
     }
 
+    /// How many biases the layer has, every head's: Linear `out`, conv one per output channel.
+    pub fn bias_len(&self) -> usize {
+        match self.kind {
+            LayerKind::Linear => self.out,
+            LayerKind::Conv2d(s) => s.out_ch,
+            LayerKind::ConvTranspose2d(s) => s.in_ch,
+        }
+    }
+
     /// The output's channels: a batch norm's width (Linear: every output; conv: out_ch).
     pub fn channels(&self) -> usize {
         self.out / self.pixels()
@@ -124,6 +137,21 @@ impl LayerSpec {
     pub fn padded(self) -> LayerSpec {
         let inp = padded_width(self.inp);
         LayerSpec { pad: inp - self.inp, inp, ..self }
+    }
+
+    /// The name of a head's weight: `{head}.weight`, or under spectral norm the weight as
+    /// trained, `{head}.parametrizations.weight.original`.
+    pub fn weight_name(&self, head: &str) -> String {
+        match self.spectral {
+            true => format!("{head}.parametrizations.weight.original"),
+            false => format!("{head}.weight"),
+        }
+    }
+
+    /// Under spectral norm, the names of a head's u [rows] and v [cols] in the state, as PyTorch
+    /// keeps them in its state dict.
+    pub fn spectral_names(&self, head: &str) -> (String, String) {
+        (format!("{head}.parametrizations.weight.0._u"), format!("{head}.parametrizations.weight.0._v"))
     }
 
     pub fn head_names(&self) -> Vec<String> {
@@ -164,7 +192,7 @@ pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamL
         let real = |i: usize| i % cols < fan_in;
         for head in layer.head_names() {
             let bound = 1.0 / (fan_in as f64).sqrt();
-            let w = params.get(&format!("{head}.weight"));
+            let w = params.get(&layer.weight_name(&head));
             let b = params.get(&format!("{head}.bias"));
             match init {
                 Init::Torch => {
@@ -188,6 +216,7 @@ pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamL
             s[state.get(&format!("{}.running_var", bn.name)).range()].fill(1.0);
         }
     }
+    super::spectral::initial_vectors(layers, params, state, &p, &mut s, seed);
     (p, s)
 }
 

@@ -6,6 +6,7 @@ pub mod gan;
 pub mod layers;
 pub mod network;
 pub mod params;
+pub mod spectral;
 pub mod vae;
 
 pub use layers::Init;

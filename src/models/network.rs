@@ -4,25 +4,27 @@
 //! feeds a Linear layer as PyTorch's flatten would.
 
 use super::layers::{LayerKind, LayerSpec};
-use super::params::{ParamLayout, Parameters, Weights};
+use super::params::{ParamLayout, Weights};
 use crate::gpu::{Gpu, GpuError, Launch, Region, Tensor, View};
 use crate::nn::{self, Activation, BatchnormTensors, ConvBuffers, ConvPlan, ConvShape};
 
 /// Offsets of one layer's tensors in the parameter and state buffers.
-#[derive(Debug, Clone, Copy)]
-struct LayerOffsets {
+#[derive(Debug, Clone)]
+pub(super) struct LayerOffsets {
     /// [out, in]: the heads' weights stacked
-    weight: usize,
+    pub weight: usize,
     /// [out]
-    bias: usize,
+    pub bias: usize,
     /// (gamma, beta, state block)
-    batchnorm: Option<(usize, usize, usize)>,
+    pub batchnorm: Option<(usize, usize, usize)>,
+    /// Under spectral norm, each head's u and v in the state buffer
+    pub spectral: Vec<(usize, usize)>,
 }
 
 /// The layers of one network and where their parameters live.
 pub struct Network {
     pub layers: Vec<LayerSpec>,
-    offsets: Vec<LayerOffsets>,
+    pub(super) offsets: Vec<LayerOffsets>,
 }
 
 /// Activations of one forward pass over `rows` rows.
@@ -137,12 +139,12 @@ impl Network {
                 let heads = layer.head_names();
                 let (weight_shape, bias_shape) = layer.param_shapes();
                 assert!(layer.conv_shape().is_none() || heads.len() == 1, "{}: a conv layer has one head", layer.name);
-                let mut block: Vec<(String, Vec<usize>)> = heads.iter().map(|h| (format!("{h}.weight"), weight_shape.clone())).collect();
+                let mut block: Vec<(String, Vec<usize>)> = heads.iter().map(|h| (layer.weight_name(h), weight_shape.clone())).collect();
                 block.extend(heads.iter().map(|h| (format!("{h}.bias"), bias_shape.clone())));
                 let weight = params.push_block(&block);
                 if layer.pad > 0 {
                     for h in &heads {
-                        params.set_pad_cols(&format!("{h}.weight"), layer.pad);
+                        params.set_pad_cols(&layer.weight_name(h), layer.pad);
                     }
                 }
                 let batchnorm = layer.batchnorm.as_ref().map(|bn| {
@@ -155,7 +157,21 @@ impl Network {
                     (gamma, gamma + layer.channels(), state_off)
                 });
                 let (rows, cols) = layer.weight_matrix();
-                LayerOffsets { weight, bias: weight + rows * cols, batchnorm }
+                let head_rows = rows / heads.len();
+                // u and v in blocks of their own: the matmuls of the power iteration read them.
+                let spectral = heads
+                    .iter()
+                    .filter(|_| layer.spectral)
+                    .map(|h| {
+                        let (u, v) = layer.spectral_names(h);
+                        let at = (state.push_block(&[(u, vec![head_rows])]), state.push_block(&[(v.clone(), vec![cols])]));
+                        if layer.pad > 0 {
+                            state.set_pad_cols(&v, layer.pad);
+                        }
+                        at
+                    })
+                    .collect();
+                LayerOffsets { weight, bias: weight + rows * cols, batchnorm, spectral }
             })
             .collect();
         Network { layers, offsets }
@@ -272,23 +288,25 @@ impl Network {
     }
 
     /// Backpropagates from `bwd.d_output()` (filled by a loss) over the forward rows
-    /// `start..start + bwd's rows`. With `weights`, parameter gradients are written to
-    /// `params.grads`; each of `input_grads` takes the gradient at some input columns (a
-    /// conditioned input's image part to the generator, its label part to the embedding).
+    /// `start..start + bwd's rows`, through the weights the forward read (`params`). With
+    /// `grads` (laid out as the parameters), parameter gradients are written there; each of
+    /// `input_grads` takes the gradient at some input columns (a conditioned input's image part
+    /// to the generator, its label part to the embedding).
     #[allow(clippy::too_many_arguments)]
-    pub fn backward_launches(
-        &self, gpu: &Gpu, params: &Parameters, fwd: &Forward, start: usize, bwd: &Backward, weights: bool,
+    pub fn backward_launches<'a>(
+        &self, gpu: &Gpu, params: impl Into<Weights<'a>>, fwd: &Forward, start: usize, bwd: &Backward, grads: Option<&wgpu::Buffer>,
         input_grads: &[InputGrad<'_>],
     ) -> Vec<Launch> {
+        let params = params.into();
         let rows = bwd.d_pre[0].shape[0];
         let window = |r: &Region| r.rows(start, rows);
         let mut launches = Vec::new();
         for l in (0..self.layers.len()).rev() {
             let spec = &self.layers[l];
-            let (dy, w) = (bwd.d_pre[l].view(), self.weight(params.into(), l));
+            let (dy, w) = (bwd.d_pre[l].view(), self.weight(params, l));
             let x = window(fwd.layer_input(l));
             let (w_rows, w_cols) = spec.weight_matrix();
-            let dw = weights.then(|| (View::new(&params.grads.buffer, self.offsets[l].weight, w_rows, w_cols), Some(self.offsets[l].bias)));
+            let dw = grads.map(|grads| (View::new(grads, self.offsets[l].weight, w_rows, w_cols), Some(self.offsets[l].bias)));
             if l == 0 && spec.conv_shape().is_none() {
                 launches.extend(dw.map(|(dw, bias)| nn::matmul_backward_weight(gpu, &spec.name, dy, x.view(), dw, bias, false)));
                 for g in input_grads {
@@ -303,13 +321,12 @@ impl Network {
             let mut bn_backward = None;
             let dx = prev_out.as_ref().map(|prev_out| {
                 let p = l - 1;
-                match (self.batchnorm(params.into(), p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
+                match (self.batchnorm(params, p), &bwd.d_out[p], &fwd.pre[p], &self.layers[p].batchnorm) {
                     (Some(bn), Some(d_out), Some(pre), Some(bn_spec)) => {
                         let per_group = fwd.rows / fwd.groups;
                         assert!(start.is_multiple_of(per_group) && rows.is_multiple_of(per_group), "batch norm backpropagates whole batches");
                         let groups = nn::BatchGroups { count: rows / per_group, first: start / per_group };
                         let pre = pre.view().rows(start, rows);
-                        let grads = weights.then_some(&params.grads.buffer);
                         bn_backward =
                             Some(nn::batchnorm_backward(gpu, &bn_spec.name, &bn, groups, pre, prev_out.view(), d_out.view(), bwd.d_pre[p].view(), grads));
                         (d_out.view(), None)

@@ -17,6 +17,7 @@ mod gather;
 mod linear;
 mod losses;
 mod random;
+mod spectral;
 mod step;
 
 pub use activations::Activation;
@@ -38,6 +39,7 @@ pub use linear::{
 };
 pub use losses::{bce_logits, gan_loss, GanLoss, GanLossParts, reparam_kl_backward, reparam_kl_forward, sum_accumulate, BceParams, GanLossParams, KlParams, SumParams};
 pub use random::{fill_labels, fill_normal, fill_uniform, RngParams};
+pub use spectral::{spectral_backward, spectral_power, spectral_scale, spectral_scratch_len, SpectralParams, SpectralTensors, SPECTRAL_EPS};
 pub use step::{submit_steps, StagedSteps, Step, StepBuffer};
 
 /// Workgroups of 256 threads covering `n` items, laid out within the adapter's limits.

@@ -1,6 +1,6 @@
 //! The CPU twin of one whole GAN training step, in either order of updates (see models/gan.rs).
 
-use super::{activate_grad_from_output, adam, diff_augment, diff_augment_backward, gan_hinge_loss, class_logit_backward, class_logit_forward, columns, concat_columns, ema, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped};
+use super::{activate_grad_from_output, adam, diff_augment, diff_augment_backward, gan_hinge_loss, class_logit_backward, class_logit_forward, columns, concat_columns, ema, embedding_backward, embedding_forward, gan_loss, mlp_backward, mlp_forward, mlp_forward_grouped, spectral_forward, spectral_grads};
 use crate::models::gan::{generator_state_range, input_widths, layers, network_ranges, GanConfig, UpdateOrder, D_EMBEDDING, G_EMBEDDING};
 use crate::models::ParamLayout;
 use crate::nn::{AdamConfig, GanLoss};
@@ -49,8 +49,10 @@ pub fn gan_step(
     let images = if cfg.augment.is_none() { images } else { diff_augment(&images, draws, cfg.augment, shape) };
     let seen_fake = &images[batch * image..];
     let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, image, false, d_width);
+    // Under spectral norm D's passes read W / σ, σ from a power iteration before each pass.
+    let (d_values, d_spectral) = spectral_forward(&disc, layout, state_layout, values, state);
     // D's batch norm sees the real and the fake rows as two batches.
-    let df = mlp_forward_grouped(&disc, layout, state_layout, values, state, &d_in, 2 * batch, 2);
+    let df = mlp_forward_grouped(&disc, layout, state_layout, &d_values, state, &d_in, 2 * batch, 2);
     // A projection discriminator's heads give the logit of each row's class.
     let logits_of = |heads: &[f64], labels: &[usize]| if cfg.projection { class_logit_forward(labels, heads) } else { heads.to_vec() };
     let to_heads = |d_logits: Vec<f64>, labels: &[usize]| if cfg.projection { class_logit_backward(labels, &d_logits, cfg.d_heads()) } else { d_logits };
@@ -60,7 +62,8 @@ pub fn gan_step(
     };
     let loss = objective(&logits_of(df.out.last().unwrap(), labels), 1.0 - f64::from(cfg.label_smoothing));
     let mut grads = vec![0.0; values.len()];
-    let d_d_in = mlp_backward(&disc, layout, state_layout, values, &d_in, &df, 2 * batch, to_heads(loss.d_grad, labels), Some(&mut grads), None);
+    let d_d_in = mlp_backward(&disc, layout, state_layout, &d_values, &d_in, &df, 2 * batch, to_heads(loss.d_grad, labels), Some(&mut grads), None);
+    spectral_grads(&d_spectral, values, &mut grads);
     if k > 0 {
         let table = layout.get(D_EMBEDDING).range();
         grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, image, k), k, k));
@@ -68,26 +71,27 @@ pub fn gan_step(
     let (g_range, d_range) = network_ranges(layout);
     let (g_opt, d_opt) = cfg.adam(opt);
     let mut metrics = loss.metrics;
-    let (judged, g_grad) = match cfg.update_order {
+    let (judged, g_grad, d_values) = match cfg.update_order {
         UpdateOrder::GFirst => {
             let widths: Vec<usize> = disc.iter().map(|l| l.out).collect();
-            (df.rows(batch, batch, &widths), to_heads(loss.g_grad, fake_labels))
+            (df.rows(batch, batch, &widths), to_heads(loss.g_grad, fake_labels), d_values)
         }
         UpdateOrder::DFirst => {
             let r = d_range.clone();
             adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, &d_opt);
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
             let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, seen_fake, image, false, d_width);
-            let judged = mlp_forward(&disc, layout, state_layout, values, state, &fake_in, batch);
+            let (d_values, _) = spectral_forward(&disc, layout, state_layout, values, state);
+            let judged = mlp_forward(&disc, layout, state_layout, &d_values, state, &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
             let logits: Vec<f64> = vec![0.0; batch].into_iter().chain(logits_of(judged.out.last().unwrap(), fake_labels)).collect();
             let g_loss = objective(&logits, 1.0);
             metrics[1] = g_loss.metrics[1];
-            (judged, to_heads(g_loss.g_grad, fake_labels))
+            (judged, to_heads(g_loss.g_grad, fake_labels), d_values)
         }
     };
     let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, seen_fake, image, false, d_width);
-    let d_fake_in = mlp_backward(&disc, layout, state_layout, values, &fake_in, &judged, batch, g_grad, None, None);
+    let d_fake_in = mlp_backward(&disc, layout, state_layout, &d_values, &fake_in, &judged, batch, g_grad, None, None);
     // Only the image columns lead back to G, through the augmentation and its output activation.
     let d_seen = columns(&d_fake_in, d_width, 0, image);
     let d_seen = if cfg.augment.is_none() { d_seen } else { diff_augment_backward(&d_seen, &draws[8 * batch..], cfg.augment, shape) };

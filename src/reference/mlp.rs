@@ -25,14 +25,10 @@ fn offsets(spec: &LayerSpec, params: &ParamLayout, state: &ParamLayout) -> Offse
     let (rows, cols) = spec.weight_matrix();
     let b = params.get(&format!("{head}.bias")).offset;
     Offsets {
-        w: params.get(&format!("{head}.weight")).offset,
+        w: params.get(&spec.weight_name(head)).offset,
         b,
         w_len: rows * cols,
-        b_len: match spec.kind {
-            LayerKind::Linear => spec.out,
-            LayerKind::Conv2d(s) => s.out_ch,
-            LayerKind::ConvTranspose2d(s) => s.in_ch,
-        },
+        b_len: spec.bias_len(),
         bn: spec.batchnorm.as_ref().map(|bn| {
             (
                 params.get(&format!("{}.weight", bn.name)).offset,

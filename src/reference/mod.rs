@@ -16,6 +16,7 @@ mod losses;
 mod matmul;
 mod mlp;
 mod random;
+mod spectral;
 mod vae_step;
 
 pub use activations::{activate, activate_grad_from_output, sigmoid};
@@ -33,6 +34,7 @@ pub use losses::{bce_logits, bce_with_logit, gan_hinge_loss, gan_loss, reparam_k
 pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};
 pub use random::{fill_labels, fill_normal, fill_uniform, philox4x32_10, to_unit};
 pub use mlp::{mlp_backward, mlp_forward, mlp_forward_grouped, MlpForward};
+pub use spectral::{spectral_backward, spectral_forward, spectral_grads, spectral_power, SpectralHead};
 pub use vae_step::{vae_step, VaeStepOut};
 pub use classifier_step::{classifier_step, ClassifierStepOut};
 pub use gan_step::{gan_average, gan_step, GanStepOut};

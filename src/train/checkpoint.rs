@@ -18,14 +18,11 @@ use crate::models::vae::Vae;
 use crate::models::params::ParamEntry;
 use crate::models::{ParamLayout, Parameters};
 
-/// The tensors a checkpoint holds: every parameter, and the batch-norm running statistics (the
-/// saved batch statistics are scratch for the backward pass).
+/// The tensors a model file holds: every parameter, the batch-norm running statistics and the
+/// spectral norm's u and v (the saved batch statistics are scratch for the backward pass).
 pub fn exported_entries<'a>(params: &'a ParamLayout, state: &'a ParamLayout) -> impl Iterator<Item = (&'a ParamEntry, bool)> {
-    params
-        .entries
-        .iter()
-        .map(|e| (e, false))
-        .chain(state.entries.iter().filter(|e| e.name.contains(".running_")).map(|e| (e, true)))
+    let kept = |e: &&ParamEntry| e.name.contains(".running_") || e.name.ends_with("._u") || e.name.ends_with("._v");
+    params.entries.iter().map(|e| (e, false)).chain(state.entries.iter().filter(kept).map(|e| (e, true)))
 }
 
 pub fn write_safetensors(path: &Path, params: &ParamLayout, values: &[f32], state: &ParamLayout, state_values: &[f32], metadata: HashMap<String, String>) -> Result<()> {

@@ -65,8 +65,8 @@ impl Settings {
         if s.keep_best == Some(true) && s.eval_every == Some(0) {
             refuse!("--keep-best picks the epoch by the FD of its samples, and --eval-every 0 scores none");
         }
-        if (s.loss.is_some() || s.augment.is_some()) && !gan {
-            refuse!("--loss and --augment are for gan and dcgan: they change how the discriminator judges");
+        if (s.loss.is_some() || s.augment.is_some() || s.spectral_norm.is_some()) && !gan {
+            refuse!("--loss, --augment and --spectral-norm are for gan and dcgan: they change how the discriminator judges");
         }
         match model {
             ModelKind::Classifier if conditional => refuse!("--conditional is for vae and gan; a classifier already learns from the labels"),

@@ -321,6 +321,10 @@ settings! {
     /// passed back through them: a comma list of color, translation and cutout, or none
     /// [default: none].
     [long, value_name = "POLICY"] augment: AugmentPolicy,
+    /// GAN: spectral norm on every weight of the discriminator, W / σ(W) with σ from one power
+    /// iteration per pass (Miyato et al. 2018), beside its batch norm if it has one
+    /// [default: false].
+    [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] spectral_norm: bool,
     /// vae, gan: condition on the digit's class, so samples can be asked for one (the CVAE's
     /// one-hot; PyTorch-GAN cgan's label embeddings). The classes are the data's labels.
     [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] conditional: bool,
@@ -392,6 +396,7 @@ impl Settings {
                 projection: s.projection.unwrap_or(g.projection),
                 loss: s.loss.unwrap_or(g.loss),
                 augment: s.augment.unwrap_or(g.augment),
+                spectral_norm: s.spectral_norm.unwrap_or(g.spectral_norm),
                 ..g
             }),
             classifier: defaults.classifier.map(|c| ClassifierConfig { init, ..c }),

@@ -29,12 +29,14 @@ use super::network::Network;
 use super::params::{ParamLayout, Parameters};
 use crate::data::ImageShape;
 use crate::gpu::{Gpu, GpuError, View};
-use crate::nn::{Activation, AdamConfig, AugmentPolicy, ConvShape, GanLoss};
+use crate::nn::{Activation, AdamConfig, AugmentPolicy, GanLoss};
 
+mod conv;
 mod program;
 mod sample;
 mod step;
 
+pub use conv::EXAMPLES_LR;
 pub use sample::{sample_images, GanSampler};
 pub use step::{Augmented, Conditioning, GanGraph, Projection};
 
@@ -172,6 +174,10 @@ pub struct GanConfig {
     /// generated, with G's gradient passed back through them (`--augment`; none by default).
     #[serde(default, skip_serializing_if = "AugmentPolicy::is_none")]
     pub augment: AugmentPolicy,
+    /// Spectral norm on every weight of D, Linear and conv (`--spectral-norm`; Miyato et al.
+    /// 2018): D's passes read W / σ(W), σ estimated by one power iteration per training pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spectral_norm: bool,
 }
 
 fn with_batchnorm() -> bool {
@@ -223,6 +229,7 @@ impl Default for GanConfig {
             image: ImageShape::MNIST,
             loss: GanLoss::Bce,
             augment: AugmentPolicy::default(),
+            spectral_norm: false,
         }
     }
 }
@@ -256,9 +263,12 @@ impl GanConfig {
 }
 
 pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
-    if cfg.arch == GanArch::Conv {
-        return conv_layers(cfg);
-    }
+    let (generator, discriminator) = if cfg.arch == GanArch::Conv { conv::conv_layers(cfg) } else { mlp_layers(cfg) };
+    let discriminator = discriminator.into_iter().map(|l| LayerSpec { spectral: cfg.spectral_norm, ..l }).collect();
+    (generator, discriminator)
+}
+
+fn mlp_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     let mut generator = Vec::new();
     let mut width = cfg.latent + cfg.label_width();
     for (i, &h) in cfg.g_hidden.iter().enumerate() {
@@ -282,77 +292,6 @@ pub fn layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         generator[0] = generator[0].clone().padded();
         discriminator[0] = discriminator[0].clone().padded();
     }
-    (generator, discriminator)
-}
-
-/// pytorch/examples' DCGAN rate, G's and D's. On the 3,416 Noto emoji at 32 × 32 it brought
-/// FD (wgen's judge) to 130 at epoch 10 in wgen and 120 in PyTorch (docs/studies/emoji.md);
-/// the 28 × 28 DCGAN's G 4e-4 and D 2e-5, tuned on 9,000 digits, left D far behind there
-/// (D(G(z)) 0.93 after an epoch in both trainers).
-pub const EXAMPLES_LR: f32 = 2e-4;
-
-/// The DCGAN's layers (`GanArch::Conv`), named as its PyTorch module's.
-fn conv_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
-    assert!(cfg.classes.is_none(), "the DCGAN is not conditioned");
-    if cfg.is_examples() {
-        return examples_layers(cfg);
-    }
-    let bn = |name: &str, groups| Some(BatchnormSpec { groups, ..BatchnormSpec::new(name, cfg.bn_eps, cfg.bn_momentum) });
-    let ImageShape { channels, side } = cfg.image;
-    let deconv1 = ConvShape::transposed(128, 64, side / 4, side / 4, 4, 2, 1);
-    let deconv2 = ConvShape::transposed(64, channels, side / 2, side / 2, 4, 2, 1);
-    let generator = vec![
-        LayerSpec { batchnorm: bn("generator.bn0", 1), ..LayerSpec::new("generator.fc", cfg.latent, deconv1.out_len(), cfg.g_activation) },
-        LayerSpec { batchnorm: bn("generator.bn1", 1), ..LayerSpec::conv_transpose2d("generator.deconv1", deconv1, cfg.g_activation) },
-        LayerSpec::conv_transpose2d("generator.deconv2", deconv2, cfg.output.activation()),
-    ];
-    let conv1 = ConvShape::conv2d(channels, 64, side, side, 4, 2, 1);
-    let conv2 = ConvShape::conv2d(64, 128, side / 2, side / 2, 4, 2, 1);
-    let discriminator = vec![
-        LayerSpec::conv2d("discriminator.conv1", conv1, cfg.d_activation),
-        // Real and fake batches: two groups.
-        LayerSpec { batchnorm: bn("discriminator.bn2", 2).filter(|_| cfg.d_batchnorm), ..LayerSpec::conv2d("discriminator.conv2", conv2, cfg.d_activation) },
-        LayerSpec::new("discriminator.fc", conv2.out_len(), 1, Activation::Identity),
-    ];
-    (generator, discriminator)
-}
-
-/// pytorch/examples' DCGAN (ngf = ndf = 64) at S = 64, and with one stage fewer at S = 32: G
-/// ConvTranspose2d(z → 512, k4 s1 p0) from 1 × 1 to 4 × 4, then ConvTranspose2d(k4 s2 p1)
-/// halving the channels as it doubles the side (512 → 256 → 128 → 64), each with BatchNorm2d
-/// and ReLU, and ConvTranspose2d(64 → C) → tanh; D the mirror, Conv2d(k4 s2 p1) C → 64 (no batch
-/// norm) → 128 → 256 → 512, LeakyReLU 0.2, then Conv2d(512 → 1, k4 s1 p0), the logit. Its
-/// convolutions have biases, which PyTorch's leave out (bias=False): before a batch norm a
-/// bias changes nothing, and G's last and D's first and last layers keep one.
-fn examples_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
-    const WIDTH: usize = 64;
-    let ImageShape { channels, side } = cfg.image;
-    let stages = (side / 4).trailing_zeros() as usize;
-    let bn = |name: String, groups| Some(BatchnormSpec { groups, ..BatchnormSpec::new(&name, cfg.bn_eps, cfg.bn_momentum) });
-    let mut generator = Vec::new();
-    let (mut c, mut s) = (WIDTH << (stages - 1), 4);
-    let first = ConvShape::transposed(cfg.latent, c, 1, 1, 4, 1, 0);
-    generator.push(LayerSpec { batchnorm: bn("generator.bn1".into(), 1), ..LayerSpec::conv_transpose2d("generator.deconv1", first, cfg.g_activation) });
-    for i in 2..=stages {
-        let shape = ConvShape::transposed(c, c / 2, s, s, 4, 2, 1);
-        let layer = LayerSpec::conv_transpose2d(&format!("generator.deconv{i}"), shape, cfg.g_activation);
-        generator.push(LayerSpec { batchnorm: bn(format!("generator.bn{i}"), 1), ..layer });
-        (c, s) = (c / 2, 2 * s);
-    }
-    let last = ConvShape::transposed(c, channels, s, s, 4, 2, 1);
-    generator.push(LayerSpec::conv_transpose2d(&format!("generator.deconv{}", stages + 1), last, cfg.output.activation()));
-    let mut discriminator = Vec::new();
-    let (mut c, mut s) = (channels, side);
-    for i in 1..=stages {
-        let shape = ConvShape::conv2d(c, WIDTH << (i - 1), s, s, 4, 2, 1);
-        let layer = LayerSpec::conv2d(&format!("discriminator.conv{i}"), shape, cfg.d_activation);
-        // Real and fake batches: two groups.
-        let batchnorm = if i > 1 { bn(format!("discriminator.bn{i}"), 2).filter(|_| cfg.d_batchnorm) } else { None };
-        discriminator.push(LayerSpec { batchnorm, ..layer });
-        (c, s) = (WIDTH << (i - 1), s / 2);
-    }
-    let logit = ConvShape::conv2d(c, 1, s, s, 4, 1, 0);
-    discriminator.push(LayerSpec::conv2d(&format!("discriminator.conv{}", stages + 1), logit, Activation::Identity));
     (generator, discriminator)
 }
 

@@ -91,19 +91,19 @@ impl Recorder<'_> {
     /// D first: D's loss, backward and Adam; then the updated D judges the fake rows again
     /// (`judged`), and G learns from that verdict.
     pub fn d_first(&self, program: &mut Program, judged: &Forward) {
-        let (gpu, params, g, b) = (self.gpu, &self.gan.params, self.graph, self.graph.batch);
+        let (gpu, g, b) = (self.gpu, self.graph, self.graph.batch);
         let (g_range, d_range) = self.gan.ranges();
         program.phase("discriminator.loss", self.loss(GanLossParts::Discriminator, &g.discriminator, 0));
         program.phase("discriminator.backward", self.discriminator_backward());
         program.phase("discriminator.adam", self.adam("gan.discriminator", d_range, &self.d_adam));
-        let mut judge = Vec::new();
+        let mut judge = g.d_spectral(gpu, self.gan);
         let d_table = self.gan.embedding(D_EMBEDDING);
         if let (Some(c), Some(k), Some((d_table, _))) = (&g.conditioning, self.gan.config.classes, d_table) {
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
             let fake_rows = g.d_seen().view().rows(b, b).columns(self.gan.config.image.values(), k);
             judge.push(nn::embedding_forward(gpu, "discriminator.label_emb", c.labels.view().rows(b, b), LabelVectors::Table(d_table), fake_rows));
         }
-        judge.extend(self.gan.discriminator.forward_launches(gpu, params, judged, BatchnormMode::Train));
+        judge.extend(self.gan.discriminator.forward_launches(gpu, g.d_weights(self.gan), judged, BatchnormMode::Train));
         program.phase("discriminator.forward.fake", judge);
         program.phase("generator.loss", self.loss(GanLossParts::Generator, judged, b));
         program.phase("generator.loss.backward", self.to_generator(judged, 0));
@@ -159,7 +159,7 @@ impl Recorder<'_> {
             Some(a) => InputGrad::all(a.d_seen_fake.view()),
             None => InputGrad { from: 0, dx: d_fake, prev: Some((g.fake(), act)) },
         };
-        let mut launches = self.gan.discriminator.backward_launches(gpu, &self.gan.params, judged, start, &g.d_disc_for_g, false, &[into]);
+        let mut launches = self.gan.discriminator.backward_launches(gpu, g.d_weights(self.gan), judged, start, &g.d_disc_for_g, None, &[into]);
         if let Some(a) = &g.augmented {
             let cfg = &self.gan.config;
             let shape = (cfg.image.channels, cfg.image.side);
@@ -176,7 +176,10 @@ impl Recorder<'_> {
             Some(c) => vec![InputGrad::all(c.d_label.view()).from_column(self.gan.config.image.values())],
             None => Vec::new(),
         };
-        let mut launches = self.gan.discriminator.backward_launches(gpu, params, &g.discriminator, 0, &g.d_disc, true, &label_grad);
+        let mut launches = self.gan.discriminator.backward_launches(gpu, g.d_weights(self.gan), &g.discriminator, 0, &g.d_disc, Some(&params.grads.buffer), &label_grad);
+        if let Some(n) = &g.normalised {
+            launches.extend(self.gan.discriminator.spectral_backward(gpu, params, n));
+        }
         if let (Some(c), Some((_, d_grad))) = (&g.conditioning, self.gan.embedding(D_EMBEDDING)) {
             launches.push(nn::embedding_backward(gpu, "discriminator.label_emb", c.labels.view(), c.d_label.view().columns(0, d_grad.cols), d_grad));
         }
@@ -190,7 +193,7 @@ impl Recorder<'_> {
             Some(c) => vec![InputGrad::all(c.g_label.view())],
             None => Vec::new(),
         };
-        let mut launches = self.gan.generator.backward_launches(gpu, params, &g.generator, 0, &g.d_generator, true, &label_grad);
+        let mut launches = self.gan.generator.backward_launches(gpu, params, &g.generator, 0, &g.d_generator, Some(&params.grads.buffer), &label_grad);
         if let (Some(c), Some((_, g_grad))) = (&g.conditioning, self.gan.embedding(G_EMBEDDING)) {
             launches.push(nn::embedding_backward(gpu, "generator.label_emb", c.labels.view().rows(b, b), c.g_label.view().columns(0, g_grad.cols), g_grad));
         }

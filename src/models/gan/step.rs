@@ -4,9 +4,11 @@
 use super::program::Recorder;
 use super::*;
 use crate::data::DeviceSplit;
-use crate::gpu::{Gpu, GpuError, Program, Tensor, View};
+use crate::gpu::{Gpu, GpuError, Launch, Program, Tensor, View};
 use crate::models::layers::padded_width;
 use crate::models::network::{Backward, BatchnormMode, Forward};
+use crate::models::spectral::Normalised;
+use crate::models::Weights;
 use crate::nn::{self, AdamConfig};
 
 /// The extra buffers of a conditional GAN's step (k classes).
@@ -69,6 +71,8 @@ pub struct GanGraph {
     /// D's input gradients from G's loss, over the B fake rows only
     pub d_disc_for_g: Backward,
     pub d_generator: Backward,
+    /// Spectral norm: the weights D's passes read, W / σ, and the power iteration's scratch
+    pub normalised: Option<Normalised>,
 }
 
 impl GanGraph {
@@ -125,6 +129,7 @@ impl GanGraph {
             d_disc: gan.discriminator.backward_buffers(gpu, 2 * batch)?,
             d_disc_for_g: gan.discriminator.backward_buffers(gpu, batch)?,
             d_generator: gan.generator.backward_buffers(gpu, batch)?,
+            normalised: gan.discriminator.normalised_buffers(gpu, &gan.params)?,
             z,
             d_in,
             conditioning,
@@ -141,6 +146,16 @@ impl GanGraph {
             None => self.d_in.view().rows(self.batch, self.batch),
             Some(c) => c.fake.view(),
         }
+    }
+
+    /// The weights D's passes read: W / σ under spectral norm, else the model's own.
+    pub(super) fn d_weights<'a>(&'a self, gan: &'a Gan) -> Weights<'a> {
+        self.normalised.as_ref().map_or(gan.params.weights(), |n| n.weights(&gan.params))
+    }
+
+    /// Under spectral norm, the power iteration and W / σ before a training pass of D.
+    pub(super) fn d_spectral(&self, gpu: &Gpu, gan: &Gan) -> Vec<Launch> {
+        self.normalised.as_ref().map_or(Vec::new(), |n| gan.discriminator.spectral_forward(gpu, &gan.params, n))
     }
 
     /// [2B, D's input width]: the rows D reads, augmented or not.
@@ -160,7 +175,9 @@ impl GanGraph {
             program.phase("condition.fake", vec![nn::copy_columns(gpu, "discriminator.input", self.fake(), fake_images)]);
         }
         r.augment(&mut program);
-        program.phase("discriminator.forward", gan.discriminator.forward_launches(gpu, &gan.params, &self.discriminator, BatchnormMode::Train));
+        let mut judge = self.d_spectral(gpu, gan);
+        judge.extend(gan.discriminator.forward_launches(gpu, self.d_weights(gan), &self.discriminator, BatchnormMode::Train));
+        program.phase("discriminator.forward", judge);
         match &self.discriminator_fake {
             None => r.g_first(&mut program),
             Some(judged) => r.d_first(&mut program, judged),

@@ -335,7 +335,7 @@ impl VaeGraph {
         let params = &vae.params;
         program.phase(
             "decoder.backward",
-            vae.decoder.backward_launches(gpu, params, &self.decoder, 0, &self.d_decoder, true, &[InputGrad::all(self.dz.view())]),
+            vae.decoder.backward_launches(gpu, params, &self.decoder, 0, &self.d_decoder, Some(&params.grads.buffer), &[InputGrad::all(self.dz.view())]),
         );
         if let (Some(c), Some((_, d_means))) = (&self.conditioning, vae.prior_mean()) {
             // z = m_y + offset: each class's mean gathers the gradient of its rows' z.
@@ -346,7 +346,7 @@ impl VaeGraph {
             "reparameterise.backward",
             vec![nn::reparam_kl_backward(gpu, "latent", stats, self.eps.view(), self.dz.view(), self.d_encoder.d_output().view(), scale)],
         );
-        program.phase("encoder.backward", vae.encoder.backward_launches(gpu, params, &self.encoder, 0, &self.d_encoder, true, &[]));
+        program.phase("encoder.backward", vae.encoder.backward_launches(gpu, params, &self.encoder, 0, &self.d_encoder, Some(&params.grads.buffer), &[]));
         program.phase(
             "adam",
             vec![nn::adam(gpu, "vae", adam, step, 0..params.layout.len, &params.values.buffer, &params.grads.buffer, &params.adam_m.buffer, &params.adam_v.buffer)],
