@@ -12,8 +12,8 @@ const SINGLE_STEPS = 10;
 const GRID_EVERY = 200;
 // A read every ~this many ms: long enough to keep the GPU busy, short enough to stay live.
 const READ_MS = 120;
-// The form's GAN settings, `wgen train --loss` and `--augment`.
-const GAN_ONLY = ['loss', 'aug-color', 'aug-translation', 'aug-cutout'];
+// The form's GAN settings, `wgen train --loss`, `--augment` and `--spectral-norm`.
+const GAN_ONLY = ['loss', 'aug-color', 'aug-translation', 'aug-cutout', 'spectral-norm'];
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd'];
 
 const page = {
@@ -74,7 +74,12 @@ function settings() {
   if (!(seed >= 0 && seed < 2 ** 32)) throw new Error(`the seed must be a whole number from 0 to ${2 ** 32 - 1}`);
   const gan = $('model').value.includes('gan');
   const augment = ['color', 'translation', 'cutout'].filter((t) => $(`aug-${t}`).checked).join(',');
-  return { model: $('model').value, lr, batch, seed, conditional: $('conditional').checked, loss: gan ? $('loss').value : '', augment: gan ? augment : '' };
+  // A field left at the model's default is not passed (0), so the default can fit the data.
+  const given = (id, v) => ($(id).value === $(id).dataset.default ? 0 : v);
+  return {
+    model: $('model').value, lr: given('lr', lr), batch: given('batch', batch), seed, conditional: $('conditional').checked,
+    loss: gan ? $('loss').value : '', augment: gan ? augment : '', spectralNorm: gan && $('spectral-norm').checked,
+  };
 }
 
 // A picked folder's images, [{path, file}] with paths relative to it: their bytes, one after
@@ -147,10 +152,10 @@ async function create() {
   if (page.folder) {
     const f = page.folder;
     const size = Math.trunc(Number($('size').value)) || 0;
-    page.trainer = await Trainer.create_from_folder(s.model, s.lr, s.batch, s.seed, s.conditional, s.loss, s.augment, size, f.name, f.paths, f.lengths, f.bytes);
+    page.trainer = await Trainer.create_from_folder(s.model, s.lr, s.batch, s.seed, s.conditional, s.loss, s.augment, s.spectralNorm, size, f.name, f.paths, f.lengths, f.bytes);
   } else {
     const [a, b, c, d] = page.files;
-    page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, s.loss, s.augment, a, b, c, d);
+    page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, s.loss, s.augment, s.spectralNorm, a, b, c, d);
   }
   page.describe = JSON.parse(page.trainer.describe());
   if (page.describe.notes.length) $('data-source').textContent += ` (${page.describe.notes.join('; ')})`;
@@ -357,8 +362,8 @@ async function download() {
 function formDefaults() {
   if ($('model').value.includes('conv') || $('model').value === 'dcgan') $('conditional').checked = false;
   const [lr, batch] = defaults($('model').value, $('conditional').checked);
-  $('lr').value = lr;
-  $('batch').value = batch;
+  $('lr').value = $('lr').dataset.default = lr;
+  $('batch').value = $('batch').dataset.default = batch;
   buttons();
 }
 $('model').addEventListener('change', formDefaults);
@@ -383,6 +388,7 @@ window.wgenPage = {
 
 try {
   await init();
+  formDefaults();
   await openWebGpu();
   setState('fetching the digits…');
   await fetchData();

@@ -32,7 +32,9 @@ pub fn defaults(model: String, conditional: bool) -> Result<Vec<f64>, JsError> {
 }
 
 /// What the page's form sets: `wgen train`'s flags of the same names (`loss` and `augment`
-/// as typed there; empty: the default).
+/// as typed there; empty: the default). A learning rate or batch of 0 was left at the model's
+/// default, which then fits the data as the command line's does (a smaller batch on a small
+/// folder, pytorch/examples' rate for its DCGAN).
 struct Form {
     model: String,
     lr: f32,
@@ -42,6 +44,7 @@ struct Form {
     size: Option<usize>,
     loss: String,
     augment: String,
+    spectral_norm: bool,
 }
 
 /// A model being trained on the page's WebGPU device.
@@ -58,14 +61,14 @@ impl Trainer {
     /// order train images, train labels, test images, test labels).
     #[allow(clippy::too_many_arguments)]
     pub async fn create(
-        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, loss: String, augment: String, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
+        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, loss: String, augment: String, spectral_norm: bool, train_images: Vec<u8>, train_labels: Vec<u8>, test_images: Vec<u8>,
         test_labels: Vec<u8>,
     ) -> Result<Trainer, JsError> {
         let names = data::FILES.map(|f| format!("{f}.gz"));
         let [a, b, c, d] = names.clone();
         let files = [(a, train_images), (b, train_labels), (c, test_images), (d, test_labels)];
         let dataset = data::from_files(files, "the page's mnist-10k".to_string()).map_err(js)?;
-        Trainer::build(Form { model, lr, batch, seed, conditional, size: None, loss, augment }, dataset).await
+        Trainer::build(Form { model, lr, batch, seed, conditional, size: None, loss, augment, spectral_norm }, dataset).await
     }
 
     /// As `create`, on a folder of images the user picked: `paths` relative to it
@@ -74,7 +77,7 @@ impl Trainer {
     /// (`size` 0: the size the images share), decoded here by the same code.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_from_folder(
-        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, loss: String, augment: String, size: usize, name: String, paths: Vec<String>, lengths: Vec<u32>,
+        model: String, lr: f32, batch: usize, seed: u32, conditional: bool, loss: String, augment: String, spectral_norm: bool, size: usize, name: String, paths: Vec<String>, lengths: Vec<u32>,
         bytes: Vec<u8>,
     ) -> Result<Trainer, JsError> {
         if paths.len() != lengths.len() {
@@ -95,14 +98,14 @@ impl Trainer {
         let options = data::ImageOptions { size: (size > 0).then_some(size), ..Default::default() };
         let dataset = data::folder::from_images(&listed, &read, &name, &options, &mut |_, _| {}).map_err(js)?;
         let size = Some(dataset.shape().side);
-        Trainer::build(Form { model, lr, batch, seed, conditional, size, loss, augment }, dataset).await
+        Trainer::build(Form { model, lr, batch, seed, conditional, size, loss, augment, spectral_norm }, dataset).await
     }
 
     async fn build(form: Form, dataset: data::Dataset) -> Result<Trainer, JsError> {
         let settings = Settings {
             model: Some(model_kind(&form.model)?),
-            lr: Some(form.lr),
-            batch: Some(form.batch),
+            lr: (form.lr > 0.0).then_some(form.lr),
+            batch: (form.batch > 0).then_some(form.batch),
             seed: Some(u64::from(form.seed)),
             conditional: Some(form.conditional),
             size: form.size,
@@ -111,6 +114,7 @@ impl Trainer {
                 name => Some(serde_json::from_value(json!(name)).map_err(|_| js(format!("unknown loss {name}: bce or hinge")))?),
             },
             augment: (!form.augment.is_empty()).then(|| form.augment.parse()).transpose().map_err(js)?,
+            spectral_norm: form.spectral_norm.then_some(true),
             ..Settings::default()
         };
         // The command line's checks and defaults: the page's form is its flags.
@@ -177,6 +181,7 @@ impl Trainer {
             "classes": cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes)),
             "loss": cfg.gan.as_ref().map(|g| g.loss),
             "augment": cfg.gan.as_ref().map(|g| g.augment.to_string()),
+            "spectral_norm": cfg.gan.as_ref().map(|g| g.spectral_norm),
             "notes": self.live.notes,
             "matmul": format!("{:?}", self.gpu.matmul),
             // The subgroup matmul wants exactly 8 lanes; otherwise a tiled family runs.
