@@ -108,9 +108,9 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     // The conditional GAN also draws labels every step: they must resume where they left off;
     // the conv VAE's scratch buffers must not carry state across the interruption, nor the
     // DCGAN's batch-norm statistics; an average of G must resume as it was, not restart; the
-    // augmentation's draws must go on as they would have.
+    // augmentation's draws must go on as they would have, and spectral norm's u and v.
     let none: &[&str] = &[];
-    let augmented: &[&str] = &["--augment", "color,translation,cutout", "--loss", "hinge"];
+    let augmented: &[&str] = &["--augment", "color,translation,cutout", "--loss", "hinge", "--spectral-norm"];
     for (model, extra) in [("gan", none), ("vae", none), ("gan", &["--conditional"]), ("conv-vae", none), ("dcgan", none), ("gan", &["--g-ema", "0.9"]), ("dcgan", augmented)] {
         let name = format!("{model}{}", extra.join(""));
         let (whole, cut) = (dir.join(format!("{name}-whole")), dir.join(format!("{name}-cut")));
@@ -131,11 +131,18 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
         assert_eq!(record_losses(&cut), record_losses(&whole), "{name}: metrics differ after resuming");
         assert!(tensors(&cut.join("model.safetensors")) == tensors(&whole.join("model.safetensors")), "{name}: weights differ after resuming");
     }
-    // A run resumes with its own settings: another augmentation or loss is refused.
-    let run = dir.join("dcgan--augmentcolor,translation,cutout--losshinge-cut");
-    for changed in [["--augment", "translation"], ["--loss", "bce"]] {
+    // A run resumes with its own settings: another augmentation, loss or spectral norm is refused.
+    let run = dir.join("dcgan--augmentcolor,translation,cutout--losshinge--spectral-norm-cut");
+    for changed in [["--augment", "translation"], ["--loss", "bce"], ["--spectral-norm", "false"]] {
         fails_with(&["train", "--resume", run.to_str().unwrap(), changed[0], changed[1]], "--resume continues with the run's own settings");
     }
+    // Under spectral norm D's weights are saved as torch's parametrized modules name them.
+    let (_, shapes) = tensor_shapes(&run.join("model.safetensors"));
+    assert_eq!(shapes["discriminator.conv2.parametrizations.weight.original"], [128, 64, 4, 4]);
+    assert_eq!(shapes["discriminator.conv2.parametrizations.weight.0._u"], [128]);
+    assert_eq!(shapes["discriminator.fc.parametrizations.weight.0._v"], [128 * 7 * 7]);
+    assert!(!shapes.contains_key("discriminator.conv2.weight"), "no plain weight beside the parametrized one");
+    fails_with(&["train", "vae", "--spectral-norm", "--data", data.to_str().unwrap()], "--loss, --augment and --spectral-norm are for gan and dcgan");
 }
 
 #[test]
