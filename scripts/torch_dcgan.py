@@ -11,9 +11,11 @@ torch.nn loads wgen's model.safetensors as it is.
          against the updated D on the same G(z). Non-saturating BCE, Adam 2e-4 (0.5, 0.999),
          batch 64, images in [-1, 1]. One JSON line per epoch: d_loss ((real + fake) / 2, as
          wgen reports it), g_loss, mean D(x) and D(G(z)) of D's passes, img/s.
-         Recipe knobs for the quality study: wgen's --label-smoothing, --d-lr and
-         --no-d-batchnorm (= `--d-batchnorm false`), and some wgen lacks: --spectral-norm
-         (on D's convolutions and Linear, with no batch norm in D), --instance-noise S
+         Recipe knobs for the quality study: wgen's --label-smoothing, --d-lr,
+         --no-d-batchnorm (= `--d-batchnorm false`), and at every size --loss bce|hinge,
+         --augment POLICY (DiffAugment, drawn per image as wgen draws it; the fakes G learns
+         from are the ones D saw) and --spectral-norm (every weight of D, one power iteration
+         per pass of D over a real and a fake batch, as wgen's); and some wgen lacks: --instance-noise S
          (Gaussian noise on every image D sees, its std falling linearly from S to 0 over the
          run), --d-dropout P (dropout after each of D's LeakyReLUs) and --mbstd (ProGAN's
          minibatch-std channel before D's Linear); and on G's side
@@ -43,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.nn.utils.parametrize as parametrize
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMBEDDED = os.path.join(HERE, "..", "assets", "mnist-10k")
@@ -137,15 +140,70 @@ class Dcgan(nn.Module):
     def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False, mbstd=False, shape=(1, 28)):
         super().__init__()
         if shape != (1, 28):
-            assert not (d_dropout or spectral_norm or mbstd), "the study's D knobs are for the 28x28 DCGAN"
+            assert not (d_dropout or mbstd), "the study's --d-dropout and --mbstd are for the 28x28 DCGAN"
             self.generator, self.discriminator = ExamplesGenerator(*shape), ExamplesDiscriminator(*shape, d_batchnorm)
-            return
-        self.generator = Generator()
-        self.discriminator = Discriminator(d_batchnorm and not spectral_norm, d_dropout, mbstd)
+            d_layers = [conv for _, conv, _ in self.discriminator.layers]
+        else:
+            self.generator = Generator()
+            self.discriminator = Discriminator(d_batchnorm, d_dropout, mbstd)
+            d_layers = [self.discriminator.conv1, self.discriminator.conv2, self.discriminator.fc]
         if spectral_norm:
-            sn = nn.utils.parametrizations.spectral_norm
-            d = self.discriminator
-            d.conv1, d.conv2, d.fc = sn(d.conv1), sn(d.conv2), sn(d.fc)
+            # As `wgen train --spectral-norm`: every weight of D, beside its batch norm if any.
+            for layer in d_layers:
+                nn.utils.parametrizations.spectral_norm(layer)
+
+
+def diff_augment(x, policy, shape):
+    """DiffAugment (Zhao et al. 2020) as `wgen train --augment` draws it, per image: brightness
+    + U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5); a translation by up to
+    (side + 4) // 8 pixels each way, zeros shifted in; a zeroed square of side ceil(side / 2)
+    anywhere it overlaps the image by at least half its side."""
+    if policy in ("", "none"):
+        return x
+    c, s = shape
+    n = len(x)
+    x = x.view(n, c, s, s)
+    rand = lambda: torch.rand(n, 1, 1, 1, device=x.device)
+    if "color" in policy:
+        x = x + (rand() - 0.5)
+        m = x.mean(1, keepdim=True)
+        x = (x - m) * (rand() * 2) + m
+        m = x.mean([1, 2, 3], keepdim=True)
+        x = (x - m) * (rand() + 0.5) + m
+    gy, gx = torch.meshgrid(torch.arange(s, device=x.device), torch.arange(s, device=x.device), indexing="ij")
+    if "translation" in policy:
+        most = (s + 4) // 8
+        sy, sx = (torch.randint(-most, most + 1, (n, 1, 1), device=x.device) for _ in range(2))
+        src_y, src_x = gy + sy, gx + sx
+        inside = ((src_y >= 0) & (src_y < s) & (src_x >= 0) & (src_x < s)).unsqueeze(1)
+        idx = (src_y.clamp(0, s - 1) * s + src_x.clamp(0, s - 1)).flatten(1)
+        x = torch.gather(x.flatten(2), 2, idx.unsqueeze(1).expand(n, c, s * s)).view(n, c, s, s) * inside
+    if "cutout" in policy:
+        q = (s + 1) // 2
+        oy, ox = (torch.randint(0, s + 1 - q % 2, (n, 1, 1), device=x.device) - q // 2 for _ in range(2))
+        cut = ((gy >= oy) & (gy < oy + q) & (gx >= ox) & (gx < ox + q)).unsqueeze(1)
+        x = x * ~cut
+    return x.flatten(1)
+
+
+def d_losses(loss, out_real, out_fake, real_label):
+    """D's loss on its real and fake outputs, each half summed as pytorch/examples sums them."""
+    if loss == "hinge":
+        return F.relu(1 - out_real).mean() + F.relu(1 + out_fake).mean()
+    bce = nn.BCEWithLogitsLoss()
+    return bce(out_real, torch.full_like(out_real, real_label)) + bce(out_fake, torch.zeros_like(out_fake))
+
+
+def g_loss(loss, out_fake):
+    if loss == "hinge":
+        return -out_fake.mean()
+    return nn.BCEWithLogitsLoss()(out_fake, torch.ones_like(out_fake))
+
+
+def d_means(loss, out):
+    """What wgen logs as D(x) and D(G(z)): the mean probability, or under the hinge loss the
+    mean raw output."""
+    return float(out.mean() if loss == "hinge" else torch.sigmoid(out).mean())
 
 
 def wgen_metadata(args):
@@ -154,31 +212,34 @@ def wgen_metadata(args):
     gan = {"arch": "conv", "latent": 100, "g_hidden": [256, 512, 1024], "d_hidden": [512, 256], "g_activation": "relu",
            "d_activation": "leaky_relu:0.2", "g_batchnorm": True, "bn_eps": 1e-5, "bn_momentum": 0.1, "output": "tanh",
            "label_smoothing": args.label_smoothing, "init": "torch", "update_order": "d-first",
-           "d_batchnorm": not (args.no_d_batchnorm or args.spectral_norm),
+           "d_batchnorm": not args.no_d_batchnorm,
            # Always written: wgen's DCGAN default (2e-5) is not this script's (2e-4).
            "d_lr": args.d_lr or 2e-4, "image": {"channels": args.shape[0], "side": args.shape[1]}}
     if args.g_ema:
         gan["g_ema"] = args.g_ema
+    if args.loss != "bce":
+        gan["loss"] = args.loss
+    if args.augment:
+        gan["augment"] = args.augment
+    if args.spectral_norm:
+        gan["spectral_norm"] = True
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
-            "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout, "spectral_norm": args.spectral_norm,
+            "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout,
                                         "g_lr": args.g_lr, "g_steps": args.g_steps, "g_ema": args.g_ema, "mbstd": args.mbstd, "seed": args.seed})}
 
 
 def save(model, path, metadata, ema=None):
-    """The state dict under wgen's names: a spectrally normalised layer's weight is saved as the
-    normalised weight it uses, without the power iteration's vectors; with `ema`, its generator
-    stands in for the trained one."""
+    """The state dict under wgen's names, which are torch's: a spectrally normalised layer keeps
+    its weight as trained and its power iteration's u and v, as wgen saves them; with `ema`, its
+    generator stands in for the trained one."""
     from safetensors.torch import save_file
     tensors = {}
     state = model.state_dict()
     if ema is not None:
         state.update({f"generator.{k}": v for k, v in ema.state_dict().items()})
     for k, v in state.items():
-        if "num_batches" in k or k.endswith(("._u", "._v")):
+        if "num_batches" in k:
             continue
-        if ".parametrizations.weight.original" in k:
-            module = model.get_submodule(k.split(".parametrizations.")[0])
-            k, v = k.replace(".parametrizations.weight.original", ".weight"), module.weight.detach()
         if k == "discriminator.fc.weight" and has_mbstd(model):
             # wgen's D has no minibatch-std channel: its weights are left out so `wgen eval`,
             # which scores G, loads the file.
@@ -236,7 +297,7 @@ def train(args):
                     e.copy_(v)
 
     opt_d = torch.optim.Adam(d.parameters(), args.d_lr or 2e-4, betas=(0.5, 0.999))
-    bce = nn.BCEWithLogitsLoss()
+    augment = lambda x: diff_augment(x, args.augment, args.shape)
     total_steps, step = args.epochs * (len(x_train) // args.batch), 0
 
     def noisy(x):
@@ -252,28 +313,31 @@ def train(args):
         sums = np.zeros(4)
         for i in range(0, len(order) - args.batch + 1, args.batch):
             real = x_train[order[i:i + args.batch]]
-            ones, zeros = torch.ones(len(real), device=dev), torch.zeros(len(real), device=dev)
             fake = g(torch.randn(len(real), 100, device=dev))
+            # Each image D sees is augmented once; G learns from D's verdict on the same
+            # augmented fakes, as wgen's D-first step reuses them.
+            seen_real, seen_fake = augment(noisy(real)), augment(noisy(fake))
             opt_d.zero_grad()
-            out_real = d(noisy(real))
-            err_real = bce(out_real, ones * (1 - args.label_smoothing))
-            err_real.backward()
-            out_fake = d(noisy(fake.detach()))
-            err_fake = bce(out_fake, zeros)
-            err_fake.backward()
+            # D's real and fake calls share one power iteration (wgen's one pass of D over
+            # both batches); cached() computes W / sigma once for the two.
+            with parametrize.cached():
+                out_real = d(seen_real)
+                out_fake = d(seen_fake.detach())
+                err_d = d_losses(args.loss, out_real, out_fake, 1 - args.label_smoothing)
+                err_d.backward()
             opt_d.step()
             opt_g.zero_grad()
-            err_g = bce(d(noisy(fake)), ones)
+            err_g = g_loss(args.loss, d(seen_fake))
             err_g.backward()
             opt_g.step()
             for _ in range(args.g_steps - 1):
                 opt_g.zero_grad()
-                bce(d(noisy(g(torch.randn(len(real), 100, device=dev)))), ones).backward()
+                g_loss(args.loss, d(augment(noisy(g(torch.randn(len(real), 100, device=dev)))))).backward()
                 opt_g.step()
             if ema is not None:
                 update_ema()
             with torch.no_grad():
-                sums += [float(err_real + err_fake) / 2, float(err_g), float(torch.sigmoid(out_real).mean()), float(torch.sigmoid(out_fake).mean())]
+                sums += [float(err_d) / 2, float(err_g), d_means(args.loss, out_real), d_means(args.loss, out_fake)]
             steps += 1
             step += 1
         if dev.type == "cuda":
@@ -297,8 +361,10 @@ def check(args):
 
     with safe_open(args.model, "pt") as f:
         image = json.loads(f.metadata()["config"]).get("image", {"channels": 1, "side": 28})
+    with safe_open(args.model, "pt") as f:
+        config = json.loads(f.metadata()["config"])
     shape = (image["channels"], image["side"])
-    model = Dcgan(shape=shape)
+    model = Dcgan(config.get("d_batchnorm", True), spectral_norm=config.get("spectral_norm", False), shape=shape)
     tensors = load_file(args.model)
     # Shapes are checked by the load; only BatchNorm's num_batches_tracked counters are absent.
     missing, unexpected = model.load_state_dict(tensors, strict=False)
@@ -370,7 +436,9 @@ def main():
     t.add_argument("--label-smoothing", type=float, default=0.0, help="D's target for real images is 1 - this")
     t.add_argument("--d-lr", type=float, help="D's Adam learning rate (default G's, 2e-4)")
     t.add_argument("--no-d-batchnorm", action="store_true", help="no batch norm in D")
-    t.add_argument("--spectral-norm", action="store_true", help="spectral norm on D's layers, no batch norm in D")
+    t.add_argument("--spectral-norm", action="store_true", help="spectral norm on every weight of D (its batch norm stays unless --no-d-batchnorm)")
+    t.add_argument("--loss", choices=["bce", "hinge"], default="bce", help="the objective, as wgen train --loss")
+    t.add_argument("--augment", default="", help="DiffAugment's transforms on every image D sees, as wgen train --augment (e.g. color,translation,cutout)")
     t.add_argument("--instance-noise", type=float, default=0.0, help="std of the noise on D's inputs at the start, annealed to 0")
     t.add_argument("--d-dropout", type=float, default=0.0, help="dropout after D's LeakyReLUs")
     t.add_argument("--mbstd", action="store_true", help="a minibatch-std channel before D's Linear (left out of saved files)")
