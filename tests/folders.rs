@@ -352,6 +352,21 @@ fn wgen_hash_test(path: &str) -> bool {
 }
 
 #[test]
+fn limit_keeps_n_images_spread_over_the_classes_a_small_class_all_it_has_the_rest_evenly_spaced() {
+    // Classes of 1, 4 and 25 images, one after another; each image's bytes its index.
+    let shape = ImageShape { channels: 1, side: 2 };
+    let labels: Vec<u8> = [(0u8, 1), (1, 4), (2, 25)].iter().flat_map(|&(l, n)| vec![l; n]).collect();
+    let split = data::Split { images: (0..30u8).flat_map(|i| [i; 4]).collect(), labels, count: 30, shape };
+    let kept = split.spread_over_classes(9);
+    let indices: Vec<u8> = kept.images.chunks(4).map(|image| image[0]).collect();
+    assert_eq!(indices, [0, 1, 2, 3, 4, 5, 11, 17, 23], "the class of one, all four, then 4 of 25 evenly spaced");
+    assert_eq!(kept.labels, [0, 1, 1, 1, 1, 2, 2, 2, 2]);
+    assert_eq!((kept.count, kept.shape), (9, shape));
+    let all = split.spread_over_classes(100);
+    assert_eq!((all.images, all.labels, all.count), (split.images.clone(), split.labels.clone(), 30), "more than the split: all of it");
+}
+
+#[test]
 fn a_folder_of_thirty_digits_in_classes_of_1_4_and_25_trains_every_generative_model_with_only_data_given() {
     let dir = temp_dir("folder-small");
     let data = dir.join("digits");
@@ -390,6 +405,16 @@ fn a_folder_of_thirty_digits_in_classes_of_1_4_and_25_trains_every_generative_mo
         assert!(stdout.contains(&format!("batch {train}: the {train} training images")), "{model} says its batch shrank:\n{stdout}");
         assert!(dir.join(format!("runs/{model}-1/model.safetensors")).exists(), "{model}: a model file");
     }
+    // --limit trains on part of the training split; the batch fits what is kept.
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_wgen")).args(args).env("XDG_CACHE_HOME", dir.join("cache")).current_dir(&dir).output().unwrap();
+    let out = run(&["train", "gan", "--data", data.to_str().unwrap(), "--limit", "12", "--epochs", "1", "--out", "limited"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains(&format!("training on 12 of the {} training images", dataset.train.count)), "{stdout}");
+    assert!(stdout.contains("batch 12: the 12 training images"), "{stdout}");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("limited/config.json")).unwrap()).unwrap();
+    assert_eq!((config["train_images"].as_u64(), config["test_images"].as_u64()), (Some(12), Some(3)));
+    let out = run(&["train", "gan", "--data", data.to_str().unwrap(), "--limit", "0"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--limit keeps N of the training images"));
     // A batch the user gave is not changed but refused.
     let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(["train", "gan", "--data", data.to_str().unwrap(), "--batch", "64"]).env("XDG_CACHE_HOME", dir.join("cache")).current_dir(&dir).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -183,6 +183,35 @@ impl Split {
     }
 }
 
+impl Split {
+    /// `n` of the images (all, if n ≥ count), spread evenly over the classes: the classes take
+    /// turns, so each keeps about n / classes (a small class all it has, the others the rest),
+    /// and a class's images are taken evenly spaced through it.
+    pub fn spread_over_classes(&self, n: usize) -> Split {
+        let mut members = vec![Vec::new(); self.classes()];
+        self.labels.iter().enumerate().for_each(|(i, &l)| members[usize::from(l)].push(i));
+        let mut quota = vec![0; members.len()];
+        let mut left = n.min(self.count);
+        while left > 0 {
+            for (q, m) in quota.iter_mut().zip(&members) {
+                if left > 0 && *q < m.len() {
+                    *q += 1;
+                    left -= 1;
+                }
+            }
+        }
+        let mut kept: Vec<usize> = members.iter().zip(&quota).flat_map(|(m, &q)| (0..q).map(move |j| m[j * m.len() / q])).collect();
+        kept.sort_unstable();
+        let values = self.shape.values();
+        Split {
+            images: kept.iter().flat_map(|&i| &self.images[i * values..(i + 1) * values]).copied().collect(),
+            labels: kept.iter().map(|&i| self.labels[i]).collect(),
+            count: kept.len(),
+            shape: self.shape,
+        }
+    }
+}
+
 pub struct Dataset {
     pub train: Split,
     pub test: Split,

@@ -44,6 +44,9 @@ impl Settings {
         if let Some(l) = s.label_smoothing.filter(|l| !(0.0..1.0).contains(l)) {
             refuse!("--label-smoothing must be in [0, 1), got {l}");
         }
+        if s.limit == Some(0) {
+            refuse!("--limit keeps N of the training images; give N of 1 or more");
+        }
         if s.steps_per_submit.is_some_and(|n| n == 0 || n > 4096) {
             refuse!("--steps-per-submit must be between 1 and 4096");
         }

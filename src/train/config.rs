@@ -90,6 +90,10 @@ pub struct TrainConfig {
     /// How a folder's images are read (IDX files: resized only where asked).
     #[serde(default)]
     pub images: ImageOptions,
+    /// Train on this many of the training images, spread evenly over the classes (the test
+    /// split and the judge's data stay whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
     pub out: PathBuf,
     /// Also write model.safetensors every this many epochs (0: only at the end).
     pub checkpoint_every: u32,
@@ -149,6 +153,7 @@ impl TrainConfig {
             seed: 0,
             data: None,
             images: ImageOptions::default(),
+            limit: None,
             out: PathBuf::from("runs"),
             checkpoint_every: 5,
             eval_every: (model == ModelKind::Classifier).then_some(0),
@@ -266,6 +271,9 @@ settings! {
     [long] channels: usize,
     /// What transparent pixels are laid over: black, white, grey or #rrggbb [default: black].
     [long, value_name = "COLOUR"] background: Background,
+    /// Train on N of the training images, spread evenly over the classes; the test split and
+    /// the classifier that scores samples see all of the data [default: all].
+    [long, value_name = "N"] limit: usize,
     /// Output folder [default: runs/<model>-N, the first N not taken].
     [long] out: PathBuf,
     /// Write checkpoints every N epochs as well as at the end; 0: only at the end [default: 5].
@@ -366,6 +374,7 @@ impl Settings {
             seed: s.seed.unwrap_or(defaults.seed),
             data: s.data.clone(),
             images: ImageOptions { size: s.size, channels: s.channels, background: s.background.unwrap_or_default() },
+            limit: s.limit,
             out,
             checkpoint_every: s.checkpoint_every.unwrap_or(defaults.checkpoint_every),
             eval_every: s.eval_every.or(defaults.eval_every),

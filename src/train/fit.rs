@@ -95,3 +95,12 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
     Ok(())
 }
 
+
+/// Keeps `n` of the training images, spread evenly over the classes (`--limit`), and says so;
+/// returns the whole training split.
+pub fn limit_training(dataset: &mut data::Dataset, n: usize, monitor: &mut dyn super::Monitor) -> data::Split {
+    let kept = dataset.train.spread_over_classes(n);
+    let whole = dataset.train.count;
+    monitor.say(&format!("training on {} of the {whole} training images, spread over the classes (--limit {n}); tested and judged on all of the data", kept.count));
+    std::mem::replace(&mut dataset.train, kept)
+}

@@ -257,13 +257,23 @@ pub fn resume(gpu: &Gpu, dir: &Path, epochs: Option<u32>, monitor: &mut dyn Moni
 }
 
 fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, monitor: &mut dyn Monitor) -> Result<RunSummary> {
-    let dataset = data::load(cfg.data.as_deref(), &cfg.images, &mut |done, total| monitor.decoding(done, total))?;
+    let mut dataset = data::load(cfg.data.as_deref(), &cfg.images, &mut |done, total| monitor.decoding(done, total))?;
     report_skipped(&dataset, monitor);
     let mut cfg = cfg.clone();
+    // The model trains on --limit's share of the training images; the judge reads them all.
+    let whole = cfg.limit.map(|n| fit::limit_training(&mut dataset, n, monitor));
     for note in fit_to_data(&mut cfg, &dataset, ckpt.is_some())? {
         monitor.say(&note);
     }
-    let (judge, judging) = settle_judge(gpu, &mut cfg, &dataset, monitor)?;
+    let (judge, judging) = match whole {
+        None => settle_judge(gpu, &mut cfg, &dataset, monitor)?,
+        Some(whole) => {
+            let limited = std::mem::replace(&mut dataset.train, whole);
+            let settled = settle_judge(gpu, &mut cfg, &dataset, monitor);
+            dataset.train = limited;
+            settled?
+        }
+    };
     let verb = if ckpt.is_some() { "resuming" } else { "training" };
     let classes = cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes));
     monitor.say(&format!(
