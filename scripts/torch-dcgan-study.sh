@@ -10,7 +10,7 @@
 #   scripts/torch-dcgan-study.sh runs/dcgan-recipes base 'dlr5e-5 --d-lr 5e-5' 'nodbn --no-d-batchnorm'
 #
 # FLAGS are torch_dcgan.py train's (--label-smoothing, --d-lr, --no-d-batchnorm, --spectral-norm,
-# --instance-noise, --d-dropout, --mbstd, --g-lr, --g-steps, --g-ema; not --epochs: set EPOCHS, a
+# --loss, --augment, --instance-noise, --d-dropout, --mbstd, --g-lr, --g-steps, --g-ema; not --epochs: set EPOCHS, a
 # multiple of 5). SEEDS (default 0 1 2), JOBS (runs at a time, default 2, one thread each),
 # PYTHON (one with torch, numpy and safetensors; default python3) and WGEN (a wgen binary;
 # default this checkout's release build) override. A finished run is kept.
@@ -37,7 +37,7 @@ one() {
             for v in "" -ema; do
                 [ -f "$dir/epoch$e$v.safetensors" ] || continue
                 "$WGEN" eval "$dir/epoch$e$v.safetensors" -q
-                mv "$dir/eval.json" "$dir/eval$e$v.json"
+                mv "$dir/epoch$e$v.eval.json" "$dir/eval$e$v.json"
             done
         done
     fi
