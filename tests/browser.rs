@@ -194,6 +194,30 @@ fn native_on(dataset: wgen::data::Dataset, cfg: TrainConfig, matmul: &str, keys:
     (values, images as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Drops `files` (relative path, bytes) on the page as a folder, served from `site/name`, and
+/// waits until the page has read them.
+fn drop_folder(cdp: &mut Cdp, site: &Path, name: &str, files: &[(String, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let file = site.join(name).join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    cdp.eval("document.getElementById('reset').click()");
+    cdp.eval(&format!(
+        "(async () => {{ const paths = {};
+           const dropped = new DataTransfer();
+           for (const path of paths) dropped.items.add(new File([await (await fetch('{name}/' + path)).blob()], path, {{ type: 'image/png' }}));
+           document.body.dispatchEvent(new DragEvent('drop', {{ dataTransfer: dropped, bubbles: true, cancelable: true }}));
+           while (!document.getElementById('data-source').textContent.includes('{} files')) {{
+             if (wgenPage.state().error) throw new Error(wgenPage.state().error);
+             await new Promise((r) => setTimeout(r, 50));
+           }} }})()",
+        json!(paths),
+        files.len()
+    ));
+}
+
 /// The window sizes the page submitted after its single steps.
 fn windows(state: &Value, single: usize) -> Vec<usize> {
     state["history"].as_array().unwrap()[single..].iter().map(|w| w["steps"].as_u64().unwrap() as usize).collect()
@@ -306,30 +330,35 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     // what a script can drop): decoded in the page by the same code, the VAE's first steps on
     // it as native wgen's on the same files.
     let pictures = common::colour_pictures(90, 12, 3);
-    for (path, bytes) in &pictures {
-        let file = site.join("folder-test").join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, bytes).unwrap();
-    }
-    let paths: Vec<&str> = pictures.iter().map(|(p, _)| p.as_str()).collect();
-    cdp.eval("document.getElementById('reset').click()");
-    cdp.eval(&format!(
-        "(async () => {{ const paths = {};
-           const dropped = new DataTransfer();
-           for (const path of paths) dropped.items.add(new File([await (await fetch('folder-test/' + path)).blob()], path, {{ type: 'image/png' }}));
-           document.body.dispatchEvent(new DragEvent('drop', {{ dataTransfer: dropped, bubbles: true, cancelable: true }}));
-           while (!document.getElementById('data-source').textContent.includes('90 files')) {{
-             if (wgenPage.state().error) throw new Error(wgenPage.state().error);
-             await new Promise((r) => setTimeout(r, 50));
-           }} }})()",
-        json!(paths)
-    ));
+    drop_folder(&mut cdp, &site, "folder-test", &pictures);
     let state = train_on_the_page(&mut cdp, "vae", 3, Some(16));
     assert_eq!(state["describe"]["image"], json!({"channels": 3, "side": 12}), "the page reads the pictures as 12×12 colour");
     let cfg = TrainConfig { batch: 16, ..TrainConfig::defaults(ModelKind::Vae) };
     let (native_values, _) = native_on(common::colour_dataset(90, 12, 3), cfg, &matmul, &["loss"], 3, &[]);
     assert_matches_native(&first_steps(&state, "loss", 3), &native_values[0], "VAE loss on a colour folder");
     cdp.screenshot(&tmp.join("folder.png"));
+    // A small folder (classes of 1, 4 and 25 digits) with the form's defaults: the batch
+    // shrinks to the training split, as `wgen train --data` shrinks it; a GAN under spectral
+    // norm and the hinge loss steps as native wgen does, and the DCGAN under spectral norm steps.
+    let small = common::thirty_digits();
+    drop_folder(&mut cdp, &site, "small-test", &small);
+    cdp.eval("document.getElementById('spectral-norm').checked = true; document.getElementById('loss').value = 'hinge'");
+    let state = train_on_the_page(&mut cdp, "gan", 3, None);
+    let dataset = common::dataset_of_files(&small);
+    let train = dataset.train.count;
+    assert_eq!(state["describe"]["batch"], json!(train), "the default batch fits the {train} training images");
+    assert_eq!(state["describe"]["spectral_norm"], json!(true));
+    let mut cfg = TrainConfig { batch: train, ..TrainConfig::defaults(ModelKind::Gan) };
+    cfg.gan.as_mut().unwrap().spectral_norm = true;
+    cfg.gan.as_mut().unwrap().loss = wgen::nn::GanLoss::Hinge;
+    let (native_values, _) = native_on(dataset, cfg, &matmul, &keys, 3, &[]);
+    for (key, native_values) in keys.iter().zip(&native_values) {
+        assert_matches_native(&first_steps(&state, key, 3), native_values, &format!("GAN {key} on a small folder under spectral norm"));
+    }
+    cdp.eval("document.getElementById('reset').click()");
+    let state = train_on_the_page(&mut cdp, "dcgan", 2, None);
+    assert_eq!(state["describe"]["batch"], json!(train), "the DCGAN's default batch fits too");
+    cdp.screenshot(&tmp.join("small-folder.png"));
     assert!(cdp.errors.is_empty(), "the page logged errors:\n{}", cdp.errors.join("\n"));
     eprintln!("screenshots: {}", tmp.display());
 }

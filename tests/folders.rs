@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{colour_pictures, png_bytes, temp_dir};
+use common::{colour_pictures, png_bytes, temp_dir, thirty_digits};
 use wgen::data::{self, folder, Background, Classes, ImageOptions, ImageShape};
 
 fn load(dir: &Path, options: &ImageOptions) -> Result<data::Dataset, data::DataError> {
@@ -370,17 +370,7 @@ fn limit_keeps_n_images_spread_over_the_classes_a_small_class_all_it_has_the_res
 fn a_folder_of_thirty_digits_in_classes_of_1_4_and_25_trains_every_generative_model_with_only_data_given() {
     let dir = temp_dir("folder-small");
     let data = dir.join("digits");
-    let digits = data::builtin();
-    let files: Vec<(String, Vec<u8>)> = [("one", 1usize), ("four", 4), ("many", 25)]
-        .into_iter()
-        .scan(0usize, |at, (class, n)| {
-            let first = *at;
-            *at += n;
-            Some((0..n).map(move |i| (format!("{class}/{i:02}.png"), first + i)))
-        })
-        .flatten()
-        .map(|(path, i)| (path, grey_png(&digits.train.images[i * 784..(i + 1) * 784], 28)))
-        .collect();
+    let files = thirty_digits();
     write_all(&data, &files);
     let dataset = load(&data, &ImageOptions::default()).unwrap();
     assert_eq!(dataset.train.count + dataset.test.count, 30);

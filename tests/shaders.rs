@@ -99,6 +99,7 @@ fn every_params_struct_has_the_size_of_its_rust_twin() {
         ("random", "RngParams", size_of::<RngParams>()),
         ("reparam_kl", "KlParams", size_of::<KlParams>()),
         ("softmax_xent", "XentParams", size_of::<XentParams>()),
+        ("spectral_norm", "SpectralParams", size_of::<SpectralParams>()),
         ("sum_accumulate", "SumParams", size_of::<SumParams>()),
     ];
     for (file, name, rust) in twins {

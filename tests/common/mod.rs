@@ -159,10 +159,30 @@ pub fn colour_pictures(n: usize, side: u32, classes: usize) -> Vec<(String, Vec<
 
 /// The data set of `colour_pictures`, decoded as a folder is.
 pub fn colour_dataset(n: usize, side: u32, classes: usize) -> wgen::data::Dataset {
-    let pictures = colour_pictures(n, side, classes);
-    let paths: Vec<String> = pictures.iter().map(|(p, _)| p.clone()).collect();
-    let read = |path: &str| Ok(pictures.iter().find(|(p, _)| p == path).expect("a listed picture").1.clone());
-    wgen::data::folder::from_images(&paths, &read, "colour pictures", &Default::default(), &mut |_, _| {}).unwrap()
+    dataset_of_files(&colour_pictures(n, side, classes))
+}
+
+/// Files (relative path, bytes) decoded as a folder of them is.
+pub fn dataset_of_files(files: &[(String, Vec<u8>)]) -> wgen::data::Dataset {
+    let paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    let read = |path: &str| Ok(files.iter().find(|(p, _)| p == path).expect("a listed file").1.clone());
+    wgen::data::folder::from_images(&paths, &read, "files", &Default::default(), &mut |_, _| {}).unwrap()
+}
+
+/// 30 of the built-in training digits as grey PNGs in class folders of 1, 4 and 25 images
+/// (`one/00.png`, `four/00.png`…, `many/00.png`…): a small folder with a class of one.
+pub fn thirty_digits() -> Vec<(String, Vec<u8>)> {
+    let digits = wgen::data::builtin();
+    [("one", 1usize), ("four", 4), ("many", 25)]
+        .into_iter()
+        .scan(0usize, |at, (class, n)| {
+            let first = *at;
+            *at += n;
+            Some((0..n).map(move |i| (format!("{class}/{i:02}.png"), first + i)))
+        })
+        .flatten()
+        .map(|(path, i)| (path, png_bytes(digits.train.images[i * 784..(i + 1) * 784].iter().flat_map(|&v| [v, v, v, 255]).collect(), 28, 28)))
+        .collect()
 }
 
 /// The `wgen` binary run with `args`; a panic fails the test whatever the exit.
