@@ -389,13 +389,14 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     small_mnist(&dir.join("data"), 128, 64);
     let data = dir.join("data");
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    for model in ["gan", "vae"] {
+    for model in ["gan", "vae", "dcgan"] {
         let run = dir.join(model);
         let said = ok(&["train", model, "--conditional", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
         assert!(said.contains("conditioned on 10 classes"), "{said}");
-        assert_eq!(said.contains("through a projection discriminator"), model == "gan", "{said}");
+        assert_eq!(said.contains("through a projection discriminator"), model != "vae", "{said}");
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
-        assert_eq!(config["config"][model]["classes"], 10, "the class count comes from the data's labels");
+        let key = if model == "vae" { "vae" } else { "gan" };
+        assert_eq!(config["config"][key]["classes"], 10, "the class count comes from the data's labels");
         assert_eq!(png_size(&run.join("samples/epoch-001.png")), (8 * 58 + 2, 10 * 58 + 2), "a row of 8 per class, 2× per epoch");
         let model_path = run.join("model.safetensors");
         let m = model_path.to_str().unwrap();
@@ -414,6 +415,13 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     for (name, len) in [("generator.label_emb.weight", 100), ("discriminator.label_emb.weight", 100), ("generator.fc1.weight", 256 * 110), ("discriminator.fc1.weight", 512 * 794), ("discriminator.fc3.weight", 11 * 256)] {
         assert_eq!(sizes.get(name), Some(&len), "{name}: {sizes:?}");
     }
+    // The conditional DCGAN: the label's vector joins z at G's Linear; D's convolutions read
+    // the image alone, and its last layer is the projection's shared head and one per class.
+    let sizes: std::collections::HashMap<String, usize> = tensors(&dir.join("dcgan/model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
+    for (name, len) in [("generator.label_emb.weight", 100), ("generator.fc.weight", 6272 * 110), ("discriminator.conv1.weight", 64 * 16), ("discriminator.fc.weight", 11 * 6272)] {
+        assert_eq!(sizes.get(name), Some(&len), "{name}: {sizes:?}");
+    }
+    assert!(!sizes.contains_key("discriminator.label_emb.weight"), "no label columns in the DCGAN's D");
     let sizes: std::collections::HashMap<String, usize> = tensors(&dir.join("vae/model.safetensors")).into_iter().map(|(name, data)| (name, data.len() / 4)).collect();
     assert_eq!((sizes["encoder.fc1.weight"], sizes["decoder.fc1.weight"]), (256 * 794, 128 * 12), "the CVAE's one-hot columns beside its 2-D z, no padding");
     let cvae = dir.join("vae/model.safetensors");
@@ -421,7 +429,7 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     assert_eq!(std::fs::metadata(dir.join("threes.f32")).unwrap().len(), 9 * 784 * 4, "one class's latent plane");
     fails_with(&["sample", cvae.to_str().unwrap(), "--manifold"], "add --class K");
     ok(&["sample", dir.join("vae/model.safetensors").to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("cvae-recon.png")]);
-    fails_with(&["train", "classifier", "--conditional", "--epochs", "1"], "--conditional is for vae and gan");
+    fails_with(&["train", "classifier", "--conditional", "--epochs", "1"], "--conditional is for vae, gan and dcgan");
     // Training labels 0–8 only: the test split's nines are a class the model cannot know.
     let nine_less = dir.join("nine-less");
     small_mnist(&nine_less, 64, 64);
@@ -543,7 +551,7 @@ fn dcgan_trains_with_pytorch_layouts_and_batch_norm_statistics_then_samples_any_
     ok(&["eval", run.to_str().unwrap(), "--samples", "700", "--classifier", classifier]);
     let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert!(e["samples"]["fd"].as_f64().unwrap().is_finite(), "{e}");
-    fails_with(&["train", "dcgan", "--conditional", "--data", data.to_str().unwrap()], "no conditional form");
+    fails_with(&["train", "dcgan", "--conditional", "--projection", "false", "--data", data.to_str().unwrap()], "meets the label through its projection");
     fails_with(&["train", "dcgan", "--g-batchnorm", "false", "--data", data.to_str().unwrap()], "part of its architecture");
     fails_with(&["train", "gan", "--d-batchnorm", "true", "--data", data.to_str().unwrap()], "is for the dcgan");
     fails_with(&["train", "dcgan", "--d-lr", "0", "--data", data.to_str().unwrap()], "--d-lr must be a positive number");

@@ -192,6 +192,22 @@ fn dcgan_steps_match_cpu_reference_in_pytorch_examples_architecture_at_32x32() {
 }
 
 #[test]
+fn conditional_dcgan_steps_match_cpu_reference_through_g_label_embedding_and_projection_heads_in_either_order() {
+    use wgen::models::gan::{GanConfig, UpdateOrder};
+    for update_order in [UpdateOrder::DFirst, UpdateOrder::GFirst] {
+        let image = ImageShape { channels: 3, side: 12 };
+        gan_steps_match(GanConfig { image, classes: Some(3), projection: true, update_order, ..GanConfig::dcgan() }, (6, DCGAN_TWIN.1));
+    }
+}
+
+#[test]
+fn conditional_dcgan_steps_match_cpu_reference_at_32x32_its_label_a_channel_of_gs_input_and_a_conv_head_per_class() {
+    use wgen::models::gan::GanConfig;
+    let image = ImageShape { channels: 3, side: 32 };
+    gan_steps_match(GanConfig { image, classes: Some(3), projection: true, d_lr: Some(EXAMPLES_TWIN.1), ..GanConfig::dcgan() }, EXAMPLES_TWIN);
+}
+
+#[test]
 fn dcgan_steps_match_cpu_reference_in_pytorch_examples_architecture_at_64x64() {
     use wgen::models::gan::GanConfig;
     gan_steps_match(GanConfig { image: ImageShape { channels: 3, side: 64 }, d_lr: Some(EXAMPLES_TWIN.1), ..GanConfig::dcgan() }, EXAMPLES_TWIN);
@@ -235,7 +251,7 @@ fn dcgan_steps_with_spectral_norm_augmentation_and_the_hinge_loss_match_cpu_refe
 }
 
 #[test]
-fn projection_gan_steps_with_spectral_norm_match_cpu_reference_each_head_its_own_matrix_pad_columns_included() {
+fn projection_gan_steps_with_spectral_norm_match_cpu_reference_the_stacked_heads_one_matrix_pad_columns_included() {
     use wgen::models::gan::{GanConfig, UpdateOrder};
     for update_order in [UpdateOrder::DFirst, UpdateOrder::GFirst] {
         gan_steps_match(GanConfig { update_order, classes: Some(10), projection: true, spectral_norm: true, ..GanConfig::default() }, (3, 2e-4));

@@ -96,7 +96,9 @@ fn each_gan_gets_the_rate_its_study_chose_and_a_flag_or_a_refusal_overrides_it()
     assert_eq!(rates(built(ModelKind::Gan, true, None).unwrap()), (2e-4, 2e-4));
     assert_eq!(rates(built(ModelKind::Dcgan, false, None).unwrap()), (4e-4, 2e-5));
     assert_eq!(rates(built(ModelKind::Gan, true, Some(3e-4)).unwrap()), (3e-4, 3e-4));
-    let refused = built(ModelKind::Dcgan, true, None).unwrap_err().to_string();
+    // The conditional DCGAN keeps the DCGAN's rates; the conv VAE has no conditional form.
+    assert_eq!(rates(built(ModelKind::Dcgan, true, None).unwrap()), (4e-4, 2e-5));
+    let refused = built(ModelKind::ConvVae, true, None).unwrap_err().to_string();
     assert!(refused.contains("no conditional form"), "{refused}");
     let refused = built(ModelKind::Gan, false, Some(-1.0)).unwrap_err().to_string();
     assert!(refused.contains("--lr must be a positive number"), "{refused}");

@@ -79,8 +79,8 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     let dataset = data::load(cfg.data.as_deref(), &cfg.images, &mut |_, _| {})?;
     crate::train::shape_to(&mut cfg, &dataset, false)?;
     if a.conditional {
-        if !(cfg.model == ModelKind::Vae || cfg.model == ModelKind::Gan) {
-            bail!("--conditional is for vae and gan");
+        if !matches!(cfg.model, ModelKind::Vae | ModelKind::Gan | ModelKind::Dcgan) {
+            bail!("--conditional is for vae, gan and dcgan");
         }
         let k = dataset.train.classes();
         cfg = cfg.conditioned();

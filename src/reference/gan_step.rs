@@ -36,7 +36,8 @@ pub fn gan_step(
     real: &[f64], z: &[f64], labels: &[usize], draws: &[f64], batch: usize, t: u32, opt: &AdamConfig,
 ) -> GanStepOut {
     let (gen, disc) = layers(cfg);
-    let (k, image) = (cfg.label_width(), cfg.image.values());
+    // G's label columns, and D's (none in the DCGAN's, whose D meets the label at its heads).
+    let (k, d_k, image) = (cfg.label_width(), cfg.d_label_width(), cfg.image.values());
     assert_eq!(labels.len(), if k > 0 { 2 * batch } else { 0 }, "labels for every row when conditioned");
     let fake_labels = &labels[labels.len() / 2..];
     let (g_width, d_width) = input_widths(cfg);
@@ -48,7 +49,7 @@ pub fn gan_step(
     // D sees every image through its row's transform.
     let images = if cfg.augment.is_none() { images } else { diff_augment(&images, draws, cfg.augment, shape) };
     let seen_fake = &images[batch * image..];
-    let d_in = conditioned(layout, values, D_EMBEDDING, labels, k, &images, image, false, d_width);
+    let d_in = conditioned(layout, values, D_EMBEDDING, labels, d_k, &images, image, false, d_width);
     // Under spectral norm D's passes read W / σ, σ from a power iteration before each pass.
     let (d_values, d_spectral) = spectral_forward(&disc, layout, state_layout, values, state);
     // D's batch norm sees the real and the fake rows as two batches.
@@ -64,9 +65,9 @@ pub fn gan_step(
     let mut grads = vec![0.0; values.len()];
     let d_d_in = mlp_backward(&disc, layout, state_layout, &d_values, &d_in, &df, 2 * batch, to_heads(loss.d_grad, labels), Some(&mut grads), None);
     spectral_grads(&d_spectral, values, &mut grads);
-    if k > 0 {
+    if d_k > 0 {
         let table = layout.get(D_EMBEDDING).range();
-        grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, image, k), k, k));
+        grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, image, d_k), d_k, d_k));
     }
     let (g_range, d_range) = network_ranges(layout);
     let (g_opt, d_opt) = cfg.adam(opt);
@@ -80,7 +81,7 @@ pub fn gan_step(
             let r = d_range.clone();
             adam(&mut values[r.clone()], &grads[r.clone()], &mut m[r.clone()], &mut v[r], t, &d_opt);
             // The updated D embeds the fake rows' labels afresh, as D(G(z), labels) would.
-            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, seen_fake, image, false, d_width);
+            let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, d_k, seen_fake, image, false, d_width);
             let (d_values, _) = spectral_forward(&disc, layout, state_layout, values, state);
             let judged = mlp_forward(&disc, layout, state_layout, &d_values, state, &fake_in, batch);
             // G's part of the loss reads only the fake logits; the real half is a placeholder.
@@ -90,7 +91,7 @@ pub fn gan_step(
             (judged, to_heads(g_loss.g_grad, fake_labels), d_values)
         }
     };
-    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, k, seen_fake, image, false, d_width);
+    let fake_in = conditioned(layout, values, D_EMBEDDING, fake_labels, d_k, seen_fake, image, false, d_width);
     let d_fake_in = mlp_backward(&disc, layout, state_layout, &d_values, &fake_in, &judged, batch, g_grad, None, None);
     // Only the image columns lead back to G, through the augmentation and its output activation.
     let d_seen = columns(&d_fake_in, d_width, 0, image);

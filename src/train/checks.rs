@@ -72,15 +72,17 @@ impl Settings {
             refuse!("--loss, --augment and --spectral-norm are for gan and dcgan: they change how the discriminator judges");
         }
         match model {
-            ModelKind::Classifier if conditional => refuse!("--conditional is for vae and gan; a classifier already learns from the labels"),
-            ModelKind::ConvVae | ModelKind::Dcgan if conditional => {
-                let mlp = if model.is_vae() { "vae" } else { "gan" };
-                refuse!("--conditional is for the MLP vae and gan; the {} has no conditional form yet (train `{mlp} --conditional`)", model.name());
+            ModelKind::Classifier if conditional => refuse!("--conditional is for vae, gan and dcgan; a classifier already learns from the labels"),
+            ModelKind::ConvVae if conditional => {
+                refuse!("--conditional is for vae, gan and dcgan; the conv-vae has no conditional form yet (train `vae --conditional`)");
             }
             _ => {}
         }
-        if s.projection == Some(true) && !(model == ModelKind::Gan && conditional) {
-            refuse!("--projection is for `gan --conditional`: it gives the discriminator a head per class");
+        if s.projection == Some(true) && !(model.is_gan() && conditional) {
+            refuse!("--projection is for `gan --conditional` and `dcgan --conditional`: it gives the discriminator a head per class");
+        }
+        if s.projection == Some(false) && model == ModelKind::Dcgan {
+            refuse!("the dcgan's discriminator reads the image alone, so a conditional dcgan meets the label through its projection: --projection false is for the MLP gan");
         }
         Ok(())
     }

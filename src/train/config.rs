@@ -178,7 +178,10 @@ impl TrainConfig {
             v.latent = CVAE_LATENT;
         }
         if let Some(g) = self.gan.as_mut() {
-            g.projection = self.model == ModelKind::Gan;
+            g.projection = true;
+        }
+        // The DCGAN keeps its own rates until a study of its conditional form says otherwise.
+        if self.model == ModelKind::Gan {
             self.adam.lr = CONDITIONAL_GAN_LR;
         }
         self
@@ -333,12 +336,14 @@ settings! {
     /// iteration per pass (Miyato et al. 2018), beside its batch norm if it has one
     /// [default: false].
     [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] spectral_norm: bool,
-    /// vae, gan: condition on the digit's class, so samples can be asked for one (the CVAE's
-    /// one-hot; PyTorch-GAN cgan's label embeddings). The classes are the data's labels.
+    /// vae, gan, dcgan: condition on the digit's class, so samples can be asked for one (the
+    /// CVAE's one-hot; PyTorch-GAN cgan's label embeddings in G). The classes are the data's
+    /// labels.
     [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] conditional: bool,
     /// Conditional gan: a projection discriminator, whose logit adds a head for the row's class
     /// to a shared head (Miyato & Koyama 2018); false gives PyTorch-GAN's cgan, whose D sees
-    /// the label only beside the image [default: true with --conditional].
+    /// the label only beside the image [default: true with --conditional; the dcgan's D has no
+    /// other way to meet the label].
     [long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] projection: bool,
     /// Conditional vae: a learned prior mean per class, p(z|y) = N(m_y, I), instead of N(0, I)
     /// for every class [default: false].

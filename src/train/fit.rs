@@ -80,7 +80,7 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
     let classes = match (&mut cfg.vae, &mut cfg.gan) {
         (Some(v), _) => &mut v.classes,
         (_, Some(g)) => &mut g.classes,
-        _ => bail!("--conditional is for vae and gan"),
+        _ => bail!("--conditional is for vae, gan and dcgan"),
     };
     let k = *classes.get_or_insert(dataset.train.classes());
     for (name, split) in [("training", &dataset.train), ("test", &dataset.test)] {

@@ -12,8 +12,12 @@ use crate::nn::{Activation, ConvShape};
 pub const EXAMPLES_LR: f32 = 2e-4;
 
 /// The DCGAN's layers (`GanArch::Conv`), named as its PyTorch module's.
+///
+/// Conditioned on k classes, G's input is [label vector | z] (the label's learned embedding, as
+/// the MLP GAN's) and D, whose convolutions read the image alone, is a projection
+/// discriminator: its last layer gives a shared logit and one per class (`GanConfig::d_heads`).
 pub(super) fn conv_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
-    assert!(cfg.classes.is_none(), "the DCGAN is not conditioned");
+    assert!(cfg.classes.is_none() || cfg.projection, "a conditional DCGAN's D meets the label through its projection only");
     if cfg.is_examples() {
         return examples_layers(cfg);
     }
@@ -21,8 +25,9 @@ pub(super) fn conv_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     let ImageShape { channels, side } = cfg.image;
     let deconv1 = ConvShape::transposed(128, 64, side / 4, side / 4, 4, 2, 1);
     let deconv2 = ConvShape::transposed(64, channels, side / 2, side / 2, 4, 2, 1);
+    let fc = LayerSpec { batchnorm: bn("generator.bn0", 1), ..LayerSpec::new("generator.fc", cfg.latent + cfg.label_width(), deconv1.out_len(), cfg.g_activation) };
     let generator = vec![
-        LayerSpec { batchnorm: bn("generator.bn0", 1), ..LayerSpec::new("generator.fc", cfg.latent, deconv1.out_len(), cfg.g_activation) },
+        if cfg.classes.is_some() { fc.padded() } else { fc },
         LayerSpec { batchnorm: bn("generator.bn1", 1), ..LayerSpec::conv_transpose2d("generator.deconv1", deconv1, cfg.g_activation) },
         LayerSpec::conv_transpose2d("generator.deconv2", deconv2, cfg.output.activation()),
     ];
@@ -32,7 +37,7 @@ pub(super) fn conv_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         LayerSpec::conv2d("discriminator.conv1", conv1, cfg.d_activation),
         // Real and fake batches: two groups.
         LayerSpec { batchnorm: bn("discriminator.bn2", 2).filter(|_| cfg.d_batchnorm), ..LayerSpec::conv2d("discriminator.conv2", conv2, cfg.d_activation) },
-        LayerSpec::new("discriminator.fc", conv2.out_len(), 1, Activation::Identity),
+        LayerSpec::new("discriminator.fc", conv2.out_len(), cfg.d_heads(), Activation::Identity),
     ];
     (generator, discriminator)
 }
@@ -51,7 +56,7 @@ fn examples_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     let bn = |name: String, groups| Some(BatchnormSpec { groups, ..BatchnormSpec::new(&name, cfg.bn_eps, cfg.bn_momentum) });
     let mut generator = Vec::new();
     let (mut c, mut s) = (WIDTH << (stages - 1), 4);
-    let first = ConvShape::transposed(cfg.latent, c, 1, 1, 4, 1, 0);
+    let first = ConvShape::transposed(cfg.latent + cfg.label_width(), c, 1, 1, 4, 1, 0);
     generator.push(LayerSpec { batchnorm: bn("generator.bn1".into(), 1), ..LayerSpec::conv_transpose2d("generator.deconv1", first, cfg.g_activation) });
     for i in 2..=stages {
         let shape = ConvShape::transposed(c, c / 2, s, s, 4, 2, 1);
@@ -71,7 +76,7 @@ fn examples_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
         discriminator.push(LayerSpec { batchnorm, ..layer });
         (c, s) = (WIDTH << (i - 1), s / 2);
     }
-    let logit = ConvShape::conv2d(c, 1, s, s, 4, 1, 0);
+    let logit = ConvShape::conv2d(c, cfg.d_heads(), s, s, 4, 1, 0);
     discriminator.push(LayerSpec::conv2d(&format!("discriminator.conv{}", stages + 1), logit, Activation::Identity));
     (generator, discriminator)
 }

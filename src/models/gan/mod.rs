@@ -190,9 +190,19 @@ impl GanConfig {
         (*adam, AdamConfig { lr: self.d_lr.unwrap_or(adam.lr), ..*adam })
     }
 
-    /// The width of the label vector in each network's input (0 unconditioned).
+    /// The width of the label vector in G's input (0 unconditioned).
     pub fn label_width(&self) -> usize {
         self.classes.unwrap_or(0)
+    }
+
+    /// The width of the label vector in D's input: the MLP D's, as G's; none in the DCGAN's,
+    /// whose convolutions read the image alone (its D meets the label through its projection).
+    pub fn d_label_width(&self) -> usize {
+        if self.arch == GanArch::Conv {
+            0
+        } else {
+            self.label_width()
+        }
     }
 
     /// The width of D's last layer: one logit, or with the projection a shared head and a head
@@ -282,7 +292,7 @@ fn mlp_layers(cfg: &GanConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     }
     generator.push(LayerSpec::new(&format!("generator.fc{}", cfg.g_hidden.len() + 1), width, cfg.image.values(), cfg.output.activation()));
     let mut discriminator = Vec::new();
-    let mut width = cfg.image.values() + cfg.label_width();
+    let mut width = cfg.image.values() + cfg.d_label_width();
     for (i, &h) in cfg.d_hidden.iter().enumerate() {
         discriminator.push(LayerSpec::new(&format!("discriminator.fc{}", i + 1), width, h, cfg.d_activation));
         width = h;
@@ -317,7 +327,7 @@ fn allocate(cfg: &GanConfig) -> (Network, Network, ParamLayout, ParamLayout) {
         params.push_block(&[(G_EMBEDDING.to_string(), vec![k, k])]);
     }
     let generator = Network::allocate(g, &mut params, &mut state);
-    if k > 0 {
+    if cfg.d_label_width() > 0 {
         params.push_block(&[(D_EMBEDDING.to_string(), vec![k, k])]);
     }
     let discriminator = Network::allocate(d, &mut params, &mut state);

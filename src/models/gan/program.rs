@@ -27,8 +27,7 @@ impl Recorder<'_> {
         let (scale, shift) = self.gan.config.output.data_scale();
         let (pixels, order) = (&split.pixels.buffer, &split.order.buffer);
         let z = nn::fill_normal(gpu, "z", step, g.z.view(), STREAM_Z, seed);
-        let tables = (self.gan.embedding(G_EMBEDDING), self.gan.embedding(D_EMBEDDING));
-        let (Some(c), Some(k), (Some((g_table, _)), Some((d_table, _)))) = (&g.conditioning, self.gan.config.classes, tables) else {
+        let (Some(c), Some(k), Some((g_table, _))) = (&g.conditioning, self.gan.config.classes, self.gan.embedding(G_EMBEDDING)) else {
             let mut data = vec![nn::gather_rows(gpu, "real", step, pixels, order, g.d_in.view().rows(0, b), scale, shift), z];
             data.extend(self.draws(seed));
             program.phase("data", data);
@@ -45,15 +44,15 @@ impl Recorder<'_> {
         ];
         data.extend(self.draws(seed));
         program.phase("data", data);
-        program.phase(
-            "condition",
-            vec![
-                nn::embedding_forward(gpu, "generator.label_emb", labels.rows(b, b), LabelVectors::Table(g_table), c.g_in.view().columns(0, k)),
-                nn::copy_columns(gpu, "generator.input", g.z.view(), c.g_in.view().columns(k, self.gan.config.latent)),
-                nn::copy_columns(gpu, "discriminator.input", c.real.view(), d_in.rows(0, b).columns(0, image)),
-                nn::embedding_forward(gpu, "discriminator.label_emb", labels, LabelVectors::Table(d_table), d_in.columns(image, k)),
-            ],
-        );
+        let mut condition = vec![
+            nn::embedding_forward(gpu, "generator.label_emb", labels.rows(b, b), LabelVectors::Table(g_table), c.g_in.view().columns(0, k)),
+            nn::copy_columns(gpu, "generator.input", g.z.view(), c.g_in.view().columns(k, self.gan.config.latent)),
+            nn::copy_columns(gpu, "discriminator.input", c.real.view(), d_in.rows(0, b).columns(0, image)),
+        ];
+        if let Some((d_table, _)) = self.gan.embedding(D_EMBEDDING) {
+            condition.push(nn::embedding_forward(gpu, "discriminator.label_emb", labels, LabelVectors::Table(d_table), d_in.columns(image, k)));
+        }
+        program.phase("condition", condition);
     }
 
     /// Each row's uniform draws for its augmentation, when D sees augmented images.
@@ -172,8 +171,8 @@ impl Recorder<'_> {
     /// columns, into its embedding.
     fn discriminator_backward(&self) -> Vec<Launch> {
         let (gpu, params, g) = (self.gpu, &self.gan.params, self.graph);
-        let label_grad = match &g.conditioning {
-            Some(c) => vec![InputGrad::all(c.d_label.view()).from_column(self.gan.config.image.values())],
+        let label_grad = match g.conditioning.as_ref().and_then(|c| c.d_label.as_ref()) {
+            Some(d_label) => vec![InputGrad::all(d_label.view()).from_column(self.gan.config.image.values())],
             None => Vec::new(),
         };
         let mut launches = self.gan.discriminator.backward_launches(gpu, g.d_weights(self.gan), &g.discriminator, 0, &g.d_disc, Some(&params.grads.buffer), &label_grad);
@@ -181,7 +180,8 @@ impl Recorder<'_> {
             launches.extend(self.gan.discriminator.spectral_backward(gpu, params, n));
         }
         if let (Some(c), Some((_, d_grad))) = (&g.conditioning, self.gan.embedding(D_EMBEDDING)) {
-            launches.push(nn::embedding_backward(gpu, "discriminator.label_emb", c.labels.view(), c.d_label.view().columns(0, d_grad.cols), d_grad));
+            let d_label = c.d_label.as_ref().expect("D's label columns beside its table");
+            launches.push(nn::embedding_backward(gpu, "discriminator.label_emb", c.labels.view(), d_label.view().columns(0, d_grad.cols), d_grad));
         }
         launches
     }

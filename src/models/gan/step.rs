@@ -23,9 +23,10 @@ pub struct Conditioning {
     pub fake: Tensor,
     /// [2B, k rounded up to 4]: the gradient at D's label columns (and the pad after them), from
     /// D's loss; a whole-vec4 width lets the subgroup matmul compute it (10 columns took the
-    /// tiled kernel, 5% of the step)
-    pub d_label: Tensor,
-    /// [B, k rounded up to 4]: the gradient at G's label columns (and the first z columns)
+    /// tiled kernel, 5% of the step). None where D's input has no label columns (the DCGAN's).
+    pub d_label: Option<Tensor>,
+    /// [B, k rounded up to 4]: the gradient at G's label columns (and the first z columns);
+    /// [B, G's input width] where G's first layer is a convolution, which gives its whole input's
     pub g_label: Tensor,
     pub projection: Option<Projection>,
 }
@@ -92,8 +93,15 @@ impl GanGraph {
                 g_in: Tensor::zeros(gpu, "generator.input", &[batch, g_width])?,
                 real: Tensor::zeros(gpu, "gan.real", &[batch, cfg.image.values()])?,
                 fake: Tensor::zeros(gpu, "gan.fake", &[batch, cfg.image.values()])?,
-                d_label: Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, padded_width(k)])?,
-                g_label: Tensor::zeros(gpu, "generator.label_emb.d_out", &[batch, padded_width(k)])?,
+                d_label: match cfg.d_label_width() {
+                    0 => None,
+                    d_k => Some(Tensor::zeros(gpu, "discriminator.label_emb.d_out", &[2 * batch, padded_width(d_k)])?),
+                },
+                // A first conv layer (pytorch/examples' DCGAN) gives its whole input's gradient.
+                g_label: match gan.generator.layers[0].conv_shape() {
+                    Some(_) => Tensor::zeros(gpu, "generator.input.d_out", &[batch, g_width])?,
+                    None => Tensor::zeros(gpu, "generator.label_emb.d_out", &[batch, padded_width(k)])?,
+                },
                 projection: match cfg.projection {
                     true => Some(Projection {
                         logits: Tensor::zeros(gpu, "discriminator.logits", &[2 * batch, 1])?,
