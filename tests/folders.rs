@@ -405,6 +405,23 @@ fn a_folder_of_thirty_digits_in_classes_of_1_4_and_25_trains_every_generative_mo
     assert_eq!((config["train_images"].as_u64(), config["test_images"].as_u64()), (Some(12), Some(3)));
     let out = run(&["train", "gan", "--data", data.to_str().unwrap(), "--limit", "0"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--limit keeps N of the training images"));
+    // A conditional model keeps the folder's class names: a class is asked for by name, and
+    // eval shows each class's share under its name.
+    let out = run(&["train", "gan", "--conditional", "--data", data.to_str().unwrap(), "--epochs", "1", "--out", "named"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = dir.join("named/model.safetensors");
+    let m = model.to_str().unwrap();
+    let out = run(&["sample", m, "--class", "many", "--n", "2", "--raw", "many.f32"]);
+    assert!(out.status.success() && dir.join("many.f32").metadata().unwrap().len() == 2 * 784 * 4, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["sample", m, "--class", "none-such"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("knows classes four, many, one (or 0–2)") && stderr.trim().lines().count() == 1, "{stderr}");
+    assert!(run(&["train", "classifier", "--data", data.to_str().unwrap(), "--epochs", "1", "--out", "judge"]).status.success());
+    let out = run(&["eval", "named", "--samples", "30", "--classifier", "judge/model.safetensors"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("[four:") && stdout.contains(" many:") && stdout.contains(" one:"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("named/eval.json")).unwrap()).unwrap();
+    assert_eq!(report["class_names"], serde_json::json!(["four", "many", "one"]));
     // A batch the user gave is not changed but refused.
     let out = Command::new(env!("CARGO_BIN_EXE_wgen")).args(["train", "gan", "--data", data.to_str().unwrap(), "--batch", "64"]).env("XDG_CACHE_HOME", dir.join("cache")).current_dir(&dir).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

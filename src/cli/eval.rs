@@ -183,6 +183,10 @@ fn judge(
     let accuracy = correct as f64 / dataset.test.count as f64;
     console.say(&format!("classifier: {judge}, test accuracy {:.2}%", 100.0 * accuracy));
     report.insert("classifier".into(), json!(judge.to_string()));
+    // class_shares[i] is the share of this class.
+    if let Some(names) = dataset.class_names() {
+        report.insert("class_names".into(), json!(names));
+    }
     report.insert("classifier_test_accuracy".into(), json!(accuracy));
     Ok(Some((features, reference)))
 }
@@ -215,7 +219,7 @@ fn evaluate(
     };
     if let Some((features, reference)) = judged {
         let s = score(features, gpu, &samples, reference, asked.as_deref())?;
-        console.say(&scores_text(&format!("{kind} samples ({})", a.samples), &s));
+        console.say(&scores_text(&format!("{kind} samples ({})", a.samples), &s, dataset));
         report.insert("samples".into(), serde_json::to_value(&s)?);
     }
     // model.safetensors's scores are the run's; another file's are named after it.
@@ -234,7 +238,7 @@ fn score_outside(gpu: &Gpu, path: &Path, images: &[f32], dataset: &Dataset, judg
     let n = images.len() / shape.values();
     console.say(&format!("scoring {n} {shape} images of {} against the test split of {} ({} images)", path.display(), dataset.source, dataset.test.count));
     let s = score(features, gpu, images, reference, None)?;
-    console.say(&scores_text(&format!("samples ({n})"), &s));
+    console.say(&scores_text(&format!("samples ({n})"), &s, dataset));
     report.insert("scored".into(), json!(path.display().to_string()));
     report.insert("samples".into(), serde_json::to_value(&s)?);
     // "pngs/" names the folder, not a file inside it.
@@ -266,7 +270,7 @@ fn calibrate(gpu: &Gpu, a: &EvalArgs, located: Option<&Located>, dataset: &Datas
     ];
     for (name, images) in references {
         let s = score(f, gpu, images, r, None)?;
-        console.say(&scores_text(name, &s));
+        console.say(&scores_text(name, &s, dataset));
         table.insert(name.into(), serde_json::to_value(&s)?);
     }
     let path = located.map_or_else(|| PathBuf::from("calibration.json"), |l| l.dir.join("calibration.json"));
@@ -298,8 +302,9 @@ fn blur(images: &[f32], side: usize) -> Vec<f32> {
     pass(&pass(images, (0, 1)), (1, 0))
 }
 
-fn scores_text(name: &str, s: &SampleScores) -> String {
-    let shares: Vec<String> = s.class_shares.iter().enumerate().map(|(c, v)| format!("{c}:{:.0}%", 100.0 * v)).collect();
+/// The scores' line, each class's share shown under its name where the data names its classes.
+fn scores_text(name: &str, s: &SampleScores, dataset: &Dataset) -> String {
+    let shares: Vec<String> = s.class_shares.iter().enumerate().map(|(c, v)| format!("{}:{:.0}%", dataset.class_label(c), 100.0 * v)).collect();
     let mut text = format!(
         "  {name:<30} FD {:>9.3}  IS {:>6.3}  classes ≥5%: {:>2}/{}  smallest {:.1}%  effective classes {:.2}  [{}]",
         s.fd,
@@ -311,7 +316,7 @@ fn scores_text(name: &str, s: &SampleScores) -> String {
         shares.join(" ")
     );
     if let Some(a) = &s.agreement {
-        let per: Vec<String> = a.per_class.iter().enumerate().map(|(c, v)| format!("{c}:{:.0}%", 100.0 * v)).collect();
+        let per: Vec<String> = a.per_class.iter().enumerate().map(|(c, v)| format!("{}:{:.0}%", dataset.class_label(c), 100.0 * v)).collect();
         text += &format!("\n  {:<30} {:.1}% of the samples are classified as the class they asked for  [{}]", "asked-for class", 100.0 * a.overall, per.join(" "));
     }
     text

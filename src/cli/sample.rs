@@ -49,9 +49,10 @@ pub struct SampleArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Conditional runs: every image asks for this class [default: one grid row per class].
-    #[arg(long, value_name = "K", conflicts_with_all = ["recon", "progression"])]
-    class: Option<usize>,
+    /// Conditional runs: every image asks for this class, by number or, for a model trained
+    /// on a folder's classes, by its subfolder's name [default: one grid row per class].
+    #[arg(long, value_name = "K|NAME", conflicts_with_all = ["recon", "progression"])]
+    class: Option<String>,
     /// VAE: test images (odd rows) over their reconstructions from the posterior mean.
     #[arg(long, conflicts_with_all = ["interpolate", "manifold", "progression"])]
     recon: bool,
@@ -106,6 +107,14 @@ impl Model {
         }
     }
 
+    /// The names of its classes, where it was trained on a folder's.
+    fn class_names(&self) -> Option<&[String]> {
+        match self {
+            Model::Vae(v) => v.config.class_names.as_deref(),
+            Model::Gan(g) => g.config.class_names.as_deref(),
+        }
+    }
+
     /// Each class's vector as the model's first layer reads it: a conditional GAN's learned
     /// generator embedding rows, a CVAE's one-hots.
     fn class_vectors(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>> {
@@ -121,13 +130,23 @@ impl Model {
     }
 }
 
-/// The class asked for by --class, checked against the model's classes.
+/// The class asked for by --class (a number, or a name the model keeps), checked against the
+/// model's classes.
 fn asked_class(a: &SampleArgs, model: &Model, path: &Path) -> Result<Option<usize>> {
-    match (a.class, model.classes()) {
-        (None, _) => Ok(None),
-        (Some(_), None) => bail!("--class needs a conditional model; {} was trained without --conditional", path.display()),
-        (Some(c), Some(k)) if c >= k => bail!("--class {c}: {} knows classes 0–{}", path.display(), k - 1),
-        (Some(c), Some(_)) => Ok(Some(c)),
+    let (Some(asked), k) = (a.class.as_deref(), model.classes()) else { return Ok(None) };
+    let Some(k) = k else { bail!("--class needs a conditional model; {} was trained without --conditional", path.display()) };
+    let names = model.class_names().unwrap_or_default();
+    let known = match names {
+        [] => format!("classes 0–{}", k - 1),
+        _ => format!("classes {} (or 0–{})", names.join(", "), k - 1),
+    };
+    match asked.parse::<usize>() {
+        Ok(c) if c < k => Ok(Some(c)),
+        Ok(c) => bail!("--class {c}: {} knows {known}", path.display()),
+        Err(_) => match names.iter().position(|n| n == asked) {
+            Some(c) => Ok(Some(c)),
+            None => bail!("--class {asked}: {} knows {known}", path.display()),
+        },
     }
 }
 

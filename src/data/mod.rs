@@ -249,6 +249,19 @@ impl Dataset {
         self.classes != Classes::Unlabelled
     }
 
+    /// A folder's class names (its subfolders, in label order); None for numbered classes.
+    pub fn class_names(&self) -> Option<&[String]> {
+        match &self.classes {
+            Classes::Named(names) => Some(names),
+            _ => None,
+        }
+    }
+
+    /// How class `c` is shown: its folder's name, or its number.
+    pub fn class_label(&self, c: usize) -> String {
+        self.class_names().and_then(|n| n.get(c)).cloned().unwrap_or_else(|| c.to_string())
+    }
+
     /// One line for each class the test split has no image of (a folder's class of one
     /// image, which only trains).
     pub fn untested_classes(&self) -> Vec<String> {

@@ -77,12 +77,15 @@ fn fit_batch(cfg: &mut TrainConfig, dataset: &data::Dataset, resumed: bool) -> R
 /// Sets the model's class count from the data (a new run), or checks that the data's labels
 /// are among the classes the run was trained on (a resumed one).
 fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
-    let classes = match (&mut cfg.vae, &mut cfg.gan) {
-        (Some(v), _) => &mut v.classes,
-        (_, Some(g)) => &mut g.classes,
+    let (classes, names) = match (&mut cfg.vae, &mut cfg.gan) {
+        (Some(v), _) => (&mut v.classes, &mut v.class_names),
+        (_, Some(g)) => (&mut g.classes, &mut g.class_names),
         _ => bail!("--conditional is for vae, gan and dcgan"),
     };
     let k = *classes.get_or_insert(dataset.train.classes());
+    if names.is_none() {
+        *names = dataset.class_names().map(|n| n[..k.min(n.len())].to_vec());
+    }
     for (name, split) in [("training", &dataset.train), ("test", &dataset.test)] {
         if let Some(&label) = split.labels.iter().find(|&&l| usize::from(l) >= k) {
             bail!(
@@ -94,7 +97,6 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
     }
     Ok(())
 }
-
 
 /// Keeps `n` of the training images, spread evenly over the classes (`--limit`), and says so;
 /// returns the whole training split.

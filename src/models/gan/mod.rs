@@ -148,6 +148,10 @@ pub struct GanConfig {
     /// Conditioned on this many classes (`--conditional`); absent for the unconditional GAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
+    /// Conditioned on a folder's classes: their names (its subfolders, in label order), so a
+    /// class can be asked for by name; absent for numbered classes and files from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
     /// D's Adam learning rate when it is not G's (`--d-lr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d_lr: Option<f32>,
@@ -232,6 +236,7 @@ impl Default for GanConfig {
             init: Init::Torch,
             update_order: UpdateOrder::DFirst,
             classes: None,
+            class_names: None,
             d_lr: None,
             d_batchnorm: true,
             projection: false,

@@ -64,6 +64,10 @@ pub struct VaeConfig {
     /// Conditioned on this many classes (`--conditional`); absent for the plain VAE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
+    /// Conditioned on a folder's classes: their names (its subfolders, in label order), so a
+    /// class can be asked for by name; absent for numbered classes and files from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
     /// Conditioned: a learned prior mean per class instead of N(0, I) for all.
     #[serde(default)]
     pub class_prior: bool,
@@ -88,7 +92,7 @@ impl VaeConfig {
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        VaeConfig { arch: VaeArch::Mlp, hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None, class_prior: false, image: ImageShape::MNIST }
+        VaeConfig { arch: VaeArch::Mlp, hidden: vec![256, 128], latent: 32, init: Init::Torch, classes: None, class_names: None, class_prior: false, image: ImageShape::MNIST }
     }
 }
 
