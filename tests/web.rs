@@ -100,7 +100,7 @@ fn a_live_vae_passes_the_test_split_and_shows_reconstructions() {
     let off = first.originals.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(off < 1e-6, "the first test images, in order: off by up to {off}");
     assert!(first.reconstructions.iter().all(|v| (0.0..=1.0).contains(v)));
-    let grid = pollster::block_on(live.grid(gpu())).unwrap();
+    let grid = pollster::block_on(live.grid(gpu(), None)).unwrap();
     assert_eq!(grid.len(), 64 * 784);
     let window = pollster::block_on(live.losses(gpu())).unwrap();
     assert_eq!(window.steps, 4, "test passes leave the training sums alone");

@@ -1,9 +1,10 @@
 //! What a network is made of, before any buffer exists: each layer's spec (Linear, optionally
-//! batch-normalised, Conv2d, ConvTranspose2d; its names, shapes and activation), and the
-//! initial values torch would give its parameters.
+//! batch-normalised or spectrally normalised, Conv2d, ConvTranspose2d; its names, shapes and
+//! activation), and the initial values torch would give its parameters (and spectral norm's u
+//! and v).
 
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal};
+use rand_distr::{Distribution, Normal, StandardNormal};
 
 use super::params::ParamLayout;
 use crate::nn::{Activation, ConvShape};
@@ -154,6 +155,12 @@ impl LayerSpec {
         (format!("{head}.parametrizations.weight.0._u"), format!("{head}.parametrizations.weight.0._v"))
     }
 
+    /// One head's weight matrix, [rows, cols]: what spectral norm normalises.
+    pub fn head_matrix(&self) -> (usize, usize) {
+        let (rows, cols) = self.weight_matrix();
+        (rows / self.head_names().len(), cols)
+    }
+
     pub fn head_names(&self) -> Vec<String> {
         if self.heads.is_empty() {
             vec![self.name.clone()]
@@ -216,7 +223,44 @@ pub fn initial_values(layers: &[LayerSpec], params: &ParamLayout, state: &ParamL
             s[state.get(&format!("{}.running_var", bn.name)).range()].fill(1.0);
         }
     }
-    super::spectral::initial_vectors(layers, params, state, &p, &mut s, seed);
+    initial_vectors(layers, params, state, &p, &mut s, seed);
     (p, s)
 }
 
+/// The seed's u and v come from a stream of their own, so a spectrally normalised network starts
+/// from the same weights as the plain one of the same seed.
+const SPECTRAL_SEED: u64 = 0x7370_6563_7472_616c;
+
+/// Power iterations at the start, as PyTorch's `spectral_norm` runs when it wraps a layer.
+const WARM_UP_ITERATIONS: usize = 15;
+
+/// Each spectrally normalised head's u and v as PyTorch starts them: drawn N(0, 1) and
+/// normalised, then `WARM_UP_ITERATIONS` power iterations on the initial weights `values`;
+/// written into `state`.
+fn initial_vectors(layers: &[LayerSpec], params: &ParamLayout, state_layout: &ParamLayout, values: &[f32], state: &mut [f32], seed: u64) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ SPECTRAL_SEED);
+    for spec in layers.iter().filter(|l| l.spectral) {
+        let (rows, cols) = spec.head_matrix();
+        for head in spec.head_names() {
+            let w: Vec<f64> = values[params.get(&spec.weight_name(&head)).range()].iter().map(|&x| f64::from(x)).collect();
+            let mut draw = |n: usize| normalize((0..n).map(|_| StandardNormal.sample(&mut rng)).collect());
+            let (mut u, mut v) = (draw(rows), draw(cols));
+            for _ in 0..WARM_UP_ITERATIONS {
+                u = normalize((0..rows).map(|r| (0..cols).map(|c| w[r * cols + c] * v[c]).sum()).collect());
+                v = normalize((0..cols).map(|c| (0..rows).map(|r| w[r * cols + c] * u[r]).sum()).collect());
+            }
+            let (u_name, v_name) = spec.spectral_names(&head);
+            for (name, x) in [(u_name, u), (v_name, v)] {
+                for (s, x) in state[state_layout.get(&name).range()].iter_mut().zip(x) {
+                    *s = x as f32;
+                }
+            }
+        }
+    }
+}
+
+/// x / max(‖x‖, eps), as torch's `F.normalize`.
+fn normalize(x: Vec<f64>) -> Vec<f64> {
+    let norm = x.iter().map(|a| a * a).sum::<f64>().sqrt().max(f64::from(crate::nn::SPECTRAL_EPS));
+    x.into_iter().map(|a| a / norm).collect()
+}

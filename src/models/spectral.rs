@@ -5,11 +5,6 @@
 //! is carried from W / σ back to W. Each head is a matrix of its own, as each is a Linear of its
 //! own in PyTorch.
 
-use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
-
-use super::layers::LayerSpec;
-use super::params::ParamLayout;
 use super::network::Network;
 use super::params::{Parameters, Weights};
 use crate::gpu::{Gpu, GpuError, Launch, Tensor, View};
@@ -43,7 +38,7 @@ impl Network {
         }
         let mut scratch = Vec::new();
         for (spec, offsets) in self.layers.iter().zip(&self.offsets) {
-            let (rows, cols) = head_matrix(spec);
+            let (rows, cols) = spec.head_matrix();
             let len = nn::spectral_scratch_len(rows, cols);
             scratch.push(offsets.spectral.iter().map(|_| Tensor::zeros(gpu, &format!("{}.spectral.scratch", spec.name), &[len])).collect::<Result<_, _>>()?);
         }
@@ -54,7 +49,7 @@ impl Network {
     /// Each spectrally normalised head: its layer and its tensors.
     fn heads<'a>(&'a self, params: &'a Parameters, n: &'a Normalised) -> impl Iterator<Item = (usize, SpectralTensors<'a>)> + 'a {
         self.layers.iter().enumerate().flat_map(move |(l, spec)| {
-            let (rows, cols) = head_matrix(spec);
+            let (rows, cols) = spec.head_matrix();
             let offsets = &self.offsets[l];
             offsets.spectral.iter().zip(&n.scratch[l]).enumerate().map(move |(h, (&(u_off, v_off), scratch))| {
                 let t = SpectralTensors {
@@ -100,48 +95,4 @@ impl Network {
     pub fn spectral_backward(&self, gpu: &Gpu, params: &Parameters, n: &Normalised) -> Vec<Launch> {
         self.heads(params, n).flat_map(|(l, t)| nn::spectral_backward(gpu, &self.layers[l].name, &t)).collect()
     }
-}
-
-/// One head's weight matrix, [rows, cols], as the power iteration sees it.
-fn head_matrix(spec: &LayerSpec) -> (usize, usize) {
-    let (rows, cols) = spec.weight_matrix();
-    (rows / spec.head_names().len(), cols)
-}
-
-/// The seed's u and v come from a stream of their own, so a spectrally normalised network starts
-/// from the same weights as the plain one of the same seed.
-const SPECTRAL_SEED: u64 = 0x7370_6563_7472_616c;
-
-/// Power iterations at the start, as PyTorch's `spectral_norm` runs when it wraps a layer.
-const WARM_UP_ITERATIONS: usize = 15;
-
-/// Each spectrally normalised head's u and v as PyTorch starts them: drawn N(0, 1) and
-/// normalised, then `WARM_UP_ITERATIONS` power iterations on the initial weights `values`;
-/// written into `state`.
-pub(super) fn initial_vectors(layers: &[LayerSpec], params: &ParamLayout, state_layout: &ParamLayout, values: &[f32], state: &mut [f32], seed: u64) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ SPECTRAL_SEED);
-    for spec in layers.iter().filter(|l| l.spectral) {
-        let (rows, cols) = head_matrix(spec);
-        for head in spec.head_names() {
-            let w: Vec<f64> = values[params.get(&spec.weight_name(&head)).range()].iter().map(|&x| f64::from(x)).collect();
-            let mut draw = |n: usize| normalize((0..n).map(|_| StandardNormal.sample(&mut rng)).collect());
-            let (mut u, mut v) = (draw(rows), draw(cols));
-            for _ in 0..WARM_UP_ITERATIONS {
-                u = normalize((0..rows).map(|r| (0..cols).map(|c| w[r * cols + c] * v[c]).sum()).collect());
-                v = normalize((0..cols).map(|c| (0..rows).map(|r| w[r * cols + c] * u[r]).sum()).collect());
-            }
-            let (u_name, v_name) = spec.spectral_names(&head);
-            for (name, x) in [(u_name, u), (v_name, v)] {
-                for (s, x) in state[state_layout.get(&name).range()].iter_mut().zip(x) {
-                    *s = x as f32;
-                }
-            }
-        }
-    }
-}
-
-/// x / max(‖x‖, eps), as torch's `F.normalize`.
-fn normalize(x: Vec<f64>) -> Vec<f64> {
-    let norm = x.iter().map(|a| a * a).sum::<f64>().sqrt().max(f64::from(nn::SPECTRAL_EPS));
-    x.into_iter().map(|a| a / norm).collect()
 }

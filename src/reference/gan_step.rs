@@ -35,9 +35,8 @@ pub fn gan_step(
     cfg: &GanConfig, layout: &ParamLayout, state_layout: &ParamLayout, values: &mut [f64], state: &mut [f64], m: &mut [f64], v: &mut [f64],
     real: &[f64], z: &[f64], labels: &[usize], draws: &[f64], batch: usize, t: u32, opt: &AdamConfig,
 ) -> GanStepOut {
-    let (gen, disc) = layers(cfg);
     // G's label columns, and D's (none in the DCGAN's, whose D meets the label at its heads).
-    let (k, d_k, image) = (cfg.label_width(), cfg.d_label_width(), cfg.image.values());
+    let ((gen, disc), k, d_k, image) = (layers(cfg), cfg.label_width(), cfg.d_label_width(), cfg.image.values());
     assert_eq!(labels.len(), if k > 0 { 2 * batch } else { 0 }, "labels for every row when conditioned");
     let fake_labels = &labels[labels.len() / 2..];
     let (g_width, d_width) = input_widths(cfg);
@@ -69,8 +68,7 @@ pub fn gan_step(
         let table = layout.get(D_EMBEDDING).range();
         grads[table].copy_from_slice(&embedding_backward(labels, &columns(&d_d_in, d_width, image, d_k), d_k, d_k));
     }
-    let (g_range, d_range) = network_ranges(layout);
-    let (g_opt, d_opt) = cfg.adam(opt);
+    let ((g_range, d_range), (g_opt, d_opt)) = (network_ranges(layout), cfg.adam(opt));
     let mut metrics = loss.metrics;
     let (judged, g_grad, d_values) = match cfg.update_order {
         UpdateOrder::GFirst => {

@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{class_rows, epoch_grid, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
+use super::{grid_classes, epoch_grid, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
 use crate::models::gan::{sample_images, Gan, GanGraph, GanSampler, D_FAKE, D_LOSS, D_REAL, G_LOSS, METRIC_SLOTS};
@@ -32,15 +32,16 @@ impl GanRun {
         let program = graph.train_program(gpu, &gan, train, &steps.uniform, cfg.seed, &metrics, &cfg.adam);
         let sample_step = StepBuffer::new(gpu, "gan.sample", 1);
         let sampler = GanSampler::new(gpu, &gan, grid_rows(gc.classes), &sample_step.uniform, cfg.seed)?;
-        if let (Some(labels), Some(k)) = (&sampler.labels, gc.classes) {
-            ask_classes(gpu, labels, &class_rows(k, GRID_COLS));
-        }
         let core = StepCore { batch: cfg.batch, steps, program, metrics };
         Ok(GanRun { gan, core, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
 
-    /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned.
-    pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+    /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned,
+    /// or every one of `class`.
+    pub async fn grid(&self, gpu: &Gpu, class: Option<usize>) -> Result<Vec<f32>> {
+        if let (Some(labels), Some(k)) = (&self.sampler.labels, self.gan.config.classes) {
+            ask_classes(gpu, labels, &grid_classes(k, class));
+        }
         self.sampler.program.run(gpu, "gan.sample");
         let output = self.gan.config.output;
         Ok(self.sampler.generator.output().read_rows_async(gpu, self.sampler.generator.rows, |v| output.to_unit(v)).await?)
@@ -62,7 +63,7 @@ impl Trainee for GanRun {
 
     fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>> {
         let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
-        let samples = pollster::block_on(self.grid(gpu))?;
+        let samples = pollster::block_on(self.grid(gpu, None))?;
         save_grid(&epoch_grid(out, "", epoch), &samples, self.gan.config.image, GRID_COLS)?;
         let mut r = Map::new();
         r.insert("d_loss".into(), json!(mean(D_LOSS)));

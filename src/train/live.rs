@@ -117,11 +117,12 @@ impl Live {
     }
 
     /// Samples from the run's fixed noise in [0, 1], 8 to a row (a row per class when
-    /// conditioned): the per-epoch grid of `wgen train`.
-    pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+    /// conditioned): the per-epoch grid of `wgen train`; conditioned, with `class`, every image
+    /// of that class.
+    pub async fn grid(&self, gpu: &Gpu, class: Option<usize>) -> Result<Vec<f32>> {
         match &self.run {
-            ModelRun::Vae(r) => r.grid(gpu).await,
-            ModelRun::Gan(r) => r.grid(gpu).await,
+            ModelRun::Vae(r) => r.grid(gpu, class).await,
+            ModelRun::Gan(r) => r.grid(gpu, class).await,
             ModelRun::Classifier(_) => unreachable!("Live::new refuses the classifier"),
         }
     }

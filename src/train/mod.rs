@@ -397,6 +397,11 @@ pub fn class_rows(k: usize, per_row: usize) -> Vec<usize> {
     (0..k * per_row).map(|i| i / per_row).collect()
 }
 
+/// The classes a conditional run's grid asks for: a row per class, or all of them `class`.
+pub fn grid_classes(k: usize, class: Option<usize>) -> Vec<usize> {
+    class.map_or_else(|| class_rows(k, GRID_COLS), |c| vec![c; k * GRID_COLS])
+}
+
 /// An epoch's grid in the run folder: `samples/epoch-005.png`, or with `kind` "recon-" the VAE's
 /// reconstructions; the per-epoch writers and TensorBoard's images both name it so.
 pub fn epoch_grid(out: &Path, kind: &str, epoch: u32) -> PathBuf {

@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use super::{class_rows, epoch_grid, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
+use super::{grid_classes, epoch_grid, grid_rows, GRID_COLS, metadata, round, save_grid, StepCore, TrainConfig, Trainee};
 use crate::eval::EvalParts;
 use crate::data::DeviceSplit;
 use crate::gpu::{Gpu, Tensor};
@@ -41,15 +41,16 @@ impl VaeRun {
         })?;
         let sample_step = StepBuffer::new(gpu, "vae.sample", 1);
         let sampler = VaeSampler::new(gpu, &vae, grid_rows(vc.classes), &sample_step.uniform, cfg.seed)?;
-        if let (Some(labels), Some(k)) = (&sampler.labels, vc.classes) {
-            ask_classes(gpu, labels, &class_rows(k, GRID_COLS));
-        }
         let core = StepCore { batch: cfg.batch, steps, program, metrics };
         Ok(VaeRun { vae, core, eval, test_count: test.count, sampler, sample_step, seed: cfg.seed, _graph: graph })
     }
 
-    /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned.
-    pub async fn grid(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+    /// Samples from the run's fixed noise, in [0, 1]: a row of 8 per class when conditioned,
+    /// or every one of `class`.
+    pub async fn grid(&self, gpu: &Gpu, class: Option<usize>) -> Result<Vec<f32>> {
+        if let (Some(labels), Some(k)) = (&self.sampler.labels, self.vae.config.classes) {
+            ask_classes(gpu, labels, &grid_classes(k, class));
+        }
         self.sampler.program.run(gpu, "vae.sample");
         Ok(self.sampler.decoder.output().read_rows_async(gpu, self.sampler.decoder.rows, pixel).await?)
     }
@@ -91,7 +92,7 @@ impl Trainee for VaeRun {
         let n = self.test_count as f64;
         let (recon, kl) = (f64::from(sums[TEST_RECON]) / n, f64::from(sums[TEST_KL]) / n);
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
-        let samples = pollster::block_on(self.grid(gpu))?;
+        let samples = pollster::block_on(self.grid(gpu, None))?;
         save_grid(&epoch_grid(out, "", epoch), &samples, self.vae.config.image, GRID_COLS)?;
         let (originals, recons) = pollster::block_on(self.reconstructions(gpu, 32))?;
         let pairs = crate::image::interleave_rows(&originals, &recons, 8, self.vae.config.image.values());
