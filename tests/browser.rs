@@ -359,6 +359,17 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     let state = train_on_the_page(&mut cdp, "dcgan", 2, None);
     assert_eq!(state["describe"]["batch"], json!(train), "the DCGAN's default batch fits too");
     cdp.screenshot(&tmp.join("small-folder.png"));
+    // The conditional DCGAN on the folder's classes, and one class picked by name to draw.
+    cdp.eval("document.getElementById('reset').click(); document.getElementById('model').value = 'dcgan'; document.getElementById('conditional').checked = true");
+    let state = train_on_the_page(&mut cdp, "dcgan", 2, None);
+    assert_eq!(state["describe"]["class_names"], json!(["four", "many", "one"]), "the picker lists the folder's classes");
+    cdp.eval("(() => { const c = document.getElementById('class'); c.value = '1'; c.dispatchEvent(new Event('change')); })()");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cdp.state()["gridClass"] != "many" {
+        assert!(Instant::now() < deadline, "the grid of the picked class was not drawn: {}", cdp.state()["error"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cdp.screenshot(&tmp.join("picked-class.png"));
     assert!(cdp.errors.is_empty(), "the page logged errors:\n{}", cdp.errors.join("\n"));
     eprintln!("screenshots: {}", tmp.display());
 }

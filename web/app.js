@@ -166,7 +166,16 @@ async function create() {
   page.lastGrid = -1;
   page.negElbo = null;
   $('recon-box').hidden = !page.describe.model.includes('vae');
+  classPicker(page.describe.class_names);
   listKernels();
+}
+
+// A conditional model's grid: a row per class, or all of the class picked here.
+function classPicker(names) {
+  const options = [new Option('a row per class', '-1'), ...(names || []).map((name, c) => new Option(name, String(c)))];
+  $('class').replaceChildren(...options);
+  $('class-pick').hidden = !names;
+  page.gridClass = null;
 }
 
 function listKernels() {
@@ -218,8 +227,9 @@ async function loop() {
 }
 
 async function refreshImages() {
-  const images = await page.trainer.grid();
+  const images = await page.trainer.grid(Number($('class').value));
   drawImages($('grid'), images, 8, 2);
+  page.gridClass = $('class').value === '-1' ? null : $('class').selectedOptions[0].textContent;
   const w = page.history[page.history.length - 1];
   page.lastGrid = w ? w.global : 0;
   $('grid-step').textContent = `(step ${page.lastGrid})`;
@@ -337,6 +347,7 @@ function reset() {
   $('legend').textContent = '';
   $('kernels').replaceChildren();
   $('grid-step').textContent = $('elbo').textContent = '';
+  classPicker(null);
   $('kernel-summary').textContent = 'Start a model to list its kernels. Each name links to its WGSL source.';
   draw();
   setState('ready');
@@ -373,6 +384,11 @@ $('pause').addEventListener('click', pause);
 $('reset').addEventListener('click', reset);
 $('download').addEventListener('click', download);
 $('folder').addEventListener('change', pickedFolder);
+// A picked class is drawn at once when paused, at the next read while running.
+$('class').addEventListener('change', () => {
+  if (page.running) page.lastGrid = -GRID_EVERY;
+  else if (page.trainer) refreshImages().catch((e) => problem(`${e.message || e}`));
+});
 document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
 document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) document.body.classList.remove('dragging'); });
 document.addEventListener('drop', (e) => droppedFolder(e).catch((err) => problem(`${err.message || err}`)));
@@ -382,7 +398,7 @@ window.wgenPage = {
   // the last test −ELBO and any problem shown.
   state: () => ({
     running: page.running, adapter: page.adapter, error: page.error, rate: page.rate, trainMs: page.trainMs, trainImages: page.trainImages,
-    history: page.history, negElbo: page.negElbo, describe: page.describe, lastGrid: page.lastGrid,
+    history: page.history, negElbo: page.negElbo, describe: page.describe, lastGrid: page.lastGrid, gridClass: page.gridClass,
   }),
 };
 

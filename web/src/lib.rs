@@ -138,9 +138,11 @@ impl Trainer {
         Ok(json!({"global": w.global, "epoch": w.epoch, "steps": w.steps, "values": values}).to_string())
     }
 
-    /// The fixed-noise samples, [rows, C·H·W] in [0, 1], 8 to a row.
-    pub async fn grid(&self) -> Result<Vec<f32>, JsError> {
-        self.live.grid(&self.gpu).await.map_err(|e| js(format!("{e:#}")))
+    /// The fixed-noise samples, [rows, C·H·W] in [0, 1], 8 to a row: a conditional model's a
+    /// row per class, or with `class` ≥ 0 every one of that class.
+    pub async fn grid(&self, class: i32) -> Result<Vec<f32>, JsError> {
+        let class = usize::try_from(class).ok();
+        self.live.grid(&self.gpu, class).await.map_err(|e| js(format!("{e:#}")))
     }
 
     /// VAE: JSON `{neg_elbo, originals, reconstructions}` for the test split and its first
@@ -162,6 +164,11 @@ impl Trainer {
     /// training step in order (`[{phase, kernel, file, layer, shape}]`) for the kernel list.
     pub fn describe(&self) -> String {
         let cfg = self.live.config();
+        let (classes, class_names) = match (&cfg.vae, &cfg.gan) {
+            (Some(v), _) => (v.classes, v.class_names.as_deref()),
+            (_, Some(g)) => (g.classes, g.class_names.as_deref()),
+            _ => (None, None),
+        };
         let program = self.live.program();
         let launches: Vec<_> = program
             .phases
@@ -178,10 +185,12 @@ impl Trainer {
             "batch": cfg.batch,
             "lr": cfg.adam.lr,
             "seed": cfg.seed,
-            "classes": cfg.vae.as_ref().and_then(|v| v.classes).or(cfg.gan.as_ref().and_then(|g| g.classes)),
+            "classes": classes,
             "loss": cfg.gan.as_ref().map(|g| g.loss),
             "augment": cfg.gan.as_ref().map(|g| g.augment.to_string()),
             "spectral_norm": cfg.gan.as_ref().map(|g| g.spectral_norm),
+            // What the class picker lists: a folder's class names, else the class numbers.
+            "class_names": classes.map(|k| class_names.map_or_else(|| (0..k).map(|c| c.to_string()).collect(), <[String]>::to_vec)),
             "notes": self.live.notes,
             "matmul": format!("{:?}", self.gpu.matmul),
             // The subgroup matmul wants exactly 8 lanes; otherwise a tiled family runs.
