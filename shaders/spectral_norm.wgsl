@@ -12,8 +12,8 @@
 //           sigma_off, the partial sums after it), 2 state (read_write: u at u_off, v at v_off),
 //           3 values (read: W), 4 normalised (read_write: W_sn, the buffer the network reads),
 //           5 grads (read_write: G then dW)
-// Grids: spectral_normalise and spectral_sigma one workgroup; spectral_scale one thread per
-//        value; spectral_dot `partials` workgroups; spectral_grad one thread per weight.
+// Grid: spectral_normalise and spectral_sigma one workgroup; spectral_scale one thread per
+//       value; spectral_dot `partials` workgroups; spectral_grad one thread per weight.
 
 const TO_U: u32 = 0u;
 const TO_V: u32 = 1u;
