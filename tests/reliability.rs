@@ -128,9 +128,10 @@ fn bad_flags_get_one_clear_line() {
     with(&["--label-smoothing", "1.5"], 1, "--label-smoothing must be in [0, 1), got 1.5");
     with(&["--augment", "translation,flip"], 2, "unknown augmentation 'flip': give a comma list of color, translation and cutout");
     with(&["--loss", "wasserstein"], 2, "invalid value 'wasserstein' for '--loss <LOSS>'");
-    for flag in [["--augment", "cutout"], ["--loss", "hinge"]] {
-        refuses(&["train", "vae", "--data", s(&data), "--out", &out, flag[0], flag[1]], 1, "--loss and --augment are for gan and dcgan");
+    for flag in [["--augment", "cutout"], ["--loss", "hinge"], ["--spectral-norm", "true"]] {
+        refuses(&["train", "vae", "--data", s(&data), "--out", &out, flag[0], flag[1]], 1, "--loss, --augment and --spectral-norm are for gan and dcgan");
     }
+    with(&["--limit", "0"], 1, "--limit keeps N of the training images; give N of 1 or more");
     refuses(&["train"], 1, "which model?");
     refuses(&["frobnicate"], 2, "unrecognized subcommand 'frobnicate'");
 }
