@@ -19,6 +19,8 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd'];
 const page = {
   trainer: null, files: null, folder: null, running: false, adapter: '', error: null,
   history: [], chunk: 1, trainMs: 0, trainImages: 0, rate: 0, lastGrid: -1, negElbo: null, describe: null,
+  // The data's line, which each run's notes follow.
+  source: $('data-source').textContent,
 };
 
 function problem(text) {
@@ -95,7 +97,8 @@ async function loadFolder(name, entries) {
     at += b.byteLength;
   }
   page.folder = { name, paths: entries.map((e) => e.path), lengths, bytes };
-  $('data-source').textContent = `data: ${name}, ${entries.length} files (decoded when you press Start)`;
+  page.source = `data: ${name}, ${entries.length} files (decoded when you press Start)`;
+  $('data-source').textContent = page.source;
   setState('ready');
   buttons();
 }
@@ -158,7 +161,9 @@ async function create() {
     page.trainer = await Trainer.create(s.model, s.lr, s.batch, s.seed, s.conditional, s.loss, s.augment, s.spectralNorm, a, b, c, d);
   }
   page.describe = JSON.parse(page.trainer.describe());
-  if (page.describe.notes.length) $('data-source').textContent += ` (${page.describe.notes.join('; ')})`;
+  // This run's notes after the data's line, not after an earlier run's.
+  const notes = page.describe.notes.length ? ` (${page.describe.notes.join('; ')})` : '';
+  $('data-source').textContent = page.source + notes;
   page.history = [];
   page.chunk = 1;
   page.trainMs = 0;
