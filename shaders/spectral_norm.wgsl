@@ -6,14 +6,15 @@
 // checkpoints); σ, the products and the partial sums below live in a scratch buffer.
 // The backward of W ↦ W / σ(W), u and v held constant (PyTorch computes them without grad):
 //   dW = (G − ⟨G, W_sn⟩ u vᵀ) / σ       G = dL/dW_sn, overwritten by dW in place
-// ⟨G, W_sn⟩ is summed in a fixed order (partial sums per workgroup, then every workgroup of the
-// fix sums the partials the same way): no atomics, so a seed repeats a run bit for bit.
-// Bindings: 0 params (SpectralParams), 1 scratch (read_write: the product at raw_off, σ at
-//           sigma_off, the partial sums after it), 2 state (read_write: u at u_off, v at v_off),
+// ⟨G, W_sn⟩ is summed in a fixed order (partial sums per workgroup, then one workgroup sums the
+// partials): no atomics, so a seed repeats a run bit for bit.
+// Bindings: 0 params (SpectralParams), 1 scratch (read_write: the product at its start, σ at
+//           sigma_off, then ⟨G, W_sn⟩, then the partial sums), 2 state (read_write: u at u_off, v at v_off),
 //           3 values (read: W), 4 normalised (read_write: W_sn, the buffer the network reads),
 //           5 grads (read_write: G then dW)
-// Grid: spectral_normalise and spectral_sigma one workgroup; spectral_scale one thread per
-//       value; spectral_dot `partials` workgroups; spectral_grad one thread per weight.
+// Grid: spectral_normalise, spectral_sigma and spectral_total one workgroup; spectral_scale
+//       one thread per value; spectral_dot `partials` workgroups; spectral_grad one thread per
+//       weight.
 
 const TO_U: u32 = 0u;
 const TO_V: u32 = 1u;
@@ -24,7 +25,7 @@ struct SpectralParams {
     w_off: u32,       // W in values, normalised and grads alike
     u_off: u32,       // u in state
     v_off: u32,       // v in state
-    sigma_off: u32,   // σ in scratch; the partial sums of ⟨G, W_sn⟩ follow it
+    sigma_off: u32,   // σ in scratch; ⟨G, W_sn⟩ after it, then its partial sums
     into: u32,        // spectral_normalise: TO_U or TO_V
     eps: f32,
     n: u32,           // spectral_scale: values copied from values to normalised at w_off
@@ -105,20 +106,29 @@ fn spectral_dot(@builtin(workgroup_id) wid: vec3<u32>,
     }
     let total = workgroup_sum(tid, sum);
     if tid == 0u && k < p.partials {
-        scratch[p.sigma_off + 1u + k] = total;
+        scratch[p.sigma_off + 2u + k] = total;
     }
 }
 
-// dW = (G − ⟨G, W_sn⟩ u vᵀ) / σ in place, each workgroup summing the partials first.
+// ⟨G, W_sn⟩: the partial sums, summed.
+@compute @workgroup_size(256)
+fn spectral_total(@builtin(local_invocation_index) tid: u32) {
+    var sum = 0.0;
+    for (var k = tid; k < p.partials; k += 256u) {
+        sum += scratch[p.sigma_off + 2u + k];
+    }
+    let total = workgroup_sum(tid, sum);
+    if tid == 0u {
+        scratch[p.sigma_off + 1u] = total;
+    }
+}
+
+// dW = (G − ⟨G, W_sn⟩ u vᵀ) / σ in place.
 @compute @workgroup_size(256)
 fn spectral_grad(@builtin(workgroup_id) wid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) tid: u32) {
-    var sum = 0.0;
-    for (var k = tid; k < p.partials; k += 256u) {
-        sum += scratch[p.sigma_off + 1u + k];
-    }
-    let dot = workgroup_sum(tid, sum);
+    let dot = scratch[p.sigma_off + 1u];
     let i = linear_workgroup(wid, nwg) * 256u + tid;
     if i >= p.rows * p.cols {
         return;

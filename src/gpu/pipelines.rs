@@ -96,6 +96,7 @@ kernels! {
         SpectralSigma: "spectral_sigma",
         SpectralScale: "spectral_scale",
         SpectralDot: "spectral_dot",
+        SpectralTotal: "spectral_total",
         SpectralGrad: "spectral_grad",
     },
     "diff_augment" => {

@@ -14,7 +14,7 @@ use crate::nn::{self, SpectralTensors};
 pub struct Normalised {
     /// [layout.len]: what the network's passes read; only its layers' tensors are written
     pub values: Tensor,
-    /// Per layer, per head: [nn::spectral_scratch_len] (the products, σ, the partial sums)
+    /// Per layer, per head: [nn::spectral_scratch_len] (the products, σ, ⟨G, W_sn⟩ and its partial sums)
     scratch: Vec<Vec<Tensor>>,
 }
 

@@ -6,8 +6,8 @@ use crate::gpu::{Binding, Gpu, Kernel, Launch, View};
 /// PyTorch's `spectral_norm` eps: a norm below it divides by it instead.
 pub const SPECTRAL_EPS: f32 = 1e-12;
 
-/// The most partial sums of ⟨G, W_sn⟩ (shaders/spectral_norm.wgsl): few enough that each
-/// workgroup of the gradient's fix sums them all in one pass of 256 threads.
+/// The most partial sums of ⟨G, W_sn⟩ (shaders/spectral_norm.wgsl): few enough that one
+/// workgroup sums them all in one pass of 256 threads.
 const PARTIALS_MOST: usize = 256;
 
 /// Twin of `SpectralParams` in shaders/spectral_norm.wgsl.
@@ -39,7 +39,7 @@ pub struct SpectralTensors<'a> {
     pub grads: &'a wgpu::Buffer,
     /// u [rows] at `u_off`, v [cols] at `v_off` (whole blocks: the matmuls read them)
     pub state: &'a wgpu::Buffer,
-    /// [spectral_scratch_len(rows, cols)]: the products, σ and the partial sums
+    /// [spectral_scratch_len(rows, cols)]: the products, σ, ⟨G, W_sn⟩ and its partial sums
     pub scratch: &'a wgpu::Buffer,
     pub w_off: usize,
     pub rows: usize,
@@ -48,9 +48,9 @@ pub struct SpectralTensors<'a> {
     pub v_off: usize,
 }
 
-/// The scratch one matrix needs: a product (rows or cols values), σ, the partial sums.
+/// The scratch one matrix needs: a product (rows or cols values), σ, ⟨G, W_sn⟩, its partial sums.
 pub fn spectral_scratch_len(rows: usize, cols: usize) -> usize {
-    rows.max(cols) + 1 + PARTIALS_MOST
+    rows.max(cols) + 2 + PARTIALS_MOST
 }
 
 impl SpectralTensors<'_> {
@@ -122,11 +122,15 @@ pub fn spectral_backward(gpu: &Gpu, label: &str, t: &SpectralTensors<'_>) -> Vec
     let label = format!("{label}.spectral");
     let dot = [Binding { slot: 1, buffer: t.scratch }, Binding { slot: 4, buffer: t.normalised }, Binding { slot: 5, buffer: t.grads }];
     let fix = [Binding { slot: 1, buffer: t.scratch }, Binding { slot: 2, buffer: t.state }, Binding { slot: 5, buffer: t.grads }];
+    let total = [Binding { slot: 1, buffer: t.scratch }];
     let detail = format!("{}x{}", t.rows, t.cols);
+    let partials = u64::from(p.partials);
     vec![
         // A product and a sum per weight, two values read.
         Launch::new(gpu, Kernel::SpectralDot, &label, &p, &dot, crate::gpu::grid_1d(p.partials, gpu.limits.max_compute_workgroups_per_dimension))
             .with_cost(2 * n, 8 * n, detail.clone()),
+        // One workgroup sums the partial sums, so the correction reads one number.
+        Launch::new(gpu, Kernel::SpectralTotal, &label, &p, &total, [1, 1, 1]).with_cost(partials, 4 * partials, format!("{partials} partial sums")),
         // Two products, a difference and a division per weight; read and written once.
         Launch::new(gpu, Kernel::SpectralGrad, &label, &p, &fix, grid_for(gpu, t.rows * t.cols, 256)).with_cost(4 * n, 8 * n, detail),
     ]
