@@ -25,7 +25,9 @@ torch.nn loads wgen's model.safetensors as it is.
          change training). --save-every N writes
          OUT/epochE.safetensors every N epochs with wgen's metadata, so `wgen eval FILE` scores
          the generator with wgen's classifier; with --g-ema also OUT/epochE-ema.safetensors,
-         the same model with the averaged G.
+         the same model with the averaged G. --conditional trains `wgen train dcgan
+         --conditional`'s model: G reads [embedding(y) | z], D's last layer gives a shared
+         logit and one per class (a projection discriminator), G's rows ask for uniform labels.
   table  the study's table from a folder of runs NAME-seedS (scripts/torch-dcgan-study.sh):
          per run, each scoring's FD, IS and classes at >= 5%; per recipe, the summary at the
          last epoch scored.
@@ -51,31 +53,45 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EMBEDDED = os.path.join(HERE, "..", "assets", "mnist-10k")
 
 
+def with_label(module, z, y):
+    """[embedding(y) | z]: a conditional G's input, as wgen's (the MLP GAN's cgan embedding)."""
+    return z if y is None else torch.cat([module.label_emb(y), z], 1)
+
+
+def projection(out, y):
+    """D's logit: its one output, or with a head per class (the projection discriminator) the
+    shared head's plus the row's class head's."""
+    out = out.flatten(1)
+    return out[:, 0] if y is None else out[:, 0] + out.gather(1, 1 + y[:, None])[:, 0]
+
+
 class Generator(nn.Module):
-    def __init__(self, latent=100):
+    def __init__(self, latent=100, classes=0):
         super().__init__()
-        self.fc = nn.Linear(latent, 128 * 7 * 7)
+        if classes:
+            self.label_emb = nn.Embedding(classes, classes)
+        self.fc = nn.Linear(latent + classes, 128 * 7 * 7)
         self.bn0 = nn.BatchNorm1d(128 * 7 * 7)
         self.deconv1 = nn.ConvTranspose2d(128, 64, 4, 2, 1)
         self.bn1 = nn.BatchNorm2d(64)
         self.deconv2 = nn.ConvTranspose2d(64, 1, 4, 2, 1)
 
-    def forward(self, z):
-        h = F.relu(self.bn0(self.fc(z))).view(-1, 128, 7, 7)
+    def forward(self, z, y=None):
+        h = F.relu(self.bn0(self.fc(with_label(self, z, y)))).view(-1, 128, 7, 7)
         return torch.tanh(self.deconv2(F.relu(self.bn1(self.deconv1(h))))).flatten(1)
 
 
 class Discriminator(nn.Module):
-    def __init__(self, batchnorm=True, dropout=0.0, mbstd=False):
+    def __init__(self, batchnorm=True, dropout=0.0, mbstd=False, classes=0):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 64, 4, 2, 1)
         self.conv2 = nn.Conv2d(64, 128, 4, 2, 1)
         self.bn2 = nn.BatchNorm2d(128) if batchnorm else nn.Identity()
         self.mbstd = mbstd
-        self.fc = nn.Linear((128 + mbstd) * 7 * 7, 1)
+        self.fc = nn.Linear((128 + mbstd) * 7 * 7, 1 + classes)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         h = self.dropout(F.leaky_relu(self.conv1(x.view(-1, 1, 28, 28)), 0.2))
         h = self.dropout(F.leaky_relu(self.bn2(self.conv2(h)), 0.2))
         if self.mbstd:
@@ -83,17 +99,19 @@ class Discriminator(nn.Module):
             # channel, so D can tell a batch that lacks variety.
             std = h.std(0, unbiased=False).mean().expand(len(h), 1, 7, 7)
             h = torch.cat([h, std], 1)
-        return self.fc(h.flatten(1)).squeeze(1)
+        return projection(self.fc(h.flatten(1)), y)
 
 
 class ExamplesGenerator(nn.Module):
     """pytorch/examples' DCGAN generator (ngf 64) under wgen's names, with biases as wgen's."""
 
-    def __init__(self, channels, side, latent=100):
+    def __init__(self, channels, side, latent=100, classes=0):
         super().__init__()
         stages = {32: 3, 64: 4}[side]
         c = 64 << (stages - 1)
-        self.layers = [("deconv1", nn.ConvTranspose2d(latent, c, 4, 1, 0), nn.BatchNorm2d(c))]
+        if classes:
+            self.label_emb = nn.Embedding(classes, classes)
+        self.layers = [("deconv1", nn.ConvTranspose2d(latent + classes, c, 4, 1, 0), nn.BatchNorm2d(c))]
         for i in range(2, stages + 1):
             self.layers.append((f"deconv{i}", nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.BatchNorm2d(c // 2)))
             c //= 2
@@ -103,7 +121,8 @@ class ExamplesGenerator(nn.Module):
             if bn is not None:
                 self.add_module(f"bn{i + 1}", bn)
 
-    def forward(self, z):
+    def forward(self, z, y=None):
+        z = with_label(self, z, y)
         h = z.view(len(z), -1, 1, 1)
         for _, conv, bn in self.layers[:-1]:
             h = F.relu(bn(conv(h)))
@@ -113,7 +132,7 @@ class ExamplesGenerator(nn.Module):
 class ExamplesDiscriminator(nn.Module):
     """pytorch/examples' DCGAN discriminator (ndf 64) under wgen's names, with biases."""
 
-    def __init__(self, channels, side, batchnorm=True):
+    def __init__(self, channels, side, batchnorm=True, classes=0):
         super().__init__()
         stages = {32: 3, 64: 4}[side]
         self.shape = (channels, side, side)
@@ -122,30 +141,31 @@ class ExamplesDiscriminator(nn.Module):
             bn = nn.BatchNorm2d(64 << (i - 1)) if i > 1 and batchnorm else None
             self.layers.append((f"conv{i}", nn.Conv2d(c, 64 << (i - 1), 4, 2, 1), bn))
             c = 64 << (i - 1)
-        self.layers.append((f"conv{stages + 1}", nn.Conv2d(c, 1, 4, 1, 0), None))
+        self.layers.append((f"conv{stages + 1}", nn.Conv2d(c, 1 + classes, 4, 1, 0), None))
         for i, (name, conv, bn) in enumerate(self.layers):
             self.add_module(name, conv)
             if bn is not None:
                 self.add_module(f"bn{i + 1}", bn)
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         h = x.view(-1, *self.shape)
         for _, conv, bn in self.layers[:-1]:
             h = conv(h)
             h = F.leaky_relu(bn(h) if bn is not None else h, 0.2)
-        return self.layers[-1][1](h).flatten()
+        return projection(self.layers[-1][1](h), y)
 
 
 class Dcgan(nn.Module):
-    def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False, mbstd=False, shape=(1, 28)):
+    def __init__(self, d_batchnorm=True, d_dropout=0.0, spectral_norm=False, mbstd=False, shape=(1, 28), classes=0):
         super().__init__()
         if shape != (1, 28):
             assert not (d_dropout or mbstd), "the study's --d-dropout and --mbstd are for the 28x28 DCGAN"
-            self.generator, self.discriminator = ExamplesGenerator(*shape), ExamplesDiscriminator(*shape, d_batchnorm)
+            self.generator = ExamplesGenerator(*shape, classes=classes)
+            self.discriminator = ExamplesDiscriminator(*shape, d_batchnorm, classes)
             d_layers = [conv for _, conv, _ in self.discriminator.layers]
         else:
-            self.generator = Generator()
-            self.discriminator = Discriminator(d_batchnorm, d_dropout, mbstd)
+            self.generator = Generator(classes=classes)
+            self.discriminator = Discriminator(d_batchnorm, d_dropout, mbstd, classes)
             d_layers = [self.discriminator.conv1, self.discriminator.conv2, self.discriminator.fc]
         if spectral_norm:
             # As `wgen train --spectral-norm`: every weight of D, beside its batch norm if any.
@@ -223,6 +243,8 @@ def wgen_metadata(args):
         gan["augment"] = args.augment
     if args.spectral_norm:
         gan["spectral_norm"] = True
+    if args.classes:
+        gan["classes"], gan["projection"] = args.classes, True
     return {"model": "gan", "config": json.dumps(gan), "wgen_version": "0.1.0", "trained_by": "scripts/torch_dcgan.py",
             "torch_recipe": json.dumps({"instance_noise": args.instance_noise, "d_dropout": args.d_dropout,
                                         "g_lr": args.g_lr, "g_steps": args.g_steps, "g_ema": args.g_ema, "mbstd": args.mbstd, "seed": args.seed})}
@@ -265,6 +287,10 @@ def images(folder):
     return torch.from_numpy(x / 127.5 - 1.0)
 
 
+def labels(folder):
+    return torch.from_numpy(idx(os.path.join(folder, "train-labels-idx1-ubyte.gz")).astype(np.int64))
+
+
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -273,10 +299,12 @@ def train(args):
         import torch_folder
         x_train, channels = torch_folder.load(args.folder, args.size)
         x_train, args.shape = x_train * 2 - 1, (channels, args.size)
+        y_train = torch_folder.labels(args.folder)
     else:
-        x_train, args.shape = images(args.data), (1, 28)
-    x_train = x_train.to(dev)
-    model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm, args.mbstd, args.shape).to(dev)
+        x_train, args.shape, y_train = images(args.data), (1, 28), labels(args.data)
+    x_train, y_train = x_train.to(dev), y_train.to(dev)
+    args.classes = int(y_train.max()) + 1 if args.conditional else 0
+    model = Dcgan(not args.no_d_batchnorm, args.d_dropout, args.spectral_norm, args.mbstd, args.shape, args.classes).to(dev)
     g, d = model.generator, model.discriminator
     opt_g = torch.optim.Adam(g.parameters(), args.g_lr, betas=(0.5, 0.999))
     ema = None
@@ -312,8 +340,11 @@ def train(args):
         start, steps = time.perf_counter(), 0
         sums = np.zeros(4)
         for i in range(0, len(order) - args.batch + 1, args.batch):
-            real = x_train[order[i:i + args.batch]]
-            fake = g(torch.randn(len(real), 100, device=dev))
+            rows = order[i:i + args.batch]
+            real = x_train[rows]
+            # Conditioned: real rows carry their labels, G's rows labels drawn uniformly.
+            y_real, y_fake = (y_train[rows], torch.randint(0, args.classes, (len(rows),), device=dev)) if args.classes else (None, None)
+            fake = g(torch.randn(len(real), 100, device=dev), y_fake)
             # Each image D sees is augmented once; G learns from D's verdict on the same
             # augmented fakes, as wgen's D-first step reuses them.
             seen_real, seen_fake = augment(noisy(real)), augment(noisy(fake))
@@ -321,18 +352,18 @@ def train(args):
             # D's real and fake calls share one power iteration (wgen's one pass of D over
             # both batches); cached() computes W / sigma once for the two.
             with parametrize.cached():
-                out_real = d(seen_real)
-                out_fake = d(seen_fake.detach())
+                out_real = d(seen_real, y_real)
+                out_fake = d(seen_fake.detach(), y_fake)
                 err_d = d_losses(args.loss, out_real, out_fake, 1 - args.label_smoothing)
                 err_d.backward()
             opt_d.step()
             opt_g.zero_grad()
-            err_g = g_loss(args.loss, d(seen_fake))
+            err_g = g_loss(args.loss, d(seen_fake, y_fake))
             err_g.backward()
             opt_g.step()
             for _ in range(args.g_steps - 1):
                 opt_g.zero_grad()
-                g_loss(args.loss, d(augment(noisy(g(torch.randn(len(real), 100, device=dev)))))).backward()
+                g_loss(args.loss, d(augment(noisy(g(torch.randn(len(real), 100, device=dev), y_fake))), y_fake)).backward()
                 opt_g.step()
             if ema is not None:
                 update_ema()
@@ -364,7 +395,8 @@ def check(args):
     with safe_open(args.model, "pt") as f:
         config = json.loads(f.metadata()["config"])
     shape = (image["channels"], image["side"])
-    model = Dcgan(config.get("d_batchnorm", True), spectral_norm=config.get("spectral_norm", False), shape=shape)
+    classes = config.get("classes") or 0
+    model = Dcgan(config.get("d_batchnorm", True), spectral_norm=config.get("spectral_norm", False), shape=shape, classes=classes)
     tensors = load_file(args.model)
     # Shapes are checked by the load; only BatchNorm's num_batches_tracked counters are absent.
     missing, unexpected = model.load_state_dict(tensors, strict=False)
@@ -373,7 +405,8 @@ def check(args):
     model.eval()
     with torch.no_grad():
         torch.manual_seed(0)
-        ours = ((model.generator(torch.randn(args.n, 100)) + 1) / 2).numpy()
+        asked = torch.arange(args.n) % classes if classes else None
+        ours = ((model.generator(torch.randn(args.n, 100), asked) + 1) / 2).numpy()
     theirs = np.fromfile(args.raw, dtype="<f4").reshape(-1, shape[0] * shape[1] ** 2)
     stats = lambda a: {"mean": round(float(a.mean()), 4), "std": round(float(a.std()), 4), "ink>0.5": round(float((a > 0.5).mean()), 4)}
     print(json.dumps({"torch_samples": stats(ours), "wgen_samples": stats(theirs), "loaded": len(tensors)}))
@@ -444,6 +477,7 @@ def main():
     t.add_argument("--mbstd", action="store_true", help="a minibatch-std channel before D's Linear (left out of saved files)")
     t.add_argument("--g-lr", type=float, default=2e-4, help="G's Adam learning rate")
     t.add_argument("--g-steps", type=int, default=1, help="G updates per D update")
+    t.add_argument("--conditional", action="store_true", help="G reads [label embedding | z], D has a head per class (wgen's dcgan --conditional)")
     t.add_argument("--g-ema", type=float, default=0.0, help="also save an EMA of G with this decay (e.g. 0.999)")
     c = sub.add_parser("check")
     c.add_argument("model")
