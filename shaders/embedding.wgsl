@@ -3,8 +3,10 @@
 // vector] (or the other way round); each producer writes its own column window, so the first
 // matmul reads one contiguous operand and its weight keeps PyTorch's [out, in] layout.
 //   embedding_forward   dst[r, j] = src[label[r], j]: a row of the table (nn.Embedding), or with
-//                       ONE_HOT 1 where j == label[r] and 0 elsewhere (src unused); with ADD the
-//                       vector is added to what dst holds (a class's prior mean shifting z)
+//                       ONE_HOT 1 where j / plane == label[r] and 0 elsewhere (src unused): the
+//                       one-hot vector at plane 1, or at plane H·W k constant image channels, a
+//                       conv layer's label planes; with ADD the vector is added to what dst
+//                       holds (a class's prior mean shifting z)
 //   embedding_backward  dst[c, j] = Σ_r [label[r] == c] src[r, j]: the scatter-add of the rows'
 //                       gradients, done as one thread per table entry summing its rows in order,
 //                       so the result is the same every run (no atomics, no float races)
@@ -32,7 +34,7 @@ struct EmbedParams {
     dst_off: u32,
     dst_stride: u32,
     label_off: u32,  // labels[label_off + r] is row r's
-    _pad0: u32,
+    plane: u32,      // ONE_HOT: the values each class's entry spans (1 for a vector)
     _pad1: u32,
     _pad2: u32,
 }
@@ -58,7 +60,7 @@ fn embedding_forward(@builtin(workgroup_id) wid: vec3<u32>,
     let k = u32(labels[p.label_off + r]);
     var v = 0.0;
     if (p.flags & ONE_HOT) != 0u {
-        v = select(0.0, 1.0, k == j);
+        v = select(0.0, 1.0, k == j / p.plane);
     } else {
         v = src[p.src_off + k * p.src_stride + j];
     }

@@ -660,6 +660,26 @@ fn embedding_forward_writes_table_rows_and_one_hots_into_a_column_window() {
 }
 
 #[test]
+fn one_hot_planes_fill_a_constant_channel_per_class_into_a_column_window() {
+    let g = gpu();
+    // 37 rows, 7 classes of 3×3 planes (63 values, not a multiple of anything the grid uses),
+    // written into columns 4..67 of a [37, 70] buffer whose other columns must survive.
+    let (rows, classes, plane, width, at) = (37usize, 7usize, 9usize, 70usize, 4usize);
+    let labels: Vec<usize> = (0..rows).map(|r| (r * 3 + 1) % classes).collect();
+    let tl = upload("labels", &[rows], &labels.iter().map(|&c| c as f64).collect::<Vec<_>>());
+    let out = Tensor::from_slice(g, "out", &[rows, width], &vec![9.0; rows * width]).unwrap();
+    let dim = classes * plane;
+    let vectors = nn::LabelVectors::OneHotPlanes { plane };
+    g.run("planes", &[&nn::embedding_forward(g, "planes", tl.view(), vectors, out.view().columns(at, dim))]);
+    let planes = cpu::one_hot_planes(&labels, classes, plane);
+    let mut want = vec![9.0; rows * width];
+    for r in 0..rows {
+        want[r * width + at..r * width + at + dim].copy_from_slice(&planes[r * dim..(r + 1) * dim]);
+    }
+    assert_close("one-hot planes", &read(&out), &want, 0.0, 0.0);
+}
+
+#[test]
 fn embedding_backward_sums_strided_gradient_rows_per_class_and_zeroes_absent_classes() {
     let g = gpu();
     // 300 rows (more than a workgroup), gradient read from columns 4..13 of a [300, 17] buffer;

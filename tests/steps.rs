@@ -59,6 +59,17 @@ fn conv_vae_steps_match_cpu_reference_on_three_channel_12x12_images() {
 }
 
 #[test]
+fn conditional_conv_vae_steps_match_cpu_reference_with_label_planes_in_conv1_and_one_hot_beside_z() {
+    vae_steps_match(VaeConfig { arch: VaeArch::Conv, classes: Some(10), latent: 5, ..VaeConfig::default() });
+}
+
+#[test]
+fn conditional_conv_vae_steps_with_class_prior_means_match_cpu_reference_on_three_channel_12x12_images() {
+    let image = ImageShape { channels: 3, side: 12 };
+    vae_steps_match(VaeConfig { arch: VaeArch::Conv, classes: Some(3), class_prior: true, image, ..VaeConfig::default() });
+}
+
+#[test]
 fn vae_steps_match_cpu_reference_on_three_channel_images_as_rows_of_planes() {
     vae_steps_match(VaeConfig { image: ImageShape { channels: 3, side: 12 }, ..VaeConfig::default() });
 }

@@ -88,6 +88,15 @@ fn a_linear_schedule_falls_from_the_full_rate_to_one_step_above_zero_and_constan
 }
 
 #[test]
+fn each_conditional_vae_gets_the_latent_size_its_study_chose_and_the_classifier_refuses_conditioning() {
+    let built = |model| Settings { model: Some(model), conditional: Some(true), ..Settings::default() }.build();
+    let latent = |model| built(model).unwrap().vae.unwrap().latent;
+    assert_eq!((latent(ModelKind::Vae), latent(ModelKind::ConvVae)), (2, 8));
+    let refused = built(ModelKind::Classifier).unwrap_err().to_string();
+    assert!(refused.contains("a classifier already learns from the labels"), "{refused}");
+}
+
+#[test]
 fn each_gan_gets_the_rate_its_study_chose_and_a_flag_or_a_refusal_overrides_it() {
     let built = |model, conditional, lr: Option<f32>| Settings { model: Some(model), conditional: Some(conditional), lr, ..Settings::default() }.build();
     let rates = |cfg: TrainConfig| (cfg.adam.lr, cfg.gan.as_ref().unwrap().adam(&cfg.adam).1.lr);
@@ -96,10 +105,8 @@ fn each_gan_gets_the_rate_its_study_chose_and_a_flag_or_a_refusal_overrides_it()
     assert_eq!(rates(built(ModelKind::Gan, true, None).unwrap()), (2e-4, 2e-4));
     assert_eq!(rates(built(ModelKind::Dcgan, false, None).unwrap()), (4e-4, 2e-5));
     assert_eq!(rates(built(ModelKind::Gan, true, Some(3e-4)).unwrap()), (3e-4, 3e-4));
-    // The conditional DCGAN keeps the DCGAN's rates; the conv VAE has no conditional form.
+    // The conditional DCGAN keeps the DCGAN's rates.
     assert_eq!(rates(built(ModelKind::Dcgan, true, None).unwrap()), (4e-4, 2e-5));
-    let refused = built(ModelKind::ConvVae, true, None).unwrap_err().to_string();
-    assert!(refused.contains("no conditional form"), "{refused}");
     let refused = built(ModelKind::Gan, false, Some(-1.0)).unwrap_err().to_string();
     assert!(refused.contains("--lr must be a positive number"), "{refused}");
 }

@@ -41,7 +41,6 @@ function buttons() {
   for (const id of ['model', 'conditional', 'lr', 'batch', 'seed', 'folder', 'size', ...GAN_ONLY]) $(id).disabled = !!page.trainer;
   const model = $('model').value;
   if (!page.trainer && !model.includes('gan')) for (const id of GAN_ONLY) $(id).disabled = true;
-  if (!page.trainer && model === 'conv-vae') $('conditional').disabled = true;
 }
 
 async function openWebGpu() {
@@ -376,7 +375,6 @@ async function download() {
 
 // The form follows `wgen train MODEL [--conditional]`'s defaults (the library's, one owner).
 function formDefaults() {
-  if ($('model').value === 'conv-vae') $('conditional').checked = false;
   const [lr, batch] = defaults($('model').value, $('conditional').checked);
   $('lr').value = $('lr').dataset.default = lr;
   $('batch').value = $('batch').dataset.default = batch;

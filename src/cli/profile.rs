@@ -79,8 +79,8 @@ pub fn run(gpu: &Gpu, a: &ProfileArgs) -> Result<i32> {
     let dataset = data::load(cfg.data.as_deref(), &cfg.images, &mut |_, _| {})?;
     crate::train::shape_to(&mut cfg, &dataset, false)?;
     if a.conditional {
-        if !matches!(cfg.model, ModelKind::Vae | ModelKind::Gan | ModelKind::Dcgan) {
-            bail!("--conditional is for vae, gan and dcgan");
+        if cfg.model == ModelKind::Classifier {
+            bail!("--conditional is for the generative models; a classifier already learns from the labels");
         }
         let k = dataset.train.classes();
         cfg = cfg.conditioned();

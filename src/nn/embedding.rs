@@ -19,7 +19,8 @@ pub struct EmbedParams {
     pub dst_off: u32,
     pub dst_stride: u32,
     pub label_off: u32,
-    pub _pad0: u32,
+    /// ONE_HOT: the values each class's entry spans (1 for a vector, H·W for label planes)
+    pub plane: u32,
     pub _pad1: u32,
     pub _pad2: u32,
 }
@@ -38,6 +39,7 @@ impl EmbedParams {
             dst_off: u32_of(dst.offset),
             dst_stride: u32_of(dst.stride),
             label_off: labels.map_or(0, |l| u32_of(l.offset)),
+            plane: 1,
             ..Zeroable::zeroed()
         }
     }
@@ -53,6 +55,9 @@ pub enum LabelVectors<'a> {
     Table(View<'a>),
     /// The one-hot vector of `dim` classes.
     OneHot,
+    /// One-hot planes: the label as `dim / plane` constant channels of `plane` pixels each,
+    /// all ones in the label's channel and zeros in the others (a conv layer's label input).
+    OneHotPlanes { plane: usize },
 }
 
 /// out [rows, dim] (any row stride) = the vector of each row's label; `labels` is [rows] f32
@@ -69,13 +74,17 @@ pub fn embedding_add(gpu: &Gpu, label: &str, labels: View<'_>, vectors: LabelVec
 fn embedding_launch(gpu: &Gpu, label: &str, labels: View<'_>, vectors: LabelVectors<'_>, out: View<'_>, add: bool) -> Launch {
     assert_eq!(labels.rows * labels.cols, out.rows, "{label}: one label per output row");
     assert!(labels.is_contiguous(), "{label}: contiguous labels");
-    let (src, classes, flags, src_off, src_stride) = match vectors {
+    let (src, classes, flags, src_off, src_stride, plane) = match vectors {
         LabelVectors::Table(t) => {
             assert_eq!(t.cols, out.cols, "{label}: the table's width is the output's");
             assert!(t.is_contiguous(), "{label}: a contiguous table");
-            (t.buffer, t.rows, 0, t.offset, t.stride)
+            (t.buffer, t.rows, 0, t.offset, t.stride, 1)
         }
-        LabelVectors::OneHot => (labels.buffer, out.cols, ONE_HOT, 0, 0),
+        LabelVectors::OneHot => (labels.buffer, out.cols, ONE_HOT, 0, 0, 1),
+        LabelVectors::OneHotPlanes { plane } => {
+            assert!(plane > 0 && out.cols.is_multiple_of(plane), "{label}: whole planes of {plane} values");
+            (labels.buffer, out.cols / plane, ONE_HOT, 0, 0, plane)
+        }
     };
     let params = EmbedParams {
         rows: u32_of(out.rows),
@@ -87,6 +96,7 @@ fn embedding_launch(gpu: &Gpu, label: &str, labels: View<'_>, vectors: LabelVect
         dst_off: u32_of(out.offset),
         dst_stride: u32_of(out.stride),
         label_off: u32_of(labels.offset),
+        plane: u32_of(plane),
         ..Zeroable::zeroed()
     };
     let bindings = [Binding { slot: 1, buffer: labels.buffer }, Binding { slot: 2, buffer: src }, Binding { slot: 3, buffer: out.buffer }];

@@ -11,6 +11,12 @@ pub fn embedding_forward(labels: &[usize], table: Option<&[f64]>, dim: usize) ->
     out
 }
 
+/// [rows, classes · plane]: each label as `classes` constant planes of `plane` values, ones in
+/// the label's plane (a conv layer's label channels).
+pub fn one_hot_planes(labels: &[usize], classes: usize, plane: usize) -> Vec<f64> {
+    embedding_forward(labels, None, classes).iter().flat_map(|&v| std::iter::repeat_n(v, plane)).collect()
+}
+
 /// d_table [classes, dim]: each row's gradient added to the row of its label.
 pub fn embedding_backward(labels: &[usize], d_out: &[f64], classes: usize, dim: usize) -> Vec<f64> {
     let mut d = vec![0.0; classes * dim];

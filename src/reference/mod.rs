@@ -28,7 +28,7 @@ pub use conv::{
     conv_transpose2d_forward, im2col, transpose_blocks,
 };
 pub use ema::ema;
-pub use embedding::{class_logit_backward, class_logit_forward, columns, concat_columns, embedding_backward, embedding_forward};
+pub use embedding::{class_logit_backward, class_logit_forward, columns, concat_columns, embedding_backward, embedding_forward, one_hot_planes};
 pub use gather::{gather_rows, shift_images};
 pub use losses::{bce_logits, bce_with_logit, gan_hinge_loss, gan_loss, reparam_kl_backward, reparam_kl_forward, sum_accumulate, GanLossOut};
 pub use matmul::{matmul_backward_input, matmul_backward_weight, matmul_forward};

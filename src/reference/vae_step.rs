@@ -1,8 +1,8 @@
 //! The CPU twin of one whole VAE training step: same weights, batch and noise in; the loss
 //! parts, gradients and updated weights out.
 
-use super::{adam, bce_logits, columns, concat_columns, embedding_backward, embedding_forward, mlp_backward, mlp_forward, reparam_kl_backward, reparam_kl_forward};
-use crate::models::vae::{input_widths, layers, VaeConfig, PRIOR_MEAN};
+use super::{adam, bce_logits, columns, concat_columns, embedding_backward, embedding_forward, mlp_backward, one_hot_planes, mlp_forward, reparam_kl_backward, reparam_kl_forward};
+use crate::models::vae::{input_widths, layers, VaeArch, VaeConfig, PRIOR_MEAN};
 use crate::models::ParamLayout;
 use crate::nn::AdamConfig;
 
@@ -36,7 +36,11 @@ pub fn vae_step(
     };
     let scale = 1.0 / rows as f64;
     let image = cfg.image.values();
-    let enc_in = with_label(x, image, enc_width);
+    // The conv encoder reads the label as k more image channels, one-hot planes after x's.
+    let enc_in = match cfg.arch {
+        VaeArch::Conv if k > 0 => concat_columns(x, image, &one_hot_planes(labels, k, cfg.image.pixels()), k * cfg.image.pixels()),
+        _ => with_label(x, image, enc_width),
+    };
     let ef = mlp_forward(&enc, layout, &no_state, values, &mut [], &enc_in, rows);
     let stats = ef.out.last().unwrap();
     let (offset, kl_row) = reparam_kl_forward(stats, eps, rows, latent);

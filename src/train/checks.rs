@@ -71,12 +71,8 @@ impl Settings {
         if (s.loss.is_some() || s.augment.is_some() || s.spectral_norm.is_some()) && !gan {
             refuse!("--loss, --augment and --spectral-norm are for gan and dcgan: they change how the discriminator judges");
         }
-        match model {
-            ModelKind::Classifier if conditional => refuse!("--conditional is for vae, gan and dcgan; a classifier already learns from the labels"),
-            ModelKind::ConvVae if conditional => {
-                refuse!("--conditional is for vae, gan and dcgan; the conv-vae has no conditional form yet (train `vae --conditional`)");
-            }
-            _ => {}
+        if model == ModelKind::Classifier && conditional {
+            refuse!("--conditional is for the generative models; a classifier already learns from the labels");
         }
         if s.projection == Some(true) && !(model.is_gan() && conditional) {
             refuse!("--projection is for `gan --conditional` and `dcgan --conditional`: it gives the discriminator a head per class");

@@ -80,7 +80,7 @@ fn condition_on(cfg: &mut TrainConfig, dataset: &data::Dataset) -> Result<()> {
     let (classes, names) = match (&mut cfg.vae, &mut cfg.gan) {
         (Some(v), _) => (&mut v.classes, &mut v.class_names),
         (_, Some(g)) => (&mut g.classes, &mut g.class_names),
-        _ => bail!("--conditional is for vae, gan and dcgan"),
+        _ => bail!("--conditional is for the generative models"),
     };
     let k = *classes.get_or_insert(dataset.train.classes());
     if names.is_none() {

@@ -49,7 +49,9 @@ pub enum VaeArch {
     /// `wgen train conv-vae`: encoder Conv2d(1→32, k4 s2 p1) → ReLU → Conv2d(32→64, k4 s2 p1)
     /// → ReLU → flatten 3136 → Linear 256 → ReLU → (mu, logvar); decoder Linear 256 → ReLU →
     /// Linear 3136 → ReLU → [64, 7, 7] → ConvTranspose2d(64→32, k4 s2 p1) → ReLU →
-    /// ConvTranspose2d(32→1, k4 s2 p1) → logits.
+    /// ConvTranspose2d(32→1, k4 s2 p1) → logits. Conditioned on k classes, the encoder's
+    /// conv1 reads k more channels, the label's one-hot planes (all ones in its class's
+    /// channel), and the decoder's fc1 reads [z | one-hot], as the MLP CVAE's.
     Conv,
 }
 
@@ -127,10 +129,9 @@ pub fn layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
 
 /// The conv VAE's layers (`VaeArch::Conv`), named as its PyTorch module's.
 fn conv_layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
-    assert!(cfg.classes.is_none(), "the conv VAE is not conditioned");
     let relu = Activation::Relu;
     let ImageShape { channels, side } = cfg.image;
-    let conv1 = ConvShape::conv2d(channels, 32, side, side, 4, 2, 1);
+    let conv1 = ConvShape::conv2d(channels + cfg.label_width(), 32, side, side, 4, 2, 1);
     let conv2 = ConvShape::conv2d(32, 64, side / 2, side / 2, 4, 2, 1);
     let encoder = vec![
         LayerSpec::conv2d("encoder.conv1", conv1, relu),
@@ -143,8 +144,9 @@ fn conv_layers(cfg: &VaeConfig) -> (Vec<LayerSpec>, Vec<LayerSpec>) {
     ];
     let deconv1 = ConvShape::transposed(64, 32, side / 4, side / 4, 4, 2, 1);
     let deconv2 = ConvShape::transposed(32, channels, side / 2, side / 2, 4, 2, 1);
+    let fc1 = LayerSpec::new("decoder.fc1", cfg.latent + cfg.label_width(), 256, relu);
     let decoder = vec![
-        LayerSpec::new("decoder.fc1", cfg.latent, 256, relu),
+        if cfg.classes.is_some() { fc1.padded() } else { fc1 },
         LayerSpec::new("decoder.fc2", 256, deconv1.out_len(), relu),
         LayerSpec::conv_transpose2d("decoder.deconv1", deconv1, relu),
         LayerSpec::conv_transpose2d("decoder.deconv2", deconv2, Activation::Identity),
@@ -231,7 +233,8 @@ pub struct VaeGraph {
 pub struct VaeConditioning {
     /// [rows] class indices as f32
     pub labels: Tensor,
-    /// [rows, C·H·W + k + pad]: [x | one-hot | zeros]
+    /// MLP: [rows, C·H·W + k + pad]: [x | one-hot | zeros]; conv: [rows, (C + k)·H·W]: x's
+    /// planes, then the label's one-hot planes
     pub enc_in: Tensor,
     /// [rows, latent + k + pad]: [z | one-hot | zeros]
     pub dec_in: Tensor,
@@ -279,10 +282,15 @@ impl VaeGraph {
         let mut launches = vec![nn::gather_rows(gpu, "x", step, &split.pixels.buffer, &split.order.buffer, self.x.view(), 1.0 / 255.0, 0.0)];
         if let Some(c) = &self.conditioning {
             let (k, latent, image) = (vae.config.label_width(), vae.config.latent, vae.config.image.values());
+            // The conv encoder reads the label as k image channels; the MLP's as k columns.
+            let (label_vectors, label_width) = match vae.config.arch {
+                VaeArch::Conv => (LabelVectors::OneHotPlanes { plane: vae.config.image.pixels() }, k * vae.config.image.pixels()),
+                VaeArch::Mlp => (LabelVectors::OneHot, k),
+            };
             launches.extend([
                 nn::gather_labels(gpu, "labels", step, &split.labels.buffer, &split.order.buffer, c.labels.view()),
                 nn::copy_columns(gpu, "encoder.input", self.x.view(), c.enc_in.view().columns(0, image)),
-                nn::embedding_forward(gpu, "encoder.one_hot", c.labels.view(), LabelVectors::OneHot, c.enc_in.view().columns(image, k)),
+                nn::embedding_forward(gpu, "encoder.one_hot", c.labels.view(), label_vectors, c.enc_in.view().columns(image, label_width)),
                 nn::embedding_forward(gpu, "decoder.one_hot", c.labels.view(), LabelVectors::OneHot, c.dec_in.view().columns(latent, k)),
             ]);
         }
