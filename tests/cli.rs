@@ -389,19 +389,23 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     small_mnist(&dir.join("data"), 128, 64);
     let data = dir.join("data");
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    for model in ["gan", "vae", "dcgan"] {
+    for model in ["gan", "vae", "dcgan", "conv-vae"] {
         let run = dir.join(model);
         let said = ok(&["train", model, "--conditional", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", run.to_str().unwrap()]);
         assert!(said.contains("conditioned on 10 classes"), "{said}");
-        assert_eq!(said.contains("through a projection discriminator"), model != "vae", "{said}");
+        assert_eq!(said.contains("through a projection discriminator"), model.contains("gan"), "{said}");
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
-        let key = if model == "vae" { "vae" } else { "gan" };
+        let key = if model.contains("vae") { "vae" } else { "gan" };
         assert_eq!(config["config"][key]["classes"], 10, "the class count comes from the data's labels");
-        assert_eq!(png_size(&run.join("samples/epoch-001.png")), (8 * 58 + 2, 10 * 58 + 2), "a row of 8 per class, 2× per epoch");
+        // The digits' names on the left: one 5-pixel glyph at 3× and 3 pixels either side.
+        let names = 15 + 6;
+        assert_eq!(png_size(&run.join("samples/epoch-001.png")), (8 * 58 + 2 + names, 10 * 58 + 2), "a row of 8 per class, 2× per epoch, named");
         let model_path = run.join("model.safetensors");
         let m = model_path.to_str().unwrap();
         ok(&["sample", m, "--grid", &out(&format!("{model}-rows.png"))]);
-        assert_eq!(png_size(&dir.join(format!("{model}-rows.png"))), (10 * 86 + 2, 10 * 86 + 2), "one row per class by default");
+        assert_eq!(png_size(&dir.join(format!("{model}-rows.png"))), (10 * 86 + 2 + names, 10 * 86 + 2), "one named row per class by default");
+        ok(&["sample", m, "--no-labels", "--grid", &out(&format!("{model}-plain.png"))]);
+        assert_eq!(png_size(&dir.join(format!("{model}-plain.png"))), (10 * 86 + 2, 10 * 86 + 2), "--no-labels: the grid alone");
         ok(&["sample", m, "--class", "7", "--n", "4", "--raw", &out(&format!("{model}-seven.f32"))]);
         assert_eq!(std::fs::metadata(dir.join(format!("{model}-seven.f32"))).unwrap().len(), 4 * 784 * 4);
         ok(&["sample", m, "--interpolate", "--cols", "6", "--grid", &out(&format!("{model}-across.png"))]);
@@ -429,7 +433,7 @@ fn conditional_runs_draw_a_row_per_class_a_chosen_class_and_refuse_unknown_class
     assert_eq!(std::fs::metadata(dir.join("threes.f32")).unwrap().len(), 9 * 784 * 4, "one class's latent plane");
     fails_with(&["sample", cvae.to_str().unwrap(), "--manifold"], "add --class K");
     ok(&["sample", dir.join("vae/model.safetensors").to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("cvae-recon.png")]);
-    fails_with(&["train", "classifier", "--conditional", "--epochs", "1"], "--conditional is for vae, gan and dcgan");
+    fails_with(&["train", "classifier", "--conditional", "--epochs", "1"], "a classifier already learns from the labels");
     // Training labels 0–8 only: the test split's nines are a class the model cannot know.
     let nine_less = dir.join("nine-less");
     small_mnist(&nine_less, 64, 64);
@@ -495,7 +499,16 @@ fn conv_vae_trains_with_pytorch_conv_layouts_then_samples_reconstructs_and_evalu
     assert_eq!(ok(&["eval", run.to_str().unwrap(), "--iw-samples", "3", "--samples", "200", "--classifier", classifier, "--quiet"]), "");
     let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert!(e["vae"]["iwae_nll"].as_f64().unwrap() < e["vae"]["test_neg_elbo"].as_f64().unwrap(), "{e}");
-    fails_with(&["train", "conv-vae", "--conditional", "--data", data.to_str().unwrap()], "no conditional form");
+
+    // Conditioned: conv1 reads the label as 10 more channels, decoder.fc1 [z | one-hot], and
+    // reconstructions read the test images' labels.
+    let conditioned = dir.join("conditioned");
+    ok(&["train", "conv-vae", "--conditional", "--z-dim", "8", "--epochs", "1", "--batch", "32", "--data", data.to_str().unwrap(), "--out", conditioned.to_str().unwrap(), "-q"]);
+    let (_, shapes) = tensor_shapes(&conditioned.join("model.safetensors"));
+    assert_eq!(shapes["encoder.conv1.weight"], vec![32, 11, 4, 4]);
+    assert_eq!(shapes["decoder.fc1.weight"], vec![256, 18], "z then the one-hot, exported without padding");
+    let model = conditioned.join("model.safetensors");
+    ok(&["sample", model.to_str().unwrap(), "--recon", "--data", data.to_str().unwrap(), "--grid", &out("conditioned-recon.png")]);
 }
 
 #[test]

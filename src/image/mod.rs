@@ -4,6 +4,10 @@ use std::path::Path;
 
 use crate::data::ImageShape;
 
+mod font;
+
+pub use font::{glyph, label_rows, text_width, GLYPH_HEIGHT, GLYPH_WIDTH};
+
 /// 8-bit pixels, one byte each (grey) or three (RGB, interleaved), row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Picture {

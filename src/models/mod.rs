@@ -18,6 +18,11 @@ pub fn cycling_classes(n: usize, k: usize) -> Vec<usize> {
     (0..n).map(|i| i % k.max(1)).collect()
 }
 
+/// How a conditional model shows class `c`: the name of its folder, or its number.
+pub fn class_label(names: Option<&[String]>, c: usize) -> String {
+    names.and_then(|n| n.get(c)).cloned().unwrap_or_else(|| c.to_string())
+}
+
 /// Writes the classes a conditional sampler's rows ask for.
 pub fn ask_classes(gpu: &crate::gpu::Gpu, labels: &crate::gpu::Tensor, classes: &[usize]) {
     assert_eq!(labels.len(), classes.len(), "a class per sampled row");

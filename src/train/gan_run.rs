@@ -64,7 +64,8 @@ impl Trainee for GanRun {
     fn epoch_record(&mut self, gpu: &Gpu, epoch: u32, sums: &[f32], steps: usize, out: &Path) -> Result<Map<String, Value>> {
         let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
         let samples = pollster::block_on(self.grid(gpu, None))?;
-        save_grid(&epoch_grid(out, "", epoch), &samples, self.gan.config.image, GRID_COLS)?;
+        let cfg = &self.gan.config;
+        save_grid(&epoch_grid(out, "", epoch), &samples, cfg.image, GRID_COLS, cfg.classes.map(|k| (k, cfg.class_names.as_deref())))?;
         let mut r = Map::new();
         r.insert("d_loss".into(), json!(mean(D_LOSS)));
         r.insert("g_loss".into(), json!(mean(G_LOSS)));

@@ -37,7 +37,7 @@ pub use fit::{fit_to_data, shape_to};
 
 pub use best::BEST_FILE;
 pub use classifier_run::ClassifierRun;
-pub use config::{ConfigError, Given, ModelKind, Schedule, Settings, TrainConfig, CVAE_LATENT};
+pub use config::{ConfigError, Given, ModelKind, Schedule, Settings, TrainConfig, CONV_CVAE_LATENT, CVAE_LATENT};
 pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use live::Live;
@@ -409,9 +409,15 @@ pub fn epoch_grid(out: &Path, kind: &str, epoch: u32) -> PathBuf {
 }
 
 /// A grid at twice the images' size: readable on its own, and a run's epochs still tile into
-/// one `--progression` picture of a sensible size.
-pub fn save_grid(path: &Path, images: &[f32], shape: data::ImageShape, cols: usize) -> Result<()> {
-    crate::image::write_png(path, &crate::image::grid(images, shape, cols, 2, 2))
+/// one `--progression` picture of a sensible size. A conditional run's grid (a row per class,
+/// `grid_classes`) names its rows: pass the model's class count and names.
+pub fn save_grid(path: &Path, images: &[f32], shape: data::ImageShape, cols: usize, classes: Option<(usize, Option<&[String]>)>) -> Result<()> {
+    let grid = crate::image::grid(images, shape, cols, 2, 2);
+    let grid = match classes {
+        Some((k, names)) => crate::image::label_rows(&grid, &(0..k).map(|c| crate::models::class_label(names, c)).collect::<Vec<_>>(), 2 * shape.side + 2, 2),
+        None => grid,
+    };
+    crate::image::write_png(path, &grid)
 }
 
 /// The metadata naming a model in its checkpoints.

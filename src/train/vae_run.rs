@@ -93,10 +93,11 @@ impl Trainee for VaeRun {
         let (recon, kl) = (f64::from(sums[TEST_RECON]) / n, f64::from(sums[TEST_KL]) / n);
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
         let samples = pollster::block_on(self.grid(gpu, None))?;
-        save_grid(&epoch_grid(out, "", epoch), &samples, self.vae.config.image, GRID_COLS)?;
+        let cfg = &self.vae.config;
+        save_grid(&epoch_grid(out, "", epoch), &samples, cfg.image, GRID_COLS, cfg.classes.map(|k| (k, cfg.class_names.as_deref())))?;
         let (originals, recons) = pollster::block_on(self.reconstructions(gpu, 32))?;
         let pairs = crate::image::interleave_rows(&originals, &recons, 8, self.vae.config.image.values());
-        save_grid(&epoch_grid(out, "recon-", epoch), &pairs, self.vae.config.image, 8)?;
+        save_grid(&epoch_grid(out, "recon-", epoch), &pairs, self.vae.config.image, 8, None)?;
         let mut r = Map::new();
         r.insert("train_loss".into(), json!(round(train_loss, 3)));
         r.insert("test_neg_elbo".into(), json!(round(recon + kl, 3)));
