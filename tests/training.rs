@@ -89,10 +89,11 @@ fn a_linear_schedule_falls_from_the_full_rate_to_one_step_above_zero_and_constan
 
 #[test]
 fn each_conditional_vae_gets_the_latent_size_its_study_chose_and_the_classifier_refuses_conditioning() {
-    let built = |model| Settings { model: Some(model), conditional: Some(true), ..Settings::default() }.build();
-    let latent = |model| built(model).unwrap().vae.unwrap().latent;
-    assert_eq!((latent(ModelKind::Vae), latent(ModelKind::ConvVae)), (2, 8));
-    let refused = built(ModelKind::Classifier).unwrap_err().to_string();
+    let built = |model, conditional| Settings { model: Some(model), conditional: Some(conditional), ..Settings::default() }.build();
+    let latent = |model, conditional| built(model, conditional).unwrap().vae.unwrap().latent;
+    assert_eq!((latent(ModelKind::Vae, true), latent(ModelKind::ConvVae, true)), (2, 2));
+    assert_eq!((latent(ModelKind::Vae, false), latent(ModelKind::ConvVae, false)), (32, 32));
+    let refused = built(ModelKind::Classifier, true).unwrap_err().to_string();
     assert!(refused.contains("a classifier already learns from the labels"), "{refused}");
 }
 

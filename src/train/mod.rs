@@ -37,7 +37,7 @@ pub use fit::{fit_to_data, shape_to};
 
 pub use best::BEST_FILE;
 pub use classifier_run::ClassifierRun;
-pub use config::{ConfigError, Given, ModelKind, Schedule, Settings, TrainConfig, CONV_CVAE_LATENT, CVAE_LATENT};
+pub use config::{ConfigError, Given, ModelKind, Schedule, Settings, TrainConfig, CVAE_LATENT};
 pub use gan_run::GanRun;
 pub use judge::Judge;
 pub use live::Live;
