@@ -363,12 +363,23 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     cdp.eval("document.getElementById('reset').click(); document.getElementById('model').value = 'dcgan'; document.getElementById('conditional').checked = true");
     let state = train_on_the_page(&mut cdp, "dcgan", 2, None);
     assert_eq!(state["describe"]["class_names"], json!(["four", "many", "one"]), "the picker lists the folder's classes");
+    // A row per class, each named on its left: the grid is wider than its 8 columns of 2×
+    // images (8 × 29 + 1 pixels, doubled) by the names' margin; one picked class has none.
+    let images_wide = (8 * 29 + 1) * 2;
+    let grid_width = |cdp: &mut Cdp| cdp.eval("document.getElementById('grid').width").as_u64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while grid_width(&mut cdp) <= images_wide {
+        assert!(Instant::now() < deadline, "the grid of a row per class has no names' margin: {}", cdp.state()["error"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cdp.screenshot(&tmp.join("class-rows.png"));
     cdp.eval("(() => { const c = document.getElementById('class'); c.value = '1'; c.dispatchEvent(new Event('change')); })()");
     let deadline = Instant::now() + Duration::from_secs(60);
     while cdp.state()["gridClass"] != "many" {
         assert!(Instant::now() < deadline, "the grid of the picked class was not drawn: {}", cdp.state()["error"]);
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_eq!(grid_width(&mut cdp), images_wide, "one class's grid: no names");
     cdp.screenshot(&tmp.join("picked-class.png"));
     assert!(cdp.errors.is_empty(), "the page logged errors:\n{}", cdp.errors.join("\n"));
     eprintln!("screenshots: {}", tmp.display());

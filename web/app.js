@@ -232,7 +232,10 @@ async function loop() {
 
 async function refreshImages() {
   const images = await page.trainer.grid(Number($('class').value));
-  drawImages($('grid'), images, 8, 2);
+  // A row per class: each row named on its left, as `wgen sample` names them.
+  const d = page.describe;
+  const rows = d.classes && $('class').value === '-1' ? Array.from({ length: d.classes }, (_, c) => d.class_names?.[c] ?? String(c)) : null;
+  drawImages($('grid'), images, 8, 2, rows);
   page.gridClass = $('class').value === '-1' ? null : $('class').selectedOptions[0].textContent;
   const w = page.history[page.history.length - 1];
   page.lastGrid = w ? w.global : 0;
@@ -245,8 +248,9 @@ async function refreshImages() {
   }
 }
 
-// Images [n, C, S, S] in [0, 1] (C 1 or 3, S from the model), `cols` to a row.
-function drawImages(canvas, images, cols, scale) {
+// Images [n, C, S, S] in [0, 1] (C 1 or 3, S from the model), `cols` to a row; with `labels`,
+// each row's name in a margin on its left.
+function drawImages(canvas, images, cols, scale, labels = null) {
   const { channels, side: s } = page.describe.image;
   const pixels = s * s;
   const n = images.length / (channels * pixels);
@@ -266,11 +270,21 @@ function drawImages(canvas, images, cols, scale) {
   }
   const small = Object.assign(document.createElement('canvas'), { width: raw.width, height: raw.height });
   small.getContext('2d').putImageData(raw, 0, 0);
-  canvas.width = raw.width * scale;
-  canvas.height = raw.height * scale;
   const ctx = canvas.getContext('2d');
+  const font = '12px monospace';
+  ctx.font = font;
+  const margin = labels ? Math.ceil(Math.max(...labels.map((l) => ctx.measureText(l).width))) + 8 : 0;
+  // Resizing the canvas resets its context: the font is set again below.
+  canvas.width = raw.width * scale + margin;
+  canvas.height = raw.height * scale;
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = 'black';
+  ctx.fillRect(0, 0, margin, canvas.height);
+  ctx.drawImage(small, margin, 0, canvas.width - margin, canvas.height);
+  if (labels) {
+    Object.assign(ctx, { font, fillStyle: 'white', textBaseline: 'middle' });
+    labels.forEach((label, r) => ctx.fillText(label, 4, (pad + r * side + s / 2) * scale));
+  }
 }
 
 function draw() {
