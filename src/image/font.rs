@@ -81,21 +81,25 @@ pub fn label_rows(grid: &Picture, labels: &[String], cell: usize, pad: usize) ->
         let at = (y * width + margin) * channels;
         pixels[at..at + row].copy_from_slice(&grid.pixels[y * row..(y + 1) * row]);
     }
+    let mut picture = Picture { pixels, width, height: grid.height, channels };
     for (r, label) in labels.iter().enumerate() {
         let top = pad + r * cell + cell.saturating_sub(pad + GLYPH_HEIGHT * scale) / 2;
         for (i, c) in label.chars().enumerate() {
-            let left = pad.max(scale) + i * ADVANCE * scale;
-            for (gy, bits) in glyph(c).iter().enumerate() {
-                for gx in (0..GLYPH_WIDTH).filter(|gx| bits & (0x10 >> gx) != 0) {
-                    for (dy, dx) in (0..scale).flat_map(|dy| (0..scale).map(move |dx| (dy, dx))) {
-                        let (y, x) = (top + gy * scale + dy, left + gx * scale + dx);
-                        if y < grid.height {
-                            pixels[(y * width + x) * channels..][..channels].fill(255);
-                        }
-                    }
-                }
-            }
+            stamp(&mut picture, glyph(c), pad.max(scale) + i * ADVANCE * scale, top, scale);
         }
     }
-    Picture { pixels, width, height: grid.height, channels }
+    picture
+}
+
+/// Draws `rows` in white with its top-left corner at (left, top), each lit bit a `scale`-pixel
+/// square; rows below the picture are cut off.
+fn stamp(picture: &mut Picture, rows: [u8; 7], left: usize, top: usize, scale: usize) {
+    let (width, channels) = (picture.width, picture.channels);
+    let lit = rows.iter().enumerate().flat_map(|(gy, bits)| (0..GLYPH_WIDTH).filter(move |gx| bits & (0x10 >> gx) != 0).map(move |gx| (gx, gy)));
+    for (gx, gy) in lit {
+        for y in (top + gy * scale..top + (gy + 1) * scale).filter(|&y| y < picture.height) {
+            let x = left + gx * scale;
+            picture.pixels[(y * width + x) * channels..(y * width + x + scale) * channels].fill(255);
+        }
+    }
 }

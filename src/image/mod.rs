@@ -53,6 +53,15 @@ pub fn grid(images: &[f32], shape: ImageShape, cols: usize, pad: usize, scale: u
     Picture { pixels, width, height, channels }
 }
 
+/// `grid`, and with `labels` each row of images named in a margin on its left (`label_rows`).
+pub fn labelled_grid(images: &[f32], shape: ImageShape, cols: usize, pad: usize, scale: usize, labels: Option<&[String]>) -> Picture {
+    let picture = grid(images, shape, cols, pad, scale);
+    match labels {
+        Some(labels) => label_rows(&picture, labels, shape.side * scale + pad, pad),
+        None => picture,
+    }
+}
+
 /// Rows of `cols` originals, each followed by the row of their counterparts (test images over
 /// their reconstructions); `values` per image.
 pub fn interleave_rows(originals: &[f32], counterparts: &[f32], cols: usize, values: usize) -> Vec<f32> {

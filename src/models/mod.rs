@@ -23,6 +23,11 @@ pub fn class_label(names: Option<&[String]>, c: usize) -> String {
     names.and_then(|n| n.get(c)).cloned().unwrap_or_else(|| c.to_string())
 }
 
+/// The names of a grid with a row per class (`class_label` of each), for a conditional model.
+pub fn class_row_labels(classes: Option<usize>, names: Option<&[String]>) -> Option<Vec<String>> {
+    classes.map(|k| (0..k).map(|c| class_label(names, c)).collect())
+}
+
 /// Writes the classes a conditional sampler's rows ask for.
 pub fn ask_classes(gpu: &crate::gpu::Gpu, labels: &crate::gpu::Tensor, classes: &[usize]) {
     assert_eq!(labels.len(), classes.len(), "a class per sampled row");

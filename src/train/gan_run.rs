@@ -65,7 +65,8 @@ impl Trainee for GanRun {
         let mean = |slot: usize| round(f64::from(sums[slot]) / steps as f64, 4);
         let samples = pollster::block_on(self.grid(gpu, None))?;
         let cfg = &self.gan.config;
-        save_grid(&epoch_grid(out, "", epoch), &samples, cfg.image, GRID_COLS, cfg.classes.map(|k| (k, cfg.class_names.as_deref())))?;
+        let labels = crate::models::class_row_labels(cfg.classes, cfg.class_names.as_deref());
+        save_grid(&epoch_grid(out, "", epoch), &samples, cfg.image, GRID_COLS, labels.as_deref())?;
         let mut r = Map::new();
         r.insert("d_loss".into(), json!(mean(D_LOSS)));
         r.insert("g_loss".into(), json!(mean(G_LOSS)));

@@ -410,14 +410,9 @@ pub fn epoch_grid(out: &Path, kind: &str, epoch: u32) -> PathBuf {
 
 /// A grid at twice the images' size: readable on its own, and a run's epochs still tile into
 /// one `--progression` picture of a sensible size. A conditional run's grid (a row per class,
-/// `grid_classes`) names its rows: pass the model's class count and names.
-pub fn save_grid(path: &Path, images: &[f32], shape: data::ImageShape, cols: usize, classes: Option<(usize, Option<&[String]>)>) -> Result<()> {
-    let grid = crate::image::grid(images, shape, cols, 2, 2);
-    let grid = match classes {
-        Some((k, names)) => crate::image::label_rows(&grid, &(0..k).map(|c| crate::models::class_label(names, c)).collect::<Vec<_>>(), 2 * shape.side + 2, 2),
-        None => grid,
-    };
-    crate::image::write_png(path, &grid)
+/// `grid_classes`) names its rows with `labels` (`models::class_row_labels`).
+pub fn save_grid(path: &Path, images: &[f32], shape: data::ImageShape, cols: usize, labels: Option<&[String]>) -> Result<()> {
+    crate::image::write_png(path, &crate::image::labelled_grid(images, shape, cols, 2, 2, labels))
 }
 
 /// The metadata naming a model in its checkpoints.

@@ -94,7 +94,8 @@ impl Trainee for VaeRun {
         let train_loss = f64::from(sums[TRAIN_RECON] + sums[TRAIN_KL]) / steps as f64;
         let samples = pollster::block_on(self.grid(gpu, None))?;
         let cfg = &self.vae.config;
-        save_grid(&epoch_grid(out, "", epoch), &samples, cfg.image, GRID_COLS, cfg.classes.map(|k| (k, cfg.class_names.as_deref())))?;
+        let labels = crate::models::class_row_labels(cfg.classes, cfg.class_names.as_deref());
+        save_grid(&epoch_grid(out, "", epoch), &samples, cfg.image, GRID_COLS, labels.as_deref())?;
         let (originals, recons) = pollster::block_on(self.reconstructions(gpu, 32))?;
         let pairs = crate::image::interleave_rows(&originals, &recons, 8, self.vae.config.image.values());
         save_grid(&epoch_grid(out, "recon-", epoch), &pairs, self.vae.config.image, 8, None)?;

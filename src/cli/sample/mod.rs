@@ -210,7 +210,6 @@ pub fn run(gpu: &Gpu, a: &SampleArgs, quiet: bool) -> Result<i32> {
     let model = load(gpu, path)?;
     let step = StepBuffer::new(gpu, "sample", 1);
     step.set(gpu, &Step::default());
-    let labels = row_labels(a, &model);
     let (images, cols) = if a.recon {
         let Model::Vae(vae) = &model else { bail!("--recon needs a VAE; {} is a GAN", path.display()) };
         let (rows, cols) = layout_or(a, 8, 8)?;
@@ -222,15 +221,15 @@ pub fn run(gpu: &Gpu, a: &SampleArgs, quiet: bool) -> Result<i32> {
     } else {
         draw(gpu, a, &model, path, &step)?
     };
-    write(a, &images, model.shape(), cols, labels.as_deref(), quiet)
+    let rows = (images.len() / model.shape().values()).div_ceil(cols.max(1));
+    write(a, &images, model.shape(), cols, row_labels(a, &model, rows).as_deref(), quiet)
 }
 
-/// The names of a grid's rows: for a conditional model's default grid, row r asks for class
+/// The names of a grid's `rows`: for a conditional model's default grid, row r asks for class
 /// r mod k (`draw`), named by its folder or number; None for every other grid or --no-labels.
-fn row_labels(a: &SampleArgs, model: &Model) -> Option<Vec<String>> {
+fn row_labels(a: &SampleArgs, model: &Model, rows: usize) -> Option<Vec<String>> {
     let k = model.classes()?;
     let default_grid = !(a.recon || a.interpolate || a.manifold || a.no_labels) && a.class.is_none() && a.n.is_none();
-    let rows = class_layout(a, k).ok()?.0;
     default_grid.then(|| (0..rows).map(|r| models::class_label(model.class_names(), r % k)).collect())
 }
 
@@ -342,11 +341,7 @@ fn write(a: &SampleArgs, images: &[f32], shape: ImageShape, cols: usize, labels:
         }
     }
     if let Some(path) = a.grid.clone().or_else(|| a.raw.is_none().then(|| PathBuf::from("samples.png"))) {
-        let scale = usize::from(a.scale);
-        let mut grid = image::grid(images, shape, cols, a.pad, scale);
-        if let Some(labels) = labels {
-            grid = image::label_rows(&grid, labels, shape.side * scale + a.pad, a.pad);
-        }
+        let grid = image::labelled_grid(images, shape, cols, a.pad, usize::from(a.scale), labels);
         image::write_png(&path, &grid)?;
         let (w, h) = (grid.width, grid.height);
         if !quiet {
