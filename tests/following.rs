@@ -78,8 +78,8 @@ fn tensorboard_shows_each_epoch_once_after_a_resume_from_a_checkpoint_older_than
     let r = run.to_str().unwrap();
     // 5 steps an epoch: epochs end at steps 5, 10, 15, 20.
     let data = dir.join("data");
-    // Scored every other epoch: scoring is the slow part here.
-    ok(&["-q", "train", "gan", "--epochs", "2", "--eval-every", "2", "--batch", "32", "--steps-per-submit", "2", "--data", data.to_str().unwrap(), "--classifier", CLASSIFIER, "--out", r]);
+    // Scored every other epoch, 300 samples a time: scoring is the slow part here.
+    ok(&["-q", "train", "gan", "--epochs", "2", "--eval-every", "2", "--eval-samples", "300", "--batch", "32", "--steps-per-submit", "2", "--data", data.to_str().unwrap(), "--classifier", CLASSIFIER, "--out", r]);
     let after_two = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
     // Epoch 3 is logged, then the run stops in epoch 4 ...
     let out = wgen(&["-q", "train", "--resume", r, "--epochs", "4", "--stop-after-steps", "17"]);
@@ -178,7 +178,7 @@ fn keep_best_leaves_the_lowest_fd_epochs_model_which_eval_scores_at_that_fd_also
     let run = dir.join("run");
     let r = run.to_str().unwrap();
     // A rate far above the default's: the samples wander, so the last epoch is not the best.
-    let common = ["--eval-every", "1", "--batch", "32", "--lr", "3e-3", "--seed", "1", "--data", data.to_str().unwrap(), "--classifier", CLASSIFIER];
+    let common = ["--eval-every", "1", "--eval-samples", "500", "--batch", "32", "--lr", "3e-3", "--seed", "1", "--data", data.to_str().unwrap(), "--classifier", CLASSIFIER];
     let mut args = vec!["-q", "train", "gan", "--epochs", "2", "--out", r];
     args.extend(common);
     ok(&args);
@@ -190,8 +190,9 @@ fn keep_best_leaves_the_lowest_fd_epochs_model_which_eval_scores_at_that_fd_also
     assert_eq!((last["best_epoch"].as_u64(), last["best_fd"].as_f64()), (Some(best as u64 + 1), Some(fds[best])), "metrics.jsonl names the best epoch: {last}");
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["best"]["epoch"].as_u64(), Some(best as u64 + 1), "config.json names it too");
-    // Scored on the run's own data with the run's seed, the kept model gives the best FD.
-    let said = ok(&["eval", run.join("model-best.safetensors").to_str().unwrap(), "--seed", "1", "--classifier", CLASSIFIER]);
+    // Scored on the run's own data with the run's seed and sample count, the kept model gives
+    // the best FD.
+    let said = ok(&["eval", run.join("model-best.safetensors").to_str().unwrap(), "--seed", "1", "--samples", "500", "--classifier", CLASSIFIER]);
     assert!(scores_line(&said).starts_with(&format!(" FD {:>9.3}", fds[best])), "best FD {} in {fds:?}:\n{said}", fds[best]);
     assert!(run.join("model-best.eval.json").is_file() && !run.join("eval.json").exists(), "its scores named after it");
     ok(&["-q", "sample", run.join("model-best.safetensors").to_str().unwrap(), "--n", "4", "--grid", dir.join("best.png").to_str().unwrap()]);

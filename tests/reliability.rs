@@ -132,6 +132,7 @@ fn bad_flags_get_one_clear_line() {
         refuses(&["train", "vae", "--data", s(&data), "--out", &out, flag[0], flag[1]], 1, "--loss, --augment and --spectral-norm are for gan and dcgan");
     }
     with(&["--limit", "0"], 1, "--limit keeps N of the training images; give N of 1 or more");
+    with(&["--eval-samples", "1"], 1, "--eval-samples must be 2 or more");
     refuses(&["train"], 1, "which model?");
     refuses(&["frobnicate"], 2, "unrecognized subcommand 'frobnicate'");
 }

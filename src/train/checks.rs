@@ -65,6 +65,9 @@ impl Settings {
         if s.keep_best == Some(true) && model == ModelKind::Classifier {
             refuse!("--keep-best is for the generative models: it keeps the epoch whose samples score the lowest FD");
         }
+        if s.eval_samples.is_some_and(|n| n < 2) {
+            refuse!("--eval-samples must be 2 or more: the FD compares the samples' spread with the test images'");
+        }
         if s.keep_best == Some(true) && s.eval_every == Some(0) {
             refuse!("--keep-best picks the epoch by the FD of its samples, and --eval-every 0 scores none");
         }

@@ -97,10 +97,13 @@ pub struct TrainConfig {
     pub out: PathBuf,
     /// Also write model.safetensors every this many epochs (0: only at the end).
     pub checkpoint_every: u32,
-    /// Score 5,000 samples with a classifier every this many epochs (0: never; None: every
-    /// `EVAL_EVERY` when a classifier is at hand, decided when the data are read).
+    /// Score `eval_samples` samples with a classifier every this many epochs (0: never; None:
+    /// every `EVAL_EVERY` when a classifier is at hand, decided when the data are read).
     #[serde(default)]
     pub eval_every: Option<u32>,
+    /// How many samples each scoring draws (runs from before the setting drew `EVAL_SAMPLES`).
+    #[serde(default = "eval_samples")]
+    pub eval_samples: usize,
     /// The classifier's model.safetensors for `eval_every` (None: the one `judge::find` picks).
     #[serde(default)]
     pub classifier_path: Option<PathBuf>,
@@ -126,6 +129,11 @@ pub struct TrainConfig {
     /// written: a saved config holds the values used.
     #[serde(skip)]
     pub given: Given,
+}
+
+/// What a `config.json` without `eval_samples` drew.
+fn eval_samples() -> usize {
+    super::EVAL_SAMPLES
 }
 
 /// `--lr`, `--d-lr` and `--batch`, given or not.
@@ -157,6 +165,7 @@ impl TrainConfig {
             out: PathBuf::from("runs"),
             checkpoint_every: 5,
             eval_every: (model == ModelKind::Classifier).then_some(0),
+            eval_samples: super::EVAL_SAMPLES,
             classifier_path: None,
             keep_best: None,
             steps_per_submit: 16,
@@ -284,10 +293,13 @@ settings! {
     [long] out: PathBuf,
     /// Write checkpoints every N epochs as well as at the end; 0: only at the end [default: 5].
     [long] checkpoint_every: u32,
-    /// Score 5,000 samples every N epochs (FD, IS, classes covered) [default: 5 when a classifier
-    /// is at hand (the built-in one for the built-in digits, --classifier, or one cached for
+    /// Score samples every N epochs (FD, IS, classes covered) [default: 5 when a classifier is
+    /// at hand (the built-in one for the built-in digits, --classifier, or one cached for
     /// --data), else 0: never]. Given for data with no classifier, wgen trains one once.
     [long] eval_every: u32,
+    /// Samples drawn at each scoring [default: 5000]: fewer score sooner, but an FD depends on
+    /// how many samples it compares, so compare runs scored alike.
+    [long, value_name = "N"] eval_samples: usize,
     /// A classifier's model.safetensors (from `wgen train classifier`), for --eval-every
     /// [default: the one for the data, see --eval-every].
     [long] classifier: PathBuf,
@@ -386,6 +398,7 @@ impl Settings {
             out,
             checkpoint_every: s.checkpoint_every.unwrap_or(defaults.checkpoint_every),
             eval_every: s.eval_every.or(defaults.eval_every),
+            eval_samples: s.eval_samples.unwrap_or(defaults.eval_samples),
             classifier_path: s.classifier.clone(),
             keep_best: s.keep_best,
             steps_per_submit: s.steps_per_submit.unwrap_or(defaults.steps_per_submit),

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
 use super::best::{keep_best, Best};
-use super::{checkpoint, round, Interrupted, Monitor, Position, RunSummary, SampleEval, TrainConfig, Trainee, EVAL_SAMPLES};
+use super::{checkpoint, round, Interrupted, Monitor, Position, RunSummary, SampleEval, TrainConfig, Trainee};
 use crate::data::DeviceSplit;
 use crate::gpu::Gpu;
 
@@ -156,10 +156,10 @@ fn refuse_divergence<T: Trainee>(cfg: &TrainConfig, trainee: &T, sums: &[f32], e
     bail!("training diverged in epoch {epoch} (steps {}..{global}): the {} is {}; {kept}. Try a lower --lr", global + 1 - steps, trainee.metric_names()[i], sums[i])
 }
 
-/// Scores `EVAL_SAMPLES` samples into the epoch's record.
+/// Scores `se.samples` samples into the epoch's record.
 fn score_samples<T: Trainee>(gpu: &Gpu, trainee: &T, se: &SampleEval, record: &mut Map<String, Value>) -> Result<()> {
-    let Some(images) = trainee.samples(gpu, EVAL_SAMPLES)? else { return Ok(()) };
-    let s = crate::eval::score(&se.features, gpu, &images, &se.reference, trainee.asked(EVAL_SAMPLES).as_deref())?;
+    let Some(images) = trainee.samples(gpu, se.samples)? else { return Ok(()) };
+    let s = crate::eval::score(&se.features, gpu, &images, &se.reference, trainee.asked(se.samples).as_deref())?;
     record.insert("fd".into(), json!(round(s.fd, 3)));
     if let Some(a) = &s.agreement {
         record.insert("class_agreement".into(), json!(round(a.overall, 4)));

@@ -146,9 +146,10 @@ struct SampleEval {
     features: crate::eval::Features,
     reference: Vec<f64>,
     every: u32,
+    samples: usize,
 }
 
-/// How many samples `--eval-every` scores.
+/// How many samples `--eval-every` scores unless `--eval-samples` says.
 pub const EVAL_SAMPLES: usize = 5000;
 
 /// Epochs between scorings when a classifier is at hand and `--eval-every` is not given.
@@ -293,7 +294,7 @@ fn start(gpu: &Gpu, cfg: &TrainConfig, ckpt: Option<checkpoint::Checkpoint>, mon
         Some(judge) => {
             let features = judge.load_for(gpu, &dataset)?;
             let (reference, _) = features.of(gpu, &dataset.test.unit_floats())?;
-            Some(SampleEval { features, reference, every: cfg.eval_every.unwrap_or(0) })
+            Some(SampleEval { features, reference, every: cfg.eval_every.unwrap_or(0), samples: cfg.eval_samples })
         }
         None => None,
     };
@@ -348,7 +349,7 @@ fn settle_judge(gpu: &Gpu, cfg: &mut TrainConfig, dataset: &data::Dataset, monit
     cfg.classifier_path = judge.as_ref().and_then(Judge::path).map(Path::to_path_buf);
     let line = if let Some(judge) = &judge {
         let kept = if cfg.keep_best == Some(true) { "; the lowest FD's model kept as model-best.safetensors" } else { "" };
-        Some(format!("scoring 5,000 samples every {} with {judge}{kept}", plural(cfg.eval_every.unwrap_or(0), "epoch")))
+        Some(format!("scoring {} every {} with {judge}{kept}", plural(cfg.eval_samples as u64, "sample"), plural(cfg.eval_every.unwrap_or(0), "epoch")))
     } else if let Some(why) = judge::unjudged(dataset) {
         Some(why)
     } else {
