@@ -136,13 +136,16 @@ fn train_on_the_page(cdp: &mut Cdp, model: &str, steps: u32, batch: Option<usize
            document.getElementById('seed').value = 0; document.getElementById('stop-at').value = {steps};
            document.getElementById('start').click(); }})()"
     ));
-    let deadline = Instant::now() + Duration::from_secs(360);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(360);
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let s = cdp.state();
         assert!(s["error"].is_null() || s["error"] == "", "the page shows a problem: {}", s["error"]);
         let at = s["history"].as_array().and_then(|h| h.last()).map_or(0, |w| w["global"].as_u64().unwrap());
         if at == u64::from(steps) && s["running"] == false && s["lastGrid"] == json!(steps) {
+            // Where this test's minutes go: the page's pipelines build in each start.
+            eprintln!("{model}: {steps} steps on the page in {:.1} s", started.elapsed().as_secs_f64());
             return s;
         }
         assert!(Instant::now() < deadline, "{model}: step {at} of {steps} after 6 minutes");
@@ -240,10 +243,11 @@ fn the_page_trains_in_headless_chromium_as_native_wgen_does() {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(tmp.join("downloads")).unwrap();
     let site = tmp.join("site");
+    let building = Instant::now();
     let built = xtask(&["web", "--out", site.to_str().unwrap()]).output().expect("cargo runs");
     assert!(built.status.success(), "cargo xtask web failed:\n{}", String::from_utf8_lossy(&built.stderr));
     let report = String::from_utf8_lossy(&built.stdout).to_string();
-    eprintln!("{}", report.trim());
+    eprintln!("{} ({:.0} s)", report.trim(), building.elapsed().as_secs_f64());
 
     let mut server = xtask(&["serve", site.to_str().unwrap(), "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap();
     let serving = line_with(server.stdout.take().unwrap(), "serving");

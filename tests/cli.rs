@@ -102,9 +102,11 @@ fn tensor_shapes(path: &std::path::Path) -> (Vec<u8>, std::collections::BTreeMap
 #[test]
 fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     let dir = temp_dir("resume");
-    small_mnist(&dir.join("data"), 160, 64);
+    // Three steps an epoch of 16 images, the fewest that leave a submit of two steps inside
+    // an epoch and a whole epoch after the one interrupted (seven models, three runs each).
+    small_mnist(&dir.join("data"), 48, 32);
     let data = dir.join("data");
-    let common = ["--epochs", "3", "--batch", "32", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
+    let common = ["--epochs", "3", "--batch", "16", "--steps-per-submit", "2", "--seed", "9", "--data", data.to_str().unwrap()];
     // The conditional GAN also draws labels every step: they must resume where they left off;
     // the conv VAE's scratch buffers must not carry state across the interruption, nor the
     // DCGAN's batch-norm statistics; an average of G must resume as it was, not restart; the
@@ -118,8 +120,8 @@ fn an_interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
         args.extend(common);
         args.extend(extra);
         ok(&args);
-        // 5 steps an epoch: stopping after step 7 leaves epoch 2 half done (at a submit boundary: step 8).
-        let mut args = vec!["train", model, "--out", cut.to_str().unwrap(), "--stop-after-steps", "7"];
+        // Submits of steps 1–2, 3, 4–5, 6, …: stopping after step 5 leaves epoch 2 one step short.
+        let mut args = vec!["train", model, "--out", cut.to_str().unwrap(), "--stop-after-steps", "5"];
         args.extend(common);
         args.extend(extra);
         let out = wgen(&args);
