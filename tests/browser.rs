@@ -144,7 +144,7 @@ fn train_on_the_page(cdp: &mut Cdp, model: &str, steps: u32, batch: Option<usize
         assert!(s["error"].is_null() || s["error"] == "", "the page shows a problem: {}", s["error"]);
         let at = s["history"].as_array().and_then(|h| h.last()).map_or(0, |w| w["global"].as_u64().unwrap());
         if at == u64::from(steps) && s["running"] == false && s["lastGrid"] == json!(steps) {
-            // Where this test's minutes go: the page's pipelines build in each start.
+            // Where this test's minutes go (shown with --nocapture).
             eprintln!("{model}: {steps} steps on the page in {:.1} s", started.elapsed().as_secs_f64());
             return s;
         }
